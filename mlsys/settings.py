@@ -1,0 +1,184 @@
+"""One settings object for the library, the API, the workers and the CLI.
+
+Defaults live here; the environment (and a `.env` file in the working directory) overrides
+them. Variable names are the ones operators already use (the seed's `GCP_PROJECT_ID`,
+`GCS_BUCKET_MODELS_DEV`, ...) plus `MLSYS_*` for what is new.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from mlsys.errors import UnknownEnvironment
+
+
+def _env(name: str, description: str, default, **kwargs):
+    return Field(
+        default, validation_alias=AliasChoices(name), description=description, **kwargs
+    )
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Pass overrides by their variable names: Settings(MLSYS_HOME=...)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- Google Cloud -------------------------------------------------------------------
+    gcp_project_id: str = _env(
+        "GCP_PROJECT_ID",
+        "Project of mlsys' own tables ({project}.mlsys_{env}.model_registry) and the default "
+        "BigQuery project. Any valid name works on the embedded warehouse.",
+        "mlsys-local",
+    )
+    gcp_region: str = _env("GCP_REGION", "Region of Cloud Run, GCS and Memorystore.", "us-central1")
+    bq_location: str | None = _env(
+        "MLSYS_BQ_LOCATION", "BigQuery location of jobs and staging tables (e.g. US, EU).", None
+    )
+    bq_dataset: str = _env(
+        "BQ_DATASET", "Prefix of the per-environment dataset: {BQ_DATASET}_{env}.", "mlsys"
+    )
+    gcs_bucket_models_dev: str = _env("GCS_BUCKET_MODELS_DEV", "Model bucket of dev.", "mlsys-models-dev")
+    gcs_bucket_models_staging: str = _env(
+        "GCS_BUCKET_MODELS_STAGING", "Model bucket of staging.", "mlsys-models-staging"
+    )
+    gcs_bucket_models_prod: str = _env(
+        "GCS_BUCKET_MODELS_PROD", "Model bucket of prod.", "mlsys-models-prod"
+    )
+    environments: Annotated[list[str], NoDecode] = _env(
+        "MLSYS_ENVIRONMENTS",
+        "Comma-separated environments requests may name; each has a bucket and a dataset.",
+        ["dev", "staging", "prod"],
+    )
+
+    # --- Backends -----------------------------------------------------------------------
+    home: Path = _env(
+        "MLSYS_HOME", "Folder of the embedded backends (DuckDB file, model folders, staging).",
+        Path(".mlsys"),
+    )
+    warehouse_url: str | None = _env(
+        "MLSYS_WAREHOUSE",
+        "Warehouse URL: bigquery://PROJECT or duckdb:///path/to/file.duckdb. "
+        "Default: duckdb under MLSYS_HOME.",
+        None,
+    )
+    model_store_url: str | None = _env(
+        "MLSYS_MODEL_STORE",
+        "Model store URL: gs:// (one bucket per env) or file:///path (one folder per bucket). "
+        "Default: file:// under MLSYS_HOME/models.",
+        None,
+    )
+
+    # --- Job service --------------------------------------------------------------------
+    redis_url: str = _env(
+        "REDIS_URL", "Redis: the Celery broker and the job store.", "redis://localhost:6379/0"
+    )
+    api_url: str = _env("MLSYS_API_URL", "Where the CLI finds the API.", "http://localhost:8000")
+    api_tokens: Annotated[list[SecretStr], NoDecode] = _env(
+        "MLSYS_API_TOKENS",
+        "Comma-separated bearer tokens the API accepts (several, so they can rotate). "
+        "Empty: authentication is off (local demo only; logged loudly).",
+        [],
+    )
+    api_token: SecretStr | None = _env(
+        "MLSYS_API_TOKEN", "Token the CLI sends to MLSYS_API_URL.", None
+    )
+    recovery_timeout: float = _env(
+        "MLSYS_RECOVERY_TIMEOUT",
+        "Seconds a dead worker's task can go unnoticed before it is run again elsewhere "
+        "(the lease a running task renews by heartbeat).",
+        60.0,
+        gt=0,
+    )
+    max_attempts: int = _env(
+        "MLSYS_MAX_ATTEMPTS",
+        "How many times one step of a job is started (first run + redeliveries) before the job "
+        "fails; stops a poison task from looping forever.",
+        3,
+        ge=1,
+    )
+    batch_rows: int = _env(
+        "MLSYS_BATCH_ROWS", "Rows per batch streamed through the model.", 100_000, ge=1
+    )
+    rows_per_shard: int = _env(
+        "MLSYS_ROWS_PER_SHARD", "Target rows per shard when a job does not say `shards`.",
+        2_000_000, ge=1,
+    )
+    max_shards: int = _env(
+        "MLSYS_MAX_SHARDS", "Upper bound on shards per job (automatic or requested).", 64, ge=1
+    )
+    job_keep_seconds: int = _env(
+        "MLSYS_JOB_KEEP_SECONDS", "How long finished job records stay listable.", 7 * 24 * 3600
+    )
+    task_time_limit: int = _env(
+        "MLSYS_TASK_TIME_LIMIT", "Hard time limit of one task, seconds (soft limit is 95%).",
+        6 * 3600,
+    )
+    registry_sync_interval: float = _env(
+        "MLSYS_REGISTRY_SYNC_INTERVAL",
+        "Seconds between periodic registry syncs run by beat (0 disables).",
+        300.0,
+        ge=0,
+    )
+
+    @field_validator("environments", mode="before")
+    @classmethod
+    def _split_envs(cls, value):
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value):
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    # --- Derived names --------------------------------------------------------------------
+    @property
+    def warehouse(self) -> str:
+        return self.warehouse_url or f"duckdb:///{(self.home / 'warehouse.duckdb').resolve()}"
+
+    @property
+    def model_store(self) -> str:
+        return self.model_store_url or (self.home / "models").resolve().as_uri()
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where the embedded backends keep job snapshots and staged output."""
+        return self.home / "staging"
+
+    def check_env(self, env: str) -> str:
+        if env not in self.environments:
+            raise UnknownEnvironment(
+                f"Unknown environment {env!r}.",
+                hint=f"Use one of: {', '.join(self.environments)} (MLSYS_ENVIRONMENTS).",
+            )
+        return env
+
+    def bucket_for(self, env: str) -> str:
+        """Model bucket of an environment (GCS_BUCKET_MODELS_{ENV}, default mlsys-models-{env})."""
+        self.check_env(env)
+        return getattr(self, f"gcs_bucket_models_{env}", None) or f"mlsys-models-{env}"
+
+    def dataset_for(self, env: str) -> str:
+        """Dataset of mlsys' own tables in an environment: mlsys_{env}."""
+        self.check_env(env)
+        return f"{self.bq_dataset}_{env}"
+
+    def auto_shards(self, rows: int) -> int:
+        return max(1, min(self.max_shards, math.ceil(rows / self.rows_per_shard)))
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,39 @@
+"""Open a model store by URL: `file:///folder` (embedded) or `gs://` (Google Cloud Storage)."""
+
+from __future__ import annotations
+
+from mlsys.errors import InvalidRequest
+from mlsys.settings import Settings, get_settings
+from mlsys.store.base import BlobInfo, ModelStore
+
+__all__ = ["BlobInfo", "ModelStore", "open_store"]
+
+
+def _open_local(url: str, settings: Settings) -> ModelStore:
+    from mlsys.store.local import LocalModelStore
+
+    return LocalModelStore.from_url(url)
+
+
+def _open_gcs(url: str, settings: Settings) -> ModelStore:
+    from mlsys.store.gcs import GCSModelStore
+
+    return GCSModelStore.from_url(url, settings)
+
+
+_BACKENDS = {"file": _open_local, "gs": _open_gcs}
+
+
+def open_store(url: str | None = None, settings: Settings | None = None) -> ModelStore:
+    """The model store at `url` (default: settings' MLSYS_MODEL_STORE)."""
+    settings = settings or get_settings()
+    url = url or settings.model_store
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    try:
+        opener = _BACKENDS[scheme]
+    except KeyError:
+        raise InvalidRequest(
+            f"Unknown model store URL {url!r}.",
+            hint=f"MLSYS_MODEL_STORE takes one of: {', '.join(f'{k}://' for k in _BACKENDS)}.",
+        ) from None
+    return opener(url, settings)

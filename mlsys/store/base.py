@@ -1,0 +1,76 @@
+"""The ModelStore interface: buckets of objects, the way GCS has them.
+
+The embedded store keeps a folder per bucket; GCS is GCS. Callers address objects as
+(bucket, path) and get plain `BlobInfo` entities, never SDK objects.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """What the store knows about one object."""
+
+    bucket: str
+    path: str
+    size: int
+    #: Changes whenever the object's bytes are replaced (GCS generation; local: a counter
+    #: derived from the file's inode and mtime). Reads can be pinned to it.
+    generation: int
+    updated: datetime
+    md5: str | None = None
+    crc32c: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+class ModelStore(ABC):
+    """Object storage addressed by bucket and path."""
+
+    scheme: str = ""
+
+    @abstractmethod
+    def uri(self, bucket: str, path: str = "") -> str:
+        """Human-readable location, e.g. gs://bucket/path or file:///..."""
+
+    @abstractmethod
+    def list_blobs(self, bucket: str, prefix: str = "") -> list[BlobInfo]:
+        """Objects under `prefix`, sorted by path. A missing bucket lists as empty."""
+
+    @abstractmethod
+    def stat(self, bucket: str, path: str) -> BlobInfo:
+        """Raises BlobNotFound."""
+
+    @abstractmethod
+    def read(self, bucket: str, path: str, generation: int | None = None) -> bytes:
+        """The object's bytes.
+
+        Args:
+            generation: when given, only that generation is returned.
+        Raises:
+            BlobNotFound: no such object.
+            ArtifactIntegrityError: the object was replaced since `generation`.
+        """
+
+    @abstractmethod
+    def write(
+        self, bucket: str, path: str, data: bytes, if_generation_match: int | None = None
+    ) -> BlobInfo:
+        """Store `data` atomically (readers see the old or the new bytes, never a mix).
+
+        Args:
+            if_generation_match: precondition as in GCS: 0 means "only if absent", N means
+                "only if the current generation is N".
+        Raises:
+            ArtifactExists: the precondition failed.
+        """
+
+    @abstractmethod
+    def delete(self, bucket: str, path: str) -> None:
+        """Remove an object; missing is fine."""

@@ -1,0 +1,58 @@
+"""Open a warehouse by URL: `duckdb:///path` (embedded) or `bigquery://PROJECT`."""
+
+from __future__ import annotations
+
+from mlsys.errors import InvalidRequest
+from mlsys.settings import Settings, get_settings
+from mlsys.warehouse.base import (
+    JOB_ID_COLUMN,
+    CommitResult,
+    JobScope,
+    MergeResult,
+    ReadPlan,
+    Warehouse,
+    WriteDisposition,
+    check_disposition,
+)
+
+__all__ = [
+    "JOB_ID_COLUMN",
+    "CommitResult",
+    "JobScope",
+    "MergeResult",
+    "ReadPlan",
+    "Warehouse",
+    "WriteDisposition",
+    "check_disposition",
+    "open_warehouse",
+]
+
+
+def _open_duckdb(url: str, settings: Settings) -> Warehouse:
+    from mlsys.warehouse.duckdb import DuckDBWarehouse
+
+    return DuckDBWarehouse.from_url(url, settings)
+
+
+def _open_bigquery(url: str, settings: Settings) -> Warehouse:
+    from mlsys.warehouse.bigquery import BigQueryWarehouse
+
+    return BigQueryWarehouse.from_url(url, settings)
+
+
+_BACKENDS = {"duckdb": _open_duckdb, "bigquery": _open_bigquery}
+
+
+def open_warehouse(url: str | None = None, settings: Settings | None = None) -> Warehouse:
+    """The warehouse at `url` (default: settings' MLSYS_WAREHOUSE)."""
+    settings = settings or get_settings()
+    url = url or settings.warehouse
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    try:
+        opener = _BACKENDS[scheme]
+    except KeyError:
+        raise InvalidRequest(
+            f"Unknown warehouse URL {url!r}.",
+            hint=f"MLSYS_WAREHOUSE takes one of: {', '.join(f'{k}://' for k in _BACKENDS)}.",
+        ) from None
+    return opener(url, settings)

@@ -1,0 +1,194 @@
+"""The Warehouse interface: what pipelines need from BigQuery or the embedded DuckDB.
+
+Shaped by its callers (predict, registry, the notebook helpers) and by BigQuery's strengths:
+reads are Arrow record batches split into shards that any process can read, output is staged
+per (job, shard) and lands with one atomic commit, and the registry is a MERGE.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+
+from mlsys.errors import InvalidRequest
+from mlsys.ids import TableId
+
+WriteDisposition = Literal["WRITE_APPEND", "WRITE_TRUNCATE", "WRITE_EMPTY"]
+WRITE_DISPOSITIONS: tuple[str, ...] = ("WRITE_APPEND", "WRITE_TRUNCATE", "WRITE_EMPTY")
+
+#: Column every committed prediction row carries; commit checks it to land a job only once.
+JOB_ID_COLUMN = "JobId"
+
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def check_disposition(value: str) -> WriteDisposition:
+    if value not in WRITE_DISPOSITIONS:
+        raise InvalidRequest(
+            f"Unknown write disposition {value!r}.", hint=f"Use one of {', '.join(WRITE_DISPOSITIONS)}."
+        )
+    return value  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class JobScope:
+    """Names the staging area of one job: BigQuery keeps it in `{project}.mlsys_{env}`,
+    DuckDB in `MLSYS_HOME/staging/{job_id}`."""
+
+    job_id: str
+    env: str
+
+    def __post_init__(self) -> None:
+        if not _JOB_ID.fullmatch(self.job_id):
+            raise InvalidRequest(f"Invalid job id {self.job_id!r}.")
+
+
+@dataclass
+class ReadPlan:
+    """A consistent read of a table split into shards.
+
+    `shards` are JSON-serialisable and opaque: hand each to `read_shard` in any process (a
+    Celery task on another worker). Every shard of one plan reads the same snapshot.
+    """
+
+    rows_total: int
+    shards: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    rows: int
+    already_committed: bool = False
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    inserted: int
+    updated: int
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated
+
+
+class Warehouse(ABC):
+    """A SQL warehouse addressed by `project.dataset.table` ids."""
+
+    #: URL scheme this backend is opened by.
+    scheme: str = ""
+
+    @abstractmethod
+    def query(self, sql: str) -> pd.DataFrame:
+        """Run BigQuery-dialect SQL and return the result.
+
+        Raises:
+            TableNotFound: the SQL names a table that does not exist.
+            InvalidRequest: the SQL does not parse or run.
+        """
+
+    @abstractmethod
+    def exists(self, table: TableId) -> bool:
+        """Whether the table exists."""
+
+    @abstractmethod
+    def schema(self, table: TableId) -> pa.Schema:
+        """Arrow schema of the table. Raises TableNotFound."""
+
+    @abstractmethod
+    def count_rows(self, table: TableId) -> int:
+        """Number of rows. Raises TableNotFound."""
+
+    @abstractmethod
+    def write(
+        self, data: pd.DataFrame | pa.Table, table: TableId, disposition: WriteDisposition
+    ) -> int:
+        """Write a small frame in one step (notebook helper, demo data); creates the table.
+
+        Returns:
+            Rows written.
+        Raises:
+            TableNotEmpty: WRITE_EMPTY and the table has rows.
+            SchemaMismatch: WRITE_APPEND with columns the table does not have.
+        """
+
+    @abstractmethod
+    def read_table(self, table: TableId, columns: list[str] | None = None) -> pa.Table:
+        """Read a whole (small) table, e.g. the registry. Raises TableNotFound."""
+
+    @abstractmethod
+    def plan_read(
+        self, table: TableId, columns: list[str], shards: int, scope: JobScope
+    ) -> ReadPlan:
+        """Freeze a consistent read of `columns` of `table`, split into at most `shards` parts.
+
+        Planning again for the same scope returns the same plan (a redelivered planning task
+        must not change what shards read).
+        """
+
+    @abstractmethod
+    def read_shard(self, shard: dict[str, Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Stream one shard of a plan as record batches of at most `batch_rows` rows."""
+
+    def read_batches(
+        self, table: TableId, columns: list[str], batch_rows: int, scope: JobScope
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream a whole table (one shard)."""
+        plan = self.plan_read(table, columns, 1, scope)
+        for shard in plan.shards:
+            yield from self.read_shard(shard, batch_rows)
+
+    @abstractmethod
+    def stage(
+        self,
+        scope: JobScope,
+        shard_index: int,
+        batches: Iterable[pa.RecordBatch],
+        schema: pa.Schema,
+    ) -> int:
+        """Consume `batches` into the staging of (job, shard), replacing whatever an earlier
+        attempt of the same shard staged. Nothing is visible in any user table.
+
+        Returns:
+            Rows staged.
+        """
+
+    @abstractmethod
+    def staged_shards(self, scope: JobScope) -> set[int]:
+        """Shard indexes whose staging is complete."""
+
+    @abstractmethod
+    def commit(
+        self,
+        scope: JobScope,
+        target: TableId,
+        shard_count: int,
+        disposition: WriteDisposition,
+    ) -> CommitResult:
+        """Land the staged output of all shards in `target` in one atomic step.
+
+        Idempotent: when rows tagged with this job's id are already in `target`, nothing is
+        written and `already_committed` is true. Creates `target` when it does not exist.
+
+        Raises:
+            InvalidRequest: a shard's staging is missing.
+            TableNotEmpty: WRITE_EMPTY and the target has rows.
+        """
+
+    @abstractmethod
+    def discard(self, scope: JobScope) -> None:
+        """Drop the job's snapshot and staging (after commit, failure or cancel)."""
+
+    @abstractmethod
+    def merge(self, table: TableId, rows: pa.Table, keys: list[str]) -> MergeResult:
+        """Upsert `rows` into `table` by `keys`: insert new keys, update rows whose values
+        differ, leave equal rows untouched (a no-change merge writes nothing). Creates the
+        table from `rows.schema` when missing."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -1,0 +1,452 @@
+"""The embedded warehouse: one DuckDB file, safe to share between processes.
+
+DuckDB lets one process at a time open a file for writing. The web app, every worker and beat
+use the same file, so each operation opens a connection for one short statement and retries
+with backoff while another process holds the lock. Long work stays outside the file: a job's
+input is snapshotted once to Parquet (shards read the snapshot, not the database), shards stage
+their output as Parquet files, and the commit is one short INSERT ... SELECT in a transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tenacity import (
+    RetryError,
+    retry,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from mlsys.errors import (
+    BackendUnavailable,
+    InvalidRequest,
+    SchemaMismatch,
+    TableNotEmpty,
+    TableNotFound,
+)
+from mlsys.ids import TableId
+from mlsys.settings import Settings
+from mlsys.warehouse.base import (
+    JOB_ID_COLUMN,
+    CommitResult,
+    JobScope,
+    MergeResult,
+    ReadPlan,
+    Warehouse,
+    WriteDisposition,
+    check_disposition,
+)
+from mlsys.warehouse.sql import (
+    bigquery_to_duckdb,
+    duckdb_schema_name,
+    duckdb_table,
+    quote_ident,
+)
+
+#: How long an operation waits for another process to release the file before giving up.
+LOCK_WAIT_SECONDS = float(os.environ.get("MLSYS_DUCKDB_LOCK_WAIT", "120"))
+_SHARD_FILE = "shard-{:05d}.parquet"
+
+
+def _is_lock_conflict(error: BaseException) -> bool:
+    text = str(error).lower()
+    return isinstance(error, duckdb.IOException) and ("lock" in text or "conflicting" in text)
+
+
+_retry_on_lock = retry(
+    retry=retry_if_exception(_is_lock_conflict),
+    wait=wait_exponential_jitter(initial=0.01, max=0.5),
+    stop=stop_after_delay(LOCK_WAIT_SECONDS),
+    reraise=False,
+)
+
+
+def _translate(error: duckdb.Error, table: TableId | None = None) -> Exception:
+    """Map DuckDB's exceptions to mlsys' typed errors."""
+    text = str(error).splitlines()[0]
+    if isinstance(error, duckdb.CatalogException) and "does not exist" in text:
+        what = f"Table {table} does not exist." if table else f"{text}"
+        return TableNotFound(what, hint="Check the project.dataset.table name.")
+    if isinstance(error, duckdb.BinderException | duckdb.ConversionException):
+        return SchemaMismatch(text)
+    if isinstance(error, duckdb.ParserException | duckdb.InvalidInputException):
+        return InvalidRequest(text)
+    return error
+
+
+class DuckDBWarehouse(Warehouse):
+    """Warehouse on one DuckDB file; `project.dataset` maps to a schema of that name."""
+
+    scheme = "duckdb"
+
+    def __init__(self, path: Path, staging_dir: Path, default_project: str) -> None:
+        self.path = Path(path)
+        self.staging_dir = Path(staging_dir)
+        self.default_project = default_project
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings) -> DuckDBWarehouse:
+        path = url.removeprefix("duckdb://")
+        # duckdb:///relative/file or duckdb:////absolute/file, as SQLAlchemy spells it.
+        path = path[1:] if path.startswith("/") else path
+        if not path or path == ":memory:":
+            raise InvalidRequest(
+                f"MLSYS_WAREHOUSE {url!r} names no file.",
+                hint="Use duckdb:///path/to/warehouse.duckdb (several processes share it).",
+            )
+        return cls(Path(path), settings.staging_dir, settings.gcp_project_id)
+
+    def __repr__(self) -> str:
+        return f"DuckDBWarehouse({str(self.path)!r})"
+
+    # --- connections --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        try:
+            con = _retry_on_lock(duckdb.connect)(str(self.path))
+        except RetryError:
+            raise BackendUnavailable(
+                f"The warehouse file {self.path} stayed locked by another process for "
+                f"{LOCK_WAIT_SECONDS:.0f}s.",
+                hint="Another mlsys process holds it; retry, or raise MLSYS_DUCKDB_LOCK_WAIT.",
+            ) from None
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _run(self, fn, table: TableId | None = None):
+        """Run `fn(con)` on a fresh connection, mapping DuckDB errors."""
+        try:
+            with self._connect() as con:
+                return fn(con)
+        except duckdb.Error as error:
+            mapped = _translate(error, table)
+            if mapped is error:
+                raise
+            raise mapped from None
+
+    def _exists(self, con: duckdb.DuckDBPyConnection, table: TableId) -> bool:
+        row = _exec(con, 
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = ? AND table_name = ?",
+            [duckdb_schema_name(table.project, table.dataset), table.table],
+        )
+        return bool(row and row[0][0])
+
+    def _columns(self, con: duckdb.DuckDBPyConnection, table: TableId) -> list[str]:
+        rows = _exec(con, 
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [duckdb_schema_name(table.project, table.dataset), table.table],
+        )
+        return [row[0] for row in rows]
+
+    @staticmethod
+    def _ensure_schema(con: duckdb.DuckDBPyConnection, table: TableId) -> None:
+        schema = quote_ident(duckdb_schema_name(table.project, table.dataset))
+        _exec(con, f"CREATE SCHEMA IF NOT EXISTS {schema}")
+
+    def _require(self, con: duckdb.DuckDBPyConnection, table: TableId) -> None:
+        if not self._exists(con, table):
+            raise TableNotFound(
+                f"Table {table} does not exist.", hint="Check the project.dataset.table name."
+            )
+
+    # --- reads --------------------------------------------------------------------------
+    def query(self, sql: str) -> pd.DataFrame:
+        translated = bigquery_to_duckdb(sql, self.default_project)
+        return self._run(lambda con: con.sql(translated).df())
+
+    def exists(self, table: TableId) -> bool:
+        return self._run(lambda con: self._exists(con, table))
+
+    def schema(self, table: TableId) -> pa.Schema:
+        def fn(con):
+            self._require(con, table)
+            return con.sql(f"SELECT * FROM {duckdb_table(table)} LIMIT 0").to_arrow_table().schema
+
+        return self._run(fn, table)
+
+    def count_rows(self, table: TableId) -> int:
+        def fn(con):
+            self._require(con, table)
+            return _exec(con, f"SELECT count(*) FROM {duckdb_table(table)}")[0][0]
+
+        return self._run(fn, table)
+
+    def read_table(self, table: TableId, columns: list[str] | None = None) -> pa.Table:
+        select = ", ".join(quote_ident(c) for c in columns) if columns else "*"
+
+        def fn(con):
+            self._require(con, table)
+            return con.sql(f"SELECT {select} FROM {duckdb_table(table)}").to_arrow_table()
+
+        return self._run(fn, table)
+
+    # --- writes -------------------------------------------------------------------------
+    def write(
+        self, data: pd.DataFrame | pa.Table, table: TableId, disposition: WriteDisposition
+    ) -> int:
+        disposition = check_disposition(disposition)
+        arrow = data if isinstance(data, pa.Table) else pa.Table.from_pandas(
+            data, preserve_index=False
+        )
+        target = duckdb_table(table)
+
+        def fn(con):
+            con.register("_mlsys_input", arrow)
+            _exec(con, "BEGIN TRANSACTION")
+            try:
+                self._ensure_schema(con, table)
+                exists = self._exists(con, table)
+                if exists and disposition == "WRITE_EMPTY":
+                    if _exec(con, f"SELECT count(*) FROM {target}")[0][0]:
+                        raise TableNotEmpty(
+                            f"Table {table} already has rows and the write disposition is "
+                            "WRITE_EMPTY.",
+                            hint="Use WRITE_APPEND or WRITE_TRUNCATE, or another table.",
+                        )
+                if not exists or disposition == "WRITE_TRUNCATE":
+                    _exec(con, f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM _mlsys_input")
+                else:
+                    _check_append_columns(self._columns(con, table), arrow.schema.names, table)
+                    _exec(con, f"INSERT INTO {target} BY NAME SELECT * FROM _mlsys_input")
+                _exec(con, "COMMIT")
+            except BaseException:
+                _exec(con, "ROLLBACK")
+                raise
+            return arrow.num_rows
+
+        return self._run(fn, table)
+
+    # --- sharded reads ------------------------------------------------------------------
+    def _job_dir(self, scope: JobScope) -> Path:
+        return self.staging_dir / scope.job_id
+
+    def plan_read(
+        self, table: TableId, columns: list[str], shards: int, scope: JobScope
+    ) -> ReadPlan:
+        snapshot = self._job_dir(scope) / "input.parquet"
+        if not snapshot.exists():
+            self._snapshot(table, columns, shards, snapshot)
+        metadata = pq.ParquetFile(snapshot).metadata
+        group_rows = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+        return ReadPlan(
+            rows_total=metadata.num_rows,
+            shards=[
+                {"path": str(snapshot.resolve()), "row_groups": groups, "rows": rows}
+                for groups, rows in _split_row_groups(group_rows, shards)
+            ],
+        )
+
+    def _snapshot(self, table: TableId, columns: list[str], shards: int, snapshot: Path) -> None:
+        """Copy the projected input to one Parquet file, in row groups small enough to split."""
+        snapshot.parent.mkdir(parents=True, exist_ok=True)
+        tmp = snapshot.with_suffix(f".tmp-{uuid.uuid4().hex}")
+        select = ", ".join(quote_ident(c) for c in columns) if columns else "*"
+
+        def fn(con):
+            self._require(con, table)
+            rows = _exec(con, f"SELECT count(*) FROM {duckdb_table(table)}")[0][0]
+            group = min(122_880, max(2_048, math.ceil(rows / max(1, shards * 4))))
+            _exec(con, 
+                f"COPY (SELECT {select} FROM {duckdb_table(table)}) TO '{tmp}' "
+                f"(FORMAT parquet, ROW_GROUP_SIZE {group})"
+            )
+
+        self._run(fn, table)
+        os.replace(tmp, snapshot)
+
+    def read_shard(self, shard: dict[str, Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        if not shard["row_groups"]:
+            return
+        parquet = pq.ParquetFile(shard["path"])
+        yield from parquet.iter_batches(batch_size=batch_rows, row_groups=shard["row_groups"])
+
+    # --- staging and commit --------------------------------------------------------------
+    def _out_dir(self, scope: JobScope) -> Path:
+        return self._job_dir(scope) / "out"
+
+    def stage(
+        self,
+        scope: JobScope,
+        shard_index: int,
+        batches: Iterable[pa.RecordBatch],
+        schema: pa.Schema,
+    ) -> int:
+        out = self._out_dir(scope)
+        out.mkdir(parents=True, exist_ok=True)
+        final = out / _SHARD_FILE.format(shard_index)
+        tmp = out / f".{final.name}.tmp-{uuid.uuid4().hex}"
+        rows = 0
+        try:
+            with pq.ParquetWriter(tmp, schema) as writer:
+                for batch in batches:
+                    # Snapshots mark columns NOT NULL; the staged schema decides.
+                    writer.write_batch(batch if batch.schema == schema else batch.cast(schema))
+                    rows += batch.num_rows
+            # The rename is the moment the shard counts as staged: an attempt killed before it
+            # leaves only a temp file, and a later attempt replaces an earlier one whole.
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return rows
+
+    def staged_shards(self, scope: JobScope) -> set[int]:
+        out = self._out_dir(scope)
+        if not out.exists():
+            return set()
+        return {int(p.stem.split("-")[1]) for p in out.glob("shard-*.parquet")}
+
+    def commit(
+        self,
+        scope: JobScope,
+        target: TableId,
+        shard_count: int,
+        disposition: WriteDisposition,
+    ) -> CommitResult:
+        disposition = check_disposition(disposition)
+        missing = set(range(shard_count)) - self.staged_shards(scope)
+        files = [str(self._out_dir(scope) / _SHARD_FILE.format(i)) for i in range(shard_count)]
+        name = duckdb_table(target)
+
+        def fn(con):
+            _exec(con, "BEGIN TRANSACTION")
+            try:
+                self._ensure_schema(con, target)
+                exists = self._exists(con, target)
+                if exists:
+                    columns = self._columns(con, target)
+                    if JOB_ID_COLUMN not in columns:
+                        raise SchemaMismatch(
+                            f"Output table {target} exists but has no {JOB_ID_COLUMN} column, "
+                            "so it was not written by mlsys.",
+                            hint="Choose a new output table, or WRITE_TRUNCATE to replace it.",
+                        )
+                    landed = _exec(con, 
+                        f"SELECT count(*) FROM {name} WHERE {quote_ident(JOB_ID_COLUMN)} = ?",
+                        [scope.job_id],
+                    )[0][0]
+                    if landed:
+                        _exec(con, "ROLLBACK")
+                        return CommitResult(rows=landed, already_committed=True)
+                if missing:
+                    raise InvalidRequest(
+                        f"Job {scope.job_id} has no staged output for shards {sorted(missing)}."
+                    )
+                source = f"read_parquet({files!r})"
+                if exists and disposition == "WRITE_EMPTY":
+                    if _exec(con, f"SELECT count(*) FROM {name}")[0][0]:
+                        raise TableNotEmpty(
+                            f"Output table {target} already has rows (WRITE_EMPTY).",
+                            hint="Use WRITE_APPEND or WRITE_TRUNCATE, or another table.",
+                        )
+                if not exists or disposition == "WRITE_TRUNCATE":
+                    _exec(con, f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {source}")
+                else:
+                    _exec(con, f"INSERT INTO {name} BY NAME SELECT * FROM {source}")
+                rows = _exec(con, 
+                    f"SELECT count(*) FROM {name} WHERE {quote_ident(JOB_ID_COLUMN)} = ?",
+                    [scope.job_id],
+                )[0][0]
+                _exec(con, "COMMIT")
+                return CommitResult(rows=rows)
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    _exec(con, "ROLLBACK")
+                raise
+
+        return self._run(fn, target)
+
+    def discard(self, scope: JobScope) -> None:
+        shutil.rmtree(self._job_dir(scope), ignore_errors=True)
+
+    # --- registry -----------------------------------------------------------------------
+    def merge(self, table: TableId, rows: pa.Table, keys: list[str]) -> MergeResult:
+        name = duckdb_table(table)
+        others = [c for c in rows.schema.names if c not in keys]
+        on = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
+        differs = " OR ".join(
+            f"t.{quote_ident(c)} IS DISTINCT FROM s.{quote_ident(c)}" for c in others
+        ) or "FALSE"
+        assignments = ", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}" for c in others)
+        key_list = ", ".join(quote_ident(k) for k in keys)
+
+        def fn(con):
+            con.register("_mlsys_source", rows)
+            _exec(con, "BEGIN TRANSACTION")
+            try:
+                self._ensure_schema(con, table)
+                if not self._exists(con, table):
+                    _exec(con, f"CREATE TABLE {name} AS SELECT * FROM _mlsys_source LIMIT 0")
+                updated = 0
+                if others:
+                    updated = _exec(con, 
+                        f"UPDATE {name} AS t SET {assignments} FROM _mlsys_source AS s "
+                        f"WHERE {on} AND ({differs})"
+                    )[0][0]
+                inserted = _exec(con, 
+                    f"INSERT INTO {name} BY NAME SELECT s.* FROM _mlsys_source AS s "
+                    f"ANTI JOIN {name} AS t USING ({key_list})"
+                )[0][0]
+                _exec(con, "COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    _exec(con, "ROLLBACK")
+                raise
+            return MergeResult(inserted=inserted, updated=updated)
+
+        return self._run(fn, table)
+
+
+def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
+    """Execute and drain: DuckDB refuses new work on a connection with an unfinished result."""
+    return con.execute(sql, params).fetchall() if params else con.execute(sql).fetchall()
+
+
+def _check_append_columns(existing: list[str], incoming: list[str], table: TableId) -> None:
+    unknown = [c for c in incoming if c not in existing]
+    if unknown:
+        raise SchemaMismatch(
+            f"Table {table} has no columns {unknown}.",
+            hint=f"It has {existing}; use WRITE_TRUNCATE to replace it, or rename the columns.",
+        )
+
+
+def _split_row_groups(group_rows: list[int], shards: int) -> list[tuple[list[int], int]]:
+    """Split consecutive row groups into at most `shards` parts of similar row counts."""
+    if not group_rows:
+        return [([], 0)]
+    shards = max(1, min(shards, len(group_rows)))
+    total = sum(group_rows)
+    parts: list[tuple[list[int], int]] = []
+    current: list[int] = []
+    rows = 0
+    for index, count in enumerate(group_rows):
+        current.append(index)
+        rows += count
+        remaining_parts = shards - len(parts) - 1
+        remaining_groups = len(group_rows) - index - 1
+        target = total * (len(parts) + 1) / shards
+        if remaining_parts and (sum(group_rows[: index + 1]) >= target
+                                or remaining_groups == remaining_parts):
+            parts.append((current, rows))
+            current, rows = [], 0
+    if current:
+        parts.append((current, rows))
+    return parts

@@ -1,0 +1,69 @@
+"""Pure SQL builders and the BigQuery -> DuckDB translation (tested as strings).
+
+Only validated `TableId`s and column names reach these functions; identifiers are quoted
+with the dialect's quote character, and values travel as query parameters.
+"""
+
+from __future__ import annotations
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from mlsys.errors import InvalidRequest
+from mlsys.ids import TableId
+
+
+def quote_ident(name: str) -> str:
+    """Double-quote an identifier for DuckDB, doubling embedded quotes."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def duckdb_schema_name(project: str, dataset: str) -> str:
+    """DuckDB has one catalog per file, so `project.dataset` becomes one schema."""
+    return f"{project}.{dataset}"
+
+
+def duckdb_table(table: TableId) -> str:
+    return (
+        f"{quote_ident(duckdb_schema_name(table.project, table.dataset))}."
+        f"{quote_ident(table.table)}"
+    )
+
+
+def bigquery_to_duckdb(sql: str, default_project: str) -> str:
+    """Translate BigQuery SQL (backticked `project.dataset.table` names and all) to DuckDB.
+
+    Raises:
+        InvalidRequest: the SQL does not parse as BigQuery SQL.
+    """
+    try:
+        statements = sqlglot.parse(sql, read="bigquery")
+    except SqlglotError as error:
+        raise InvalidRequest(
+            f"Could not parse the SQL: {str(error).splitlines()[0]}",
+            hint="Write BigQuery SQL, e.g. SELECT * FROM `project.dataset.table`.",
+        ) from None
+    out = []
+    for statement in statements:
+        if statement is None:
+            continue
+        cte_names = {cte.alias_or_name for cte in statement.find_all(exp.CTE)}
+        for table in statement.find_all(exp.Table):
+            _map_table(table, default_project, cte_names)
+        out.append(statement.sql(dialect="duckdb"))
+    if not out:
+        raise InvalidRequest("The SQL is empty.", hint="Pass a query such as SELECT 1.")
+    return ";\n".join(out)
+
+
+def _map_table(table: exp.Table, default_project: str, cte_names: set[str]) -> None:
+    """`project.dataset.table` -> `"project.dataset"."table"`; `dataset.table` takes the
+    default project; bare names (CTEs, table functions) are left alone."""
+    name, db, catalog = table.name, table.db, table.catalog
+    if not db or (not catalog and name in cte_names and not db):
+        return
+    project = catalog or default_project
+    table.set("catalog", None)
+    table.set("db", exp.to_identifier(duckdb_schema_name(project, db), quoted=True))
+    table.set("this", exp.to_identifier(name, quoted=True))

@@ -46,10 +46,24 @@ class TableId:
 
     def __post_init__(self) -> None:
         for part, pattern, what, rule in (
-            (self.project, _PROJECT, "project",
-             "lowercase letters, digits and '-', starting with a letter, 2-30 characters"),
-            (self.dataset, _DATASET, "dataset", "letters, digits and '_', starting with a letter or '_'"),
-            (self.table, _TABLE, "table", "letters, digits, '_' and '-', starting with a letter or '_'"),
+            (
+                self.project,
+                _PROJECT,
+                "project",
+                "lowercase letters, digits and '-', starting with a letter, 2-30 characters",
+            ),
+            (
+                self.dataset,
+                _DATASET,
+                "dataset",
+                "letters, digits and '_', starting with a letter or '_'",
+            ),
+            (
+                self.table,
+                _TABLE,
+                "table",
+                "letters, digits, '_' and '-', starting with a letter or '_'",
+            ),
         ):
             _check_text(part, f"The {what} name")
             if not pattern.fullmatch(part):

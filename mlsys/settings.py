@@ -19,17 +19,13 @@ from mlsys.errors import UnknownEnvironment
 
 
 def _env(name: str, description: str, default, **kwargs):
-    return Field(
-        default, validation_alias=AliasChoices(name), description=description, **kwargs
-    )
+    return Field(default, validation_alias=AliasChoices(name), description=description, **kwargs)
 
 
 class Settings(BaseSettings):
     """Everything configurable. Pass overrides by their variable names: Settings(MLSYS_HOME=...)."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # --- Google Cloud -------------------------------------------------------------------
     gcp_project_id: str = _env(
@@ -45,7 +41,9 @@ class Settings(BaseSettings):
     bq_dataset: str = _env(
         "BQ_DATASET", "Prefix of the per-environment dataset: {BQ_DATASET}_{env}.", "mlsys"
     )
-    gcs_bucket_models_dev: str = _env("GCS_BUCKET_MODELS_DEV", "Model bucket of dev.", "mlsys-models-dev")
+    gcs_bucket_models_dev: str = _env(
+        "GCS_BUCKET_MODELS_DEV", "Model bucket of dev.", "mlsys-models-dev"
+    )
     gcs_bucket_models_staging: str = _env(
         "GCS_BUCKET_MODELS_STAGING", "Model bucket of staging.", "mlsys-models-staging"
     )
@@ -60,7 +58,8 @@ class Settings(BaseSettings):
 
     # --- Backends -----------------------------------------------------------------------
     home: Path = _env(
-        "MLSYS_HOME", "Folder of the embedded backends (DuckDB file, model folders, staging).",
+        "MLSYS_HOME",
+        "Folder of the embedded backends (DuckDB file, model folders, staging).",
         Path(".mlsys"),
     )
     warehouse_url: str | None = _env(
@@ -108,8 +107,10 @@ class Settings(BaseSettings):
         "MLSYS_BATCH_ROWS", "Rows per batch streamed through the model.", 100_000, ge=1
     )
     rows_per_shard: int = _env(
-        "MLSYS_ROWS_PER_SHARD", "Target rows per shard when a job does not say `shards`.",
-        2_000_000, ge=1,
+        "MLSYS_ROWS_PER_SHARD",
+        "Target rows per shard when a job does not say `shards`.",
+        2_000_000,
+        ge=1,
     )
     max_shards: int = _env(
         "MLSYS_MAX_SHARDS", "Upper bound on shards per job (automatic or requested).", 64, ge=1
@@ -118,7 +119,8 @@ class Settings(BaseSettings):
         "MLSYS_JOB_KEEP_SECONDS", "How long finished job records stay listable.", 7 * 24 * 3600
     )
     task_time_limit: int = _env(
-        "MLSYS_TASK_TIME_LIMIT", "Hard time limit of one task, seconds (soft limit is 95%).",
+        "MLSYS_TASK_TIME_LIMIT",
+        "Hard time limit of one task, seconds (soft limit is 95%).",
         6 * 3600,
     )
     registry_sync_interval: float = _env(

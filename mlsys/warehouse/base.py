@@ -31,7 +31,8 @@ _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 def check_disposition(value: str) -> WriteDisposition:
     if value not in WRITE_DISPOSITIONS:
         raise InvalidRequest(
-            f"Unknown write disposition {value!r}.", hint=f"Use one of {', '.join(WRITE_DISPOSITIONS)}."
+            f"Unknown write disposition {value!r}.",
+            hint=f"Use one of {', '.join(WRITE_DISPOSITIONS)}.",
         )
     return value  # type: ignore[return-value]
 
@@ -82,6 +83,8 @@ class Warehouse(ABC):
 
     #: URL scheme this backend is opened by.
     scheme: str = ""
+    #: Project that `dataset.table` names and mlsys' own tables belong to.
+    default_project: str = ""
 
     @abstractmethod
     def query(self, sql: str) -> pd.DataFrame:
@@ -127,8 +130,8 @@ class Warehouse(ABC):
     ) -> ReadPlan:
         """Freeze a consistent read of `columns` of `table`, split into at most `shards` parts.
 
-        Planning again for the same scope returns the same plan (a redelivered planning task
-        must not change what shards read).
+        The job layer plans once per job and keeps the plan, so shards of one job always read
+        the same snapshot or read session.
         """
 
     @abstractmethod

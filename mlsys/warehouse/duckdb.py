@@ -68,7 +68,7 @@ def _is_lock_conflict(error: BaseException) -> bool:
 
 _retry_on_lock = retry(
     retry=retry_if_exception(_is_lock_conflict),
-    wait=wait_exponential_jitter(initial=0.01, max=0.5),
+    wait=wait_exponential_jitter(multiplier=0.01, max=0.5),
     stop=stop_after_delay(LOCK_WAIT_SECONDS),
     reraise=False,
 )
@@ -141,7 +141,8 @@ class DuckDBWarehouse(Warehouse):
             raise mapped from None
 
     def _exists(self, con: duckdb.DuckDBPyConnection, table: TableId) -> bool:
-        row = _exec(con, 
+        row = _exec(
+            con,
             "SELECT count(*) FROM information_schema.tables "
             "WHERE table_schema = ? AND table_name = ?",
             [duckdb_schema_name(table.project, table.dataset), table.table],
@@ -149,7 +150,8 @@ class DuckDBWarehouse(Warehouse):
         return bool(row and row[0][0])
 
     def _columns(self, con: duckdb.DuckDBPyConnection, table: TableId) -> list[str]:
-        rows = _exec(con, 
+        rows = _exec(
+            con,
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
             [duckdb_schema_name(table.project, table.dataset), table.table],
@@ -203,8 +205,8 @@ class DuckDBWarehouse(Warehouse):
         self, data: pd.DataFrame | pa.Table, table: TableId, disposition: WriteDisposition
     ) -> int:
         disposition = check_disposition(disposition)
-        arrow = data if isinstance(data, pa.Table) else pa.Table.from_pandas(
-            data, preserve_index=False
+        arrow = (
+            data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
         )
         target = duckdb_table(table)
 
@@ -264,9 +266,10 @@ class DuckDBWarehouse(Warehouse):
             self._require(con, table)
             rows = _exec(con, f"SELECT count(*) FROM {duckdb_table(table)}")[0][0]
             group = min(122_880, max(2_048, math.ceil(rows / max(1, shards * 4))))
-            _exec(con, 
+            _exec(
+                con,
                 f"COPY (SELECT {select} FROM {duckdb_table(table)}) TO '{tmp}' "
-                f"(FORMAT parquet, ROW_GROUP_SIZE {group})"
+                f"(FORMAT parquet, ROW_GROUP_SIZE {group})",
             )
 
         self._run(fn, table)
@@ -338,7 +341,8 @@ class DuckDBWarehouse(Warehouse):
                             "so it was not written by mlsys.",
                             hint="Choose a new output table, or WRITE_TRUNCATE to replace it.",
                         )
-                    landed = _exec(con, 
+                    landed = _exec(
+                        con,
                         f"SELECT count(*) FROM {name} WHERE {quote_ident(JOB_ID_COLUMN)} = ?",
                         [scope.job_id],
                     )[0][0]
@@ -360,7 +364,8 @@ class DuckDBWarehouse(Warehouse):
                     _exec(con, f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {source}")
                 else:
                     _exec(con, f"INSERT INTO {name} BY NAME SELECT * FROM {source}")
-                rows = _exec(con, 
+                rows = _exec(
+                    con,
                     f"SELECT count(*) FROM {name} WHERE {quote_ident(JOB_ID_COLUMN)} = ?",
                     [scope.job_id],
                 )[0][0]
@@ -381,9 +386,10 @@ class DuckDBWarehouse(Warehouse):
         name = duckdb_table(table)
         others = [c for c in rows.schema.names if c not in keys]
         on = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
-        differs = " OR ".join(
-            f"t.{quote_ident(c)} IS DISTINCT FROM s.{quote_ident(c)}" for c in others
-        ) or "FALSE"
+        differs = (
+            " OR ".join(f"t.{quote_ident(c)} IS DISTINCT FROM s.{quote_ident(c)}" for c in others)
+            or "FALSE"
+        )
         assignments = ", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}" for c in others)
         key_list = ", ".join(quote_ident(k) for k in keys)
 
@@ -396,13 +402,15 @@ class DuckDBWarehouse(Warehouse):
                     _exec(con, f"CREATE TABLE {name} AS SELECT * FROM _mlsys_source LIMIT 0")
                 updated = 0
                 if others:
-                    updated = _exec(con, 
+                    updated = _exec(
+                        con,
                         f"UPDATE {name} AS t SET {assignments} FROM _mlsys_source AS s "
-                        f"WHERE {on} AND ({differs})"
+                        f"WHERE {on} AND ({differs})",
                     )[0][0]
-                inserted = _exec(con, 
+                inserted = _exec(
+                    con,
                     f"INSERT INTO {name} BY NAME SELECT s.* FROM _mlsys_source AS s "
-                    f"ANTI JOIN {name} AS t USING ({key_list})"
+                    f"ANTI JOIN {name} AS t USING ({key_list})",
                 )[0][0]
                 _exec(con, "COMMIT")
             except BaseException:
@@ -443,8 +451,9 @@ def _split_row_groups(group_rows: list[int], shards: int) -> list[tuple[list[int
         remaining_parts = shards - len(parts) - 1
         remaining_groups = len(group_rows) - index - 1
         target = total * (len(parts) + 1) / shards
-        if remaining_parts and (sum(group_rows[: index + 1]) >= target
-                                or remaining_groups == remaining_parts):
+        if remaining_parts and (
+            sum(group_rows[: index + 1]) >= target or remaining_groups == remaining_parts
+        ):
             parts.append((current, rows))
             current, rows = [], 0
     if current:

@@ -1,0 +1,56 @@
+"""What every ModelStore must do, run against each backend that can run here."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlsys.errors import ArtifactExists, ArtifactIntegrityError, BlobNotFound
+
+pytestmark = pytest.mark.integration
+
+
+def test_write_read_list(store, bucket):
+    info = store.write(bucket, "titanic-survival/v1/model.pkl", b"model-bytes")
+    store.write(bucket, "titanic-survival/v1/metadata.json", b"{}")
+    store.write(bucket, "other/v2/model.pkl", b"x")
+    assert info.size == len(b"model-bytes")
+    assert store.read(bucket, "titanic-survival/v1/model.pkl") == b"model-bytes"
+    paths = [blob.path for blob in store.list_blobs(bucket, "titanic-survival/")]
+    assert paths == ["titanic-survival/v1/metadata.json", "titanic-survival/v1/model.pkl"]
+    assert len(store.list_blobs(bucket)) == 3
+    assert store.stat(bucket, "other/v2/model.pkl").size == 1
+
+
+def test_missing_objects_are_typed(store, bucket):
+    assert store.list_blobs(bucket, "nothing/") == []
+    with pytest.raises(BlobNotFound):
+        store.read(bucket, "nothing/v1/model.pkl")
+    with pytest.raises(BlobNotFound):
+        store.stat(bucket, "nothing/v1/model.pkl")
+    store.delete(bucket, "nothing/v1/model.pkl")  # deleting what is gone is fine
+
+
+def test_reads_pin_the_generation(store, bucket):
+    first = store.write(bucket, "m/v1/model.pkl", b"one")
+    assert store.read(bucket, "m/v1/model.pkl", generation=first.generation) == b"one"
+    second = store.write(bucket, "m/v1/model.pkl", b"two")
+    assert second.generation != first.generation
+    with pytest.raises(ArtifactIntegrityError):
+        store.read(bucket, "m/v1/model.pkl", generation=first.generation)
+
+
+def test_preconditions_do_not_clobber(store, bucket):
+    created = store.write(bucket, "m/v1/model.pkl", b"one", if_generation_match=0)
+    with pytest.raises(ArtifactExists):
+        store.write(bucket, "m/v1/model.pkl", b"two", if_generation_match=0)
+    assert store.read(bucket, "m/v1/model.pkl") == b"one"
+    store.write(bucket, "m/v1/model.pkl", b"three", if_generation_match=created.generation)
+    assert store.read(bucket, "m/v1/model.pkl") == b"three"
+    with pytest.raises(ArtifactExists):
+        store.write(bucket, "m/v1/model.pkl", b"four", if_generation_match=created.generation)
+
+
+def test_delete(store, bucket):
+    store.write(bucket, "m/v1/model.pkl", b"one")
+    store.delete(bucket, "m/v1/model.pkl")
+    assert store.list_blobs(bucket, "m/") == []

@@ -1,0 +1,14 @@
+output "workload_identity_provider" {
+  description = "Set as the GitHub repository variable GCP_WORKLOAD_IDENTITY_PROVIDER."
+  value       = google_iam_workload_identity_pool_provider.github.name
+}
+
+output "deployer_service_account" {
+  description = "Set as the GitHub repository variable GCP_SERVICE_ACCOUNT."
+  value       = google_service_account.deployer.email
+}
+
+output "state_buckets" {
+  description = "Terraform state buckets of the environments."
+  value       = [for b in google_storage_bucket.tf_state : b.name]
+}

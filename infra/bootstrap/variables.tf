@@ -1,0 +1,39 @@
+variable "project_id" {
+  description = "Google Cloud project of all three environments."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the state buckets."
+  type        = string
+}
+
+variable "github_repository" {
+  description = "owner/name of the GitHub repository whose workflows may deploy (e.g. acme/mlsys)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
+    error_message = "github_repository must look like owner/name."
+  }
+}
+
+variable "deployer_roles" {
+  description = "Project roles of the deployer: enough to apply infra/envs/* (APIs, network, Memorystore, BigQuery, buckets, secrets, service accounts and their IAM) and to push and deploy images."
+  type        = list(string)
+  default = [
+    "roles/artifactregistry.admin",
+    "roles/bigquery.admin",
+    "roles/compute.networkAdmin",
+    "roles/compute.securityAdmin",
+    "roles/iam.serviceAccountAdmin",
+    "roles/iam.serviceAccountUser",
+    "roles/redis.admin",
+    "roles/resourcemanager.projectIamAdmin",
+    "roles/run.admin",
+    "roles/secretmanager.admin",
+    "roles/servicenetworking.networksAdmin",
+    "roles/serviceusage.serviceUsageAdmin",
+    "roles/storage.admin",
+  ]
+}

@@ -1,0 +1,63 @@
+variable "project_id" {
+  description = "Google Cloud project of the dev environment."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the dev environment (e.g. europe-west1)."
+  type        = string
+}
+
+variable "bq_location" {
+  description = "BigQuery location of mlsys_dev; put it where the input tables live."
+  type        = string
+  default     = "US"
+}
+
+variable "worker_instances" {
+  description = "Celery worker instances (Cloud Run worker pool, manual scaling)."
+  type        = number
+  default     = 1
+}
+
+variable "redis_transit_encryption" {
+  description = "TLS between the services and Memorystore (see infra/README.md)."
+  type        = bool
+  default     = false
+}
+
+variable "allow_unauthenticated" {
+  description = "Let anyone reach the API through Cloud Run and rely on bearer tokens alone."
+  type        = bool
+  default     = false
+}
+
+variable "invoker_members" {
+  description = "Members allowed to call the API (roles/run.invoker)."
+  type        = list(string)
+  default     = []
+}
+
+variable "flower_members" {
+  description = "Members allowed to open Flower (roles/run.invoker)."
+  type        = list(string)
+  default     = []
+}
+
+variable "model_writers" {
+  description = "Members that upload model artifacts to mlsys-models-dev."
+  type        = list(string)
+  default     = []
+}
+
+variable "input_datasets" {
+  description = "Datasets whose tables jobs read."
+  type        = list(string)
+  default     = []
+}
+
+variable "output_datasets" {
+  description = "Datasets that jobs write predictions to."
+  type        = list(string)
+  default     = []
+}

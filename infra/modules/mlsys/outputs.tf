@@ -1,0 +1,66 @@
+output "service_url" {
+  description = "URL of the web service (mlsys-{env})."
+  value       = google_cloud_run_v2_service.web.uri
+}
+
+output "flower_url" {
+  description = "URL of Flower; reachable from inside the VPC only (internal ingress)."
+  value       = google_cloud_run_v2_service.flower.uri
+}
+
+output "models_bucket" {
+  description = "Bucket of model artifacts (mlsys-models-{env})."
+  value       = google_storage_bucket.models.name
+}
+
+output "dataset" {
+  description = "BigQuery dataset of mlsys' own tables (mlsys_{env})."
+  value       = google_bigquery_dataset.mlsys.dataset_id
+}
+
+output "registry_table" {
+  description = "Fully qualified model registry table."
+  value       = "${var.project_id}.${google_bigquery_dataset.mlsys.dataset_id}.${google_bigquery_table.model_registry.table_id}"
+}
+
+output "redis_host" {
+  description = "Private address of the Memorystore instance."
+  value       = google_redis_instance.broker.host
+}
+
+output "redis_port" {
+  description = "Port of the Memorystore instance (6378 with transit encryption)."
+  value       = google_redis_instance.broker.port
+}
+
+output "image_repository" {
+  description = "Artifact Registry path images are pushed to: {region}-docker.pkg.dev/{project}/mlsys-{env}."
+  value       = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}"
+}
+
+output "worker_pool" {
+  description = "Name of the Celery worker pool."
+  value       = google_cloud_run_v2_worker_pool.worker.name
+}
+
+output "beat_pool" {
+  description = "Name of the beat worker pool."
+  value       = google_cloud_run_v2_worker_pool.beat.name
+}
+
+output "service_accounts" {
+  description = "Runtime service accounts by role."
+  value = {
+    web    = google_service_account.web.email
+    worker = google_service_account.worker.email
+    flower = google_service_account.flower.email
+  }
+}
+
+output "secrets" {
+  description = "Secret Manager secrets whose values are added out of band."
+  value = {
+    api_tokens        = google_secret_manager_secret.api_tokens.secret_id
+    flower_basic_auth = google_secret_manager_secret.flower_basic_auth.secret_id
+  }
+}

@@ -1,0 +1,455 @@
+# Four Cloud Run resources run the one image (the first argument picks the process):
+#   mlsys-{env}         service      web (gunicorn)            ingress all, IAM and/or bearer tokens
+#   mlsys-worker-{env}  worker pool  celery worker             worker_instances, manual scaling
+#   mlsys-beat-{env}    worker pool  celery beat               exactly 1 instance
+#   mlsys-flower-{env}  service      flower                    internal ingress, IAM + basic auth
+# CI deploys new images (gcloud run deploy / worker-pools deploy); Terraform ignores the image.
+
+locals {
+  vpc_network    = google_compute_network.vpc.id
+  vpc_subnetwork = google_compute_subnetwork.run.id
+  redis_tls      = var.redis_transit_encryption ? [google_secret_manager_secret.redis_ca[0].secret_id] : []
+}
+
+resource "google_cloud_run_v2_service" "web" {
+  project             = var.project_id
+  name                = local.service_name
+  location            = var.region
+  description         = "mlsys ${local.env} API"
+  ingress             = "INGRESS_TRAFFIC_ALL"
+  deletion_protection = var.deletion_protection
+  labels              = local.labels
+
+  template {
+    service_account                  = google_service_account.web.email
+    timeout                          = "60s"
+    max_instance_request_concurrency = 32
+
+    scaling {
+      min_instance_count = var.web_min_instances
+      max_instance_count = var.web_max_instances
+    }
+
+    vpc_access {
+      network_interfaces {
+        network    = local.vpc_network
+        subnetwork = local.vpc_subnetwork
+      }
+      # Only private ranges (Memorystore) go through the VPC; Google APIs go direct.
+      egress = "PRIVATE_RANGES_ONLY"
+    }
+
+    containers {
+      image = var.image
+      args  = ["web"]
+
+      ports {
+        container_port = 8000
+      }
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "1Gi"
+        }
+        cpu_idle          = true
+        startup_cpu_boost = true
+      }
+
+      dynamic "env" {
+        for_each = local.common_env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      env {
+        name = "REDIS_URL"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.redis_url.secret_id
+            version = "latest"
+          }
+        }
+      }
+
+      env {
+        name = "MLSYS_API_TOKENS"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.api_tokens.secret_id
+            version = "latest"
+          }
+        }
+      }
+
+      startup_probe {
+        http_get {
+          path = "/health"
+        }
+        period_seconds    = 3
+        timeout_seconds   = 2
+        failure_threshold = 20
+      }
+
+      liveness_probe {
+        http_get {
+          path = "/health"
+        }
+        period_seconds  = 30
+        timeout_seconds = 5
+      }
+
+      dynamic "volume_mounts" {
+        for_each = local.redis_tls
+        content {
+          name       = "redis-ca"
+          mount_path = dirname(local.redis_ca_path)
+        }
+      }
+    }
+
+    dynamic "volumes" {
+      for_each = local.redis_tls
+      content {
+        name = "redis-ca"
+        secret {
+          secret = volumes.value
+          items {
+            version = "latest"
+            path    = basename(local.redis_ca_path)
+          }
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [
+      template[0].containers[0].image,
+      client,
+      client_version,
+    ]
+  }
+
+  depends_on = [google_secret_manager_secret_iam_member.readers, google_secret_manager_secret_version.redis_url]
+}
+
+resource "google_cloud_run_v2_worker_pool" "worker" {
+  project             = var.project_id
+  name                = "${local.prefix}-worker-${local.env}"
+  location            = var.region
+  description         = "mlsys ${local.env} Celery workers"
+  deletion_protection = var.deletion_protection
+  # Worker pools and their manual scaling started as preview features; BETA admits both
+  # wherever they are not GA yet (the API reports the effective stage, hence ignore_changes).
+  launch_stage = "BETA"
+  labels       = local.labels
+
+  scaling {
+    scaling_mode          = "MANUAL"
+    manual_instance_count = var.worker_instances
+  }
+
+  template {
+    service_account = google_service_account.worker.email
+
+    vpc_access {
+      network_interfaces {
+        network    = local.vpc_network
+        subnetwork = local.vpc_subnetwork
+      }
+      egress = "PRIVATE_RANGES_ONLY"
+    }
+
+    containers {
+      image = var.image
+      args  = ["worker", "--concurrency", var.worker_cpu]
+
+      resources {
+        limits = {
+          cpu    = var.worker_cpu
+          memory = var.worker_memory
+        }
+      }
+
+      dynamic "env" {
+        for_each = local.common_env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      env {
+        name = "REDIS_URL"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.redis_url.secret_id
+            version = "latest"
+          }
+        }
+      }
+
+      dynamic "volume_mounts" {
+        for_each = local.redis_tls
+        content {
+          name       = "redis-ca"
+          mount_path = dirname(local.redis_ca_path)
+        }
+      }
+    }
+
+    dynamic "volumes" {
+      for_each = local.redis_tls
+      content {
+        name = "redis-ca"
+        secret {
+          secret = volumes.value
+          items {
+            version = "latest"
+            path    = basename(local.redis_ca_path)
+          }
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [
+      template[0].containers[0].image,
+      client,
+      client_version,
+      launch_stage,
+    ]
+  }
+
+  depends_on = [google_secret_manager_secret_iam_member.readers, google_secret_manager_secret_version.redis_url]
+}
+
+# Beat: one instance, always. Do not scale it (redbeat's lock would make a second one idle).
+resource "google_cloud_run_v2_worker_pool" "beat" {
+  project             = var.project_id
+  name                = "${local.prefix}-beat-${local.env}"
+  location            = var.region
+  description         = "mlsys ${local.env} Celery beat (exactly one instance)"
+  deletion_protection = var.deletion_protection
+  launch_stage        = "BETA"
+  labels              = local.labels
+
+  scaling {
+    scaling_mode          = "MANUAL"
+    manual_instance_count = 1
+  }
+
+  template {
+    service_account = google_service_account.worker.email
+
+    vpc_access {
+      network_interfaces {
+        network    = local.vpc_network
+        subnetwork = local.vpc_subnetwork
+      }
+      egress = "PRIVATE_RANGES_ONLY"
+    }
+
+    containers {
+      image = var.image
+      args  = ["beat"]
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "512Mi"
+        }
+      }
+
+      dynamic "env" {
+        for_each = local.common_env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      env {
+        name = "REDIS_URL"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.redis_url.secret_id
+            version = "latest"
+          }
+        }
+      }
+
+      dynamic "volume_mounts" {
+        for_each = local.redis_tls
+        content {
+          name       = "redis-ca"
+          mount_path = dirname(local.redis_ca_path)
+        }
+      }
+    }
+
+    dynamic "volumes" {
+      for_each = local.redis_tls
+      content {
+        name = "redis-ca"
+        secret {
+          secret = volumes.value
+          items {
+            version = "latest"
+            path    = basename(local.redis_ca_path)
+          }
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [
+      template[0].containers[0].image,
+      client,
+      client_version,
+      launch_stage,
+    ]
+  }
+
+  depends_on = [google_secret_manager_secret_iam_member.readers, google_secret_manager_secret_version.redis_url]
+}
+
+# Flower: never public. Internal ingress (reachable from inside the VPC only), IAM invoker
+# for flower_members, and Flower's own basic auth on top.
+resource "google_cloud_run_v2_service" "flower" {
+  project             = var.project_id
+  name                = "${local.prefix}-flower-${local.env}"
+  location            = var.region
+  description         = "mlsys ${local.env} Flower (Celery monitoring)"
+  ingress             = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  deletion_protection = var.deletion_protection
+  labels              = local.labels
+
+  template {
+    service_account = google_service_account.flower.email
+
+    scaling {
+      min_instance_count = 0
+      max_instance_count = 1
+    }
+
+    vpc_access {
+      network_interfaces {
+        network    = local.vpc_network
+        subnetwork = local.vpc_subnetwork
+      }
+      egress = "PRIVATE_RANGES_ONLY"
+    }
+
+    containers {
+      image = var.image
+      args  = ["flower"]
+
+      ports {
+        container_port = 5555
+      }
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "512Mi"
+        }
+        cpu_idle = true
+      }
+
+      env {
+        name = "REDIS_URL"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.redis_url.secret_id
+            version = "latest"
+          }
+        }
+      }
+
+      env {
+        name = "FLOWER_BASIC_AUTH"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.flower_basic_auth.secret_id
+            version = "latest"
+          }
+        }
+      }
+
+      env {
+        name  = "MLSYS_ENVIRONMENTS"
+        value = local.env
+      }
+
+      dynamic "volume_mounts" {
+        for_each = local.redis_tls
+        content {
+          name       = "redis-ca"
+          mount_path = dirname(local.redis_ca_path)
+        }
+      }
+    }
+
+    dynamic "volumes" {
+      for_each = local.redis_tls
+      content {
+        name = "redis-ca"
+        secret {
+          secret = volumes.value
+          items {
+            version = "latest"
+            path    = basename(local.redis_ca_path)
+          }
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [
+      template[0].containers[0].image,
+      client,
+      client_version,
+    ]
+  }
+
+  depends_on = [google_secret_manager_secret_iam_member.readers, google_secret_manager_secret_version.redis_url]
+}
+
+# --- Who may call what ---------------------------------------------------------------------
+resource "google_cloud_run_v2_service_iam_member" "web_invokers" {
+  for_each = toset(var.invoker_members)
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_run_v2_service.web.name
+  role     = "roles/run.invoker"
+  member   = each.value
+}
+
+# Opt-in only: the API then relies on its bearer tokens alone (MLSYS_API_TOKENS).
+resource "google_cloud_run_v2_service_iam_member" "web_public" {
+  count = var.allow_unauthenticated ? 1 : 0
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_run_v2_service.web.name
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+resource "google_cloud_run_v2_service_iam_member" "flower_invokers" {
+  for_each = toset(var.flower_members)
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_run_v2_service.flower.name
+  role     = "roles/run.invoker"
+  member   = each.value
+}

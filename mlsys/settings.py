@@ -123,6 +123,12 @@ class Settings(BaseSettings):
         "Hard time limit of one task, seconds (soft limit is 95%).",
         6 * 3600,
     )
+    skops_trusted_types: Annotated[list[str], NoDecode] = _env(
+        "MLSYS_SKOPS_TRUSTED_TYPES",
+        "Comma-separated extra types a model.skops may contain (reviewed by you); skops' "
+        "own safe types are always allowed.",
+        [],
+    )
     registry_sync_interval: float = _env(
         "MLSYS_REGISTRY_SYNC_INTERVAL",
         "Seconds between periodic registry syncs run by beat (0 disables).",
@@ -137,7 +143,7 @@ class Settings(BaseSettings):
             value = [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("api_tokens", mode="before")
+    @field_validator("api_tokens", "skops_trusted_types", mode="before")
     @classmethod
     def _split_tokens(cls, value):
         if isinstance(value, str):

@@ -27,7 +27,8 @@ class BlobInfo:
 
     @property
     def name(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
+        """The object's full path in its bucket, as `google.cloud.storage.Blob.name`."""
+        return self.path
 
 
 class ModelStore(ABC):

@@ -1,0 +1,267 @@
+"""Save and load model versions: `{model-name}/v{N}/model.pkl|model.skops` + `metadata.json`.
+
+The save helper writes the metadata a batch job needs (features in order, target, id columns,
+task, classes) and the artifact's SHA-256. Loading verifies the bytes against the hash the
+registry recorded, pinned to the registered object generation, so a model replaced after
+registration is refused instead of silently run. A pickle executes code when loaded: only
+people trusted to run code may write the model bucket. `model.skops` loads without that risk.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import io
+import json
+import platform
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import joblib
+import numpy as np
+import sklearn
+from sklearn.base import is_classifier, is_regressor
+
+from mlsys.errors import ArtifactIntegrityError, BlobNotFound, InvalidRequest, ModelNotFound
+from mlsys.ids import check_column, check_model_name
+from mlsys.store.base import ModelStore
+
+ArtifactFormat = Literal["pickle", "skops"]
+ARTIFACT_FILES = {"pickle": "model.pkl", "skops": "model.skops"}
+METADATA_FILE = "metadata.json"
+_VERSION_DIR = re.compile(r"([a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?)/v([1-9][0-9]{0,8})/(.+)")
+
+
+def artifact_path(name: str, version: int, file: str) -> str:
+    return f"{check_model_name(name)}/v{int(version)}/{file}"
+
+
+def parse_artifact_path(path: str) -> tuple[str, int, str] | None:
+    """`titanic-survival/v3/model.pkl` -> ("titanic-survival", 3, "model.pkl"), else None."""
+    match = _VERSION_DIR.fullmatch(path)
+    return (match.group(1), int(match.group(2)), match.group(3)) if match else None
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def infer_metadata(model: Any) -> dict[str, Any]:
+    """What can be read off a fitted estimator: features, task, classes."""
+    meta: dict[str, Any] = {}
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        meta["features"] = [str(n) for n in names]
+    if is_classifier(model):
+        meta["task"] = "classification"
+        classes = getattr(model, "classes_", None)
+        if classes is not None:
+            meta["classes"] = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    elif is_regressor(model):
+        meta["task"] = "regression"
+    return meta
+
+
+def build_metadata(
+    model: Any,
+    *,
+    features: list[str] | None,
+    target: str | None,
+    id_columns: list[str] | None,
+    metrics: dict[str, Any] | None,
+    description: str | None,
+    artifact_format: ArtifactFormat,
+    sha256: str,
+) -> dict[str, Any]:
+    inferred = infer_metadata(model)
+    features = list(features or inferred.get("features") or [])
+    if not features:
+        raise InvalidRequest(
+            "The model does not record its input columns (no feature_names_in_).",
+            hint="Fit it on a DataFrame, or pass features=[...] when saving.",
+        )
+    if "task" not in inferred:
+        raise InvalidRequest(
+            f"{type(model).__name__} is neither a classifier nor a regressor.",
+            hint="Save a fitted scikit-learn estimator or Pipeline.",
+        )
+    return {
+        "features": [check_column(f) for f in features],
+        "target": check_column(target or "prediction"),
+        "id_columns": [check_column(c) for c in (id_columns or [])],
+        "task": inferred["task"],
+        "classes": inferred.get("classes"),
+        "metrics": metrics or {},
+        "description": description or "",
+        "format": artifact_format,
+        "sha256": sha256,
+        "estimator": type(model).__name__,
+        "uploader": _whoami(),
+        "created_at": datetime.now(UTC).isoformat(),
+        "library_versions": {
+            "python": platform.python_version(),
+            "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__,
+        },
+    }
+
+
+def _whoami() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def serialize(model: Any, artifact_format: ArtifactFormat) -> bytes:
+    if artifact_format == "skops":
+        import skops.io
+
+        return skops.io.dumps(model)
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    return buffer.getvalue()
+
+
+def deserialize(data: bytes, artifact_format: ArtifactFormat, trusted_types: list[str]) -> Any:
+    if artifact_format == "skops":
+        import skops.io
+
+        untrusted = skops.io.get_untrusted_types(data=data)
+        refused = [t for t in untrusted if t not in trusted_types]
+        if refused:
+            raise ArtifactIntegrityError(
+                f"The skops artifact contains types that are not trusted: {refused}.",
+                hint="Review them, then list them in MLSYS_SKOPS_TRUSTED_TYPES.",
+            )
+        return skops.io.loads(data, trusted=untrusted)
+    return joblib.load(io.BytesIO(data))
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    name: str
+    version: int
+    uri: str
+    sha256: str
+    metadata: dict[str, Any]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}/v{self.version}"
+
+
+def next_version(store: ModelStore, bucket: str, name: str) -> int:
+    versions = [
+        parsed[1]
+        for blob in store.list_blobs(bucket, f"{check_model_name(name)}/")
+        if (parsed := parse_artifact_path(blob.path))
+    ]
+    return max(versions, default=0) + 1
+
+
+def save_model(
+    model: Any,
+    store: ModelStore,
+    bucket: str,
+    name: str,
+    version: int | None = None,
+    *,
+    features: list[str] | None = None,
+    target: str | None = None,
+    id_columns: list[str] | None = None,
+    metrics: dict[str, Any] | None = None,
+    description: str | None = None,
+    artifact_format: ArtifactFormat = "pickle",
+) -> SavedModel:
+    """Write `{name}/v{N}/model.*` and `metadata.json`; never overwrite an existing version.
+
+    Args:
+        version: the N of vN; default: one more than the highest version in the bucket.
+    Raises:
+        ArtifactExists: that version already exists.
+        InvalidRequest: the model is not a fitted classifier/regressor with known features.
+    """
+    check_model_name(name)
+    if artifact_format not in ARTIFACT_FILES:
+        raise InvalidRequest(f"Unknown artifact format {artifact_format!r}; use pickle or skops.")
+    version = version or next_version(store, bucket, name)
+    data = serialize(model, artifact_format)
+    digest = sha256_hex(data)
+    metadata = build_metadata(
+        model,
+        features=features,
+        target=target,
+        id_columns=id_columns,
+        metrics=metrics,
+        description=description,
+        artifact_format=artifact_format,
+        sha256=digest,
+    )
+    model_path = artifact_path(name, version, ARTIFACT_FILES[artifact_format])
+    # The model first, with a no-clobber precondition: a version is written once.
+    store.write(bucket, model_path, data, if_generation_match=0)
+    store.write(
+        bucket,
+        artifact_path(name, version, METADATA_FILE),
+        json.dumps(metadata, indent=2, sort_keys=True, default=str).encode(),
+    )
+    return SavedModel(name, version, store.uri(bucket, model_path), digest, metadata)
+
+
+# Workers load the same version for every shard of a job: keep a few verified models.
+_CACHE: OrderedDict[tuple, Any] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 4
+
+
+def load_verified(
+    store: ModelStore,
+    bucket: str,
+    path: str,
+    *,
+    sha256: str,
+    generation: int | None,
+    artifact_format: ArtifactFormat,
+    trusted_types: tuple[str, ...] = (),
+) -> Any:
+    """Load a registered artifact, refusing bytes that do not match the registered hash.
+
+    Raises:
+        ArtifactIntegrityError: replaced since registration, or the hash differs.
+        ModelNotFound: the object is gone.
+    """
+    key = (store.uri(bucket, path), generation, sha256)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    try:
+        data = store.read(bucket, path, generation=generation)
+    except BlobNotFound:
+        raise ModelNotFound(
+            f"The registered artifact {store.uri(bucket, path)} is gone.",
+            hint="Run a registry sync to update the registry.",
+        ) from None
+    actual = sha256_hex(data)
+    if actual != sha256:
+        raise ArtifactIntegrityError(
+            f"{store.uri(bucket, path)} does not match its registered SHA-256 "
+            f"({actual[:12]}… != {sha256[:12]}…).",
+            hint="Someone changed the file; re-register it only if the new bytes are trusted.",
+        )
+    model = deserialize(data, artifact_format, list(trusted_types))
+    with _CACHE_LOCK:
+        _CACHE[key] = model
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return model
+
+
+def format_of(file: str) -> ArtifactFormat | None:
+    """`model.pkl` -> pickle, `model.skops` -> skops, anything else -> None."""
+    return {name: fmt for fmt, name in ARTIFACT_FILES.items()}.get(file)  # type: ignore[return-value]

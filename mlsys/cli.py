@@ -1,0 +1,207 @@
+"""The `mlsys` command: run jobs in-process on any backend, or drive the API."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+
+import click
+from tqdm import tqdm
+
+from mlsys.errors import MlsysError
+from mlsys.settings import get_settings
+
+
+def _opt(name: str, **kwargs):
+    """An option spelled both --input-table and the seed's --input_table."""
+    spellings = dict.fromkeys(["--" + name.replace("_", "-"), "--" + name])
+    return click.option(*spellings, name, **kwargs)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+class _Group(click.Group):
+    """Turns mlsys errors anywhere below into one line and exit 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MlsysError as error:
+            _fail(str(error))
+        except KeyboardInterrupt:
+            _fail("interrupted")
+
+
+def _backends():
+    from mlsys.store import open_store
+    from mlsys.warehouse import open_warehouse
+
+    settings = get_settings()
+    return settings, open_warehouse(settings=settings), open_store(settings=settings)
+
+
+def _bar(total: int, desc: str):
+    return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, dynamic_ncols=True)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="mlsys")
+def main() -> None:
+    """Batch predictions for scikit-learn models over warehouse tables."""
+
+
+@main.command()
+@click.option("--rows", default=1_000_000, show_default=True, help="Passengers to generate.")
+@_opt("env", default="dev", show_default=True, help="Environment (bucket and registry).")
+def demo(rows: int, env: str) -> None:
+    """Run the main job on the configured backends (embedded by default)."""
+    from mlsys.demo import run_demo
+
+    settings, warehouse, store = _backends()
+    click.echo(f"mlsys demo: warehouse {warehouse!r}, model store {store!r}")
+    report = run_demo(
+        warehouse, store, settings, rows, env, progress_factory=lambda n: _bar(n, "predict")
+    )
+    r = report.result
+    rate = r.rows_written / max(r.seconds, 1e-9)
+    out = r.output_table
+    click.echo(
+        f"5/5 Done: {r.rows_written:,} predictions by {r.model} in {r.seconds:.1f}s "
+        f"({rate:,.0f} rows/s); whole demo {report.seconds_total:.1f}s.\n"
+        f"   Output: {out} (job {r.job_id})\n"
+        f"   Look at it:  uv run mlsys query 'SELECT Survived, COUNT(*) AS n, "
+        f"AVG(PredictionProbability) AS p FROM `{out}` GROUP BY Survived'\n"
+        f"   In Python:   from mlsys.bq import bq_get\n"
+        f'                bq_get("SELECT * FROM `{out}` LIMIT 10")'
+    )
+
+
+@main.command()
+@click.argument("sql")
+@click.option("--limit", default=50, show_default=True, help="Rows to print.")
+def query(sql: str, limit: int) -> None:
+    """Run BigQuery SQL on the configured warehouse and print the result."""
+    _settings, warehouse, _store = _backends()
+    frame = warehouse.query(sql)
+    click.echo(frame.head(limit).to_string(index=False))
+    if len(frame) > limit:
+        click.echo(f"... {len(frame) - limit} more rows")
+
+
+def _predict_options(fn):
+    for option in reversed(
+        [
+            _opt("env", required=True, help="Environment: dev, staging or prod."),
+            _opt("input_table", required=True, help="project.dataset.table to read."),
+            _opt("output_table", required=True, help="project.dataset.table to append to."),
+            _opt("model_name", required=True, help="Registered model, e.g. titanic-survival."),
+            _opt(
+                "model_version", default="latest", show_default=True, help="vN, latest or an alias."
+            ),
+            _opt(
+                "id_columns", default=None, help="Comma-separated id columns (default: metadata)."
+            ),
+            _opt(
+                "write_disposition",
+                default="WRITE_APPEND",
+                show_default=True,
+                type=click.Choice(["WRITE_APPEND", "WRITE_TRUNCATE", "WRITE_EMPTY"]),
+            ),
+            _opt("shards", type=int, default=None, help="Parts to split the input into."),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+@main.command()
+@_predict_options
+def predict(**params) -> None:
+    """Run a predict job in this process (no service needed)."""
+    from mlsys.predict import PredictSpec, predict_table
+
+    settings, warehouse, store = _backends()
+    spec = PredictSpec.parse(settings=settings, **params)
+    job_id = f"cli-{uuid.uuid4().hex[:16]}"
+    bar = None
+
+    def on_prepared(prepared):
+        nonlocal bar
+        bar = _bar(prepared.rows_total, f"predict {prepared.model_ref}")
+
+    try:
+        result = predict_table(
+            spec,
+            warehouse,
+            store,
+            settings,
+            job_id,
+            progress=lambda n: bar.update(n) if bar else None,
+            on_prepared=on_prepared,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    click.echo(json.dumps(result.to_json(), indent=2))
+
+
+@main.group()
+def registry() -> None:
+    """Scan, list and alias registered models."""
+
+
+@registry.command("sync")
+@_opt("env", required=True, help="Environment whose bucket to scan.")
+def registry_sync(env: str) -> None:
+    """Scan the model bucket and merge it into the registry table."""
+    from mlsys.registry import sync_registry
+
+    settings, warehouse, store = _backends()
+    click.echo(json.dumps(sync_registry(warehouse, store, settings, env).to_json(), indent=2))
+
+
+@registry.command("list")
+@_opt("env", required=True, help="Environment.")
+@_opt("model_name", default=None, help="Only this model.")
+def registry_list(env: str, model_name: str | None) -> None:
+    """List registered model versions."""
+    from mlsys.registry import read_registry
+
+    settings, warehouse, _store = _backends()
+    settings.check_env(env)
+    entries = [
+        e
+        for e in read_registry(warehouse, settings, env)
+        if model_name is None or e.model_name == model_name
+    ]
+    if not entries:
+        click.echo(
+            f"No models registered in {env}. Save one and run: mlsys registry sync --env {env}"
+        )
+    for e in entries:
+        aliases = " ".join(f"@{a}" for a in e.aliases)
+        click.echo(f"{e.model_name:<32} {e.version:<6} {e.status:<8} {e.sha256[:12]} {aliases}")
+
+
+@registry.command("alias")
+@_opt("env", required=True, help="Environment.")
+@click.argument("model_name")
+@click.argument("alias")
+@click.argument("version")
+def registry_alias(env: str, model_name: str, alias: str, version: str) -> None:
+    """Point ALIAS (e.g. champion) at VERSION (e.g. v3) of MODEL_NAME."""
+    from mlsys.registry import set_alias
+
+    settings, warehouse, _store = _backends()
+    entry = set_alias(warehouse, settings, env, model_name, alias, version)
+    click.echo(f"{model_name}@{alias} -> {entry.version}")
+
+
+from mlsys.cli_remote import jobs, submit  # noqa: E402  (registers the API commands)
+
+main.add_command(submit)
+main.add_command(jobs)

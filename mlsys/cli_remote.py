@@ -1,0 +1,115 @@
+"""`mlsys submit ...` and `mlsys jobs ...`: the CLI side of the HTTP API (MLSYS_API_URL)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from tqdm import tqdm
+
+from mlsys.client import MlsysClient
+from mlsys.settings import get_settings
+
+
+def _client() -> MlsysClient:
+    return MlsysClient.from_settings(get_settings())
+
+
+def _opt(name: str, **kwargs):
+    spellings = dict.fromkeys(["--" + name.replace("_", "-"), "--" + name])
+    return click.option(*spellings, name, **kwargs)
+
+
+@click.group()
+def submit() -> None:
+    """Enqueue jobs on the mlsys service."""
+
+
+@submit.command("predict")
+@_opt("env", required=True)
+@_opt("input_table", required=True)
+@_opt("output_table", required=True)
+@_opt("model_name", required=True)
+@_opt("model_version", default="latest", show_default=True)
+@_opt("id_columns", default=None, help="Comma-separated.")
+@_opt("write_disposition", default="WRITE_APPEND", show_default=True)
+@_opt("shards", type=int, default=None)
+@_opt("idempotency_key", default=None, help="Submitting twice with one key runs one job.")
+@click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it ends.")
+def submit_predict(wait: bool, **params) -> None:
+    """Submit a predict job; prints the job id."""
+    if params.get("id_columns"):
+        params["id_columns"] = [c.strip() for c in params["id_columns"].split(",")]
+    job = _client().submit_predict(**{k: v for k, v in params.items() if v is not None})
+    _after_submit(job, wait)
+
+
+@submit.command("registry")
+@_opt("env", required=True)
+@click.option("--wait", is_flag=True)
+def submit_registry(env: str, wait: bool) -> None:
+    """Submit a registry sync job."""
+    _after_submit(_client().submit_registry_sync(env), wait)
+
+
+def _after_submit(job: dict, wait: bool) -> None:
+    click.echo(job["job_id"])
+    if wait:
+        _follow(job["job_id"])
+
+
+def _follow(job_id: str) -> None:
+    bar = tqdm(desc=job_id[:12], unit="rows", unit_scale=True, dynamic_ncols=True)
+
+    def update(job: dict) -> None:
+        progress = job.get("progress") or {}
+        if progress.get("rows_total") and bar.total != progress["rows_total"]:
+            bar.total = progress["rows_total"]
+            bar.refresh()
+        bar.n = progress.get("rows_done") or 0
+        bar.set_postfix_str(job["state"], refresh=True)
+
+    job = _client().wait(job_id, on_update=update)
+    bar.close()
+    click.echo(
+        json.dumps({k: job.get(k) for k in ("job_id", "state", "result", "error")}, indent=2)
+    )
+    if job["state"] != "succeeded":
+        raise SystemExit(1)
+
+
+@click.group()
+def jobs() -> None:
+    """Look at and cancel jobs on the mlsys service."""
+
+
+@jobs.command("status")
+@click.argument("job_id")
+@click.option("--wait", is_flag=True, help="Show a progress bar until the job ends.")
+def jobs_status(job_id: str, wait: bool) -> None:
+    """Show a job (state, progress, result, error)."""
+    if wait:
+        _follow(job_id)
+    else:
+        click.echo(json.dumps(_client().job(job_id), indent=2))
+
+
+@jobs.command("list")
+@click.option("--state", default=None, help="queued, running, succeeded, failed or cancelled.")
+@click.option("--kind", default=None, help="predict or registry_sync.")
+@click.option("--limit", default=20, show_default=True)
+def jobs_list(state: str | None, kind: str | None, limit: int) -> None:
+    """List recent jobs."""
+    for job in _client().jobs(state=state, kind=kind, limit=limit)["jobs"]:
+        progress = job.get("progress") or {}
+        click.echo(
+            f"{job['job_id']}  {job['kind']:<13} {job['state']:<9} "
+            f"{progress.get('percent', 0):>5.1f}%  {job.get('submitted_at', '')}"
+        )
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+def jobs_cancel(job_id: str) -> None:
+    """Cancel a queued or running job; its output table stays as it was."""
+    click.echo(json.dumps(_client().cancel(job_id), indent=2))

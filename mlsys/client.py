@@ -1,0 +1,94 @@
+"""A small HTTP client for the mlsys API (used by the CLI and notebooks)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from mlsys.errors import MlsysError
+from mlsys.settings import Settings
+
+TERMINAL_STATES = {"succeeded", "failed", "cancelled"}
+
+
+class ApiError(MlsysError):
+    """The API answered with a problem (4xx/5xx) or could not be reached."""
+
+
+class MlsysClient:
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.timeout = timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MlsysClient:
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        return cls(settings.api_url, token)
+
+    def _call(self, method: str, path: str, **kwargs) -> Any:
+        url = f"{self.base_url}{path}"
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.RequestException as error:
+            raise ApiError(
+                f"Cannot reach the mlsys API at {self.base_url} ({type(error).__name__}).",
+                hint="Start it (see README: Local stack) or set MLSYS_API_URL.",
+            ) from None
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+                message = problem.get("detail") or problem.get("title") or response.text
+            except ValueError:
+                message = response.text[:200]
+            error = ApiError(f"{response.status_code}: {message}")
+            error.status = response.status_code
+            raise error
+        return response.json() if response.content else None
+
+    def submit_predict(self, **params: Any) -> dict:
+        return self._call("POST", "/predict", json=params)
+
+    def submit_registry_sync(self, env: str) -> dict:
+        return self._call("POST", "/model-registry", json={"env": env})
+
+    def job(self, job_id: str) -> dict:
+        return self._call("GET", f"/jobs/{job_id}")
+
+    def jobs(self, **filters: Any) -> dict:
+        return self._call("GET", "/jobs", params={k: v for k, v in filters.items() if v})
+
+    def cancel(self, job_id: str) -> dict:
+        return self._call("DELETE", f"/jobs/{job_id}")
+
+    def models(self, env: str) -> dict:
+        return self._call("GET", "/models", params={"env": env})
+
+    def set_alias(self, env: str, name: str, alias: str, version: str) -> dict:
+        return self._call(
+            "PUT", f"/models/{name}/aliases/{alias}", json={"env": env, "version": version}
+        )
+
+    def wait(
+        self,
+        job_id: str,
+        on_update: Callable[[dict], None] | None = None,
+        interval: float = 0.5,
+        timeout: float | None = None,
+    ) -> dict:
+        """Poll a job until it is succeeded, failed or cancelled."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if on_update is not None:
+                on_update(job)
+            if job["state"] in TERMINAL_STATES:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise ApiError(f"Job {job_id} is still {job['state']} after {timeout}s.")
+            time.sleep(interval)

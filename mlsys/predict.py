@@ -1,0 +1,398 @@
+"""The streaming predict pipeline: any fitted scikit-learn estimator over a warehouse table.
+
+Pure: no Flask, no Celery. Progress and cancellation are callbacks; the job layer decides what
+they do. A job is prepared (everything checkable is checked), its input is planned into shards,
+each shard streams batches through the model into its own staging, and one atomic commit lands
+all rows tagged with the job id. Memory is bounded by the batch size, not the table size.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from mlsys.artifacts import load_verified
+from mlsys.errors import Cancelled, InvalidRequest, SchemaMismatch, TableNotEmpty
+from mlsys.ids import ModelRef, TableId, check_column
+from mlsys.registry import RegistryEntry, resolve
+from mlsys.settings import Settings
+from mlsys.store.base import ModelStore
+from mlsys.warehouse.base import (
+    JOB_ID_COLUMN,
+    JobScope,
+    ReadPlan,
+    Warehouse,
+    WriteDisposition,
+    check_disposition,
+)
+
+PROBABILITY_COLUMN = "PredictionProbability"
+METADATA_COLUMNS = ["PredictionTimestamp", "ModelName", "ModelVersion", JOB_ID_COLUMN]
+MAX_ID_COLUMNS = 16
+
+Progress = Callable[[int], None]
+CancelCheck = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class PredictSpec:
+    """What a caller asks for, validated: the job's parameters."""
+
+    env: str
+    input_table: TableId
+    output_table: TableId
+    model: ModelRef
+    id_columns: tuple[str, ...] | None = None
+    write_disposition: WriteDisposition = "WRITE_APPEND"
+    shards: int | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        env: str,
+        input_table: str,
+        output_table: str,
+        model_name: str,
+        model_version: object = "latest",
+        id_columns: list[str] | str | None = None,
+        write_disposition: str = "WRITE_APPEND",
+        shards: int | None = None,
+        settings: Settings,
+    ) -> PredictSpec:
+        """Build a spec from user input; every identifier is validated here."""
+        if isinstance(id_columns, str):
+            id_columns = [c.strip() for c in id_columns.split(",") if c.strip()]
+        if id_columns is not None and len(id_columns) > MAX_ID_COLUMNS:
+            raise InvalidRequest(f"At most {MAX_ID_COLUMNS} id_columns are allowed.")
+        if shards is not None and not (1 <= int(shards) <= settings.max_shards):
+            raise InvalidRequest(
+                f"shards must be between 1 and {settings.max_shards} (MLSYS_MAX_SHARDS)."
+            )
+        return cls(
+            env=settings.check_env(env),
+            input_table=TableId.parse(input_table),
+            output_table=TableId.parse(output_table),
+            model=ModelRef.parse(model_name, model_version),
+            id_columns=tuple(check_column(c) for c in id_columns) if id_columns else None,
+            write_disposition=check_disposition(write_disposition),
+            shards=int(shards) if shards is not None else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "env": self.env,
+            "input_table": str(self.input_table),
+            "output_table": str(self.output_table),
+            "model_name": self.model.name,
+            "model_version": str(self.model.version),
+            "id_columns": list(self.id_columns) if self.id_columns else None,
+            "write_disposition": self.write_disposition,
+            "shards": self.shards,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], settings: Settings) -> PredictSpec:
+        return cls.parse(settings=settings, **data)
+
+
+@dataclass(frozen=True)
+class PreparedPredict:
+    """A spec resolved against the registry and the input table; JSON-serialisable, so every
+    shard task gets the same pinned model version and output schema."""
+
+    spec: dict[str, Any]
+    model: dict[str, Any]  # the registry entry, pinned (bucket, path, sha256, generation)
+    features: list[str]
+    id_columns: list[str]
+    target: str
+    task: str
+    rows_total: int
+    output_schema_b64: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def output_schema(self) -> pa.Schema:
+        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(self.output_schema_b64)))
+
+    @property
+    def env(self) -> str:
+        return self.spec["env"]
+
+    @property
+    def model_ref(self) -> str:
+        return f"{self.model['model_name']}/v{self.model['model_version']}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PreparedPredict:
+        return cls(**data)
+
+
+def _target_type(task: str, classes: list | None) -> pa.DataType:
+    if task == "regression":
+        return pa.float64()
+    if classes and all(isinstance(c, bool) for c in classes):
+        return pa.bool_()
+    if classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        return pa.int64()
+    if classes and all(isinstance(c, int | float) for c in classes):
+        return pa.float64()
+    return pa.string()
+
+
+def build_output_schema(
+    input_schema: pa.Schema, id_columns: list[str], target: str, task: str, classes: list | None
+) -> pa.Schema:
+    fields = [pa.field(c, input_schema.field(c).type) for c in id_columns]
+    fields.append(pa.field(target, _target_type(task, classes)))
+    if task == "classification":
+        fields.append(pa.field(PROBABILITY_COLUMN, pa.float64()))
+    fields += [
+        pa.field("PredictionTimestamp", pa.timestamp("us", tz="UTC")),
+        pa.field("ModelName", pa.string()),
+        pa.field("ModelVersion", pa.string()),
+        pa.field(JOB_ID_COLUMN, pa.string()),
+    ]
+    return pa.schema(fields)
+
+
+def prepare_predict(spec: PredictSpec, warehouse: Warehouse, settings: Settings) -> PreparedPredict:
+    """Check everything that can be checked before any work starts.
+
+    Raises:
+        ModelNotFound / ArtifactIntegrityError: the model reference does not resolve.
+        TableNotFound: the input table does not exist.
+        SchemaMismatch: the input lacks a feature or id column, or the output table exists
+            with other columns.
+        TableNotEmpty: WRITE_EMPTY and the output table has rows.
+        InvalidRequest: no id columns are known.
+    """
+    entry: RegistryEntry = resolve(warehouse, settings, spec.env, spec.model)
+    meta = entry.metadata
+    features = entry.features
+    if not features:
+        raise InvalidRequest(
+            f"{entry.model_name}/{entry.version} does not record its feature columns.",
+            hint="Save it with mlsys.artifacts.save_model (metadata.json with 'features').",
+        )
+    id_columns = list(spec.id_columns or meta.get("id_columns") or [])
+    if not id_columns:
+        raise InvalidRequest(
+            "No id columns: the output could not be joined back to the input.",
+            hint='Pass id_columns (e.g. ["PassengerId"]) or save them in the model metadata.',
+        )
+    target = check_column(meta.get("target") or "prediction")
+    task = meta.get("task") or "classification"
+    input_schema = warehouse.schema(spec.input_table)
+    missing = [c for c in dict.fromkeys(features + id_columns) if c not in input_schema.names]
+    if missing:
+        raise SchemaMismatch(
+            f"Input table {spec.input_table} lacks column(s) {missing} that "
+            f"{entry.model_name}/{entry.version} needs.",
+            hint=f"It has {input_schema.names}; the model reads {features} "
+            f"and the job keeps {id_columns} as ids.",
+        )
+    clash = {target, PROBABILITY_COLUMN, *METADATA_COLUMNS} & set(id_columns)
+    if clash:
+        raise InvalidRequest(f"id_columns {sorted(clash)} clash with output columns.")
+    schema = build_output_schema(input_schema, id_columns, target, task, meta.get("classes"))
+    _check_output(warehouse, spec, schema)
+    return PreparedPredict(
+        spec=spec.to_json(),
+        model={
+            "model_name": entry.model_name,
+            "model_version": entry.model_version,
+            "gcs_bucket": entry.gcs_bucket,
+            "blob_path": entry.blob_path,
+            "sha256": entry.sha256,
+            "generation": entry.generation,
+            "artifact_format": entry.artifact_format,
+        },
+        features=features,
+        id_columns=id_columns,
+        target=target,
+        task=task,
+        rows_total=warehouse.count_rows(spec.input_table),
+        output_schema_b64=base64.b64encode(schema.serialize().to_pybytes()).decode(),
+    )
+
+
+def _check_output(warehouse: Warehouse, spec: PredictSpec, schema: pa.Schema) -> None:
+    if spec.write_disposition == "WRITE_TRUNCATE" or not warehouse.exists(spec.output_table):
+        return
+    existing = warehouse.schema(spec.output_table)
+    if set(existing.names) != set(schema.names):
+        raise SchemaMismatch(
+            f"Output table {spec.output_table} exists with columns {existing.names}, but this "
+            f"job writes {schema.names}.",
+            hint="Choose a new output table, or write_disposition WRITE_TRUNCATE to replace it.",
+        )
+    if spec.write_disposition == "WRITE_EMPTY" and warehouse.count_rows(spec.output_table):
+        raise TableNotEmpty(
+            f"Output table {spec.output_table} has rows and write_disposition is WRITE_EMPTY.",
+            hint="Use WRITE_APPEND or WRITE_TRUNCATE, or another table.",
+        )
+
+
+def plan_shards(
+    prepared: PreparedPredict, warehouse: Warehouse, settings: Settings, job_id: str
+) -> ReadPlan:
+    """Freeze the input read for a job, in `shards` parts (automatic from the table size)."""
+    shards = prepared.spec.get("shards") or settings.auto_shards(prepared.rows_total)
+    columns = list(dict.fromkeys(prepared.id_columns + prepared.features))
+    table = TableId.parse(prepared.spec["input_table"])
+    return warehouse.plan_read(table, columns, shards, JobScope(job_id, prepared.env))
+
+
+def load_model(prepared: PreparedPredict, store: ModelStore, settings: Settings) -> Any:
+    m = prepared.model
+    return load_verified(
+        store,
+        m["gcs_bucket"],
+        m["blob_path"],
+        sha256=m["sha256"],
+        generation=m["generation"],
+        artifact_format=m["artifact_format"],
+        trusted_types=tuple(settings.skops_trusted_types),
+    )
+
+
+def predict_batch(
+    model: Any, batch: pa.RecordBatch, prepared: PreparedPredict, schema: pa.Schema, job_id: str
+) -> pa.RecordBatch:
+    """Predictions for one batch, in the output schema."""
+    frame = batch.select(prepared.features).to_pandas()
+    n = batch.num_rows
+    columns = [batch.column(c) for c in prepared.id_columns]
+    target_type = schema.field(prepared.target).type
+    if prepared.task == "classification" and hasattr(model, "predict_proba"):
+        # The predicted class is the most probable one, so the two columns always agree, and
+        # the model runs once rather than twice.
+        proba = np.asarray(model.predict_proba(frame))
+        best = proba.argmax(axis=1)
+        labels = np.asarray(model.classes_)[best]
+        columns.append(
+            pa.array(
+                labels.tolist() if target_type == pa.string() else labels,
+                type=target_type,
+                from_pandas=True,
+            )
+        )
+        columns.append(pa.array(proba[np.arange(n), best], type=pa.float64()))
+    else:
+        labels = np.asarray(model.predict(frame))
+        columns.append(pa.array(labels, type=target_type, from_pandas=True))
+        if prepared.task == "classification":
+            columns.append(pa.nulls(n, pa.float64()))
+    now = pa.scalar(datetime.now(UTC), type=pa.timestamp("us", tz="UTC"))
+    columns += [
+        pa.repeat(now, n),
+        pa.repeat(pa.scalar(prepared.model["model_name"]), n),
+        pa.repeat(pa.scalar(f"v{prepared.model['model_version']}"), n),
+        pa.repeat(pa.scalar(job_id), n),
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def run_shard(
+    prepared: PreparedPredict,
+    shard: dict[str, Any],
+    shard_index: int,
+    job_id: str,
+    warehouse: Warehouse,
+    store: ModelStore,
+    settings: Settings,
+    progress: Progress | None = None,
+    cancelled: CancelCheck | None = None,
+) -> int:
+    """Predict one shard into its staging (replacing an earlier attempt's). Returns rows."""
+    model = load_model(prepared, store, settings)
+    schema = prepared.output_schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in warehouse.read_shard(shard, settings.batch_rows):
+            if cancelled is not None and cancelled():
+                raise Cancelled(f"Job {job_id} was cancelled.")
+            out = predict_batch(model, batch, prepared, schema, job_id)
+            yield out
+            if progress is not None:
+                progress(out.num_rows)
+
+    return warehouse.stage(JobScope(job_id, prepared.env), shard_index, batches(), schema)
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    job_id: str
+    output_table: str
+    rows_written: int
+    model: str
+    shards: int
+    seconds: float
+    already_committed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def commit_job(
+    prepared: PreparedPredict, warehouse: Warehouse, job_id: str, shard_count: int
+) -> tuple[int, bool]:
+    result = warehouse.commit(
+        JobScope(job_id, prepared.env),
+        TableId.parse(prepared.spec["output_table"]),
+        shard_count,
+        prepared.spec["write_disposition"],
+    )
+    return result.rows, result.already_committed
+
+
+def predict_table(
+    spec: PredictSpec,
+    warehouse: Warehouse,
+    store: ModelStore,
+    settings: Settings,
+    job_id: str,
+    progress: Progress | None = None,
+    cancelled: CancelCheck | None = None,
+    on_prepared: Callable[[PreparedPredict], None] | None = None,
+) -> PredictResult:
+    """Run a whole job in this process: prepare, stream every shard, commit once.
+
+    A failure or cancel anywhere leaves the output table as it was.
+    """
+    started = time.monotonic()
+    prepared = prepare_predict(spec, warehouse, settings)
+    if on_prepared is not None:
+        on_prepared(prepared)
+    scope = JobScope(job_id, spec.env)
+    try:
+        plan = plan_shards(prepared, warehouse, settings, job_id)
+        for index, shard in enumerate(plan.shards):
+            run_shard(
+                prepared, shard, index, job_id, warehouse, store, settings, progress, cancelled
+            )
+        if cancelled is not None and cancelled():
+            raise Cancelled(f"Job {job_id} was cancelled.")
+        rows, already = commit_job(prepared, warehouse, job_id, len(plan.shards))
+    finally:
+        warehouse.discard(scope)
+    return PredictResult(
+        job_id=job_id,
+        output_table=str(spec.output_table),
+        rows_written=rows,
+        model=prepared.model_ref,
+        shards=len(plan.shards),
+        seconds=round(time.monotonic() - started, 3),
+        already_committed=already,
+    )

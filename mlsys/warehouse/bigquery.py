@@ -1,0 +1,577 @@
+"""BigQuery warehouse (`bigquery://PROJECT`) through google-cloud-bigquery and the Storage Read API.
+
+- Reads: one Storage Read session per job, `max_stream_count` = shards, Arrow record batches;
+  each stream is a shard any process can read.
+- Writes: load jobs from Parquet with an explicit schema (`bq_schema`), never dtype inference.
+- Job output: one staging table per (job, shard) in `{project}.mlsys_{env}`, expiring on its own
+  if abandoned, landed by one atomic DML statement that first checks whether the job's JobId
+  is already in the target.
+- Errors: transient ones are retried by the client libraries (`google.api_core` retry with
+  backoff); what remains is mapped to `mlsys.errors`.
+
+`BIGQUERY_EMULATOR_HOST` (REST, with scheme) and `BIGQUERY_STORAGE_EMULATOR_HOST` (gRPC,
+host:port) point the clients at local emulators with anonymous credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlsys.errors import InvalidRequest, MissingExtra, SchemaMismatch, TableNotEmpty
+from mlsys.ids import TableId, check_column
+from mlsys.settings import Settings, get_settings
+from mlsys.warehouse import bq_sql
+from mlsys.warehouse.base import (
+    JOB_ID_COLUMN,
+    CommitResult,
+    JobScope,
+    MergeResult,
+    ReadPlan,
+    Warehouse,
+    WriteDisposition,
+    check_disposition,
+)
+from mlsys.warehouse.bq_errors import translated
+from mlsys.warehouse.bq_schema import arrow_schema, bq_fields, loadable_schema, to_loadable
+
+try:
+    import grpc
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery, bigquery_storage
+    from google.cloud.bigquery_storage_v1.services.big_query_read.transports import (
+        BigQueryReadGrpcTransport,
+    )
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingExtra(
+        "The bigquery:// warehouse needs the Google Cloud client libraries.",
+        hint="install mlsys[gcp] (uv sync --extra gcp).",
+    ) from exc
+
+REST_EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
+STORAGE_EMULATOR_ENV = "BIGQUERY_STORAGE_EMULATOR_HOST"
+STAGING_TTL = dt.timedelta(days=2)
+
+
+def stage_prefix(scope: JobScope) -> str:
+    """Table-name prefix of a job's staging tables ('-' is not allowed everywhere)."""
+    return f"_mlsys_stage_{scope.job_id.replace('-', '_')}_"
+
+
+class BigQueryWarehouse(Warehouse):
+    """Tables in BigQuery; mlsys' own tables (staging, registry) in `{project}.mlsys_{env}`."""
+
+    scheme = "bigquery"
+
+    def __init__(
+        self,
+        project: str,
+        settings: Settings | None = None,
+        client: Any = None,
+        read_client: Any = None,
+        staging_ttl: dt.timedelta = STAGING_TTL,
+        retry_timeout: float = 600.0,
+    ) -> None:
+        """
+        Args:
+            project: project that runs (and pays for) jobs.
+            client: a `bigquery.Client` (tests inject one); default: Application Default
+                Credentials, or anonymous against BIGQUERY_EMULATOR_HOST.
+            read_client: a `bigquery_storage.BigQueryReadClient`; default likewise, or an
+                insecure channel to BIGQUERY_STORAGE_EMULATOR_HOST.
+            staging_ttl: expiration of staging tables, so abandoned staging disappears.
+            retry_timeout: seconds transient API errors are retried (with backoff) before
+                BackendUnavailable.
+        """
+        self.project = project
+        self.settings = settings or get_settings()
+        self.location = self.settings.bq_location
+        self.staging_ttl = staging_ttl
+        self._given = (client, read_client)
+        self._client, self._read_client = client, read_client
+        self._pid = os.getpid()
+        self._datasets: set[tuple[str, str]] = set()
+        self._retry = bigquery.DEFAULT_RETRY.with_timeout(retry_timeout)
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings | None = None) -> BigQueryWarehouse:
+        """Open `bigquery://PROJECT` (`bigquery://` alone: GCP_PROJECT_ID)."""
+        settings = settings or get_settings()
+        project = url.split("://", 1)[1].strip("/") or settings.gcp_project_id
+        TableId(project, "d", "t")  # validates the project id
+        return cls(project, settings)
+
+    # --- clients ----------------------------------------------------------------------------
+
+    def _fresh(self) -> None:
+        # gRPC channels and HTTP sessions do not survive fork(): a forked worker builds its own.
+        if os.getpid() != self._pid:
+            self._client, self._read_client = self._given
+            self._pid = os.getpid()
+
+    @property
+    def client(self) -> Any:
+        self._fresh()
+        if self._client is None:
+            with translated("Connecting to BigQuery"):
+                emulator = os.environ.get(REST_EMULATOR_ENV)
+                if emulator:
+                    if "://" not in emulator:
+                        emulator = f"http://{emulator}"
+                    self._client = bigquery.Client(
+                        project=self.project,
+                        location=self.location,
+                        credentials=AnonymousCredentials(),
+                        client_options=ClientOptions(api_endpoint=emulator),
+                    )
+                else:
+                    self._client = bigquery.Client(project=self.project, location=self.location)
+        return self._client
+
+    @property
+    def read_client(self) -> Any:
+        self._fresh()
+        if self._read_client is None:
+            emulator = os.environ.get(STORAGE_EMULATOR_ENV)
+            if emulator:
+                channel = grpc.insecure_channel(
+                    emulator.split("://", 1)[-1],
+                    options=[("grpc.max_receive_message_length", -1)],
+                )
+                transport = BigQueryReadGrpcTransport(channel=channel)
+                self._read_client = bigquery_storage.BigQueryReadClient(transport=transport)
+            else:
+                self._read_client = bigquery_storage.BigQueryReadClient(
+                    credentials=self.client._credentials
+                )
+        return self._read_client
+
+    def close(self) -> None:
+        """Release connections (clients this object made)."""
+        if self._client is not None and self._given[0] is None:
+            self._client.close()
+        self._client, self._read_client = self._given
+
+    # --- reading -------------------------------------------------------------------------
+
+    def _run(self, sql: str, params: dict[str, str] | None = None) -> Any:
+        config = bigquery.QueryJobConfig(
+            query_parameters=[
+                bigquery.ScalarQueryParameter(k, "STRING", v) for k, v in (params or {}).items()
+            ]
+        )
+        job = self.client.query(sql, job_config=config, retry=self._retry)
+        job.result(retry=self._retry)
+        return job
+
+    def query(self, sql: str) -> pd.DataFrame:
+        """Run BigQuery SQL and return the result.
+
+        Raises:
+            TableNotFound: the SQL names a table that does not exist.
+            InvalidRequest: the SQL does not parse or run.
+        """
+        with translated("Query"):
+            job = self._run(sql)
+            # Large results come through the Storage Read API; small ones over REST.
+            storage = None if os.environ.get(REST_EMULATOR_ENV) else self.read_client
+            table = job.to_arrow(bqstorage_client=storage, create_bqstorage_client=False)
+        return table.to_pandas()
+
+    def _table(self, table: TableId) -> Any:
+        with translated(f"Table {table}"):
+            return self.client.get_table(str(table), retry=self._retry)
+
+    def exists(self, table: TableId) -> bool:
+        """Whether the table exists."""
+        with translated(f"Table {table}"):
+            try:
+                self.client.get_table(str(table), retry=self._retry)
+            except bigquery_not_found():
+                return False
+        return True
+
+    def schema(self, table: TableId) -> pa.Schema:
+        """Arrow schema of the table. Raises TableNotFound."""
+        return arrow_schema([f.to_api_repr() for f in self._table(table).schema])
+
+    def count_rows(self, table: TableId) -> int:
+        """Number of rows. Raises TableNotFound."""
+        meta = self._table(table)
+        if meta.table_type == "TABLE" and meta.num_rows is not None:
+            return int(meta.num_rows)  # kept exact by load jobs and DML; no query needed
+        with translated(f"Counting rows of {table}"):
+            return int(self._run(bq_sql.count_rows(table)).result().to_arrow()[0][0].as_py())
+
+    def read_table(self, table: TableId, columns: list[str] | None = None) -> pa.Table:
+        """Read a whole (small) table through one read stream. Raises TableNotFound."""
+        columns = columns or [f.name for f in self._table(table).schema]
+        plan = self._plan(table, columns, 1)
+        batches = [b for shard in plan.shards for b in self.read_shard(shard, 1 << 20)]
+        schema = pa.schema([pa.field(f.name, f.type) for f in _shard_schema(plan.shards[0])])
+        return pa.Table.from_batches(batches, schema=schema.remove_metadata())
+
+    def plan_read(
+        self, table: TableId, columns: list[str], shards: int, scope: JobScope
+    ) -> ReadPlan:
+        """One Storage Read session with at most `shards` streams, one shard per stream.
+
+        BigQuery may return fewer streams than asked for (small tables get one). Every stream
+        reads the session's snapshot; a plan stays readable for the session's lifetime (6 h).
+        """
+        return self._plan(table, columns, shards)
+
+    def _plan(self, table: TableId, columns: list[str], shards: int) -> ReadPlan:
+        columns = [check_column(c) for c in columns]
+        rows = self.count_rows(table)
+        types = bigquery_storage.types
+        request = types.ReadSession(
+            table=f"projects/{table.project}/datasets/{table.dataset}/tables/{table.table}",
+            data_format=types.DataFormat.ARROW,
+            read_options=types.ReadSession.TableReadOptions(selected_fields=columns),
+        )
+        with translated(f"Reading {table}"):
+            session = self.read_client.create_read_session(
+                parent=f"projects/{self.project}",
+                read_session=request,
+                max_stream_count=max(1, shards),
+            )
+        schema = base64.b64encode(session.arrow_schema.serialized_schema).decode()
+        streams = [s.name for s in session.streams] or [None]  # an empty table has no stream
+        return ReadPlan(
+            rows_total=rows,
+            shards=[{"stream": s, "columns": columns, "schema": schema} for s in streams],
+        )
+
+    def read_shard(self, shard: dict[str, Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Stream one read stream as record batches of at most `batch_rows` rows.
+
+        The client resumes a broken stream from its last offset by itself.
+        """
+        if shard["stream"] is None:
+            return
+        types = bigquery_storage.types
+        session = types.ReadSession(
+            data_format=types.DataFormat.ARROW,
+            arrow_schema=types.ArrowSchema(serialized_schema=base64.b64decode(shard["schema"])),
+        )
+        columns = shard["columns"]
+        with translated("Reading a table stream"):
+            pages = self.read_client.read_rows(shard["stream"]).rows(session).pages
+            # The API returns columns in table order, whatever order was asked for.
+            yield from _rebatch((p.to_arrow().select(columns) for p in pages), batch_rows)
+
+    # --- writing -------------------------------------------------------------------------
+
+    def _ensure_dataset(self, project: str, dataset: str) -> None:
+        if (project, dataset) in self._datasets:
+            return
+        with translated(f"Dataset {project}.{dataset}"):
+            try:
+                self.client.get_dataset(f"{project}.{dataset}", retry=self._retry)
+            except bigquery_not_found():
+                ds = bigquery.Dataset(f"{project}.{dataset}")
+                ds.location = self.location
+                self.client.create_dataset(ds, exists_ok=True, retry=self._retry)
+        self._datasets.add((project, dataset))
+
+    def _load(
+        self, source: Any, table: TableId, fields: list[dict], disposition: str
+    ) -> None:
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            schema=[bigquery.SchemaField.from_api_repr(f) for f in fields],
+            write_disposition=disposition,
+            create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
+        )
+        config.parquet_options = bigquery.ParquetOptions()
+        config.parquet_options.enable_list_inference = True
+        with translated(f"Loading into {table}"):
+            # No size given: a resumable upload, one request per 100 MiB chunk.
+            job = self.client.load_table_from_file(
+                source, str(table), job_config=config, location=self.location
+            )
+            job.result(retry=self._retry)
+
+    def _write_arrow(self, data: pa.Table, table: TableId, fields: list, disposition: str) -> None:
+        if data.num_rows == 0:
+            # An empty Parquet file is not a valid load source everywhere: create the table.
+            with translated(f"Creating {table}"):
+                if disposition == "WRITE_TRUNCATE":
+                    self.client.delete_table(str(table), not_found_ok=True)
+                self._create(table, fields, exists_ok=True)
+            return
+        with tempfile.TemporaryFile(suffix=".parquet") as spool:
+            pq.write_table(data, spool)
+            spool.seek(0)
+            self._load(spool, table, fields, disposition)
+
+    def _create(self, table: TableId, fields: list, exists_ok: bool, expires: bool = False) -> Any:
+        meta = bigquery.Table(str(table), [bigquery.SchemaField.from_api_repr(f) for f in fields])
+        if expires:
+            meta.expires = dt.datetime.now(dt.UTC) + self.staging_ttl
+        return self.client.create_table(meta, exists_ok=exists_ok, retry=self._retry)
+
+    def write(
+        self, data: pd.DataFrame | pa.Table, table: TableId, disposition: WriteDisposition
+    ) -> int:
+        """Write a small frame with one load job; creates the dataset and the table.
+
+        Returns:
+            Rows written.
+        Raises:
+            TableNotEmpty: WRITE_EMPTY and the table has rows.
+            SchemaMismatch: WRITE_APPEND with columns the table does not have.
+        """
+        check_disposition(disposition)
+        arrow = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, False)
+        fields = bq_fields(arrow.schema)
+        self._ensure_dataset(table.project, table.dataset)
+        if (existing := self._table_or_none(table)) is not None:
+            if disposition == "WRITE_EMPTY" and (existing.num_rows or 0) > 0:
+                raise TableNotEmpty(f"Table {table} already has rows (WRITE_EMPTY).")
+            if disposition == "WRITE_APPEND":
+                fields = _append_fields([f.to_api_repr() for f in existing.schema], fields, table)
+        schema = loadable_schema(arrow_schema(fields))
+        for f in fields:  # columns the table has and the data lacks are NULL
+            if f["name"] not in arrow.column_names:
+                arrow = arrow.append_column(f["name"], pa.nulls(arrow.num_rows, pa.null()))
+        self._write_arrow(to_loadable(arrow, schema), table, fields, disposition)
+        return arrow.num_rows
+
+    def _table_or_none(self, table: TableId) -> Any:
+        with translated(f"Table {table}"):
+            try:
+                return self.client.get_table(str(table), retry=self._retry)
+            except bigquery_not_found():
+                return None
+
+    # --- staging and commit ----------------------------------------------------------------
+
+    def _stage_table(self, scope: JobScope, shard_index: int) -> TableId:
+        dataset = self.settings.dataset_for(scope.env)
+        return TableId(self.settings.gcp_project_id, dataset, f"{stage_prefix(scope)}{shard_index}")
+
+    def stage(
+        self,
+        scope: JobScope,
+        shard_index: int,
+        batches: Iterable[pa.RecordBatch],
+        schema: pa.Schema,
+    ) -> int:
+        """Spool `batches` to a local Parquet file (bounded memory), then load it with
+        WRITE_TRUNCATE into the shard's staging table, which expires after `staging_ttl`.
+
+        Returns:
+            Rows staged.
+        """
+        table = self._stage_table(scope, shard_index)
+        fields = bq_fields(schema)
+        loadable = loadable_schema(schema)
+        rows = 0
+        with tempfile.TemporaryFile(suffix=".parquet") as spool:
+            with pq.ParquetWriter(spool, loadable) as writer:
+                for batch in batches:
+                    writer.write_table(to_loadable(batch, loadable))
+                    rows += batch.num_rows
+            self._ensure_dataset(table.project, table.dataset)
+            with translated(f"Staging {table}"):
+                self.client.delete_table(str(table), not_found_ok=True, retry=self._retry)
+                # Created with its expiration first: a load job keeps the table's metadata.
+                self._create(table, fields, exists_ok=True, expires=True)
+                if rows:
+                    spool.seek(0)
+                    self._load(spool, table, fields, "WRITE_TRUNCATE")
+        return rows
+
+    def _staged(self, scope: JobScope) -> dict[int, TableId]:
+        dataset = self.settings.dataset_for(scope.env)
+        prefix = stage_prefix(scope)
+        with translated(f"Listing staging of job {scope.job_id}"):
+            try:
+                tables = list(
+                    self.client.list_tables(
+                        f"{self.settings.gcp_project_id}.{dataset}", retry=self._retry
+                    )
+                )
+            except bigquery_not_found():
+                return {}
+        found = {}
+        for t in tables:
+            suffix = t.table_id.removeprefix(prefix)
+            if t.table_id.startswith(prefix) and suffix.isdigit():
+                found[int(suffix)] = TableId(t.project, t.dataset_id, t.table_id)
+        return found
+
+    def staged_shards(self, scope: JobScope) -> set[int]:
+        """Shard indexes whose staging table exists (a load job creates it atomically)."""
+        return set(self._staged(scope))
+
+    def _landed(self, target: TableId, scope: JobScope) -> int:
+        with translated(f"Checking {target} for job {scope.job_id}"):
+            job = self._run(bq_sql.rows_of_job(target), {"job_id": scope.job_id})
+            return int(job.result().to_arrow()[0][0].as_py())
+
+    def commit(
+        self,
+        scope: JobScope,
+        target: TableId,
+        shard_count: int,
+        disposition: WriteDisposition,
+    ) -> CommitResult:
+        """Land all staged shards in `target` with one DML statement (atomic in BigQuery):
+        an INSERT ... SELECT guarded by "no row of this JobId yet" (WRITE_APPEND), by "target
+        empty" (WRITE_EMPTY), or a MERGE ... ON FALSE that replaces the content (WRITE_TRUNCATE).
+
+        Raises:
+            InvalidRequest: a shard's staging is missing.
+            TableNotEmpty: WRITE_EMPTY and the target has rows.
+            SchemaMismatch: staged columns the target does not have, or no JobId column.
+        """
+        check_disposition(disposition)
+        existing = self._table_or_none(target)
+        if existing is not None and (landed := self._landed(target, scope)):
+            return CommitResult(rows=landed, already_committed=True)
+        staged = self._staged(scope)
+        missing = sorted(set(range(shard_count)) - set(staged))
+        if missing:
+            raise InvalidRequest(
+                f"Job {scope.job_id} has no staged output for shards {missing}; cannot commit."
+            )
+        metas = [self._table(staged[i]) for i in range(shard_count)]
+        fields = [f.to_api_repr() for f in metas[0].schema] if metas else []
+        columns = [check_column(f["name"]) for f in fields]
+        if JOB_ID_COLUMN not in columns:
+            raise SchemaMismatch(f"Staged output of job {scope.job_id} has no {JOB_ID_COLUMN}.")
+        if existing is None:
+            self._ensure_dataset(target.project, target.dataset)
+            with translated(f"Creating {target}"):
+                self._create(target, fields, exists_ok=True)
+        else:
+            _append_fields([f.to_api_repr() for f in existing.schema], fields, target)
+            if disposition == "WRITE_EMPTY" and (existing.num_rows or 0) > 0:
+                raise TableNotEmpty(f"Table {target} already has rows (WRITE_EMPTY).")
+        rows = sum(int(m.num_rows or 0) for m in metas)
+        sql = bq_sql.commit(target, [staged[i] for i in range(shard_count)], columns, disposition)
+        with translated(f"Committing job {scope.job_id} into {target}"):
+            job = self._run(sql, {"job_id": scope.job_id})
+        if rows and not _inserted(job):
+            # The guard held: another attempt landed this job meanwhile, or (WRITE_EMPTY)
+            # someone else wrote first.
+            if landed := self._landed(target, scope):
+                return CommitResult(rows=landed, already_committed=True)
+            raise TableNotEmpty(f"Table {target} already has rows (WRITE_EMPTY).")
+        return CommitResult(rows=rows)
+
+    def discard(self, scope: JobScope) -> None:
+        """Drop the job's staging tables (and nothing else)."""
+        for table in self._staged(scope).values():
+            with translated(f"Dropping {table}"):
+                self.client.delete_table(str(table), not_found_ok=True, retry=self._retry)
+
+    # --- registry ------------------------------------------------------------------------
+
+    def merge(self, table: TableId, rows: pa.Table, keys: list[str]) -> MergeResult:
+        """Upsert `rows` by `keys` with one MERGE from a temporary table next to `table`.
+
+        Raises:
+            SchemaMismatch: a key is not a column, or `rows` has columns `table` lacks.
+        """
+        fields = bq_fields(rows.schema)
+        columns = [f["name"] for f in fields]
+        keys = [check_column(k) for k in keys]
+        if not keys or set(keys) - set(columns):
+            raise SchemaMismatch(f"Merge keys {keys} must be columns of the rows ({columns}).")
+        self._ensure_dataset(table.project, table.dataset)
+        existing = self._table_or_none(table)
+        if existing is None:
+            with translated(f"Creating {table}"):
+                self._create(table, fields, exists_ok=True)
+        else:
+            fields = _append_fields([f.to_api_repr() for f in existing.schema], fields, table)
+            fields = [f for f in fields if f["name"] in columns]
+        if rows.num_rows == 0:
+            return MergeResult(inserted=0, updated=0)
+        source = table.with_table(f"_mlsys_merge_{table.table}_{uuid.uuid4().hex[:12]}")
+        with translated(f"Merging into {table}"):
+            self._create(source, fields, exists_ok=False, expires=True)
+            try:
+                data = to_loadable(rows, loadable_schema(arrow_schema(fields)))
+                self._write_arrow(data, source, fields, "WRITE_TRUNCATE")
+                new = self._run(bq_sql.count_new_keys(table, source, keys)).result()
+                job = self._run(bq_sql.merge(table, source, columns, keys))
+            finally:
+                self.client.delete_table(str(source), not_found_ok=True, retry=self._retry)
+        inserted = int(next(iter(new.to_arrow()[0].to_pylist()), 0))
+        stats = job.dml_stats
+        if stats is not None and (stats.inserted_row_count or stats.updated_row_count):
+            return MergeResult(int(stats.inserted_row_count), int(stats.updated_row_count))
+        return MergeResult(inserted, int(job.num_dml_affected_rows or 0) - inserted)
+
+
+def bigquery_not_found() -> type[Exception]:
+    from google.api_core.exceptions import NotFound
+
+    return NotFound
+
+
+def _inserted(job: Any) -> int:
+    stats = job.dml_stats
+    if stats is not None and stats.inserted_row_count is not None:
+        return int(stats.inserted_row_count)
+    return int(job.num_dml_affected_rows or 0)
+
+
+def _append_fields(existing: list[dict], new: list[dict], table: TableId) -> list[dict]:
+    """The table's fields, after checking that `new` adds no column and changes no type."""
+    have = {f["name"]: f for f in existing}
+    extra = [f["name"] for f in new if f["name"] not in have]
+    if extra:
+        raise SchemaMismatch(
+            f"Table {table} has no column(s) {extra}.",
+            hint=f"Its columns are {list(have)}; use WRITE_TRUNCATE to replace the table.",
+        )
+    for f in new:
+        old = have[f["name"]]
+        if arrow_schema([f]).field(0).type != arrow_schema([old]).field(0).type and not (
+            _is_null_string(f)
+        ):
+            raise SchemaMismatch(
+                f"Column {f['name']!r} of {table} is {old['type']}, the data has {f['type']}."
+            )
+    return existing
+
+
+def _is_null_string(field: dict) -> bool:
+    return False
+
+
+def _shard_schema(shard: dict[str, Any]) -> pa.Schema:
+    schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(shard["schema"])))
+    return pa.schema([schema.field(c) for c in shard["columns"]])
+
+
+def _rebatch(tables: Iterable[pa.Table], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Regroup pages (whose size the server picks) into batches of at most `batch_rows`."""
+    pending: list[pa.Table] = []
+    size = 0
+    for table in tables:
+        pending.append(table)
+        size += table.num_rows
+        while size >= batch_rows:
+            whole = pa.concat_tables(pending).combine_chunks()
+            head, rest = whole.slice(0, batch_rows), whole.slice(batch_rows)
+            yield from head.to_batches(max_chunksize=batch_rows)
+            pending, size = [rest], rest.num_rows
+    if size:
+        yield from pa.concat_tables(pending).combine_chunks().to_batches(max_chunksize=batch_rows)

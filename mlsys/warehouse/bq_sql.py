@@ -1,0 +1,87 @@
+"""BigQuery SQL of the warehouse, built by pure functions from validated values.
+
+Table ids (`TableId`) and column names (`check_column`) are the only names that reach SQL,
+each quoted with backticks; values travel as query parameters (`@job_id`).
+"""
+
+from __future__ import annotations
+
+from mlsys.ids import TableId, check_column
+from mlsys.warehouse.base import JOB_ID_COLUMN
+
+
+def table_ref(table: TableId) -> str:
+    return f"`{table.project}.{table.dataset}.{table.table}`"
+
+
+def col(name: str) -> str:
+    return f"`{check_column(name)}`"
+
+
+def count_rows(table: TableId) -> str:
+    return f"SELECT COUNT(*) AS n FROM {table_ref(table)}"
+
+
+def rows_of_job(table: TableId) -> str:
+    """Rows of the job `@job_id` already in `table` (a commit lands at most once)."""
+    return f"SELECT COUNT(*) AS n FROM {table_ref(table)} WHERE {col(JOB_ID_COLUMN)} = @job_id"
+
+
+def _union(sources: list[TableId], columns: list[str]) -> str:
+    select = ", ".join(col(c) for c in columns)
+    return "\nUNION ALL\n".join(f"SELECT {select} FROM {table_ref(s)}" for s in sources)
+
+
+def commit(target: TableId, sources: list[TableId], columns: list[str], disposition: str) -> str:
+    """One DML statement landing `sources` (staged shards) in `target`, atomically.
+
+    - WRITE_APPEND: INSERT ... SELECT, only while no row of `@job_id` is in the target, so a
+      retried commit cannot land the job twice.
+    - WRITE_EMPTY: INSERT ... SELECT, only while the target has no row at all.
+    - WRITE_TRUNCATE: MERGE ... ON FALSE deletes every row and inserts the staged ones in one
+      statement; with the same job guard on both sides, a retry after landing changes nothing.
+    """
+    target_sql = table_ref(target)
+    names = ", ".join(col(c) for c in columns)
+    staged = _union(sources, columns)
+    job_landed = f"SELECT 1 FROM {target_sql} WHERE {col(JOB_ID_COLUMN)} = @job_id"
+    if disposition == "WRITE_TRUNCATE":
+        return (
+            f"MERGE {target_sql} AS T\n"
+            f"USING (SELECT * FROM (\n{staged}\n) WHERE NOT EXISTS ({job_landed})) AS S\n"
+            "ON FALSE\n"
+            f"WHEN NOT MATCHED BY TARGET THEN INSERT ({names}) VALUES ({names})\n"
+            f"WHEN NOT MATCHED BY SOURCE AND T.{col(JOB_ID_COLUMN)} IS DISTINCT FROM @job_id "
+            "THEN DELETE"
+        )
+    guard = f"SELECT 1 FROM {target_sql}" if disposition == "WRITE_EMPTY" else job_landed
+    return (
+        f"INSERT INTO {target_sql} ({names})\n"
+        f"SELECT {names} FROM (\n{staged}\n)\n"
+        f"WHERE NOT EXISTS ({guard})"
+    )
+
+
+def _on(keys: list[str]) -> str:
+    return " AND ".join(f"T.{col(k)} = S.{col(k)}" for k in keys)
+
+
+def count_new_keys(target: TableId, source: TableId, keys: list[str]) -> str:
+    """Rows of `source` whose keys are not in `target` (what a MERGE would insert)."""
+    return (
+        f"SELECT COUNT(*) AS n FROM {table_ref(source)} AS S\n"
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table_ref(target)} AS T WHERE {_on(keys)})"
+    )
+
+
+def merge(target: TableId, source: TableId, columns: list[str], keys: list[str]) -> str:
+    """Upsert `source` into `target` by `keys`; rows whose values are equal are not touched,
+    so a merge with no change modifies nothing."""
+    names = ", ".join(col(c) for c in columns)
+    values = [c for c in columns if c not in keys]
+    sql = f"MERGE {table_ref(target)} AS T\nUSING {table_ref(source)} AS S\nON {_on(keys)}\n"
+    if values:
+        changed = " OR ".join(f"T.{col(c)} IS DISTINCT FROM S.{col(c)}" for c in values)
+        assignments = ", ".join(f"{col(c)} = S.{col(c)}" for c in values)
+        sql += f"WHEN MATCHED AND ({changed}) THEN UPDATE SET {assignments}\n"
+    return sql + f"WHEN NOT MATCHED BY TARGET THEN INSERT ({names}) VALUES ({names})"

@@ -13,7 +13,11 @@ ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 # checkov:skip=CKV_DOCKER_7:the bases are build arguments (default tags python3.12-bookworm-slim / python:3.12-slim-bookworm, not latest); checkov cannot resolve ARGs
 FROM ${UV_IMAGE} AS builder
 
-ARG UV_VERSION=0.9.7
+ARG UV_VERSION=0.13.9
+# Networks that re-sign TLS need their CA bundle for pip and uv: the offline smoke test passes
+# the host's (bind-mounted during the build). Unset by default.
+ARG SSL_CERT_FILE
+ARG PIP_CERT
 
 # https://docs.astral.sh/uv/guides/integration/docker/
 # Compile bytecode at build time (faster cold starts on Cloud Run), never download a Python
@@ -38,8 +42,8 @@ WORKDIR /app
 
 # Dependencies first, from the lock alone: this layer is reused until uv.lock changes.
 RUN --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=bind,source=uv.lock,target=uv.lock \
-    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
+    --mount=type=bind,source=uv.lock,target=/app/uv.lock \
+    --mount=type=bind,source=pyproject.toml,target=/app/pyproject.toml \
     uv sync --frozen --no-install-project --no-dev --extra gcp
 
 # Then the project itself, installed as a wheel (not editable) so the runtime needs only .venv.

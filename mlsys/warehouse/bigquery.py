@@ -16,18 +16,30 @@ host:port) point the clients at local emulators with anonymous credentials.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import datetime as dt
 import os
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import requests
 
-from mlsys.errors import InvalidRequest, MissingExtra, SchemaMismatch, TableNotEmpty
+from mlsys.errors import (
+    BackendUnavailable,
+    InvalidRequest,
+    MissingExtra,
+    MlsysError,
+    PermissionDenied,
+    SchemaMismatch,
+    TableNotEmpty,
+    TableNotFound,
+)
 from mlsys.ids import TableId, check_column
 from mlsys.settings import Settings, get_settings
 from mlsys.warehouse import bq_sql
@@ -41,12 +53,13 @@ from mlsys.warehouse.base import (
     WriteDisposition,
     check_disposition,
 )
-from mlsys.warehouse.bq_errors import translated
 from mlsys.warehouse.bq_schema import arrow_schema, bq_fields, loadable_schema, to_loadable
 
 try:
     import grpc
+    from google.api_core import exceptions as gexc
     from google.api_core.client_options import ClientOptions
+    from google.auth import exceptions as auth_exc
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import bigquery, bigquery_storage
     from google.cloud.bigquery_storage_v1.services.big_query_read.transports import (
@@ -81,6 +94,7 @@ class BigQueryWarehouse(Warehouse):
         read_client: Any = None,
         staging_ttl: dt.timedelta = STAGING_TTL,
         retry_timeout: float = 600.0,
+        emulated: bool | None = None,
     ) -> None:
         """
         Args:
@@ -92,6 +106,8 @@ class BigQueryWarehouse(Warehouse):
             staging_ttl: expiration of staging tables, so abandoned staging disappears.
             retry_timeout: seconds transient API errors are retried (with backoff) before
                 BackendUnavailable.
+            emulated: work around what bqemulator lacks (query results through the Storage
+                Read API, DML statistics); default: whether BIGQUERY_EMULATOR_HOST is set.
         """
         self.project = project
         self.settings = settings or get_settings()
@@ -102,6 +118,7 @@ class BigQueryWarehouse(Warehouse):
         self._pid = os.getpid()
         self._datasets: set[tuple[str, str]] = set()
         self._retry = bigquery.DEFAULT_RETRY.with_timeout(retry_timeout)
+        self.emulated = bool(os.environ.get(REST_EMULATOR_ENV)) if emulated is None else emulated
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None) -> BigQueryWarehouse:
@@ -184,7 +201,7 @@ class BigQueryWarehouse(Warehouse):
         with translated("Query"):
             job = self._run(sql)
             # Large results come through the Storage Read API; small ones over REST.
-            storage = None if os.environ.get(REST_EMULATOR_ENV) else self.read_client
+            storage = None if self.emulated else self.read_client
             table = job.to_arrow(bqstorage_client=storage, create_bqstorage_client=False)
         return table.to_pandas()
 
@@ -197,7 +214,7 @@ class BigQueryWarehouse(Warehouse):
         with translated(f"Table {table}"):
             try:
                 self.client.get_table(str(table), retry=self._retry)
-            except bigquery_not_found():
+            except gexc.NotFound:
                 return False
         return True
 
@@ -211,7 +228,7 @@ class BigQueryWarehouse(Warehouse):
         if meta.table_type == "TABLE" and meta.num_rows is not None:
             return int(meta.num_rows)  # kept exact by load jobs and DML; no query needed
         with translated(f"Counting rows of {table}"):
-            return int(self._run(bq_sql.count_rows(table)).result().to_arrow()[0][0].as_py())
+            return self._scalar(bq_sql.count_rows(table))
 
     def read_table(self, table: TableId, columns: list[str] | None = None) -> pa.Table:
         """Read a whole (small) table through one read stream. Raises TableNotFound."""
@@ -279,15 +296,13 @@ class BigQueryWarehouse(Warehouse):
         with translated(f"Dataset {project}.{dataset}"):
             try:
                 self.client.get_dataset(f"{project}.{dataset}", retry=self._retry)
-            except bigquery_not_found():
+            except gexc.NotFound:
                 ds = bigquery.Dataset(f"{project}.{dataset}")
                 ds.location = self.location
                 self.client.create_dataset(ds, exists_ok=True, retry=self._retry)
         self._datasets.add((project, dataset))
 
-    def _load(
-        self, source: Any, table: TableId, fields: list[dict], disposition: str
-    ) -> None:
+    def _load(self, source: Any, table: TableId, fields: list[dict], disposition: str) -> None:
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
             schema=[bigquery.SchemaField.from_api_repr(f) for f in fields],
@@ -334,14 +349,16 @@ class BigQueryWarehouse(Warehouse):
             SchemaMismatch: WRITE_APPEND with columns the table does not have.
         """
         check_disposition(disposition)
-        arrow = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, False)
+        arrow = (
+            data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+        )
         fields = bq_fields(arrow.schema)
         self._ensure_dataset(table.project, table.dataset)
         if (existing := self._table_or_none(table)) is not None:
             if disposition == "WRITE_EMPTY" and (existing.num_rows or 0) > 0:
                 raise TableNotEmpty(f"Table {table} already has rows (WRITE_EMPTY).")
             if disposition == "WRITE_APPEND":
-                fields = _append_fields([f.to_api_repr() for f in existing.schema], fields, table)
+                fields = _check_append(_api(existing), arrow.schema, table)
         schema = loadable_schema(arrow_schema(fields))
         for f in fields:  # columns the table has and the data lacks are NULL
             if f["name"] not in arrow.column_names:
@@ -353,7 +370,7 @@ class BigQueryWarehouse(Warehouse):
         with translated(f"Table {table}"):
             try:
                 return self.client.get_table(str(table), retry=self._retry)
-            except bigquery_not_found():
+            except gexc.NotFound:
                 return None
 
     # --- staging and commit ----------------------------------------------------------------
@@ -385,13 +402,18 @@ class BigQueryWarehouse(Warehouse):
                     writer.write_table(to_loadable(batch, loadable))
                     rows += batch.num_rows
             self._ensure_dataset(table.project, table.dataset)
+            # The staging table appears only once complete (a load job is atomic), so its
+            # existence is what `staged_shards` reports.
             with translated(f"Staging {table}"):
-                self.client.delete_table(str(table), not_found_ok=True, retry=self._retry)
-                # Created with its expiration first: a load job keeps the table's metadata.
-                self._create(table, fields, exists_ok=True, expires=True)
                 if rows:
                     spool.seek(0)
                     self._load(spool, table, fields, "WRITE_TRUNCATE")
+                    expiring = bigquery.Table(str(table))
+                    expiring.expires = dt.datetime.now(dt.UTC) + self.staging_ttl
+                    self.client.update_table(expiring, ["expires"], retry=self._retry)
+                else:
+                    self.client.delete_table(str(table), not_found_ok=True, retry=self._retry)
+                    self._create(table, fields, exists_ok=True, expires=True)
         return rows
 
     def _staged(self, scope: JobScope) -> dict[int, TableId]:
@@ -404,7 +426,7 @@ class BigQueryWarehouse(Warehouse):
                         f"{self.settings.gcp_project_id}.{dataset}", retry=self._retry
                     )
                 )
-            except bigquery_not_found():
+            except gexc.NotFound:
                 return {}
         found = {}
         for t in tables:
@@ -417,10 +439,13 @@ class BigQueryWarehouse(Warehouse):
         """Shard indexes whose staging table exists (a load job creates it atomically)."""
         return set(self._staged(scope))
 
+    def _scalar(self, sql: str, params: dict[str, str] | None = None) -> int:
+        rows = list(self._run(sql, params).result())
+        return int(rows[0][0]) if rows else 0
+
     def _landed(self, target: TableId, scope: JobScope) -> int:
         with translated(f"Checking {target} for job {scope.job_id}"):
-            job = self._run(bq_sql.rows_of_job(target), {"job_id": scope.job_id})
-            return int(job.result().to_arrow()[0][0].as_py())
+            return self._scalar(bq_sql.rows_of_job(target), {"job_id": scope.job_id})
 
     def commit(
         self,
@@ -458,7 +483,7 @@ class BigQueryWarehouse(Warehouse):
             with translated(f"Creating {target}"):
                 self._create(target, fields, exists_ok=True)
         else:
-            _append_fields([f.to_api_repr() for f in existing.schema], fields, target)
+            _check_append(_api(existing), arrow_schema(fields), target)
             if disposition == "WRITE_EMPTY" and (existing.num_rows or 0) > 0:
                 raise TableNotEmpty(f"Table {target} already has rows (WRITE_EMPTY).")
         rows = sum(int(m.num_rows or 0) for m in metas)
@@ -498,7 +523,7 @@ class BigQueryWarehouse(Warehouse):
             with translated(f"Creating {table}"):
                 self._create(table, fields, exists_ok=True)
         else:
-            fields = _append_fields([f.to_api_repr() for f in existing.schema], fields, table)
+            fields = _check_append(_api(existing), rows.schema, table)
             fields = [f for f in fields if f["name"] in columns]
         if rows.num_rows == 0:
             return MergeResult(inserted=0, updated=0)
@@ -508,21 +533,19 @@ class BigQueryWarehouse(Warehouse):
             try:
                 data = to_loadable(rows, loadable_schema(arrow_schema(fields)))
                 self._write_arrow(data, source, fields, "WRITE_TRUNCATE")
-                new = self._run(bq_sql.count_new_keys(table, source, keys)).result()
+                # bqemulator reports no DML statistics: count the new keys beforehand there.
+                new = (
+                    self._scalar(bq_sql.count_new_keys(table, source, keys)) if self.emulated else 0
+                )
                 job = self._run(bq_sql.merge(table, source, columns, keys))
             finally:
                 self.client.delete_table(str(source), not_found_ok=True, retry=self._retry)
-        inserted = int(next(iter(new.to_arrow()[0].to_pylist()), 0))
         stats = job.dml_stats
-        if stats is not None and (stats.inserted_row_count or stats.updated_row_count):
-            return MergeResult(int(stats.inserted_row_count), int(stats.updated_row_count))
-        return MergeResult(inserted, int(job.num_dml_affected_rows or 0) - inserted)
-
-
-def bigquery_not_found() -> type[Exception]:
-    from google.api_core.exceptions import NotFound
-
-    return NotFound
+        if stats is not None:
+            return MergeResult(
+                int(stats.inserted_row_count or 0), int(stats.updated_row_count or 0)
+            )
+        return MergeResult(new, int(job.num_dml_affected_rows or 0) - new)
 
 
 def _inserted(job: Any) -> int:
@@ -532,28 +555,38 @@ def _inserted(job: Any) -> int:
     return int(job.num_dml_affected_rows or 0)
 
 
-def _append_fields(existing: list[dict], new: list[dict], table: TableId) -> list[dict]:
-    """The table's fields, after checking that `new` adds no column and changes no type."""
+_SAME_TYPE = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "STRUCT": "RECORD"}
+
+
+def _kind(field: dict) -> str:
+    kind = str(field["type"]).upper()
+    return _SAME_TYPE.get(kind, kind)
+
+
+def _check_append(existing: list[dict], data: pa.Schema, table: TableId) -> list[dict]:
+    """The table's fields, after checking that `data` adds no column and changes no type.
+
+    An untyped (all-NULL) column takes the table's type; integers may go into FLOAT64.
+    """
     have = {f["name"]: f for f in existing}
-    extra = [f["name"] for f in new if f["name"] not in have]
+    extra = [name for name in data.names if name not in have]
     if extra:
         raise SchemaMismatch(
             f"Table {table} has no column(s) {extra}.",
             hint=f"Its columns are {list(have)}; use WRITE_TRUNCATE to replace the table.",
         )
-    for f in new:
-        old = have[f["name"]]
-        if arrow_schema([f]).field(0).type != arrow_schema([old]).field(0).type and not (
-            _is_null_string(f)
+    for new in bq_fields(data):
+        old = have[new["name"]]
+        if pa.types.is_null(data.field(new["name"]).type) or (
+            (_kind(old), old.get("mode")) == (_kind(new), new.get("mode") or "NULLABLE")
         ):
-            raise SchemaMismatch(
-                f"Column {f['name']!r} of {table} is {old['type']}, the data has {f['type']}."
-            )
+            continue
+        if (_kind(new), _kind(old)) == ("INT64", "FLOAT64"):
+            continue
+        raise SchemaMismatch(
+            f"Column {new['name']!r} of {table} is {old['type']}, the data has {new['type']}."
+        )
     return existing
-
-
-def _is_null_string(field: dict) -> bool:
-    return False
 
 
 def _shard_schema(shard: dict[str, Any]) -> pa.Schema:
@@ -575,3 +608,51 @@ def _rebatch(tables: Iterable[pa.Table], batch_rows: int) -> Iterator[pa.RecordB
             pending, size = [rest], rest.num_rows
     if size:
         yield from pa.concat_tables(pending).combine_chunks().to_batches(max_chunksize=batch_rows)
+
+
+def _api(table: Any) -> list[dict]:
+    return [f.to_api_repr() for f in table.schema]
+
+
+# Reasons BigQuery gives with 403/400 for conditions that pass (quota, rate, backend).
+_TRANSIENT_REASONS = {"rateLimitExceeded", "backendError", "internalError", "jobBackendError"}
+
+
+def _reason(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None) or [{}]
+    return str(errors[0].get("reason", "")) if isinstance(errors[0], dict) else ""
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Map what the client raises, once its own retries are spent, to `mlsys.errors`."""
+    try:
+        yield
+    except MlsysError:
+        raise
+    except gexc.NotFound as exc:
+        raise TableNotFound(f"{what}: {exc.message}") from exc
+    except (gexc.Forbidden, gexc.Unauthorized, gexc.PermissionDenied) as exc:
+        if _reason(exc) in _TRANSIENT_REASONS:
+            raise BackendUnavailable(f"{what}: BigQuery is busy: {exc.message}") from exc
+        raise PermissionDenied(
+            f"{what}: access denied: {exc.message}",
+            hint="Grant the service account BigQuery Data Editor and Job User.",
+        ) from exc
+    except (
+        gexc.ServerError,
+        gexc.TooManyRequests,
+        gexc.RetryError,
+        requests.ConnectionError,
+        requests.Timeout,
+        concurrent.futures.TimeoutError,
+    ) as exc:
+        raise BackendUnavailable(f"{what}: BigQuery is unavailable: {exc}") from exc
+    except gexc.GoogleAPICallError as exc:
+        raise InvalidRequest(f"{what}: {exc.message}") from exc
+    except auth_exc.DefaultCredentialsError as exc:
+        raise PermissionDenied(
+            f"{what}: no Google Cloud credentials found.",
+            hint="Run `gcloud auth application-default login` or set "
+            "GOOGLE_APPLICATION_CREDENTIALS.",
+        ) from exc

@@ -1,0 +1,155 @@
+"""Real services for tests: a private redis-server, the Flask app over HTTP, Celery workers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    """Poll until `predicate()` is truthy; returns its value or raises TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """A private redis-server on a free port; falls back to the machine's Redis (a spare db)
+    where redis-server is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        base = os.environ.get("MLSYS_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+        redis.Redis.from_url(base).flushdb()
+        yield base
+        return
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+
+    def up():
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+
+    try:
+        wait_for(up, what="redis-server")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextlib.contextmanager
+def serve_wsgi(app) -> Iterator[str]:
+    """Serve a WSGI app on a free port in a thread; yields its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+@contextlib.contextmanager
+def celery_worker(
+    env: dict[str, str],
+    cwd: Path,
+    concurrency: int = 1,
+    name: str = "w1",
+    pool: str = "prefork",
+    log: Path | None = None,
+) -> Iterator[subprocess.Popen]:
+    """A real `celery -A worker worker` subprocess in its own process group (so a test can
+    kill -9 all of it, as a machine dying would)."""
+    log = log or cwd / f"worker-{name}.log"
+    handle = open(log, "ab")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "--loglevel=INFO",
+            f"--concurrency={concurrency}",
+            f"--pool={pool}",
+            f"--hostname={name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=cwd,
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        handle.close()
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """kill -9 a process and every child it started."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,99 @@
+"""The Celery app, configured from mlsys.settings. `celery -A worker worker|beat|flower`."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from mlsys.settings import Settings, get_settings
+
+#: Task names, shared with the web app (which enqueues by name and imports no task code).
+PLAN = "mlsys.predict.plan"
+SHARD = "mlsys.predict.shard"
+COMMIT = "mlsys.predict.commit"
+SYNC = "mlsys.registry.sync"
+SYNC_PERIODIC = "mlsys.registry.periodic"
+QUEUE = "mlsys"
+
+
+def celery_config(settings: Settings) -> dict:
+    """Every Celery setting mlsys relies on, with why."""
+    hard = settings.task_time_limit
+    return {
+        "broker_url": settings.redis_url,
+        # Job state lives in mlsys' own records (mlsys.jobs); no result backend is needed, and
+        # none means no result keys piling up in Redis.
+        "result_backend": None,
+        "task_ignore_result": True,
+        # JSON only: a pickle on the broker is code execution for whoever can write to Redis.
+        # https://docs.celeryq.dev/en/stable/userguide/calling.html#serializers
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        # Ack after the task ran, not when it was received: a worker killed mid-task leaves its
+        # message unacked, to be delivered again instead of lost.
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-acks-late
+        "task_acks_late": True,
+        # ... and when a pool process dies (OOM, segfault, kill -9 of the child) the parent
+        # requeues its message at once instead of acking it.
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-reject-on-worker-lost
+        "task_reject_on_worker_lost": True,
+        # One message reserved per process: a long shard must not hold a second one hostage
+        # on a busy worker while another worker sits idle.
+        # https://docs.celeryq.dev/en/stable/userguide/optimizing.html#prefetch-limits
+        "worker_prefetch_multiplier": 1,
+        # With Redis, an unacked message is redelivered after visibility_timeout even if its
+        # worker is alive; shorter than a task's run time means the task runs twice. So it is
+        # longer than the hard time limit, and fast recovery of dead workers comes from mlsys'
+        # own leases (MLSYS_RECOVERY_TIMEOUT), not from this timeout.
+        # https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
+        "broker_transport_options": {"visibility_timeout": int(hard * 1.5) + 60},
+        # A lost broker connection makes Redis redeliver unacked messages; cancel the running
+        # copies rather than run them twice (leases would fence them anyway).
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "broker_connection_retry_on_startup": True,
+        # Bound memory growth of long-lived pool processes (KiB) and recycle them now and then.
+        "worker_max_memory_per_child": 4_000_000,
+        "worker_max_tasks_per_child": 200,
+        # Soft limit raises inside the task (it fails the job cleanly); hard limit kills it.
+        "task_soft_time_limit": int(hard * 0.95),
+        "task_time_limit": hard,
+        # Events for Flower.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_track_started": True,
+        "task_default_queue": QUEUE,
+        # Beat through celery-redbeat: its schedule and a lock live in Redis, so a second beat
+        # process waits instead of doubling every periodic job.
+        # https://redbeat.readthedocs.io/en/latest/config.html
+        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "redbeat_redis_url": settings.redis_url,
+        "redbeat_key_prefix": "mlsys:redbeat:",
+        "redbeat_lock_timeout": max(30, int(settings.registry_sync_interval * 5) or 30),
+        "beat_max_loop_interval": 5,
+        "beat_schedule": beat_schedule(settings),
+        "timezone": "UTC",
+    }
+
+
+def beat_schedule(settings: Settings) -> dict:
+    if not settings.registry_sync_interval:
+        return {}
+    return {
+        f"registry-sync-{env}": {
+            "task": SYNC_PERIODIC,
+            "schedule": settings.registry_sync_interval,
+            "args": [env],
+            "options": {"queue": QUEUE},
+        }
+        for env in settings.environments
+    }
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = Celery("mlsys", include=["worker.tasks"])
+    app.conf.update(celery_config(settings))
+    return app
+
+
+celery_app = create_celery()

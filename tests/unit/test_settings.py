@@ -1,0 +1,190 @@
+"""Settings: the operators' variable names, `.env`, and the names derived from an environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlsys.errors import UnknownEnvironment
+from mlsys.settings import Settings, get_settings
+
+pytestmark = pytest.mark.unit
+
+ENV_NAMES = [
+    str(choice)
+    for field in Settings.model_fields.values()
+    if field.validation_alias is not None
+    for choice in field.validation_alias.choices
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path, monkeypatch):
+    """No variable of the machine leaks in, and no `.env` but the one a test writes."""
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_every_field_has_a_variable_name_and_a_description():
+    for name, field in Settings.model_fields.items():
+        assert field.validation_alias is not None, name
+        assert field.description, name
+    for expected in (
+        "GCP_PROJECT_ID",
+        "GCS_BUCKET_MODELS_DEV",
+        "GCS_BUCKET_MODELS_STAGING",
+        "GCS_BUCKET_MODELS_PROD",
+        "MLSYS_HOME",
+        "MLSYS_WAREHOUSE",
+        "MLSYS_MODEL_STORE",
+        "MLSYS_ENVIRONMENTS",
+        "MLSYS_API_TOKENS",
+        "MLSYS_BATCH_ROWS",
+    ):
+        assert expected in ENV_NAMES
+
+
+def test_defaults_are_the_embedded_backends_under_dot_mlsys(tmp_path):
+    settings = Settings()
+    assert settings.gcp_project_id == "mlsys-local"
+    assert settings.environments == ["dev", "staging", "prod"]
+    assert settings.home == Path(".mlsys")
+    assert settings.warehouse == f"duckdb:///{tmp_path.resolve() / '.mlsys' / 'warehouse.duckdb'}"
+    assert settings.model_store == (tmp_path.resolve() / ".mlsys" / "models").as_uri()
+    assert settings.api_tokens == []
+    assert settings.bucket_for("dev") == "mlsys-models-dev"
+    assert settings.bucket_for("staging") == "mlsys-models-staging"
+    assert settings.bucket_for("prod") == "mlsys-models-prod"
+
+
+def test_seed_variable_names_are_read(monkeypatch, tmp_path):
+    monkeypatch.setenv("GCP_PROJECT_ID", "acme-ml")
+    monkeypatch.setenv("GCS_BUCKET_MODELS_DEV", "acme-models-dev")
+    monkeypatch.setenv("GCS_BUCKET_MODELS_STAGING", "acme-models-stg")
+    monkeypatch.setenv("GCS_BUCKET_MODELS_PROD", "acme-models-prd")
+    monkeypatch.setenv("MLSYS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLSYS_WAREHOUSE", "duckdb:///elsewhere/wh.duckdb")
+    monkeypatch.setenv("MLSYS_MODEL_STORE", "file:///srv/models")
+    monkeypatch.setenv("MLSYS_BATCH_ROWS", "1234")
+    settings = Settings()
+    assert settings.gcp_project_id == "acme-ml"
+    assert settings.bucket_for("dev") == "acme-models-dev"
+    assert settings.bucket_for("staging") == "acme-models-stg"
+    assert settings.bucket_for("prod") == "acme-models-prd"
+    assert settings.home == tmp_path / "home"
+    assert settings.staging_dir == tmp_path / "home" / "staging"
+    assert settings.warehouse == "duckdb:///elsewhere/wh.duckdb"
+    assert settings.model_store == "file:///srv/models"
+    assert settings.batch_rows == 1234
+
+
+def test_mlsys_home_moves_both_embedded_backends(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLSYS_HOME", str(tmp_path / "h"))
+    settings = Settings()
+    assert settings.warehouse == f"duckdb:///{tmp_path / 'h' / 'warehouse.duckdb'}"
+    assert settings.model_store == (tmp_path / "h" / "models").as_uri()
+
+
+def test_comma_lists(monkeypatch):
+    monkeypatch.setenv("MLSYS_ENVIRONMENTS", " dev, qa ,,prod ")
+    monkeypatch.setenv("MLSYS_API_TOKENS", "tok-one, tok-two,")
+    settings = Settings()
+    assert settings.environments == ["dev", "qa", "prod"]
+    assert [t.get_secret_value() for t in settings.api_tokens] == ["tok-one", "tok-two"]
+    assert "tok-one" not in repr(settings)  # secrets stay out of logs
+
+
+def test_dot_env_in_the_working_directory_is_honoured(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text(
+        "GCP_PROJECT_ID=from-dotenv\n"
+        "GCS_BUCKET_MODELS_DEV=dotenv-models-dev\n"
+        "MLSYS_ENVIRONMENTS=dev,sandbox\n"
+        "MLSYS_API_TOKENS=a,b\n"
+        "UNRELATED_VARIABLE=ignored\n"
+    )
+    settings = Settings()
+    assert settings.gcp_project_id == "from-dotenv"
+    assert settings.bucket_for("dev") == "dotenv-models-dev"
+    assert settings.environments == ["dev", "sandbox"]
+    assert len(settings.api_tokens) == 2
+    # The real environment wins over .env.
+    monkeypatch.setenv("GCP_PROJECT_ID", "from-env")
+    assert Settings().gcp_project_id == "from-env"
+    # get_settings() reads the same sources, once.
+    assert get_settings().gcp_project_id == "from-env"
+    monkeypatch.setenv("GCP_PROJECT_ID", "changed-later")
+    assert get_settings().gcp_project_id == "from-env"
+    get_settings.cache_clear()
+    assert get_settings().gcp_project_id == "changed-later"
+
+
+def test_keyword_overrides_use_variable_names(tmp_path):
+    settings = Settings(_env_file=None, MLSYS_HOME=str(tmp_path), GCP_PROJECT_ID="kw-proj")
+    assert settings.home == tmp_path
+    assert settings.gcp_project_id == "kw-proj"
+
+
+def test_check_env_refuses_unknown_and_lists_the_known_ones():
+    settings = Settings()
+    assert settings.check_env("staging") == "staging"
+    for bad in ("qa", "DEV", "", "dev;drop", "../prod"):
+        with pytest.raises(UnknownEnvironment) as caught:
+            settings.check_env(bad)
+        assert "dev, staging, prod" in str(caught.value)
+        assert "MLSYS_ENVIRONMENTS" in str(caught.value)
+    with pytest.raises(UnknownEnvironment):
+        settings.bucket_for("qa")
+    with pytest.raises(UnknownEnvironment):
+        settings.dataset_for("qa")
+
+
+def test_extra_environment_gets_default_bucket_and_dataset(monkeypatch):
+    monkeypatch.setenv("MLSYS_ENVIRONMENTS", "dev,qa")
+    monkeypatch.setenv("BQ_DATASET", "acme")
+    settings = Settings()
+    assert settings.bucket_for("qa") == "mlsys-models-qa"
+    assert settings.dataset_for("qa") == "acme_qa"
+    assert settings.dataset_for("dev") == "acme_dev"
+    with pytest.raises(UnknownEnvironment):
+        settings.bucket_for("prod")  # no longer listed
+
+
+def test_dataset_for_default():
+    settings = Settings()
+    assert [settings.dataset_for(e) for e in ("dev", "staging", "prod")] == [
+        "mlsys_dev",
+        "mlsys_staging",
+        "mlsys_prod",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rows", "shards"),
+    [(0, 1), (1, 1), (2_000_000, 1), (2_000_001, 2), (10_000_000, 5), (10**9, 64)],
+)
+def test_auto_shards(rows, shards):
+    assert Settings().auto_shards(rows) == shards
+
+
+def test_auto_shards_follows_its_settings(monkeypatch):
+    monkeypatch.setenv("MLSYS_ROWS_PER_SHARD", "100")
+    monkeypatch.setenv("MLSYS_MAX_SHARDS", "8")
+    settings = Settings()
+    assert settings.auto_shards(100) == 1
+    assert settings.auto_shards(101) == 2
+    assert settings.auto_shards(10_000) == 8
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("MLSYS_BATCH_ROWS", "0"), ("MLSYS_MAX_SHARDS", "-1"), ("MLSYS_BATCH_ROWS", "many")],
+)
+def test_invalid_numbers_are_refused(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=name):
+        Settings()

@@ -183,7 +183,7 @@ def test_reserved_words_and_hyphens_work_in_a_real_duckdb():
         'x"; DROP TABLE y; --',
         "x`; DROP TABLE y",
         "x' OR '1'='1",
-        "x\"",
+        'x"',
         "x/*",
         "x;",
         "x y",

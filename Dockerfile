@@ -69,7 +69,8 @@ RUN groupadd --system --gid 10001 mlsys \
     && mkdir -p /app /data \
     && chown mlsys:mlsys /app /data
 
-COPY --from=builder --chown=mlsys:mlsys /app/.venv /app/.venv
+# Root-owned: the app user can run the environment but not change it.
+COPY --from=builder /app/.venv /app/.venv
 COPY --chmod=0755 docker/start /usr/local/bin/start
 
 USER 10001:10001

@@ -1,0 +1,67 @@
+"""What the views work with: settings, job store, warehouse, model store, Celery app."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from celery import Celery
+from flask import current_app
+
+from mlsys.jobs import JobStore
+from mlsys.settings import Settings
+from mlsys.store import ModelStore, open_store
+from mlsys.warehouse import Warehouse, open_warehouse
+
+
+@dataclass
+class Backends:
+    """One per app. Warehouse and store open on first use, so /health and a misconfigured
+    backend never stop the app from starting."""
+
+    settings: Settings
+    jobs: JobStore
+    celery: Celery
+    _warehouse: Warehouse | None = None
+    _store: ModelStore | None = None
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], settings: Settings) -> Backends:
+        jobs = config.get("JOB_STORE") or _job_store(settings)
+        celery = config.get("CELERY_APP") or _celery(settings)
+        return cls(settings, jobs, celery, config.get("WAREHOUSE"), config.get("MODEL_STORE"))
+
+    @functools.cached_property
+    def warehouse(self) -> Warehouse:
+        return self._warehouse or open_warehouse(settings=self.settings)
+
+    @functools.cached_property
+    def store(self) -> ModelStore:
+        return self._store or open_store(settings=self.settings)
+
+
+def _job_store(settings: Settings) -> JobStore:
+    # Bounded timeouts: a request waiting on an unreachable Redis answers 503, not hangs.
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=5,
+        socket_timeout=10,
+        health_check_interval=30,
+    )
+    return JobStore(client, settings.job_keep_seconds)
+
+
+def _celery(settings: Settings) -> Celery:
+    # The worker's own configuration (JSON only, queue names), built from these settings so a
+    # test or a second app points at its own broker.
+    from worker.app import create_celery
+
+    return create_celery(settings)
+
+
+def backends() -> Backends:
+    """The current app's backends."""
+    return current_app.extensions["mlsys"]

@@ -1,0 +1,83 @@
+"""Job status, listing and cancellation, from mlsys' own job records."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from web.backends import backends
+from web.openapi import doc
+from web.schemas import Job, JobList, JobsQuery
+
+bp = Blueprint("jobs", __name__)
+
+_JOB_ID = {"schema": {"maxLength": 128}, "example": "0f8e5c3a9b2d4e6f8a1b3c5d7e9f0a2b"}
+_EXAMPLE = {
+    "job_id": "0f8e5c3a9b2d4e6f8a1b3c5d7e9f0a2b",
+    "kind": "predict",
+    "state": "running",
+    "phase": "running",
+    "progress": {"rows_done": 400000, "rows_total": 1000000, "percent": 40.0},
+    "params": {
+        "env": "dev",
+        "input_table": "mlsys-local.titanic.passengers",
+        "output_table": "mlsys-local.titanic.predictions",
+        "model_name": "titanic-survival",
+        "model_version": "latest",
+        "id_columns": None,
+        "write_disposition": "WRITE_APPEND",
+        "shards": None,
+    },
+    "result": None,
+    "error": None,
+    "submitted_at": "2024-06-10T08:00:00.000+00:00",
+    "started_at": "2024-06-10T08:00:01.250+00:00",
+    "finished_at": None,
+    "shards": [{"index": 0, "state": "running", "attempt": 1, "rows_done": 400000}],
+}
+
+
+@bp.get("/jobs")
+@doc(
+    "List recent jobs",
+    tag="jobs",
+    query=JobsQuery,
+    responses={200: JobList},
+    errors=(503,),
+    example={"jobs": [_EXAMPLE]},
+)
+def list_jobs() -> Response:
+    """Most recent first, optionally only one state or kind."""
+    query = JobsQuery.model_validate(request.args.to_dict())
+    jobs = backends().jobs.list(state=query.state, kind=query.kind, limit=query.limit)
+    return jsonify(jobs=jobs)
+
+
+@bp.get("/jobs/<job_id>")
+@doc(
+    "Get a job",
+    tag="jobs",
+    responses={200: Job},
+    errors=(404, 503),
+    example=_EXAMPLE,
+    path_params={"job_id": _JOB_ID},
+)
+def get_job(job_id: str) -> Response:
+    """State, progress, parameters, and the result or error once finished."""
+    g.job_id = job_id
+    return jsonify(backends().jobs.require(job_id))
+
+
+@bp.delete("/jobs/<job_id>")
+@doc(
+    "Cancel a job",
+    tag="jobs",
+    responses={200: Job},
+    errors=(404, 409, 503),
+    example={**_EXAMPLE, "state": "cancelled", "phase": "cancelled"},
+    path_params={"job_id": _JOB_ID},
+)
+def cancel_job(job_id: str) -> Response:
+    """Cancels a queued or running job; it leaves no partial output. A finished job, or one
+    already committing its output, answers 409."""
+    g.job_id = job_id
+    return jsonify(backends().jobs.cancel(job_id))

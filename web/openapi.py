@@ -1,0 +1,269 @@
+"""GET /openapi.json: OpenAPI 3.1 built from the app's own routes and pydantic models.
+
+Each view carries an `Operation` (the `@doc` decorator); the document is assembled from
+`app.url_map`, so a route cannot be served without being described, and request/response
+schemas are the very models that validate and shape the traffic.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from web.errors import PROBLEM_MIME
+from web.schemas import IDEMPOTENCY_KEY_PATTERN, Problem
+
+bp = Blueprint("openapi", __name__)
+
+_ERROR_TEXT = {
+    400: "The request is invalid; `detail` says what to fix.",
+    401: "Missing or invalid bearer token.",
+    404: "Not found.",
+    409: "Conflicts with the current state.",
+    413: "The request body is larger than 64 KiB.",
+    422: "The input table does not fit the model (missing columns, output schema).",
+    500: "Unexpected server error (logged server-side).",
+    503: "A backend (Redis, warehouse, model store) is unavailable; retry.",
+}
+
+IDEMPOTENCY_HEADER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "A retry with the same key returns the first job (200) instead of a new one.",
+    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
+}
+
+
+@dataclass
+class Operation:
+    """How one view is described in the OpenAPI document."""
+
+    summary: str
+    tag: str
+    description: str = ""
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    #: status -> response model, or (media type, description) for other bodies.
+    responses: dict[int, Any] = field(default_factory=dict)
+    errors: tuple[int, ...] = ()
+    example: Any = None
+    headers: list[dict[str, Any]] = field(default_factory=list)
+    path_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    secured: bool = True
+
+
+def doc(summary: str, **kwargs: Any):
+    """Attach an `Operation` to a view function; its docstring becomes the description."""
+
+    def decorate(view):
+        view.openapi = Operation(
+            summary, description=inspect.cleandoc(view.__doc__ or ""), **kwargs
+        )
+        return view
+
+    return decorate
+
+
+def openapi_path(rule: str) -> str:
+    """Flask's `/jobs/<job_id>` (or `<path:x>`) as OpenAPI's `/jobs/{job_id}`."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def documented_routes(app: Flask) -> list[tuple[str, str, Operation]]:
+    """(path, method, operation) for every route the app serves, HEAD/OPTIONS aside."""
+    routes = []
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        operation = getattr(view, "openapi", None)
+        if operation is None:
+            raise RuntimeError(f"Route {rule.rule} ({rule.endpoint}) has no @doc.")
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            routes.append((openapi_path(rule.rule), method.lower(), operation))
+    return routes
+
+
+def _models(routes) -> tuple[list[tuple[type[BaseModel], str]], set[type[BaseModel]]]:
+    pairs: dict[tuple[type[BaseModel], str], None] = {(Problem, "serialization"): None}
+    for _, _, op in routes:
+        for model in (op.body, op.query):
+            if model is not None:
+                pairs[(model, "validation")] = None
+        for response in op.responses.values():
+            if isinstance(response, type) and issubclass(response, BaseModel):
+                pairs[(response, "serialization")] = None
+    return list(pairs), {model for model, _ in pairs}
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """Query strings cannot carry null: keep the non-null branch of an Optional."""
+    options = schema.get("anyOf")
+    if options and any(o.get("type") == "null" for o in options):
+        rest = [o for o in options if o.get("type") != "null"]
+        merged = {k: v for k, v in schema.items() if k != "anyOf"}
+        return {**(rest[0] if len(rest) == 1 else {"anyOf": rest}), **merged}
+    return schema
+
+
+def _query_parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    required = set(schema.get("required", []))
+    params = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = _without_null(prop)
+        param = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if "description" in prop:
+            param["description"] = prop["description"]
+        params.append(param)
+    return params
+
+
+def _problem_response(status: int) -> dict[str, Any]:
+    return {
+        "description": _ERROR_TEXT.get(status, "Error."),
+        "content": {PROBLEM_MIME: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+def build_spec(app: Flask) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of `app`."""
+    settings = app.config["SETTINGS"]
+    auth_on = bool(app.extensions["mlsys_tokens"])
+    routes = documented_routes(app)
+    pairs, _ = _models(routes)
+    keys, defs = models_json_schema(pairs, ref_template="#/components/schemas/{model}")
+    schemas = defs.get("$defs", {})
+    _apply_settings(schemas, settings)
+
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, op in routes:
+        paths.setdefault(path, {})[method] = _operation(path, method, op, keys, schemas, auth_on)
+
+    components: dict[str, Any] = {
+        "schemas": schemas,
+        "securitySchemes": {
+            "bearerAuth": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "One of the tokens in MLSYS_API_TOKENS.",
+            }
+        },
+    }
+    spec: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "mlsys",
+            "version": _version(),
+            "description": "Batch predictions for scikit-learn models over warehouse tables. "
+            "Submitting returns a job at once; follow it at GET /jobs/{job_id}. "
+            "Errors are application/problem+json."
+            + ("" if auth_on else " Authentication is OFF on this server (local demo)."),
+        },
+        "paths": paths,
+        "components": components,
+    }
+    if auth_on:
+        spec["security"] = [{"bearerAuth": []}]
+    return spec
+
+
+def _apply_settings(schemas: dict[str, Any], settings) -> None:
+    # Bounds that come from configuration, so the document matches this server.
+    for name in ("PredictRequest", "PredictQuery"):
+        shards = schemas.get(name, {}).get("properties", {}).get("shards")
+        if shards:
+            for option in shards.get("anyOf", [shards]):
+                if option.get("type") == "integer":
+                    option["maximum"] = settings.max_shards
+        env = schemas.get(name, {}).get("properties", {}).get("env")
+        if env:
+            env["examples"] = list(settings.environments)
+
+
+def _operation(path, method, op: Operation, keys, schemas, auth_on) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "summary": op.summary,
+        "operationId": f"{method}_{re.sub(r'[^A-Za-z0-9]+', '_', path).strip('_') or 'root'}",
+        "tags": [op.tag],
+    }
+    if op.description:
+        out["description"] = op.description
+    params: list[dict[str, Any]] = []
+    for name in re.findall(r"{([^}]+)}", path):
+        spec = {"type": "string", "minLength": 1, **op.path_params.get(name, {}).get("schema", {})}
+        param = {"name": name, "in": "path", "required": True, "schema": spec}
+        if "example" in op.path_params.get(name, {}):
+            param["example"] = op.path_params[name]["example"]
+        params.append(param)
+    if op.query is not None:
+        params += _query_parameters(schemas[op.query.__name__])
+    params += op.headers
+    if params:
+        out["parameters"] = params
+    if op.body is not None:
+        ref = keys[(op.body, "validation")]
+        examples = op.body.model_config.get("json_schema_extra", {}).get("examples", [])
+        content: dict[str, Any] = {"schema": ref}
+        if examples:
+            content["example"] = examples[0]
+        out["requestBody"] = {"required": True, "content": {"application/json": content}}
+
+    responses: dict[str, Any] = {}
+    for status, response in op.responses.items():
+        if isinstance(response, tuple):
+            mime, description = response
+            body = {"schema": {"type": "object"} if mime.endswith("json") else {"type": "string"}}
+            if op.example is not None and not responses:
+                body["example"] = op.example
+            responses[str(status)] = {"description": description, "content": {mime: body}}
+            continue
+        body = {"schema": keys[(response, "serialization")]}
+        if op.example is not None and not responses:
+            body["example"] = op.example
+        responses[str(status)] = {
+            "description": (response.__doc__ or response.__name__).strip().splitlines()[0],
+            "content": {"application/json": body},
+        }
+        if status == 202:
+            responses[str(status)]["headers"] = {
+                "Location": {"description": "The job's status URL.", "schema": {"type": "string"}}
+            }
+    errors = set(op.errors) | {500}
+    if op.body is not None:
+        errors |= {400, 413}
+    if op.query is not None or op.path_params:
+        errors.add(400)
+    if op.secured and auth_on:
+        errors.add(401)
+    for status in sorted(errors):
+        responses[str(status)] = _problem_response(status)
+    out["responses"] = responses
+    if not op.secured:
+        out["security"] = []
+    return out
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mlsys")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+@bp.get("/openapi.json")
+@doc("This document", tag="documentation", responses={200: ("application/json", "OpenAPI 3.1.")})
+def openapi_json():
+    """The OpenAPI 3.1 description of every route this server serves."""
+    spec = current_app.extensions.get("mlsys_openapi")
+    if spec is None:
+        spec = current_app.extensions["mlsys_openapi"] = build_spec(
+            current_app._get_current_object()
+        )
+    return jsonify(spec)

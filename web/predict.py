@@ -1,0 +1,73 @@
+"""POST /predict, and the seed's GET /predict alias: validate everything, then queue a job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from mlsys.predict import PredictSpec, prepare_predict
+from web.backends import backends
+from web.errors import read_json_object
+from web.openapi import IDEMPOTENCY_HEADER, doc
+from web.schemas import JobAccepted, PredictQuery, PredictRequest
+from web.submit import accepted, existing_job, idempotency_key, submit_job
+
+bp = Blueprint("predict", __name__)
+
+_ERRORS = (400, 404, 409, 422, 503)
+_EXAMPLE = {"job_id": "0f8e5c3a9b2d4e6f8a1b3c5d7e9f0a2b", "status_url": "/jobs/0f8e5c3a..."}
+
+
+def enqueue_predict(fields: dict[str, Any]) -> Response:
+    """Check the request against the registry and the tables, then queue it."""
+    key = idempotency_key(fields.pop("idempotency_key", None))
+    found = backends()
+    spec = PredictSpec.parse(settings=found.settings, **fields)
+    params = spec.to_json()
+    # A retry of a submitted job answers with that job, even if its output now exists.
+    job = existing_job("predict", params, key)
+    if job is not None:
+        return accepted(job, created=False)
+    prepared = prepare_predict(spec, found.warehouse, found.settings)
+    # `prepared` pins the model version resolved now: the worker runs exactly that one.
+    return submit_job(
+        "predict",
+        params,
+        rows_total=prepared.rows_total,
+        key=key,
+        fields={"prepared": prepared.to_json()},
+    )
+
+
+@bp.post("/predict")
+@doc(
+    "Submit a batch prediction",
+    tag="predict",
+    body=PredictRequest,
+    responses={202: JobAccepted, 200: JobAccepted},
+    errors=_ERRORS,
+    example=_EXAMPLE,
+    headers=[IDEMPOTENCY_HEADER],
+)
+def submit_predict() -> Response:
+    """Validates the tables, the model reference and the input's columns, then queues a job
+    and answers 202 with its id at once. An idempotent retry answers 200 with the first job."""
+    return enqueue_predict(PredictRequest.model_validate(read_json_object()).model_dump())
+
+
+@bp.get("/predict")
+@doc(
+    "Submit a batch prediction (seed-compatible query form)",
+    tag="predict",
+    query=PredictQuery,
+    responses={202: JobAccepted, 200: JobAccepted},
+    errors=_ERRORS,
+    example=_EXAMPLE,
+    headers=[IDEMPOTENCY_HEADER],
+)
+def submit_predict_query() -> Response:
+    """The seed's GET /predict?env=&input_table=&output_table=&model_name=&model_version=,
+    kept for existing callers; it queues the same job as POST /predict."""
+    query = PredictQuery.model_validate(request.args.to_dict())
+    return enqueue_predict(query.model_dump())

@@ -1,0 +1,147 @@
+"""The model registry over HTTP: sync jobs, listing versions, moving aliases."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from mlsys.errors import ModelNotFound
+from mlsys.ids import check_alias, check_model_name
+from mlsys.registry import read_registry, set_alias
+from web.backends import backends
+from web.errors import read_json_object
+from web.openapi import doc
+from web.schemas import (
+    AliasRequest,
+    EnvQuery,
+    JobAccepted,
+    ModelList,
+    ModelVersion,
+    ModelVersions,
+    RegistrySyncRequest,
+)
+from web.submit import submit_job
+
+bp = Blueprint("registry", __name__)
+
+_JOB_EXAMPLE = {"job_id": "5b7d9f1a3c5e7a9b1d3f5a7c9e1b3d5f", "status_url": "/jobs/5b7d9f1a..."}
+_ENTRY_EXAMPLE = {
+    "model_name": "titanic-survival",
+    "model_version": "v1",
+    "environment": "dev",
+    "status": "active",
+    "aliases": ["champion"],
+    "uri": "mlsys-models-dev/titanic-survival/v1/model.pkl",
+    "file_size_bytes": 1843201,
+    "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "generation": 1718000000000000,
+    "uploader": "data-scientist@example.com",
+    "upload_timestamp": "2024-06-10T08:00:00+00:00",
+    "registered_at": "2024-06-10T08:05:00+00:00",
+    "updated_at": "2024-06-10T08:05:00+00:00",
+    "metadata": {"features": ["Pclass", "Sex", "Age"], "target": "Survived"},
+}
+_NAME = {"schema": {"maxLength": 128}, "example": "titanic-survival"}
+_ALIAS = {"schema": {"maxLength": 128}, "example": "champion"}
+
+
+def _sync(env: str) -> Response:
+    backends().settings.check_env(env)
+    return submit_job("registry_sync", {"env": env})
+
+
+@bp.post("/model-registry")
+@doc(
+    "Sync the registry of an environment",
+    tag="registry",
+    body=RegistrySyncRequest,
+    responses={202: JobAccepted},
+    errors=(503,),
+    example=_JOB_EXAMPLE,
+)
+def sync_registry() -> Response:
+    """Queues a job that scans the environment's model store and merges what changed."""
+    return _sync(RegistrySyncRequest.model_validate(read_json_object()).env)
+
+
+@bp.get("/model-registry")
+@doc(
+    "Sync the registry of an environment (seed-compatible query form)",
+    tag="registry",
+    query=EnvQuery,
+    responses={202: JobAccepted},
+    errors=(503,),
+    example=_JOB_EXAMPLE,
+)
+def sync_registry_query() -> Response:
+    """The seed's GET /model-registry?env=dev; queues the same job as POST /model-registry."""
+    return _sync(EnvQuery.model_validate(request.args.to_dict()).env)
+
+
+@bp.get("/models")
+@doc(
+    "List registered model versions",
+    tag="registry",
+    query=EnvQuery,
+    responses={200: ModelList},
+    errors=(503,),
+    example={"env": "dev", "models": [_ENTRY_EXAMPLE]},
+)
+def list_models() -> Response:
+    """Every registered version of every model in the environment, flat, by name then version."""
+    env = EnvQuery.model_validate(request.args.to_dict()).env
+    found = backends()
+    entries = read_registry(found.warehouse, found.settings, env)
+    return jsonify(env=env, models=[entry.to_json() for entry in entries])
+
+
+@bp.get("/models/<name>")
+@doc(
+    "List the versions of one model",
+    tag="registry",
+    query=EnvQuery,
+    responses={200: ModelVersions},
+    errors=(404, 503),
+    example={"env": "dev", "model_name": "titanic-survival", "versions": [_ENTRY_EXAMPLE]},
+    path_params={"name": _NAME},
+)
+def get_model(name: str) -> Response:
+    """The versions of `name` in the environment, with their aliases and status."""
+    env = EnvQuery.model_validate(request.args.to_dict()).env
+    name = check_model_name(name)
+    found = backends()
+    versions = [
+        e for e in read_registry(found.warehouse, found.settings, env) if e.model_name == name
+    ]
+    if not versions:
+        raise ModelNotFound(
+            f"Model {name!r} is not registered in {env}.",
+            hint="List registered models with GET /models?env=" + env + ".",
+        )
+    return jsonify(env=env, model_name=name, versions=[e.to_json() for e in versions])
+
+
+@bp.put("/models/<name>/aliases/<alias>")
+@doc(
+    "Point an alias at a version",
+    tag="registry",
+    body=AliasRequest,
+    responses={200: ModelVersion},
+    errors=(404, 409, 503),
+    example=_ENTRY_EXAMPLE,
+    path_params={"name": _NAME, "alias": _ALIAS},
+)
+def put_alias(name: str, alias: str) -> Response:
+    """Moves `alias` (e.g. champion) to `version` of `name`; predictions may then ask for it
+    as model_version. Answers the version it now points at."""
+    body = AliasRequest.model_validate(read_json_object())
+    found = backends()
+    found.settings.check_env(body.env)
+    entry = set_alias(
+        found.warehouse,
+        found.settings,
+        body.env,
+        check_model_name(name),
+        check_alias(alias),
+        body.version,
+    )
+    return jsonify(entry.to_json())

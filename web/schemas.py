@@ -1,0 +1,237 @@
+"""Request and response bodies of the API, as pydantic models.
+
+They validate what callers send (unknown fields are refused) and are the single source of the
+OpenAPI document's schemas. Identifier syntax (table ids, model names, versions) is checked by
+`mlsys.ids` after these models, so every caller gets that module's messages and hints.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlsys.predict import MAX_ID_COLUMNS
+
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JobKind = Literal["predict", "registry_sync"]
+WriteDisposition = Literal["WRITE_APPEND", "WRITE_TRUNCATE", "WRITE_EMPTY"]
+
+_TABLE = "A warehouse table as project.dataset.table (BigQuery's form, on every backend)."
+_ENV = "Environment name (MLSYS_ENVIRONMENTS), e.g. dev, staging or prod."
+_MODEL = "Registered model name: lowercase letters, digits, '-' and '_', at most 64 characters."
+_VERSION = "Version to use: vN (e.g. v3), latest (highest active version) or an alias (champion)."
+
+
+class Strict(BaseModel):
+    """Base of request models: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- requests ---------------------------------------------------------------------------------
+class PredictRequest(Strict):
+    """A batch prediction: stream `input_table` through a model into `output_table`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "env": "dev",
+                    "input_table": "mlsys-local.titanic.passengers",
+                    "output_table": "mlsys-local.titanic.predictions",
+                    "model_name": "titanic-survival",
+                    "model_version": "latest",
+                    "id_columns": ["PassengerId"],
+                }
+            ]
+        },
+    )
+
+    env: str = Field(description=_ENV, max_length=64)
+    input_table: str = Field(description=_TABLE, max_length=2048)
+    output_table: str = Field(description=_TABLE, max_length=2048)
+    model_name: str = Field(description=_MODEL, max_length=128)
+    model_version: str = Field("latest", description=_VERSION, max_length=128)
+    id_columns: list[str] | None = Field(
+        None,
+        max_length=MAX_ID_COLUMNS,
+        description="Input columns copied to the output to join predictions back "
+        "(default: the model's metadata).",
+    )
+    write_disposition: WriteDisposition = Field(
+        "WRITE_APPEND",
+        description="WRITE_APPEND adds rows; WRITE_TRUNCATE replaces the table; WRITE_EMPTY "
+        "refuses a table that has rows.",
+    )
+    shards: int | None = Field(
+        None, ge=1, description="Parallel parts to split the input into (default: by size)."
+    )
+    idempotency_key: str | None = Field(
+        None,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="A retry with the same key returns the first job instead of a new one "
+        "(also accepted as the Idempotency-Key header).",
+    )
+
+
+class PredictQuery(Strict):
+    """The seed's GET /predict: the same fields as query parameters."""
+
+    env: str = Field(description=_ENV, max_length=64)
+    input_table: str = Field(description=_TABLE, max_length=2048)
+    output_table: str = Field(description=_TABLE, max_length=2048)
+    model_name: str = Field(description=_MODEL, max_length=128)
+    model_version: str = Field("latest", description=_VERSION, max_length=128)
+    id_columns: str | None = Field(None, max_length=4096, description="Comma-separated id columns.")
+    write_disposition: WriteDisposition = Field("WRITE_APPEND")
+    shards: int | None = Field(None, ge=1)
+    idempotency_key: str | None = Field(None, pattern=IDEMPOTENCY_KEY_PATTERN)
+
+
+class RegistrySyncRequest(Strict):
+    """Scan an environment's model store and merge what changed into its registry."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"env": "dev"}]})
+
+    env: str = Field(description=_ENV, max_length=64)
+
+
+class EnvQuery(Strict):
+    """Which environment's registry to read."""
+
+    env: str = Field(description=_ENV, max_length=64)
+
+
+class AliasRequest(Strict):
+    """Point an alias at a version."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"env": "dev", "version": "v1"}]}
+    )
+
+    env: str = Field(description=_ENV, max_length=64)
+    version: str = Field(description="vN, latest, or another alias.", max_length=128)
+
+
+class JobsQuery(Strict):
+    """Filters of GET /jobs."""
+
+    state: JobState | None = Field(None, description="Only jobs in this state.")
+    kind: JobKind | None = Field(None, description="Only jobs of this kind.")
+    limit: int = Field(50, ge=1, le=500, description="At most this many, most recent first.")
+
+
+# --- responses --------------------------------------------------------------------------------
+class JobAccepted(BaseModel):
+    """A job was queued (202), or an idempotent retry found the first one (200)."""
+
+    job_id: str
+    status_url: str = Field(description="Where to follow the job: GET it.")
+
+
+class Progress(BaseModel):
+    rows_done: int
+    rows_total: int | None
+    percent: float
+
+
+class ShardView(BaseModel):
+    index: int
+    state: str
+    attempt: int
+    rows_done: int
+
+
+class JobError(BaseModel):
+    type: str
+    message: str
+
+
+class Job(BaseModel):
+    """A job as recorded by mlsys (not Celery): state, progress, parameters and outcome."""
+
+    job_id: str
+    kind: JobKind
+    state: JobState
+    phase: str = Field(description="Finer step: queued, planning, running, committing, ...")
+    progress: Progress
+    params: dict[str, Any]
+    result: dict[str, Any] | None
+    error: JobError | None
+    submitted_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    shards: list[ShardView]
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+
+
+class ModelVersion(BaseModel):
+    """One registered model version."""
+
+    model_name: str
+    model_version: str = Field(description="vN")
+    environment: str
+    status: str = Field(description="active, missing (gone from the store) or invalid.")
+    aliases: list[str]
+    uri: str
+    file_size_bytes: int
+    sha256: str
+    generation: int | None
+    uploader: str | None
+    upload_timestamp: str | None
+    registered_at: str | None
+    updated_at: str | None
+    metadata: dict[str, Any]
+
+
+class ModelList(BaseModel):
+    """Every registered version in an environment, flat, sorted by name then version."""
+
+    env: str
+    models: list[ModelVersion]
+
+
+class ModelVersions(BaseModel):
+    """The versions of one model in an environment."""
+
+    env: str
+    model_name: str
+    versions: list[ModelVersion]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Check(BaseModel):
+    ok: bool
+    seconds: float
+    detail: str | None = None
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, Check]
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An error, as application/problem+json (RFC 9457)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = Field(
+        None, description="Each invalid field, for validation errors."
+    )

@@ -57,4 +57,7 @@ resource "google_service_networking_connection" "services" {
   network                 = google_compute_network.vpc.id
   service                 = "servicenetworking.googleapis.com"
   reserved_peering_ranges = [google_compute_global_address.services.name]
+  # Removing the peering fails while the producer side still holds addresses (Memorystore
+  # deletes asynchronously); abandon it on destroy instead of failing the whole destroy.
+  deletion_policy = "ABANDON"
 }

@@ -72,7 +72,7 @@ variable "web_max_instances" {
 }
 
 variable "worker_instances" {
-  description = "Instances of the Celery worker pool (manual scaling; each instance runs one worker with --concurrency = its CPUs). Change it here or with `gcloud beta run worker-pools update mlsys-worker-{env} --instances N`."
+  description = "Instances of the Celery worker pool (manual scaling; each instance runs one worker with --concurrency = its CPUs). Change it here or with `gcloud beta run worker-pools update mlsys-worker-{env} --scaling N`."
   type        = number
   default     = 1
 

@@ -57,7 +57,7 @@ if current.state == 'done' then return 'done' end
 if attempt < current.attempt then return 'stale' end
 if redis.call('EXISTS', lease) == 1 then return 'busy' end
 redis.call('SET', lease, tostring(attempt), 'PX', ttl)
-redis.call('HSET', units, unit, cjson.encode({state='running', attempt=attempt}))
+redis.call('HSET', units, unit, cjson.encode({state='running', attempt=attempt, worker=ARGV[5]}))
 if state == 'queued' then
   redis.call('HSET', job, 'state', 'running', 'started_at', ARGV[4])
 end
@@ -81,7 +81,8 @@ local raw = redis.call('HGET', units, unit)
 if not raw then return -1 end
 local current = cjson.decode(raw)
 if current.attempt ~= attempt then return -1 end
-redis.call('HSET', units, unit, cjson.encode({state='done', attempt=attempt}))
+current.state = 'done'
+redis.call('HSET', units, unit, cjson.encode(current))
 if redis.call('GET', lease) == tostring(attempt) then redis.call('DEL', lease) end
 local done = 0
 local all = redis.call('HGETALL', units)
@@ -356,10 +357,13 @@ class JobStore:
     def units(self, job_id: str) -> dict[str, dict[str, Any]]:
         return {k: json.loads(v) for k, v in self.r.hgetall(self._units(job_id)).items()}
 
-    def claim(self, job_id: str, unit: str, attempt: int, ttl_seconds: float) -> Claim:
+    def claim(
+        self, job_id: str, unit: str, attempt: int, ttl_seconds: float, worker: str = ""
+    ) -> Claim:
+        """Take `unit` for `attempt` on `worker` (a name shown in the job's shard list)."""
         status = self._claim(
             keys=[self._job(job_id), self._units(job_id), self._lease(job_id, unit)],
-            args=[unit, attempt, int(ttl_seconds * 1000), _now()],
+            args=[unit, attempt, int(ttl_seconds * 1000), _now(), worker],
         )
         return Claim(status)
 
@@ -419,6 +423,7 @@ def _view(data: dict[str, str], units: dict[str, str], progress: dict[str, str])
                     "index": index,
                     "state": unit["state"],
                     "attempt": unit["attempt"],
+                    "worker": unit.get("worker") or None,
                     "rows_done": int(progress.get(str(index), 0)),
                 }
             )

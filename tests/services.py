@@ -107,7 +107,8 @@ def celery_worker(
 ) -> Iterator[subprocess.Popen]:
     """A real `celery -A worker worker` subprocess in its own process group (so a test can
     kill -9 all of it, as a machine dying would)."""
-    log = log or cwd / f"worker-{name}.log"
+    log = log or Path(env.get("MLSYS_HOME", "/tmp")) / f"worker-{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     handle = open(log, "ab")
     proc = subprocess.Popen(
         [
@@ -125,7 +126,7 @@ def celery_worker(
             "--without-gossip",
         ],
         cwd=cwd,
-        env=env,
+        env={**env, "MLSYS_WORKER_NAME": name},
         stdout=handle,
         stderr=subprocess.STDOUT,
         start_new_session=True,

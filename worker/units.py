@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +36,11 @@ TRANSIENT = (
     ConnectionError,
     TimeoutError,
 )
+
+
+def worker_name() -> str:
+    """`celery@host:pid` of the process running a unit (shown per shard, used by tests)."""
+    return f"{os.environ.get('MLSYS_WORKER_NAME') or socket.gethostname()}:{os.getpid()}"
 
 
 class Superseded(Exception):
@@ -84,7 +91,7 @@ def claimed(
 ) -> Iterator[UnitRun | None]:
     """Claim `unit` for `attempt`; yields None when there is nothing to do. Failures inside
     are handled here: retried, or recorded on the job."""
-    claim = jobs.claim(job_id, unit, attempt, settings.recovery_timeout)
+    claim = jobs.claim(job_id, unit, attempt, settings.recovery_timeout, worker_name())
     if not claim.ok:
         log.info("skip %s/%s attempt %s: %s", job_id, unit, attempt, claim.status)
         yield None

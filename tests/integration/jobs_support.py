@@ -1,0 +1,132 @@
+"""Set-up shared by the worker integration tests: data, a registered model, a job stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mlsys import datasets
+from mlsys.artifacts import save_model
+from mlsys.ids import TableId
+from mlsys.jobs import TERMINAL, JobStore
+from mlsys.predict import PredictSpec, prepare_predict
+from mlsys.registry import sync_registry
+from mlsys.settings import Settings
+from mlsys.store import open_store
+from mlsys.warehouse import open_warehouse
+from tests.models import ScriptedClassifier
+from tests.services import repo_root, wait_for
+from worker.app import create_celery
+from worker.dispatch import send_unit
+
+PROJECT = "mlsys-local"
+INPUT = TableId(PROJECT, "titanic", "passengers")
+OUTPUT = TableId(PROJECT, "titanic", "predictions")
+
+
+@dataclass
+class Stack:
+    """Settings, backends, job store and a Celery app for one test, and the env for workers."""
+
+    settings: Settings
+    env: dict[str, str]
+    home: Path
+
+    def __post_init__(self) -> None:
+        self.warehouse = open_warehouse(settings=self.settings)
+        self.store = open_store(settings=self.settings)
+        self.jobs = JobStore.from_url(self.settings.redis_url)
+        self.celery = create_celery(self.settings)
+        self.cwd = repo_root()
+
+    def load_table(self, rows: int, special: dict[int, str] | None = None) -> None:
+        """The passengers table; `special` sets Sex of some PassengerIds (poison, crash)."""
+        frame = datasets.titanic(rows)
+        for passenger, value in (special or {}).items():
+            frame.loc[frame[datasets.ID_COLUMN] == passenger, "Sex"] = value
+        self.warehouse.write(frame, INPUT, "WRITE_TRUNCATE")
+
+    def register(self, model=None, name: str = "scripted", version: int | None = None) -> None:
+        model = model or ScriptedClassifier().fit(pd.DataFrame(columns=["Sex", "Pclass"]))
+        save_model(
+            model,
+            self.store,
+            self.settings.bucket_for("dev"),
+            name,
+            version,
+            target="Survived",
+            id_columns=[datasets.ID_COLUMN],
+        )
+        sync_registry(self.warehouse, self.store, self.settings, "dev")
+
+    def submit(
+        self, model: str = "scripted", shards: int | None = None, output: TableId = OUTPUT, **extra
+    ) -> str:
+        """What POST /predict does: validate, record, enqueue the first unit."""
+        spec = PredictSpec.parse(
+            settings=self.settings,
+            env="dev",
+            input_table=str(INPUT),
+            output_table=str(output),
+            model_name=model,
+            shards=shards,
+            **extra,
+        )
+        prepared = prepare_predict(spec, self.warehouse, self.settings)
+        job, _ = self.jobs.create("predict", spec.to_json(), rows_total=prepared.rows_total)
+        self.jobs.set_fields(job["job_id"], prepared=json.dumps(prepared.to_json()))
+        self.jobs.init_units(job["job_id"], ["plan"])
+        send_unit(job["job_id"], "plan", app=self.celery)
+        return job["job_id"]
+
+    def wait(self, job_id: str, timeout: float = 90) -> dict:
+        return wait_for(
+            lambda: (j := self.jobs.get(job_id)) and j["state"] in TERMINAL and j,
+            timeout=timeout,
+            interval=0.1,
+            what=f"job {job_id} to finish",
+        )
+
+    def output_rows(self, output: TableId = OUTPUT) -> pd.DataFrame:
+        if not self.warehouse.exists(output):
+            return pd.DataFrame(columns=["PassengerId", "JobId"])
+        return self.warehouse.read_table(output).to_pandas()
+
+    def staging(self, job_id: str) -> list[Path]:
+        folder = self.settings.staging_dir / job_id
+        return sorted(folder.rglob("*")) if folder.exists() else []
+
+    def settled(self, job_id: str) -> bool:
+        """No unit of the job holds a lease any more."""
+        return not any(self.jobs.lease_alive(job_id, unit) for unit in self.jobs.units(job_id))
+
+
+def make_stack(tmp_path: Path, redis_url: str, **overrides: str) -> Stack:
+    values = {
+        "MLSYS_HOME": str(tmp_path / "home"),
+        "REDIS_URL": redis_url,
+        "MLSYS_RECOVERY_TIMEOUT": "2",
+        "MLSYS_BATCH_ROWS": "1000",
+        "MLSYS_MAX_ATTEMPTS": "3",
+        "MLSYS_REGISTRY_SYNC_INTERVAL": "0",
+        **overrides,
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSYS_", "GCP_", "GCS_"))}
+    env.update(values)
+    settings = Settings(_env_file=None, **values)
+    return Stack(settings=settings, env=env, home=tmp_path)
+
+
+def unit_worker(stack: Stack, job_id: str, unit: str) -> str | None:
+    """Name of the worker running `unit` of a job (MLSYS_WORKER_NAME:pid)."""
+    state = stack.jobs.units(job_id).get(unit) or {}
+    return state.get("worker") if state.get("state") == "running" else None
+
+
+def pause(seconds: float) -> None:
+    time.sleep(seconds)

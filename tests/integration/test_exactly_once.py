@@ -1,0 +1,146 @@
+"""Sharded jobs on real Celery worker subprocesses over a real Redis: nothing lost, nothing
+duplicated, whatever dies or is delivered twice."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tests.integration.jobs_support import OUTPUT, make_stack, unit_worker
+from tests.models import FEATURES, ScriptedClassifier
+from tests.services import celery_worker, kill_group, wait_for
+from worker.dispatch import send_unit
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+@pytest.fixture
+def stack(tmp_path, redis_client, redis_url):
+    return make_stack(tmp_path, redis_url)
+
+
+def _slow(delay: float) -> ScriptedClassifier:
+    return ScriptedClassifier(delay=delay).fit(pd.DataFrame(columns=FEATURES))
+
+
+def _assert_exact(rows: pd.DataFrame, expected: int, job_id: str) -> None:
+    mine = rows[rows["JobId"] == job_id]
+    assert len(mine) == expected, f"{len(mine)} rows for {expected} inputs"
+    assert mine["PassengerId"].is_unique, "duplicated rows"
+    assert set(mine["PassengerId"]) == set(range(1, expected + 1)), "lost rows"
+
+
+def test_sharded_job_equals_unsharded_row_for_row(stack):
+    stack.load_table(12_000)
+    stack.register()
+    with celery_worker(stack.env, stack.cwd, concurrency=2):
+        one = stack.submit(shards=1, output=OUTPUT.with_table("one"))
+        four = stack.submit(shards=4, output=OUTPUT.with_table("four"))
+        first, second = stack.wait(one), stack.wait(four)
+    assert (first["state"], second["state"]) == ("succeeded", "succeeded")
+    assert len(second["shards"]) == 4 and all(s["state"] == "done" for s in second["shards"])
+    assert second["progress"] == {"rows_done": 12_000, "rows_total": 12_000, "percent": 100.0}
+    columns = ["PassengerId", "Survived", "PredictionProbability", "ModelName", "ModelVersion"]
+    a = stack.output_rows(OUTPUT.with_table("one")).sort_values("PassengerId")[columns]
+    b = stack.output_rows(OUTPUT.with_table("four")).sort_values("PassengerId")[columns]
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+    _assert_exact(stack.output_rows(OUTPUT.with_table("four")), 12_000, four)
+    assert stack.staging(four) == []
+
+
+def test_kill_9_of_a_worker_mid_shard_loses_and_duplicates_nothing(stack):
+    stack.load_table(24_000)
+    stack.register(_slow(0.06))  # 24 batches a shard of 6,000 rows: ~1.5 s each
+    with (
+        celery_worker(stack.env, stack.cwd, name="victim") as victim,
+        celery_worker(stack.env, stack.cwd, name="survivor"),
+    ):
+        job_id = stack.submit(shards=4)
+        percents: list[float] = []
+
+        def victim_mid_shard():
+            job = stack.jobs.get(job_id)
+            percents.append(job["progress"]["percent"])
+            return any(
+                s["state"] == "running"
+                and s["rows_done"] > 0
+                and (unit_worker(stack, job_id, f"shard:{s['index']}") or "").startswith("victim")
+                for s in job["shards"]
+            )
+
+        wait_for(victim_mid_shard, timeout=60, what="the victim to be mid-shard")
+        kill_group(victim)
+        final = stack.wait(job_id, timeout=120)
+
+    assert final["state"] == "succeeded", final["error"]
+    assert any(s["attempt"] > 1 for s in final["shards"]), "the killed shard was never redone"
+    assert len(set(percents)) >= 2 and percents == sorted(percents), "progress did not move"
+    _assert_exact(stack.output_rows(), 24_000, job_id)
+    assert stack.staging(job_id) == []
+
+
+def test_every_unit_delivered_twice_commits_once(stack):
+    stack.load_table(6_000)
+    stack.register()
+    with celery_worker(stack.env, stack.cwd, concurrency=2):
+        job_id = stack.submit(shards=3)
+        send_unit(job_id, "plan", 1, app=stack.celery)  # a duplicate right away
+        assert stack.wait(job_id)["state"] == "succeeded"
+        for unit in ("plan", "shard:0", "shard:1", "shard:2", "commit"):
+            send_unit(job_id, unit, 1, app=stack.celery)  # e.g. a visibility-timeout redelivery
+        send_unit(job_id, "commit", 2, app=stack.celery)
+        broker = stack.jobs.r
+        wait_for(lambda: broker.llen("mlsys") == 0 and stack.settled(job_id), what="drain")
+        wait_for(lambda: not broker.hlen("unacked"), timeout=30, what="acks")
+    assert stack.jobs.get(job_id)["state"] == "succeeded"
+    _assert_exact(stack.output_rows(), 6_000, job_id)
+
+
+def test_a_poison_row_fails_the_job_and_leaves_the_output_as_it_was(stack):
+    stack.load_table(3_000)
+    stack.register()
+    with celery_worker(stack.env, stack.cwd, concurrency=2):
+        good = stack.submit(shards=2)
+        assert stack.wait(good)["state"] == "succeeded"
+        stack.load_table(3_000, special={1_700: "poison"})
+        bad = stack.submit(shards=3)
+        final = stack.wait(bad)
+        wait_for(lambda: stack.settled(bad), what="shards to stop")
+    assert final["state"] == "failed"
+    assert final["error"]["type"] == "ValueError" and "poison" in final["error"]["message"]
+    rows = stack.output_rows()
+    assert set(rows["JobId"]) == {good}
+    _assert_exact(rows, 3_000, good)
+    wait_for(lambda: stack.staging(bad) == [], what="staging cleanup")
+
+
+def test_a_shard_that_kills_every_worker_fails_after_the_redelivery_cap(
+    tmp_path, redis_client, redis_url
+):
+    stack = make_stack(tmp_path, redis_url, MLSYS_MAX_ATTEMPTS="2")
+    stack.load_table(2_000, special={1_500: "crash"})
+    stack.register()
+    with celery_worker(stack.env, stack.cwd, concurrency=1):
+        job_id = stack.submit(shards=1)
+        final = stack.wait(job_id, timeout=90)
+    assert final["state"] == "failed"
+    assert final["error"]["type"] == "WorkerLost"
+    assert "MLSYS_MAX_ATTEMPTS=2" in final["error"]["message"]
+    assert not stack.warehouse.exists(OUTPUT)
+
+
+def test_cancel_mid_fan_out_leaves_no_output_and_no_staging(stack):
+    stack.load_table(24_000)
+    stack.register(_slow(0.06))
+    with celery_worker(stack.env, stack.cwd, concurrency=2):
+        job_id = stack.submit(shards=4)
+        wait_for(
+            lambda: stack.jobs.get(job_id)["progress"]["rows_done"] > 0, what="shards to start"
+        )
+        assert stack.jobs.cancel(job_id)["state"] == "cancelled"
+        wait_for(lambda: stack.settled(job_id), timeout=30, what="shards to stop")
+        wait_for(lambda: stack.jobs.r.llen("mlsys") == 0, timeout=30, what="queue to drain")
+        wait_for(lambda: stack.staging(job_id) == [], timeout=30, what="staging cleanup")
+    final = stack.jobs.get(job_id)
+    assert final["state"] == "cancelled"
+    assert not stack.warehouse.exists(OUTPUT)

@@ -68,7 +68,8 @@ def celery_config(settings: Settings) -> dict:
         "beat_scheduler": "redbeat.RedBeatScheduler",
         "redbeat_redis_url": settings.redis_url,
         "redbeat_key_prefix": "mlsys:redbeat:",
-        "redbeat_lock_timeout": max(30, int(settings.registry_sync_interval * 5) or 30),
+        # A beat that dies is replaced by a waiting one within this many seconds.
+        "redbeat_lock_timeout": 30,
         "beat_max_loop_interval": 5,
         "beat_schedule": beat_schedule(settings),
         "timezone": "UTC",

@@ -258,7 +258,12 @@ def _version() -> str:
 
 
 @bp.get("/openapi.json")
-@doc("This document", tag="documentation", responses={200: ("application/json", "OpenAPI 3.1.")})
+@doc(
+    "This document",
+    tag="documentation",
+    responses={200: ("application/json", "OpenAPI 3.1.")},
+    example={"openapi": "3.1.0", "info": {"title": "mlsys", "version": "0.1.0"}, "paths": {}},
+)
 def openapi_json():
     """The OpenAPI 3.1 description of every route this server serves."""
     spec = current_app.extensions.get("mlsys_openapi")

@@ -97,6 +97,9 @@ class Stack:
             return pd.DataFrame(columns=["PassengerId", "JobId"])
         return self.warehouse.read_table(output).to_pandas()
 
+    def warehouse_table(self, name: str) -> TableId:
+        return OUTPUT.with_table(name)
+
     def staging(self, job_id: str) -> list[Path]:
         folder = self.settings.staging_dir / job_id
         return sorted(folder.rglob("*")) if folder.exists() else []

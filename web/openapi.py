@@ -174,15 +174,13 @@ def build_spec(app: Flask) -> dict[str, Any]:
 
 def _apply_settings(schemas: dict[str, Any], settings) -> None:
     # Bounds that come from configuration, so the document matches this server.
-    for name in ("PredictRequest", "PredictQuery"):
-        shards = schemas.get(name, {}).get("properties", {}).get("shards")
-        if shards:
-            for option in shards.get("anyOf", [shards]):
-                if option.get("type") == "integer":
-                    option["maximum"] = settings.max_shards
-        env = schemas.get(name, {}).get("properties", {}).get("env")
-        if env:
-            env["examples"] = list(settings.environments)
+    for schema in schemas.values():
+        properties = schema.get("properties", {})
+        if "env" in properties:
+            properties["env"]["enum"] = list(settings.environments)
+        for option in properties.get("shards", {}).get("anyOf", []):
+            if option.get("type") == "integer":
+                option["maximum"] = settings.max_shards
 
 
 def _operation(path, method, op: Operation, keys, schemas, auth_on) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mlsys.artifacts import load_verified
+from mlsys.artifacts import infer_metadata, load_verified
 from mlsys.errors import Cancelled, InvalidRequest, SchemaMismatch, TableNotEmpty
 from mlsys.ids import ModelRef, TableId, check_column
 from mlsys.registry import RegistryEntry, resolve
@@ -166,8 +166,12 @@ def build_output_schema(
     return pa.schema(fields)
 
 
-def prepare_predict(spec: PredictSpec, warehouse: Warehouse, settings: Settings) -> PreparedPredict:
+def prepare_predict(
+    spec: PredictSpec, warehouse: Warehouse, settings: Settings, store: ModelStore | None = None
+) -> PreparedPredict:
     """Check everything that can be checked before any work starts.
+
+    `store` lets a version registered without metadata.json be read for its features.
 
     Raises:
         ModelNotFound / ArtifactIntegrityError: the model reference does not resolve.
@@ -177,13 +181,23 @@ def prepare_predict(spec: PredictSpec, warehouse: Warehouse, settings: Settings)
         TableNotEmpty: WRITE_EMPTY and the output table has rows.
         InvalidRequest: no id columns are known.
     """
+    with warehouse.session():
+        return _prepare(spec, warehouse, settings, store)
+
+
+def _prepare(spec, warehouse, settings, store) -> PreparedPredict:
     entry: RegistryEntry = resolve(warehouse, settings, spec.env, spec.model)
     meta = entry.metadata
-    features = entry.features
+    if not entry.features and store is not None:
+        # No metadata.json: read what the fitted estimator itself records (feature_names_in_,
+        # classifier or regressor, classes). This loads the verified artifact once.
+        meta = {**infer_metadata(_load_entry(entry, store, settings)), **meta}
+    features = list(meta.get("features") or [])
     if not features:
         raise InvalidRequest(
             f"{entry.model_name}/{entry.version} does not record its feature columns.",
-            hint="Save it with mlsys.artifacts.save_model (metadata.json with 'features').",
+            hint="Fit it on a DataFrame (feature_names_in_) or save it with "
+            "mlsys.artifacts.save_model, which writes metadata.json with 'features'.",
         )
     id_columns = list(spec.id_columns or meta.get("id_columns") or [])
     if not id_columns:
@@ -252,6 +266,18 @@ def plan_shards(
     columns = list(dict.fromkeys(prepared.id_columns + prepared.features))
     table = TableId.parse(prepared.spec["input_table"])
     return warehouse.plan_read(table, columns, shards, JobScope(job_id, prepared.env))
+
+
+def _load_entry(entry: RegistryEntry, store: ModelStore, settings: Settings) -> Any:
+    return load_verified(
+        store,
+        entry.gcs_bucket,
+        entry.blob_path,
+        sha256=entry.sha256,
+        generation=entry.generation,
+        artifact_format=entry.artifact_format,
+        trusted_types=tuple(settings.skops_trusted_types),
+    )
 
 
 def load_model(prepared: PreparedPredict, store: ModelStore, settings: Settings) -> Any:
@@ -372,7 +398,7 @@ def predict_table(
     A failure or cancel anywhere leaves the output table as it was.
     """
     started = time.monotonic()
-    prepared = prepare_predict(spec, warehouse, settings)
+    prepared = prepare_predict(spec, warehouse, settings, store)
     if on_prepared is not None:
         on_prepared(prepared)
     scope = JobScope(job_id, spec.env)

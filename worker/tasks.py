@@ -62,7 +62,7 @@ def plan(job_id: str, attempt: int = 1) -> None:
                 prepared = PreparedPredict.from_json(json.loads(raw["prepared"]))
             else:
                 prepared = prepare_predict(
-                    PredictSpec.from_json(params, settings), warehouse, settings
+                    PredictSpec.from_json(params, settings), warehouse, settings, context.store()
                 )
             read_plan = plan_shards(prepared, warehouse, settings, job_id)
             shards = read_plan.shards
@@ -143,7 +143,7 @@ def commit(job_id: str, attempt: int = 1) -> None:
             "output_table": prepared.spec["output_table"],
             "model": prepared.model_ref,
             "shards": int(raw["shards_total"]),
-            "duration_seconds": round(_seconds_since(raw.get("started_at")), 3),
+            "seconds": round(_seconds_since(raw.get("started_at")), 3),
             "commit_seconds": round(time.monotonic() - started, 3),
         }
         jobs.finish(job_id, "succeeded", result=result)

@@ -7,6 +7,7 @@ per (job, shard) and lands with one atomic commit, and the registry is a MERGE.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -192,6 +193,11 @@ class Warehouse(ABC):
         """Upsert `rows` into `table` by `keys`: insert new keys, update rows whose values
         differ, leave equal rows untouched (a no-change merge writes nothing). Creates the
         table from `rows.schema` when missing."""
+
+    def session(self) -> contextlib.AbstractContextManager[None]:
+        """Group several short calls (e.g. the checks of one request) on one connection where
+        the backend pays per connection; a no-op elsewhere."""
+        return contextlib.nullcontext()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

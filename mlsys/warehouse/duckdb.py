@@ -13,6 +13,7 @@ import contextlib
 import math
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -97,6 +98,7 @@ class DuckDBWarehouse(Warehouse):
         self.staging_dir = Path(staging_dir)
         self.default_project = default_project
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
 
     @classmethod
     def from_url(cls, url: str, settings: Settings) -> DuckDBWarehouse:
@@ -115,7 +117,30 @@ class DuckDBWarehouse(Warehouse):
 
     # --- connections --------------------------------------------------------------------
     @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Hold one connection for the calls inside (on this thread). Opening a DuckDB file
+        costs tens of milliseconds; a request's handful of checks should pay it once."""
+        if getattr(self._local, "con", None) is not None:
+            yield
+            return
+        with self._open() as con:
+            self._local.con = con
+            try:
+                yield
+            finally:
+                self._local.con = None
+
+    @contextlib.contextmanager
     def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            yield con
+            return
+        with self._open() as con:
+            yield con
+
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
         try:
             con = _retry_on_lock(duckdb.connect)(str(self.path))
         except RetryError:
@@ -333,14 +358,14 @@ class DuckDBWarehouse(Warehouse):
             try:
                 self._ensure_schema(con, target)
                 exists = self._exists(con, target)
-                if exists:
-                    columns = self._columns(con, target)
-                    if JOB_ID_COLUMN not in columns:
-                        raise SchemaMismatch(
-                            f"Output table {target} exists but has no {JOB_ID_COLUMN} column, "
-                            "so it was not written by mlsys.",
-                            hint="Choose a new output table, or WRITE_TRUNCATE to replace it.",
-                        )
+                columns = self._columns(con, target) if exists else []
+                if exists and JOB_ID_COLUMN not in columns and disposition != "WRITE_TRUNCATE":
+                    raise SchemaMismatch(
+                        f"Output table {target} exists but has no {JOB_ID_COLUMN} column, "
+                        "so it was not written by mlsys.",
+                        hint="Choose a new output table, or WRITE_TRUNCATE to replace it.",
+                    )
+                if JOB_ID_COLUMN in columns:
                     landed = _exec(
                         con,
                         f"SELECT count(*) FROM {name} WHERE {quote_ident(JOB_ID_COLUMN)} = ?",

@@ -258,13 +258,6 @@ def test_multiclass_with_string_classes(warehouse, store, settings, train, passe
     assert (out["PredictionProbability"] > 1 / 3).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Exception,
-    reason="mlsys/predict.py prepare_predict: a version without metadata.json has no "
-    "features in the registry and is refused; DESIGN §4 says features come from "
-    "feature_names_in_",
-)
 def test_model_registered_without_metadata_json(warehouse, store, settings, forest, passengers):
     """The seed's way: gcs_put_pickle(model, bucket, 'name/v1/model.pkl') and nothing else."""
     buffer = io.BytesIO()
@@ -413,12 +406,6 @@ def test_append_to_a_table_with_other_columns_is_refused(warehouse, store, setti
     assert staged_files(settings) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=SchemaMismatch,
-    reason="mlsys/warehouse/duckdb.py commit(): refuses an output table without JobId even "
-    "under WRITE_TRUNCATE, the very fix its own hint suggests",
-)
 def test_truncate_replaces_a_table_with_other_columns(warehouse, store, settings, forest):
     register(warehouse, store, settings, forest, "m", target="Survived", id_columns=["PassengerId"])
     warehouse.write(pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}), OUTPUT, "WRITE_APPEND")

@@ -11,7 +11,7 @@ from web.backends import backends
 from web.errors import read_json_object
 from web.openapi import IDEMPOTENCY_HEADER, doc
 from web.schemas import JobAccepted, PredictQuery, PredictRequest
-from web.submit import accepted, existing_job, idempotency_key, submit_job
+from web.submit import accepted, existing_job, idempotency_key, refuse_head, submit_job
 
 bp = Blueprint("predict", __name__)
 
@@ -69,5 +69,6 @@ def submit_predict() -> Response:
 def submit_predict_query() -> Response:
     """The seed's GET /predict?env=&input_table=&output_table=&model_name=&model_version=,
     kept for existing callers; it queues the same job as POST /predict."""
+    refuse_head()
     query = PredictQuery.model_validate(request.args.to_dict())
     return enqueue_predict(query.model_dump())

@@ -19,7 +19,7 @@ from web.schemas import (
     ModelVersions,
     RegistrySyncRequest,
 )
-from web.submit import submit_job
+from web.submit import refuse_head, submit_job
 
 bp = Blueprint("registry", __name__)
 
@@ -74,6 +74,7 @@ def sync_registry() -> Response:
 )
 def sync_registry_query() -> Response:
     """The seed's GET /model-registry?env=dev; queues the same job as POST /model-registry."""
+    refuse_head()
     return _sync(EnvQuery.model_validate(request.args.to_dict()).env)
 
 

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from flask import Response, g, jsonify, request, url_for
+from werkzeug.exceptions import MethodNotAllowed
 
 from mlsys.errors import BackendUnavailable, InvalidRequest, JobConflict
 from mlsys.jobs import PREFIX
@@ -16,6 +17,13 @@ from web.schemas import IDEMPOTENCY_KEY_PATTERN
 from worker.dispatch import first_unit, send_unit
 
 log = logging.getLogger(__name__)
+
+
+def refuse_head() -> None:
+    """HEAD must not queue work; werkzeug adds it to every GET route, the seed's
+    job-submitting GET aliases included."""
+    if request.method == "HEAD":
+        raise MethodNotAllowed(valid_methods=["GET", "POST"])
 
 
 def idempotency_key(from_body: str | None) -> str | None:

@@ -478,6 +478,14 @@ def test_submit_when_the_broker_is_down_is_503_and_leaves_no_job(api, settings):
     assert api.job_records() == [] and api.redis.zcard("mlsys:jobs") == 0
 
 
+def test_head_never_submits_a_job(api):
+    predict = api.call("HEAD", "/predict", params=predict_body())
+    sync = api.call("HEAD", "/model-registry", params={"env": "dev"})
+
+    assert predict.status_code == sync.status_code == 405
+    assert api.queued() == [] and api.job_records() == []
+
+
 def test_unknown_route_and_method_are_problems(api):
     assert_problem(api.call("GET", "/nope"), 404, "openapi.json")
     wrong = api.call("DELETE", "/models")

@@ -21,9 +21,10 @@ resource "google_cloud_run_v2_service" "web" {
   labels              = local.labels
 
   template {
-    service_account                  = google_service_account.web.email
-    timeout                          = "60s"
-    max_instance_request_concurrency = 32
+    service_account = google_service_account.web.email
+    timeout         = "60s"
+    # = gunicorn workers x threads below: requests wait in Cloud Run, not in a busy instance.
+    max_instance_request_concurrency = 16
 
     scaling {
       min_instance_count = var.web_min_instances
@@ -72,6 +73,22 @@ resource "google_cloud_run_v2_service" "web" {
             version = "latest"
           }
         }
+      }
+
+      env {
+        name  = "WEB_CONCURRENCY"
+        value = "2"
+      }
+
+      env {
+        name  = "GUNICORN_THREADS"
+        value = "8"
+      }
+
+      # Cloud Run's front end is the only way in: trust its X-Forwarded-* (https URLs).
+      env {
+        name  = "FORWARDED_ALLOW_IPS"
+        value = "*"
       }
 
       env {

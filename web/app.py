@@ -11,7 +11,7 @@ from mlsys.settings import get_settings
 from web import auth, docs, errors, health, jobs, metrics, openapi, predict, registry
 from web.backends import Backends
 
-BLUEPRINTS = (predict.bp, registry.bp, jobs.bp, health.bp, openapi.bp, docs.bp)
+BLUEPRINTS = (predict.bp, jobs.bp, registry.bp, health.bp, metrics.bp, openapi.bp, docs.bp)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

@@ -100,8 +100,7 @@ def metrics() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Time every request; register before auth so refused requests are counted too."""
+    """Time every request; called before auth's init so refused requests are counted too."""
     app.extensions["mlsys_metrics"] = Metrics()
     app.before_request(_start)
     app.after_request(_finish)
-    app.register_blueprint(bp)

@@ -32,6 +32,14 @@ _ERROR_TEXT = {
     503: "A backend (Redis, warehouse, model store) is unavailable; retry.",
 }
 
+TAGS = [
+    {"name": "predict", "description": "Submit batch predictions; each is a job."},
+    {"name": "jobs", "description": "Follow, list and cancel jobs."},
+    {"name": "registry", "description": "Registered models, versions and aliases."},
+    {"name": "operations", "description": "Liveness, readiness and metrics."},
+    {"name": "documentation", "description": "This document and its page."},
+]
+
 IDEMPOTENCY_HEADER = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -164,6 +172,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
             "Errors are application/problem+json."
             + ("" if auth_on else " Authentication is OFF on this server (local demo)."),
         },
+        "tags": TAGS,
         "paths": paths,
         "components": components,
     }

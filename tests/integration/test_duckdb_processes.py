@@ -1,0 +1,203 @@
+"""Several processes share one DuckDB file at once: every operation waits its turn, none is lost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlsys.ids import TableId
+from mlsys.warehouse.duckdb import DuckDBWarehouse
+
+pytestmark = pytest.mark.integration
+
+PROCESSES = 3
+ROUNDS = 8
+WRITE_ROWS = 20
+STAGE_ROWS = 10
+PROJECT = "mlsys-local"
+
+# One worker process: waits for the go file, then writes, reads, snapshots, stages, commits and
+# merges in a tight loop. It counts the lock conflicts it met (observing duckdb.connect only).
+WORKER = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+
+    import duckdb
+    import pandas as pd
+    import pyarrow as pa
+
+    real_connect = duckdb.connect
+    conflicts = 0
+
+    def observed_connect(*args, **kwargs):
+        global conflicts
+        try:
+            return real_connect(*args, **kwargs)
+        except duckdb.IOException as error:
+            if "lock" in str(error).lower():
+                conflicts += 1
+            raise
+
+    duckdb.connect = observed_connect
+
+    from mlsys.ids import TableId
+    from mlsys.warehouse import JOB_ID_COLUMN, JobScope
+    from mlsys.warehouse.duckdb import DuckDBWarehouse
+
+    db, staging, go, writer, rounds, write_rows, stage_rows = sys.argv[1:8]
+    writer, rounds = int(writer), int(rounds)
+    write_rows, stage_rows = int(write_rows), int(stage_rows)
+    wh = DuckDBWarehouse(Path(db), Path(staging), "mlsys-local")
+    shared = TableId("mlsys-local", "race", "shared")
+    output = TableId("mlsys-local", "race", "output")
+    registry = TableId("mlsys-local", "race", "registry")
+    schema = pa.schema(
+        [("writer", pa.int64()), ("round", pa.int64()), (JOB_ID_COLUMN, pa.string())]
+    )
+
+    print("ready", flush=True)
+    while not Path(go).exists():
+        time.sleep(0.005)
+    started = time.time()
+    for i in range(rounds):
+        frame = pd.DataFrame({"writer": [writer] * write_rows, "round": [i] * write_rows})
+        assert wh.write(frame, shared, "WRITE_APPEND") == write_rows
+        assert wh.count_rows(shared) >= (i + 1) * write_rows
+        mine = wh.query(
+            f"SELECT COUNT(*) AS n FROM `mlsys-local.race.shared` WHERE writer = {writer}"
+        )["n"][0]
+        assert mine == (i + 1) * write_rows, mine
+
+        scope = JobScope(f"job-{writer}-{i}", "dev")
+        plan = wh.plan_read(shared, ["writer", "round"], 2, scope)
+        seen = sum(b.num_rows for s in plan.shards for b in wh.read_shard(s, 7))
+        assert seen == plan.rows_total >= (i + 1) * write_rows
+        batch = pa.RecordBatch.from_arrays(
+            [pa.array([writer] * stage_rows), pa.array([i] * stage_rows),
+             pa.array([scope.job_id] * stage_rows)],
+            schema=schema,
+        )
+        wh.stage(scope, 0, [batch], schema)
+        result = wh.commit(scope, output, 1, "WRITE_APPEND")
+        assert result.rows == stage_rows and not result.already_committed
+        again = wh.commit(scope, output, 1, "WRITE_APPEND")  # a redelivered commit
+        assert again.already_committed and again.rows == stage_rows
+        wh.discard(scope)
+
+        row = pa.table({"writer": [writer], "round": [i], "value": [f"w{writer}r{i}"]})
+        merged = wh.merge(registry, row, ["writer", "round"])
+        assert (merged.inserted, merged.updated) == (1, 0)
+    print(json.dumps({"writer": writer, "conflicts": conflicts, "started": started,
+                      "finished": time.time()}), flush=True)
+    """
+)
+
+
+def test_processes_share_one_duckdb_file_without_losing_rows(tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                str(db),
+                str(tmp_path / "staging"),
+                str(go),
+                str(writer),
+                str(ROUNDS),
+                str(WRITE_ROWS),
+                str(STAGE_ROWS),
+            ],
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for writer in range(PROCESSES)
+    ]
+    try:
+        for proc in procs:  # every worker has imported everything: start them together
+            assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+        go.touch()
+        results = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=240)
+            assert proc.returncode == 0, f"worker failed:\n{out}\n{err}"
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    # They really ran at the same time, and met each other's locks.
+    assert max(r["started"] for r in results) < min(r["finished"] for r in results)
+    assert sum(r["conflicts"] for r in results) > 0, results
+
+    wh = DuckDBWarehouse(db, tmp_path / "staging", PROJECT)
+    shared = wh.query(
+        "SELECT writer, round, COUNT(*) AS n FROM `mlsys-local.race.shared` "
+        "GROUP BY writer, round ORDER BY writer, round"
+    )
+    assert len(shared) == PROCESSES * ROUNDS
+    assert (shared["n"] == WRITE_ROWS).all()
+
+    output = wh.query(
+        "SELECT JobId, COUNT(*) AS n, MIN(writer) AS w, MIN(round) AS r "
+        "FROM `mlsys-local.race.output` GROUP BY JobId"
+    )
+    assert len(output) == PROCESSES * ROUNDS  # every job landed exactly once
+    assert (output["n"] == STAGE_ROWS).all()
+    assert sorted(output["JobId"]) == sorted(
+        f"job-{w}-{r}" for w in range(PROCESSES) for r in range(ROUNDS)
+    )
+
+    registry = wh.read_table(TableId(PROJECT, "race", "registry")).to_pylist()
+    assert sorted((r["writer"], r["round"]) for r in registry) == [
+        (w, r) for w in range(PROCESSES) for r in range(ROUNDS)
+    ]
+    staging = tmp_path / "staging"
+    assert not staging.exists() or not any(staging.iterdir())
+
+
+def test_a_held_lock_is_waited_for(tmp_path):
+    """One process holds the file for a while; the other's write waits and then succeeds."""
+    db = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time\n"
+            "con = duckdb.connect(sys.argv[1])\n"
+            "con.execute('CREATE TABLE held (x INT)')\n"
+            "print('holding', flush=True)\n"
+            "time.sleep(1.5)\n"
+            "con.close()\n",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        wh = DuckDBWarehouse(db, tmp_path / "staging", PROJECT)
+        started = time.monotonic()
+        table = TableId(PROJECT, "race", "waited")
+        assert wh.write(pd.DataFrame({"x": [1, 2, 3]}), table, "WRITE_APPEND") == 3
+        waited = time.monotonic() - started
+        assert holder.wait(timeout=30) == 0
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert waited > 0.5  # it did wait for the holder...
+    assert wh.count_rows(table) == 3  # ...and then wrote

@@ -178,6 +178,8 @@ def sync_registry(
         parsed = parse_artifact_path(blob.path)
         if parsed:
             by_version.setdefault(parsed[:2], {})[parsed[2]] = blob
+    # A version is there only while its model file is: a metadata.json left behind is not one.
+    by_version = {k: f for k, f in by_version.items() if {"model.skops", "model.pkl"} & f.keys()}
 
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []

@@ -238,12 +238,6 @@ def test_deleted_version_is_missing_and_skipped_by_latest(
     assert registry_rows(warehouse, settings) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mlsys/registry.py sync_registry: a version whose model file is deleted but whose "
-    "metadata.json is left stays 'active' (missing is computed from by_version, which "
-    "metadata.json alone keeps populated)",
-)
 def test_model_file_deleted_but_metadata_left_is_missing(
     warehouse, store, settings, bucket, models
 ):

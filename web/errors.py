@@ -64,10 +64,13 @@ def validation_problem(error: ValidationError) -> Response:
             message = "Unknown field; remove it (GET /openapi.json lists the fields accepted)"
         elif item["type"] == "missing":
             message = "Required; add it"
+        elif item["type"] == "value_error":
+            message = str(item["ctx"]["error"])  # an mlsys.ids message, with its hint
         else:
             message = item["msg"]
         errors.append({"field": name, "message": message})
-    detail = "Invalid request: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors) + "."
+    parts = "; ".join(f"{e['field']}: {e['message'].rstrip('.')}" for e in errors)
+    detail = f"Invalid request: {parts}."
     return problem(400, "Invalid request", detail, "invalid-request", errors=errors)
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from mlsys.errors import ModelNotFound
+from mlsys.errors import InvalidIdentifier, ModelNotFound
 from mlsys.ids import check_alias, check_model_name
 from mlsys.registry import read_registry, set_alias
 from web.backends import backends
 from web.errors import read_json_object
 from web.openapi import doc
 from web.schemas import (
+    ALIAS_PATTERN,
+    MODEL_NAME_PATTERN,
     AliasRequest,
     EnvQuery,
     JobAccepted,
@@ -40,8 +42,8 @@ _ENTRY_EXAMPLE = {
     "updated_at": "2024-06-10T08:05:00+00:00",
     "metadata": {"features": ["Pclass", "Sex", "Age"], "target": "Survived"},
 }
-_NAME = {"schema": {"maxLength": 128}, "example": "titanic-survival"}
-_ALIAS = {"schema": {"maxLength": 128}, "example": "champion"}
+_NAME = {"schema": {"pattern": MODEL_NAME_PATTERN}, "example": "titanic-survival"}
+_ALIAS = {"schema": {"pattern": ALIAS_PATTERN}, "example": "champion"}
 
 
 def _sync(env: str) -> Response:
@@ -135,6 +137,8 @@ def put_alias(name: str, alias: str) -> Response:
     """Moves `alias` (e.g. champion) to `version` of `name`; predictions may then ask for it
     as model_version. Answers the version it now points at."""
     body = AliasRequest.model_validate(read_json_object())
+    if alias != alias.strip():
+        raise InvalidIdentifier(f"Invalid alias {alias!r}.", hint="Remove the surrounding spaces.")
     found = backends()
     found.settings.check_env(body.env)
     entry = set_alias(

@@ -7,13 +7,27 @@ OpenAPI document's schemas. Identifier syntax (table ids, model names, versions)
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from mlsys.errors import MlsysError
+from mlsys.ids import TableId, VersionSpec, check_column, check_model_name
 from mlsys.predict import MAX_ID_COLUMNS
 
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+# The syntax mlsys.ids accepts, spelled as JSON Schema patterns for the document (and for
+# clients and fuzzers); the validators below call mlsys.ids itself, for its messages.
+TABLE_ID_PATTERN = (
+    r"^[a-z][a-z0-9-]{0,28}[a-z0-9]"  # project
+    r"\.[A-Za-z_][A-Za-z0-9_]{0,1023}"  # dataset
+    r"\.[A-Za-z_][A-Za-z0-9_-]{0,1023}$"  # table
+)
+MODEL_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
+VERSION_PATTERN = r"^(?:latest|v?[1-9][0-9]{0,8}|@?[a-z][a-z0-9_-]{0,62})$"
+ALIAS_PATTERN = r"^(?!@?latest$)(?!@?v?[1-9][0-9]{0,8}$)@?[a-z][a-z0-9_-]{0,62}$"
+COLUMN_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,299}$"
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JobKind = Literal["predict", "registry_sync"]
 WriteDisposition = Literal["WRITE_APPEND", "WRITE_TRUNCATE", "WRITE_EMPTY"]
@@ -22,6 +36,45 @@ _TABLE = "A warehouse table as project.dataset.table (BigQuery's form, on every 
 _ENV = "Environment name (MLSYS_ENVIRONMENTS), e.g. dev, staging or prod."
 _MODEL = "Registered model name: lowercase letters, digits, '-' and '_', at most 64 characters."
 _VERSION = "Version to use: vN (e.g. v3), latest (highest active version) or an alias (champion)."
+
+
+def _checked(parse: Callable[[str], Any], canonical: Callable[[Any], str] | None = None):
+    """A validator running an mlsys.ids parser, its error becoming the field's message."""
+
+    def validate(value: str) -> str:
+        if not value:
+            raise ValueError("Must not be empty.")
+        try:
+            parsed = parse(value)
+        except MlsysError as error:
+            raise ValueError(str(error)) from None
+        if value != value.strip():
+            raise ValueError("Remove the surrounding spaces.")
+        if canonical and canonical(parsed) != value:
+            raise ValueError(f"Write it as {canonical(parsed)!r}, without backticks.")
+        return value
+
+    return AfterValidator(validate)
+
+
+TableName = Annotated[
+    str,
+    Field(max_length=2048, description=_TABLE, json_schema_extra={"pattern": TABLE_ID_PATTERN}),
+    _checked(TableId.parse, str),
+]
+ModelName = Annotated[
+    str,
+    Field(max_length=128, description=_MODEL, json_schema_extra={"pattern": MODEL_NAME_PATTERN}),
+    _checked(check_model_name),
+]
+VersionRef = Annotated[
+    str,
+    Field(max_length=128, description=_VERSION, json_schema_extra={"pattern": VERSION_PATTERN}),
+    _checked(VersionSpec.parse),
+]
+ColumnName = Annotated[
+    str, Field(json_schema_extra={"pattern": COLUMN_PATTERN}), _checked(check_column)
+]
 
 
 class Strict(BaseModel):
@@ -51,11 +104,11 @@ class PredictRequest(Strict):
     )
 
     env: str = Field(description=_ENV, max_length=64)
-    input_table: str = Field(description=_TABLE, max_length=2048)
-    output_table: str = Field(description=_TABLE, max_length=2048)
-    model_name: str = Field(description=_MODEL, max_length=128)
-    model_version: str = Field("latest", description=_VERSION, max_length=128)
-    id_columns: list[str] | None = Field(
+    input_table: TableName
+    output_table: TableName
+    model_name: ModelName
+    model_version: VersionRef = "latest"
+    id_columns: list[ColumnName] | None = Field(
         None,
         max_length=MAX_ID_COLUMNS,
         description="Input columns copied to the output to join predictions back "
@@ -81,10 +134,10 @@ class PredictQuery(Strict):
     """The seed's GET /predict: the same fields as query parameters."""
 
     env: str = Field(description=_ENV, max_length=64)
-    input_table: str = Field(description=_TABLE, max_length=2048)
-    output_table: str = Field(description=_TABLE, max_length=2048)
-    model_name: str = Field(description=_MODEL, max_length=128)
-    model_version: str = Field("latest", description=_VERSION, max_length=128)
+    input_table: TableName
+    output_table: TableName
+    model_name: ModelName
+    model_version: VersionRef = "latest"
     id_columns: str | None = Field(None, max_length=4096, description="Comma-separated id columns.")
     write_disposition: WriteDisposition = Field("WRITE_APPEND")
     shards: int | None = Field(None, ge=1)
@@ -113,7 +166,7 @@ class AliasRequest(Strict):
     )
 
     env: str = Field(description=_ENV, max_length=64)
-    version: str = Field(description="vN, latest, or another alias.", max_length=128)
+    version: VersionRef
 
 
 class JobsQuery(Strict):

@@ -270,6 +270,7 @@ BAD_PREDICTS = [
     pytest.param({"idempotency_key": "has space"}, 400, ["idempotency_key"], id="key-chars"),
     pytest.param({"idempotency_key": "k" * 129}, 400, ["idempotency_key"], id="key-long"),
     pytest.param({"output_table": "x.y"}, 400, ["project.dataset.table"], id="bad-output"),
+    pytest.param({"input_table": f"`{PASSENGERS}`"}, 400, ["without backticks"], id="backticks"),
     pytest.param({"input_table": "a" * 3000}, 400, ["input_table", "2048"], id="too-long"),
     *[
         pytest.param({"input_table": t}, 400, ["table id"], id=f"hostile-table-{i}")

@@ -97,6 +97,36 @@ def serve_wsgi(app) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def process(
+    args: list[str], env: dict[str, str], cwd: Path, log: Path
+) -> Iterator[subprocess.Popen]:
+    """A subprocess in its own process group, output to `log`; stopped (TERM, then KILL with
+    its children) on exit. Its own group lets a test kill -9 all of it, as a dying machine."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(log, "ab")
+    proc = subprocess.Popen(
+        args, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        handle.close()
+
+
+def celery(*args: str) -> list[str]:
+    """`celery -A worker ARGS` with this interpreter."""
+    return [sys.executable, "-m", "celery", "-A", "worker", *args]
+
+
+@contextlib.contextmanager
 def celery_worker(
     env: dict[str, str],
     cwd: Path,
@@ -105,44 +135,19 @@ def celery_worker(
     pool: str = "prefork",
     log: Path | None = None,
 ) -> Iterator[subprocess.Popen]:
-    """A real `celery -A worker worker` subprocess in its own process group (so a test can
-    kill -9 all of it, as a machine dying would)."""
+    """A real `celery -A worker worker` subprocess named `name` (MLSYS_WORKER_NAME)."""
     log = log or Path(env.get("MLSYS_HOME", "/tmp")) / f"worker-{name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(log, "ab")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker",
-            "worker",
-            "--loglevel=INFO",
-            f"--concurrency={concurrency}",
-            f"--pool={pool}",
-            f"--hostname={name}@%h",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=cwd,
-        env={**env, "MLSYS_WORKER_NAME": name},
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    args = celery(
+        "worker",
+        "--loglevel=INFO",
+        f"--concurrency={concurrency}",
+        f"--pool={pool}",
+        f"--hostname={name}@%h",
+        "--without-mingle",
+        "--without-gossip",
     )
-    try:
+    with process(args, {**env, "MLSYS_WORKER_NAME": name}, cwd, log) as proc:
         yield proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        handle.close()
 
 
 def kill_group(proc: subprocess.Popen) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,29 +13,11 @@ import requests
 
 from tests.integration.jobs_support import make_stack
 from tests.models import FEATURES, ScriptedClassifier
-from tests.services import free_port, wait_for
+from tests.services import free_port, process, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 BIN = Path(sys.executable).parent
 TOKEN = "e2e-token-0123456789"  # pragma: allowlist secret
-
-
-@contextlib.contextmanager
-def process(args: list[str], env: dict, cwd: Path, log: Path):
-    handle = open(log, "ab")
-    proc = subprocess.Popen(
-        args, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    try:
-        yield proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        handle.close()
 
 
 @pytest.fixture

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -15,29 +10,15 @@ from mlsys.artifacts import save_model
 from mlsys.registry import read_registry
 from tests.integration.jobs_support import make_stack
 from tests.models import FEATURES, ScriptedClassifier
-from tests.services import celery_worker, wait_for
+from tests.services import celery, celery_worker, process, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
-@contextlib.contextmanager
 def beat(stack, name: str):
-    log = open(stack.home / f"beat-{name}.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "beat", "--loglevel=INFO"],
-        cwd=stack.cwd,
-        env=stack.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    return process(
+        celery("beat", "--loglevel=INFO"), stack.env, stack.cwd, stack.home / f"beat-{name}.log"
     )
-    try:
-        yield proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(15)
-        log.close()
 
 
 def test_two_beats_run_one_sync_per_interval(tmp_path, redis_client, redis_url):

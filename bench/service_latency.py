@@ -33,14 +33,23 @@ def main() -> None:
     with temp_home() as home, redis_server(home / "redis") as redis_url:
         env = bench_env(home, redis_url)
         settings = Settings(_env_file=None)
-        run_demo(open_warehouse(settings=settings), open_store(settings=settings), settings,
-                 rows=1_000, say=lambda *_: None)
+        run_demo(
+            open_warehouse(settings=settings),
+            open_store(settings=settings),
+            settings,
+            rows=1_000,
+            say=lambda *_: None,
+        )
         port = free_port()
         with gunicorn(env, port) as url, celery_worker(env, home, concurrency=1):
             wait_for(lambda: _up(url), timeout=60, what="API")
-            body = {"env": "dev", "input_table": "mlsys-local.titanic.passengers",
-                    "output_table": "mlsys-local.titanic.bench", "model_name": "titanic-survival",
-                    "model_version": "v1"}
+            body = {
+                "env": "dev",
+                "input_table": "mlsys-local.titanic.passengers",
+                "output_table": "mlsys-local.titanic.bench",
+                "model_name": "titanic-survival",
+                "model_version": "v1",
+            }
             http = requests.Session()
             latencies, submit_times = [], []
             job_id = None
@@ -53,10 +62,14 @@ def main() -> None:
                 latencies.append(_seconds(job["started_at"]) - _seconds(job["submitted_at"]))
             latencies, submit_times = latencies[3:], submit_times[3:]  # warm-up
             print(f"jobs measured                 {len(latencies)}")
-            print(f"POST /predict answer   p50    {_ms(submit_times, 50):7.1f} ms"
-                  f"   p99 {_ms(submit_times, 99):7.1f} ms")
-            print(f"submit-to-running      p50    {_ms(latencies, 50):7.1f} ms"
-                  f"   p99 {_ms(latencies, 99):7.1f} ms   (target <= 20 / <= 100)")
+            print(
+                f"POST /predict answer   p50    {_ms(submit_times, 50):7.1f} ms"
+                f"   p99 {_ms(submit_times, 99):7.1f} ms"
+            )
+            print(
+                f"submit-to-running      p50    {_ms(latencies, 50):7.1f} ms"
+                f"   p99 {_ms(latencies, 99):7.1f} ms   (target <= 20 / <= 100)"
+            )
             print(_throughput(f"{url}/jobs/{job_id}", args.seconds))
 
 
@@ -82,16 +95,21 @@ def _ms(values, pct):
 
 def _throughput(url: str, seconds: int) -> str:
     if shutil.which("wrk"):
-        out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", url],
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["wrk", "-t2", "-c16", f"-d{seconds}s", url], capture_output=True, text=True
+        ).stdout
         rate = next(line for line in out.splitlines() if "Requests/sec" in line).split()[-1]
-        return f"GET /jobs/{{id}} throughput {float(rate):9.0f} req/s (wrk -t2 -c16; target >= 1000)"
+        return (
+            f"GET /jobs/{{id}} throughput {float(rate):9.0f} req/s (wrk -t2 -c16; target >= 1000)"
+        )
     http = requests.Session()
     count, end = 0, time.monotonic() + seconds
     while time.monotonic() < end:
         http.get(url, timeout=5)
         count += 1
-    return f"GET /jobs/{{id}} throughput {count / seconds:9.0f} req/s (one Python client; install wrk)"
+    return (
+        f"GET /jobs/{{id}} throughput {count / seconds:9.0f} req/s (one Python client; install wrk)"
+    )
 
 
 if __name__ == "__main__":

@@ -131,8 +131,23 @@ class JobStore:
         self._transition = client.register_script(_TRANSITION)
 
     @classmethod
-    def from_url(cls, url: str, keep_seconds: int = 7 * 24 * 3600) -> JobStore:
-        return cls(redis.Redis.from_url(url, decode_responses=True), keep_seconds)
+    def from_url(
+        cls, url: str, keep_seconds: int = 7 * 24 * 3600, socket_timeout: float = 30
+    ) -> JobStore:
+        # Bounded timeouts: a caller waiting on an unreachable Redis gets an error, not a hang.
+        client = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=5,
+            socket_timeout=socket_timeout,
+            health_check_interval=30,
+        )
+        return cls(client, keep_seconds)
+
+    def find_by_idempotency_key(self, key: str) -> dict[str, Any] | None:
+        """The job first submitted with `key`, if it is still recorded."""
+        job_id = self.r.get(f"{PREFIX}idem:{key}")
+        return self.get(job_id) if job_id else None
 
     # --- keys ---------------------------------------------------------------------------
     @staticmethod

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mlsys.artifacts import infer_metadata, load_verified
+from mlsys.artifacts import load_verified
 from mlsys.errors import Cancelled, InvalidRequest, SchemaMismatch, TableNotEmpty
 from mlsys.ids import ModelRef, TableId, check_column
 from mlsys.registry import RegistryEntry, resolve
@@ -166,12 +166,9 @@ def build_output_schema(
     return pa.schema(fields)
 
 
-def prepare_predict(
-    spec: PredictSpec, warehouse: Warehouse, settings: Settings, store: ModelStore | None = None
-) -> PreparedPredict:
-    """Check everything that can be checked before any work starts.
-
-    `store` lets a version registered without metadata.json be read for its features.
+def prepare_predict(spec: PredictSpec, warehouse: Warehouse, settings: Settings) -> PreparedPredict:
+    """Check everything that can be checked before any work starts (from the registry and the
+    tables alone: no model is loaded, so the API process never unpickles anything).
 
     Raises:
         ModelNotFound / ArtifactIntegrityError: the model reference does not resolve.
@@ -182,17 +179,13 @@ def prepare_predict(
         InvalidRequest: no id columns are known.
     """
     with warehouse.session():
-        return _prepare(spec, warehouse, settings, store)
+        return _prepare(spec, warehouse, settings)
 
 
-def _prepare(spec, warehouse, settings, store) -> PreparedPredict:
+def _prepare(spec: PredictSpec, warehouse: Warehouse, settings: Settings) -> PreparedPredict:
     entry: RegistryEntry = resolve(warehouse, settings, spec.env, spec.model)
     meta = entry.metadata
-    if not entry.features and store is not None:
-        # No metadata.json: read what the fitted estimator itself records (feature_names_in_,
-        # classifier or regressor, classes). This loads the verified artifact once.
-        meta = {**infer_metadata(_load_entry(entry, store, settings)), **meta}
-    features = list(meta.get("features") or [])
+    features = entry.features
     if not features:
         raise InvalidRequest(
             f"{entry.model_name}/{entry.version} does not record its feature columns.",
@@ -266,18 +259,6 @@ def plan_shards(
     columns = list(dict.fromkeys(prepared.id_columns + prepared.features))
     table = TableId.parse(prepared.spec["input_table"])
     return warehouse.plan_read(table, columns, shards, JobScope(job_id, prepared.env))
-
-
-def _load_entry(entry: RegistryEntry, store: ModelStore, settings: Settings) -> Any:
-    return load_verified(
-        store,
-        entry.gcs_bucket,
-        entry.blob_path,
-        sha256=entry.sha256,
-        generation=entry.generation,
-        artifact_format=entry.artifact_format,
-        trusted_types=tuple(settings.skops_trusted_types),
-    )
 
 
 def load_model(prepared: PreparedPredict, store: ModelStore, settings: Settings) -> Any:
@@ -398,7 +379,7 @@ def predict_table(
     A failure or cancel anywhere leaves the output table as it was.
     """
     started = time.monotonic()
-    prepared = prepare_predict(spec, warehouse, settings, store)
+    prepared = prepare_predict(spec, warehouse, settings)
     if on_prepared is not None:
         on_prepared(prepared)
     scope = JobScope(job_id, spec.env)

@@ -17,7 +17,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from mlsys.artifacts import METADATA_FILE, format_of, parse_artifact_path, sha256_hex
+from mlsys.artifacts import (
+    METADATA_FILE,
+    deserialize,
+    format_of,
+    infer_metadata,
+    parse_artifact_path,
+    sha256_hex,
+)
 from mlsys.errors import ArtifactIntegrityError, ModelNotFound
 from mlsys.ids import ModelRef, TableId, VersionSpec, check_alias, check_model_name
 from mlsys.settings import Settings
@@ -189,7 +196,17 @@ def sync_registry(
         if artifact is None:
             continue
         meta_blob = files.get(METADATA_FILE)
-        row = _scan_version(store, env, name, version, artifact, meta_blob, existing, now)
+        row = _scan_version(
+            store,
+            env,
+            name,
+            version,
+            artifact,
+            meta_blob,
+            existing,
+            now,
+            settings.skops_trusted_types,
+        )
         invalid += row["status"] == INVALID
         rows.append(row)
 
@@ -239,7 +256,29 @@ def _entry_row(entry: RegistryEntry) -> dict[str, Any]:
     }
 
 
-def _scan_version(store, env, name, version, artifact, meta_blob, existing, now) -> dict:
+_INFERRED = ("features", "task", "classes", "inferred_from")
+
+
+def _infer_from_model(metadata, data, file_name, trusted_types, problems) -> dict[str, Any]:
+    """No metadata.json (the seed's bare `gcs_put_pickle`): read the features, task and classes
+    the fitted estimator records, once, here in the sync, so no request has to load it."""
+    try:
+        model = deserialize(
+            data, format_of(file_name.rsplit("/", 1)[-1]) or "pickle", list(trusted_types)
+        )
+    except Exception as error:  # a broken or untrusted artifact must not stop the sync
+        problems.append(f"the artifact does not load ({type(error).__name__}: {error})")
+        return metadata
+    inferred = infer_metadata(model)
+    if not inferred.get("features"):
+        problems.append("no metadata.json and the model records no feature_names_in_")
+        return metadata
+    return {**inferred, **metadata, "inferred_from": "model"}
+
+
+def _scan_version(
+    store, env, name, version, artifact, meta_blob, existing, now, trusted_types=()
+) -> dict:
     previous = existing.get((name, version))
     metadata: dict[str, Any] = {}
     problems: list[str] = []
@@ -259,10 +298,13 @@ def _scan_version(store, env, name, version, artifact, meta_blob, existing, now)
     )
     if unchanged:
         digest = previous.sha256
+        if not metadata.get("features") and previous.metadata.get("inferred_from") == "model":
+            metadata = {**metadata, **{k: previous.metadata.get(k) for k in _INFERRED}}
     else:
-        digest = sha256_hex(
-            store.read(artifact.bucket, artifact.path, generation=artifact.generation)
-        )
+        data = store.read(artifact.bucket, artifact.path, generation=artifact.generation)
+        digest = sha256_hex(data)
+        if not metadata.get("features") and not problems:
+            metadata = _infer_from_model(metadata, data, artifact.name, trusted_types, problems)
     declared = metadata.get("sha256")
     if declared and declared != digest:
         problems.append(f"SHA-256 of the artifact differs from metadata.json ({declared[:12]}…)")

@@ -29,7 +29,7 @@ def enqueue_predict(fields: dict[str, Any]) -> Response:
     job = existing_job("predict", params, key)
     if job is not None:
         return accepted(job, created=False)
-    prepared = prepare_predict(spec, found.warehouse, found.settings, found.store)
+    prepared = prepare_predict(spec, found.warehouse, found.settings)
     # `prepared` pins the model version resolved now: the worker runs exactly that one.
     return submit_job(
         "predict",

@@ -10,7 +10,6 @@ from flask import Response, g, jsonify, request, url_for
 from werkzeug.exceptions import MethodNotAllowed
 
 from mlsys.errors import BackendUnavailable, InvalidRequest, JobConflict
-from mlsys.jobs import PREFIX
 from web.backends import backends
 from web.metrics import job_submitted
 from web.schemas import IDEMPOTENCY_KEY_PATTERN
@@ -46,10 +45,7 @@ def existing_job(kind: str, params: dict[str, Any], key: str | None) -> dict[str
     """The job first submitted with `key`, if any; refuses a key reused for another request."""
     if not key:
         return None
-    jobs = backends().jobs
-    # JobStore has no lookup by key yet; this reads the key it writes (mlsys.jobs docstring).
-    job_id = jobs.r.get(f"{PREFIX}idem:{key}")
-    job = jobs.get(job_id) if job_id else None
+    job = backends().jobs.find_by_idempotency_key(key)
     if job is not None and (job["kind"] != kind or job["params"] != params):
         raise JobConflict(
             f"Idempotency key {key!r} was already used for a different request "

@@ -109,7 +109,7 @@ class BigQueryWarehouse(Warehouse):
             emulated: work around what bqemulator lacks (query results through the Storage
                 Read API, DML statistics); default: whether BIGQUERY_EMULATOR_HOST is set.
         """
-        self.project = project
+        self.project = self.default_project = project
         self.settings = settings or get_settings()
         self.location = self.settings.bq_location
         self.staging_ttl = staging_ttl
@@ -224,11 +224,14 @@ class BigQueryWarehouse(Warehouse):
 
     def count_rows(self, table: TableId) -> int:
         """Number of rows. Raises TableNotFound."""
-        meta = self._table(table)
-        if meta.table_type == "TABLE" and meta.num_rows is not None:
+        return self._rows(self._table(table))
+
+    def _rows(self, meta: Any) -> int:
+        if meta.table_type == "TABLE" and meta.num_rows is not None and not self.emulated:
             return int(meta.num_rows)  # kept exact by load jobs and DML; no query needed
-        with translated(f"Counting rows of {table}"):
-            return self._scalar(bq_sql.count_rows(table))
+        # Views have no row count, and bqemulator does not update it after DML.
+        with translated(f"Counting rows of {meta.reference}"):
+            return self._scalar(bq_sql.count_rows(_id(meta)))
 
     def read_table(self, table: TableId, columns: list[str] | None = None) -> pa.Table:
         """Read a whole (small) table through one read stream. Raises TableNotFound."""
@@ -277,16 +280,19 @@ class BigQueryWarehouse(Warehouse):
         """
         if shard["stream"] is None:
             return
-        types = bigquery_storage.types
-        session = types.ReadSession(
-            data_format=types.DataFormat.ARROW,
-            arrow_schema=types.ArrowSchema(serialized_schema=base64.b64decode(shard["schema"])),
-        )
+        schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(shard["schema"])))
         columns = shard["columns"]
         with translated("Reading a table stream"):
-            pages = self.read_client.read_rows(shard["stream"]).rows(session).pages
-            # The API returns columns in table order, whatever order was asked for.
-            yield from _rebatch((p.to_arrow().select(columns) for p in pages), batch_rows)
+            # Iterating the stream yields ReadRowsResponse messages; the client reconnects at
+            # the last offset by itself when the connection breaks.
+            pages = (
+                pa.ipc.read_record_batch(
+                    pa.py_buffer(message.arrow_record_batch.serialized_record_batch), schema
+                ).select(columns)  # the API returns table order, whatever order was asked
+                for message in self.read_client.read_rows(shard["stream"])
+                if message.row_count
+            )
+            yield from _rebatch(pages, batch_rows)
 
     # --- writing -------------------------------------------------------------------------
 
@@ -298,7 +304,8 @@ class BigQueryWarehouse(Warehouse):
                 self.client.get_dataset(f"{project}.{dataset}", retry=self._retry)
             except gexc.NotFound:
                 ds = bigquery.Dataset(f"{project}.{dataset}")
-                ds.location = self.location
+                if self.location:
+                    ds.location = self.location
                 self.client.create_dataset(ds, exists_ok=True, retry=self._retry)
         self._datasets.add((project, dataset))
 
@@ -355,7 +362,7 @@ class BigQueryWarehouse(Warehouse):
         fields = bq_fields(arrow.schema)
         self._ensure_dataset(table.project, table.dataset)
         if (existing := self._table_or_none(table)) is not None:
-            if disposition == "WRITE_EMPTY" and (existing.num_rows or 0) > 0:
+            if disposition == "WRITE_EMPTY" and self._rows(existing) > 0:
                 raise TableNotEmpty(f"Table {table} already has rows (WRITE_EMPTY).")
             if disposition == "WRITE_APPEND":
                 fields = _check_append(_api(existing), arrow.schema, table)
@@ -454,18 +461,28 @@ class BigQueryWarehouse(Warehouse):
         shard_count: int,
         disposition: WriteDisposition,
     ) -> CommitResult:
-        """Land all staged shards in `target` with one DML statement (atomic in BigQuery):
-        an INSERT ... SELECT guarded by "no row of this JobId yet" (WRITE_APPEND), by "target
-        empty" (WRITE_EMPTY), or a MERGE ... ON FALSE that replaces the content (WRITE_TRUNCATE).
+        """Land all staged shards in `target` with one statement (atomic in BigQuery):
+        CREATE TABLE ... AS SELECT for a new target, CREATE OR REPLACE for WRITE_TRUNCATE, else
+        an INSERT ... SELECT guarded by "no row of this JobId yet" (WRITE_APPEND) or "target
+        empty" (WRITE_EMPTY). A job that already landed is not written again.
 
         Raises:
             InvalidRequest: a shard's staging is missing.
             TableNotEmpty: WRITE_EMPTY and the target has rows.
-            SchemaMismatch: staged columns the target does not have, or no JobId column.
+            SchemaMismatch: the target was not written by mlsys (no JobId) and the disposition
+                is not WRITE_TRUNCATE, or staged columns the target does not have.
         """
-        check_disposition(disposition)
+        disposition = check_disposition(disposition)
         existing = self._table_or_none(target)
-        if existing is not None and (landed := self._landed(target, scope)):
+        names = [f.name for f in existing.schema] if existing is not None else []
+        if existing is not None and JOB_ID_COLUMN not in names:
+            if disposition != "WRITE_TRUNCATE":
+                raise SchemaMismatch(
+                    f"Output table {target} exists but has no {JOB_ID_COLUMN} column, "
+                    "so it was not written by mlsys.",
+                    hint="Choose a new output table, or WRITE_TRUNCATE to replace it.",
+                )
+        elif existing is not None and (landed := self._landed(target, scope)):
             return CommitResult(rows=landed, already_committed=True)
         staged = self._staged(scope)
         missing = sorted(set(range(shard_count)) - set(staged))
@@ -473,29 +490,40 @@ class BigQueryWarehouse(Warehouse):
             raise InvalidRequest(
                 f"Job {scope.job_id} has no staged output for shards {missing}; cannot commit."
             )
-        metas = [self._table(staged[i]) for i in range(shard_count)]
-        fields = [f.to_api_repr() for f in metas[0].schema] if metas else []
+        sources = [staged[i] for i in range(shard_count)]
+        metas = [self._table(source) for source in sources]
+        fields = _api(metas[0]) if metas else []
         columns = [check_column(f["name"]) for f in fields]
         if JOB_ID_COLUMN not in columns:
             raise SchemaMismatch(f"Staged output of job {scope.job_id} has no {JOB_ID_COLUMN}.")
-        if existing is None:
+        rows = sum(int(m.num_rows or 0) for m in metas)  # loaded by load jobs: exact
+        params = {"job_id": scope.job_id}
+        what = f"Committing job {scope.job_id} into {target}"
+        if existing is None or disposition == "WRITE_TRUNCATE":
             self._ensure_dataset(target.project, target.dataset)
-            with translated(f"Creating {target}"):
-                self._create(target, fields, exists_ok=True)
-        else:
-            _check_append(_api(existing), arrow_schema(fields), target)
-            if disposition == "WRITE_EMPTY" and (existing.num_rows or 0) > 0:
-                raise TableNotEmpty(f"Table {target} already has rows (WRITE_EMPTY).")
-        rows = sum(int(m.num_rows or 0) for m in metas)
-        sql = bq_sql.commit(target, [staged[i] for i in range(shard_count)], columns, disposition)
-        with translated(f"Committing job {scope.job_id} into {target}"):
-            job = self._run(sql, {"job_id": scope.job_id})
+            replace = existing is not None
+            try:
+                with translated(what):
+                    self._run(bq_sql.create_from(target, sources, columns, replace), params)
+            except TableExists:
+                # Another writer created the target since we looked: append to it instead.
+                return self.commit(scope, target, shard_count, disposition)
+            return CommitResult(rows=rows)
+        _check_append(_api(existing), arrow_schema(fields), target)
+        if disposition == "WRITE_EMPTY" and self._rows(existing) > 0:
+            raise TableNotEmpty(
+                f"Output table {target} already has rows (WRITE_EMPTY).",
+                hint="Use WRITE_APPEND or WRITE_TRUNCATE, or another table.",
+            )
+        guard = "empty" if disposition == "WRITE_EMPTY" else "job"
+        with translated(what):
+            job = self._run(bq_sql.insert_from(target, sources, columns, guard), params)
         if rows and not _inserted(job):
             # The guard held: another attempt landed this job meanwhile, or (WRITE_EMPTY)
             # someone else wrote first.
             if landed := self._landed(target, scope):
                 return CommitResult(rows=landed, already_committed=True)
-            raise TableNotEmpty(f"Table {target} already has rows (WRITE_EMPTY).")
+            raise TableNotEmpty(f"Output table {target} already has rows (WRITE_EMPTY).")
         return CommitResult(rows=rows)
 
     def discard(self, scope: JobScope) -> None:
@@ -594,11 +622,12 @@ def _shard_schema(shard: dict[str, Any]) -> pa.Schema:
     return pa.schema([schema.field(c) for c in shard["columns"]])
 
 
-def _rebatch(tables: Iterable[pa.Table], batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _rebatch(pages: Iterable[pa.RecordBatch], batch_rows: int) -> Iterator[pa.RecordBatch]:
     """Regroup pages (whose size the server picks) into batches of at most `batch_rows`."""
     pending: list[pa.Table] = []
     size = 0
-    for table in tables:
+    for page in pages:
+        table = pa.Table.from_batches([page])
         pending.append(table)
         size += table.num_rows
         while size >= batch_rows:
@@ -608,6 +637,10 @@ def _rebatch(tables: Iterable[pa.Table], batch_rows: int) -> Iterator[pa.RecordB
             pending, size = [rest], rest.num_rows
     if size:
         yield from pa.concat_tables(pending).combine_chunks().to_batches(max_chunksize=batch_rows)
+
+
+def _id(meta: Any) -> TableId:
+    return TableId(meta.project, meta.dataset_id, meta.table_id)
 
 
 def _api(table: Any) -> list[dict]:
@@ -623,6 +656,10 @@ def _reason(exc: Exception) -> str:
     return str(errors[0].get("reason", "")) if isinstance(errors[0], dict) else ""
 
 
+class TableExists(InvalidRequest):
+    """A CREATE TABLE met a table created meanwhile (BigQuery's 409 "duplicate")."""
+
+
 @contextmanager
 def translated(what: str) -> Iterator[None]:
     """Map what the client raises, once its own retries are spent, to `mlsys.errors`."""
@@ -630,6 +667,8 @@ def translated(what: str) -> Iterator[None]:
         yield
     except MlsysError:
         raise
+    except gexc.Conflict as exc:
+        raise TableExists(f"{what}: {exc.message}") from exc
     except gexc.NotFound as exc:
         raise TableNotFound(f"{what}: {exc.message}") from exc
     except (gexc.Forbidden, gexc.Unauthorized, gexc.PermissionDenied) as exc:

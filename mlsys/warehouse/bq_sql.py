@@ -32,33 +32,30 @@ def _union(sources: list[TableId], columns: list[str]) -> str:
     return "\nUNION ALL\n".join(f"SELECT {select} FROM {table_ref(s)}" for s in sources)
 
 
-def commit(target: TableId, sources: list[TableId], columns: list[str], disposition: str) -> str:
-    """One DML statement landing `sources` (staged shards) in `target`, atomically.
+def create_from(target: TableId, sources: list[TableId], columns: list[str], replace: bool) -> str:
+    """One statement creating (or replacing) `target` with the rows of `sources`: how a commit
+    lands in a new table, or replaces one (WRITE_TRUNCATE), atomically."""
+    verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
+    return f"{verb} {table_ref(target)} AS\n{_union(sources, columns)}"
 
-    - WRITE_APPEND: INSERT ... SELECT, only while no row of `@job_id` is in the target, so a
-      retried commit cannot land the job twice.
-    - WRITE_EMPTY: INSERT ... SELECT, only while the target has no row at all.
-    - WRITE_TRUNCATE: MERGE ... ON FALSE deletes every row and inserts the staged ones in one
-      statement; with the same job guard on both sides, a retry after landing changes nothing.
+
+def insert_from(target: TableId, sources: list[TableId], columns: list[str], guard: str) -> str:
+    """One INSERT ... SELECT of `sources` into `target`, guarded so that a retry is harmless.
+
+    Args:
+        guard: "job" inserts only while no row of `@job_id` is in the target (WRITE_APPEND);
+            "empty" only while the target has no row at all (WRITE_EMPTY).
     """
     target_sql = table_ref(target)
     names = ", ".join(col(c) for c in columns)
-    staged = _union(sources, columns)
-    job_landed = f"SELECT 1 FROM {target_sql} WHERE {col(JOB_ID_COLUMN)} = @job_id"
-    if disposition == "WRITE_TRUNCATE":
-        return (
-            f"MERGE {target_sql} AS T\n"
-            f"USING (SELECT * FROM (\n{staged}\n) WHERE NOT EXISTS ({job_landed})) AS S\n"
-            "ON FALSE\n"
-            f"WHEN NOT MATCHED BY TARGET THEN INSERT ({names}) VALUES ({names})\n"
-            f"WHEN NOT MATCHED BY SOURCE AND T.{col(JOB_ID_COLUMN)} IS DISTINCT FROM @job_id "
-            "THEN DELETE"
-        )
-    guard = f"SELECT 1 FROM {target_sql}" if disposition == "WRITE_EMPTY" else job_landed
+    if guard == "empty":
+        condition = f"SELECT 1 FROM {target_sql}"
+    else:
+        condition = f"SELECT 1 FROM {target_sql} WHERE {col(JOB_ID_COLUMN)} = @job_id"
     return (
         f"INSERT INTO {target_sql} ({names})\n"
-        f"SELECT {names} FROM (\n{staged}\n)\n"
-        f"WHERE NOT EXISTS ({guard})"
+        f"SELECT {names} FROM (\n{_union(sources, columns)}\n)\n"
+        f"WHERE NOT EXISTS ({condition})"
     )
 
 

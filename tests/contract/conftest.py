@@ -11,8 +11,17 @@ import pytest
 from mlsys.store.local import LocalModelStore
 from mlsys.warehouse.duckdb import DuckDBWarehouse
 
-WAREHOUSES = ["duckdb_warehouse"]
-STORES = ["local_store"]
+# The Google Cloud backends run through their real client libraries against local emulators
+# (fake-gcs-server; bqemulator, installed by tests/gcp/emulators/install).
+from tests.gcp.emulators.servers import (  # noqa: F401 - fixtures
+    bigquery_emulator,
+    bigquery_warehouse,
+    gcs_emulator,
+    gcs_store,
+)
+
+WAREHOUSES = ["duckdb_warehouse", "bigquery_warehouse"]
+STORES = ["local_store", "gcs_store"]
 
 
 @pytest.fixture

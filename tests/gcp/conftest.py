@@ -1,9 +1,14 @@
-"""Fixtures of the Google Cloud backend tests: local emulators, clients on them."""
+"""Fixtures of the Google Cloud backend tests: local emulators, backends on them."""
 
 from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("google.cloud.storage", reason="needs the gcp extra: uv sync --extra gcp")
+pytest.importorskip("google.cloud.bigquery", reason="needs the gcp extra: uv sync --extra gcp")
 
-from tests.gcp.emulators.servers import bigquery_emulator, gcs_emulator  # noqa: E402,F401
+from tests.gcp.emulators.servers import (  # noqa: E402,F401 - fixtures
+    bigquery_emulator,
+    bigquery_warehouse,
+    gcs_emulator,
+    gcs_store,
+)

@@ -160,6 +160,42 @@ def gcs_emulator(tmp_path_factory) -> Iterator[str]:
     _stop(proc)
 
 
+@pytest.fixture
+def bigquery_warehouse(bigquery_emulator, settings, monkeypatch):
+    """A BigQueryWarehouse on the session's bqemulator, configured through the environment."""
+    from mlsys.settings import Settings
+    from mlsys.warehouse.bigquery import BigQueryWarehouse
+
+    for name, value in bigquery_emulator.env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(
+        _env_file=None, MLSYS_HOME=str(settings.home), GCP_PROJECT_ID=bigquery_emulator.project
+    )
+    # Short retries: a broken emulator should fail a test in seconds, not in ten minutes.
+    warehouse = BigQueryWarehouse(bigquery_emulator.project, settings, retry_timeout=20)
+    yield warehouse
+    warehouse.close()
+
+
+@pytest.fixture
+def gcs_store(gcs_emulator):
+    """A GCSModelStore on the session's fake-gcs-server, every bucket emptied first."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    from mlsys.store.gcs import GCSModelStore
+
+    client = storage.Client(
+        project=BQ_PROJECT,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": gcs_emulator},
+    )
+    for bucket in client.list_buckets():
+        for blob in client.list_blobs(bucket):
+            blob.delete()
+    return GCSModelStore(client=client, project=BQ_PROJECT, create_buckets=True)
+
+
 if __name__ == "__main__":  # manual use: python -m tests.gcp.emulators.servers
     import tempfile
 

@@ -181,11 +181,15 @@ class JobStore:
         if idempotency_key:
             key = f"{PREFIX}idem:{idempotency_key}"
             if not self.r.set(key, job_id, nx=True, ex=self.keep_seconds):
-                existing = self.r.get(key)
-                job = self.get(existing) if existing else None
-                if job is not None:
-                    return job, False
-                self.r.set(key, job_id, ex=self.keep_seconds)
+                # The first request with this key may still be writing its record: wait for it
+                # rather than start a second job.
+                for _ in range(40):
+                    existing = self.r.get(key)
+                    job = self.get(existing) if existing else None
+                    if job is not None:
+                        return job, False
+                    time.sleep(0.05)
+                self.r.set(key, job_id, ex=self.keep_seconds)  # its submitter died: take over
         submitted = time.time()
         record = {
             "job_id": job_id,

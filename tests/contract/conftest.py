@@ -20,8 +20,15 @@ from tests.gcp.emulators.servers import (  # noqa: F401 - fixtures
     gcs_store,
 )
 
-WAREHOUSES = ["duckdb_warehouse", "bigquery_warehouse"]
-STORES = ["local_store", "gcs_store"]
+# ... and, with `-m gcp`, against a real project (MLSYS_TEST_GCP_PROJECT + ADC; see tests/gcp).
+from tests.gcp.real import real_bigquery_warehouse, real_gcs_store  # noqa: F401 - fixtures
+
+WAREHOUSES = [
+    "duckdb_warehouse",
+    "bigquery_warehouse",
+    pytest.param("real_bigquery_warehouse", marks=pytest.mark.gcp),
+]
+STORES = ["local_store", "gcs_store", pytest.param("real_gcs_store", marks=pytest.mark.gcp)]
 
 
 @pytest.fixture

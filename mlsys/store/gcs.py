@@ -25,6 +25,7 @@ from mlsys.errors import (
 )
 from mlsys.settings import Settings, get_settings
 from mlsys.store.base import BlobInfo, ModelStore
+from mlsys.store.local import check_bucket
 
 try:
     from google.api_core import exceptions as gexc
@@ -110,7 +111,7 @@ class GCSModelStore(ModelStore):
         return self._client
 
     def uri(self, bucket: str, path: str = "") -> str:
-        return f"gs://{bucket}/{path}"
+        return f"gs://{check_bucket(bucket)}/{path}" if path else f"gs://{check_bucket(bucket)}"
 
     def list_blobs(self, bucket: str, prefix: str = "") -> list[BlobInfo]:
         """Objects under `prefix`, sorted by path; a missing bucket lists as empty.
@@ -119,7 +120,8 @@ class GCSModelStore(ModelStore):
             PermissionDenied, BackendUnavailable.
         """
         try:
-            blobs = [_info(b) for b in self.client.list_blobs(bucket, prefix=prefix or None)]
+            blobs = self.client.list_blobs(check_bucket(bucket), prefix=prefix or None)
+            blobs = [_info(b) for b in blobs]
         except gexc.NotFound:
             return []
         except _TRANSIENT_OR_API as exc:
@@ -133,7 +135,7 @@ class GCSModelStore(ModelStore):
             BlobNotFound: no such object (or bucket).
         """
         try:
-            blob = self.client.bucket(bucket).get_blob(path)
+            blob = self.client.bucket(check_bucket(bucket)).get_blob(path)
         except gexc.NotFound:
             blob = None
         except _TRANSIENT_OR_API as exc:
@@ -152,7 +154,7 @@ class GCSModelStore(ModelStore):
             BlobNotFound: no such object.
             ArtifactIntegrityError: the object was replaced since `generation`.
         """
-        blob = self.client.bucket(bucket).blob(path)
+        blob = self.client.bucket(check_bucket(bucket)).blob(path)
         try:
             data = blob.download_as_bytes(if_generation_match=generation)
         except gexc.NotFound as exc:
@@ -181,7 +183,7 @@ class GCSModelStore(ModelStore):
             ArtifactExists: the precondition failed.
             InvalidRequest: the bucket does not exist (and `create_buckets` is off).
         """
-        gcs_bucket = self.client.bucket(bucket)
+        gcs_bucket = self.client.bucket(check_bucket(bucket))
         blob = gcs_bucket.blob(path)
         for attempt in (1, 2):
             try:
@@ -212,7 +214,7 @@ class GCSModelStore(ModelStore):
     def delete(self, bucket: str, path: str) -> None:
         """Remove an object; missing is fine."""
         try:
-            self.client.bucket(bucket).blob(path).delete()
+            self.client.bucket(check_bucket(bucket)).blob(path).delete()
         except gexc.NotFound:
             pass
         except _TRANSIENT_OR_API as exc:

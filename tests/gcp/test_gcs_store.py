@@ -123,9 +123,9 @@ def _store_raising(exc: Exception) -> GCSModelStore:
 def test_cloud_errors_map_to_mlsys_errors(exc, mapped):
     store = _store_raising(exc)
     with pytest.raises(mapped):
-        store.list_blobs("b")
+        store.list_blobs("models-b")
     with pytest.raises(mapped):
-        store.stat("b", "p")
+        store.stat("models-b", "p")
 
 
 def test_write_to_a_missing_bucket_says_how_to_fix_it():
@@ -134,7 +134,7 @@ def test_write_to_a_missing_bucket_says_how_to_fix_it():
         "bucket"
     )
     with pytest.raises(InvalidRequest, match="does not exist"):
-        GCSModelStore(client=client).write("b", "p", b"x")
+        GCSModelStore(client=client).write("models-b", "p", b"x")
     client.create_bucket.assert_not_called()
 
 
@@ -145,5 +145,5 @@ def test_real_gcs_precondition_on_download_is_mapped():
     blob = client.bucket.return_value.blob.return_value
     blob.download_as_bytes.side_effect = gexc.PreconditionFailed("generation mismatch")
     with pytest.raises(ArtifactIntegrityError):
-        GCSModelStore(client=client).read("b", "m/v1/model.pkl", generation=7)
+        GCSModelStore(client=client).read("models-b", "m/v1/model.pkl", generation=7)
     blob.download_as_bytes.assert_called_once_with(if_generation_match=7)

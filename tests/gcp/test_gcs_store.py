@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import subprocess
+import sys
 import uuid
 from unittest import mock
 
@@ -147,3 +149,15 @@ def test_real_gcs_precondition_on_download_is_mapped():
     with pytest.raises(ArtifactIntegrityError):
         GCSModelStore(client=client).read("models-b", "m/v1/model.pkl", generation=7)
     blob.download_as_bytes.assert_called_once_with(if_generation_match=7)
+
+
+def test_missing_gcp_extra_says_how_to_install_it():
+    code = (
+        "import sys; sys.modules['google.cloud.storage'] = None\n"
+        "from mlsys.errors import MissingExtra\n"
+        "from mlsys.store import open_store\n"
+        "try:\n    open_store('gs://')\n"
+        "except MissingExtra as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "install mlsys[gcp]" in out.stdout

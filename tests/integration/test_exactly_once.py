@@ -144,3 +144,27 @@ def test_cancel_mid_fan_out_leaves_no_output_and_no_staging(stack):
     final = stack.jobs.get(job_id)
     assert final["state"] == "cancelled"
     assert not stack.warehouse.exists(OUTPUT)
+
+
+def test_a_commit_that_landed_but_was_not_recorded_is_not_applied_twice(stack):
+    stack.load_table(5_000)
+    stack.register()
+    with celery_worker(stack.env, stack.cwd, concurrency=2):
+        job_id = stack.submit(shards=2)
+        assert stack.wait(job_id)["state"] == "succeeded"
+        # Rewind the record to "the commit ran, then its worker died before saying so": the
+        # rows are in the table, the job is running, the commit unit lost its lease.
+        stack.jobs.r.hset(
+            stack.jobs._job(job_id), mapping={"state": "running", "phase": "committing"}
+        )
+        stack.jobs.r.hdel(stack.jobs._job(job_id), "finished_at", "result")
+        stack.jobs.r.sadd("mlsys:active", job_id)
+        stack.jobs.r.hset(
+            stack.jobs._units(job_id),
+            "commit",
+            '{"state": "running", "attempt": 1, "worker": "gone:1"}',
+        )
+        final = stack.wait(job_id, timeout=60)  # the reaper redispatches the commit
+    assert final["state"] == "succeeded"
+    assert stack.jobs.units(job_id)["commit"]["attempt"] == 2
+    _assert_exact(stack.output_rows(), 5_000, job_id)

@@ -16,6 +16,7 @@ of this run; pass the same --cache-dir again to skip generation next time).
     uv run python bench/predict_throughput.py                  # 1M and 10M rows
     uv run python bench/predict_throughput.py --rows 1000000
     uv run python bench/predict_throughput.py --cache-dir /tmp/mlsys-bench --rows 1000000
+    uv run python bench/predict_throughput.py --repeat 3   # fastest of 3 on a busy machine
 
 Targets: mlsys / raw <= 1.2 and mlsys peak RSS at 10M / at 1M <= 1.3. Figures only; no test
 asserts them.
@@ -122,9 +123,14 @@ def main_parent(args: argparse.Namespace) -> None:
 
     results: dict[tuple[int, str], dict] = {}
     for rows in args.rows:
-        for mode in MODES:
+        # raw and mlsys alternate, so a burst of other load on the machine hits both alike;
+        # the fastest of --repeat runs counts. The seed's way runs once: it is far off anyway.
+        plan = [*(["raw", "mlsys"] * args.repeat), "seed"]
+        for mode in plan:
             report = run_child(mode, rows, env)
-            results[(rows, mode)] = report
+            best = results.get((rows, mode))
+            if best is None or report["seconds"] < best["seconds"]:
+                results[(rows, mode)] = report
             print(
                 f"  {mode:<5} {rows:>11,} rows  {report['seconds']:8.2f}s  "
                 f"peak RSS {report['peak_rss_mb']:8.0f} MB",
@@ -271,6 +277,9 @@ def main() -> None:
     )
     parser.add_argument("--cache-dir", help="Keep the generated warehouse here (reused).")
     parser.add_argument("--batch-rows", type=int, help="MLSYS_BATCH_ROWS for every mode.")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="Runs of raw and mlsys per size; the fastest counts."
+    )
     parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)  # one child measurement
     args = parser.parse_args()
     if args.mode:

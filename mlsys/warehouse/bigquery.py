@@ -4,8 +4,8 @@
   each stream is a shard any process can read.
 - Writes: load jobs from Parquet with an explicit schema (`bq_schema`), never dtype inference.
 - Job output: one staging table per (job, shard) in `{project}.mlsys_{env}`, expiring on its own
-  if abandoned, landed by one atomic DML statement that first checks whether the job's JobId
-  is already in the target.
+  if abandoned, landed by one atomic statement (CREATE TABLE ... AS SELECT, or INSERT ...
+  SELECT guarded by "this JobId has not landed yet").
 - Errors: transient ones are retried by the client libraries (`google.api_core` retry with
   backoff); what remains is mapped to `mlsys.errors`.
 
@@ -53,7 +53,14 @@ from mlsys.warehouse.base import (
     WriteDisposition,
     check_disposition,
 )
-from mlsys.warehouse.bq_schema import arrow_schema, bq_fields, loadable_schema, to_loadable
+from mlsys.warehouse.bq_schema import (
+    arrow_schema,
+    bq_fields,
+    check_append,
+    loadable_schema,
+    rebatch,
+    to_loadable,
+)
 
 try:
     import grpc
@@ -236,10 +243,10 @@ class BigQueryWarehouse(Warehouse):
     def read_table(self, table: TableId, columns: list[str] | None = None) -> pa.Table:
         """Read a whole (small) table through one read stream. Raises TableNotFound."""
         columns = columns or [f.name for f in self._table(table).schema]
-        plan = self._plan(table, columns, 1)
-        batches = [b for shard in plan.shards for b in self.read_shard(shard, 1 << 20)]
-        schema = pa.schema([pa.field(f.name, f.type) for f in _shard_schema(plan.shards[0])])
-        return pa.Table.from_batches(batches, schema=schema.remove_metadata())
+        shard = self._plan(table, columns, 1).shards[0]
+        session_schema = _stream_schema(shard)
+        schema = pa.schema([session_schema.field(c).remove_metadata() for c in shard["columns"]])
+        return pa.Table.from_batches(self.read_shard(shard, 1 << 20), schema=schema)
 
     def plan_read(
         self, table: TableId, columns: list[str], shards: int, scope: JobScope
@@ -280,19 +287,18 @@ class BigQueryWarehouse(Warehouse):
         """
         if shard["stream"] is None:
             return
-        schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(shard["schema"])))
-        columns = shard["columns"]
+        schema = _stream_schema(shard)
         with translated("Reading a table stream"):
             # Iterating the stream yields ReadRowsResponse messages; the client reconnects at
             # the last offset by itself when the connection breaks.
             pages = (
                 pa.ipc.read_record_batch(
                     pa.py_buffer(message.arrow_record_batch.serialized_record_batch), schema
-                ).select(columns)  # the API returns table order, whatever order was asked
+                ).select(shard["columns"])  # the API sends table order, whatever was asked
                 for message in self.read_client.read_rows(shard["stream"])
                 if message.row_count
             )
-            yield from _rebatch(pages, batch_rows)
+            yield from rebatch(pages, batch_rows)
 
     # --- writing -------------------------------------------------------------------------
 
@@ -365,7 +371,7 @@ class BigQueryWarehouse(Warehouse):
             if disposition == "WRITE_EMPTY" and self._rows(existing) > 0:
                 raise TableNotEmpty(f"Table {table} already has rows (WRITE_EMPTY).")
             if disposition == "WRITE_APPEND":
-                fields = _check_append(_api(existing), arrow.schema, table)
+                fields = check_append(_api(existing), arrow.schema, table)
         schema = loadable_schema(arrow_schema(fields))
         for f in fields:  # columns the table has and the data lacks are NULL
             if f["name"] not in arrow.column_names:
@@ -484,32 +490,32 @@ class BigQueryWarehouse(Warehouse):
                 )
         elif existing is not None and (landed := self._landed(target, scope)):
             return CommitResult(rows=landed, already_committed=True)
-        staged = self._staged(scope)
-        missing = sorted(set(range(shard_count)) - set(staged))
+        # One GET per shard (not a listing): it also yields each staging table's schema and
+        # row count.
+        sources = [self._stage_table(scope, i) for i in range(shard_count)]
+        metas = [self._table_or_none(source) for source in sources]
+        missing = [i for i, meta in enumerate(metas) if meta is None]
         if missing:
             raise InvalidRequest(
                 f"Job {scope.job_id} has no staged output for shards {missing}; cannot commit."
             )
-        sources = [staged[i] for i in range(shard_count)]
-        metas = [self._table(source) for source in sources]
         fields = _api(metas[0]) if metas else []
         columns = [check_column(f["name"]) for f in fields]
         if JOB_ID_COLUMN not in columns:
             raise SchemaMismatch(f"Staged output of job {scope.job_id} has no {JOB_ID_COLUMN}.")
         rows = sum(int(m.num_rows or 0) for m in metas)  # loaded by load jobs: exact
-        params = {"job_id": scope.job_id}
         what = f"Committing job {scope.job_id} into {target}"
         if existing is None or disposition == "WRITE_TRUNCATE":
             self._ensure_dataset(target.project, target.dataset)
             replace = existing is not None
             try:
                 with translated(what):
-                    self._run(bq_sql.create_from(target, sources, columns, replace), params)
+                    self._run(bq_sql.create_from(target, sources, columns, replace))
             except TableExists:
                 # Another writer created the target since we looked: append to it instead.
                 return self.commit(scope, target, shard_count, disposition)
             return CommitResult(rows=rows)
-        _check_append(_api(existing), arrow_schema(fields), target)
+        check_append(_api(existing), arrow_schema(fields), target)
         if disposition == "WRITE_EMPTY" and self._rows(existing) > 0:
             raise TableNotEmpty(
                 f"Output table {target} already has rows (WRITE_EMPTY).",
@@ -517,6 +523,7 @@ class BigQueryWarehouse(Warehouse):
             )
         guard = "empty" if disposition == "WRITE_EMPTY" else "job"
         with translated(what):
+            params = {"job_id": scope.job_id} if guard == "job" else None
             job = self._run(bq_sql.insert_from(target, sources, columns, guard), params)
         if rows and not _inserted(job):
             # The guard held: another attempt landed this job meanwhile, or (WRITE_EMPTY)
@@ -551,7 +558,7 @@ class BigQueryWarehouse(Warehouse):
             with translated(f"Creating {table}"):
                 self._create(table, fields, exists_ok=True)
         else:
-            fields = _check_append(_api(existing), rows.schema, table)
+            fields = check_append(_api(existing), rows.schema, table)
             fields = [f for f in fields if f["name"] in columns]
         if rows.num_rows == 0:
             return MergeResult(inserted=0, updated=0)
@@ -583,60 +590,9 @@ def _inserted(job: Any) -> int:
     return int(job.num_dml_affected_rows or 0)
 
 
-_SAME_TYPE = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "STRUCT": "RECORD"}
-
-
-def _kind(field: dict) -> str:
-    kind = str(field["type"]).upper()
-    return _SAME_TYPE.get(kind, kind)
-
-
-def _check_append(existing: list[dict], data: pa.Schema, table: TableId) -> list[dict]:
-    """The table's fields, after checking that `data` adds no column and changes no type.
-
-    An untyped (all-NULL) column takes the table's type; integers may go into FLOAT64.
-    """
-    have = {f["name"]: f for f in existing}
-    extra = [name for name in data.names if name not in have]
-    if extra:
-        raise SchemaMismatch(
-            f"Table {table} has no column(s) {extra}.",
-            hint=f"Its columns are {list(have)}; use WRITE_TRUNCATE to replace the table.",
-        )
-    for new in bq_fields(data):
-        old = have[new["name"]]
-        if pa.types.is_null(data.field(new["name"]).type) or (
-            (_kind(old), old.get("mode")) == (_kind(new), new.get("mode") or "NULLABLE")
-        ):
-            continue
-        if (_kind(new), _kind(old)) == ("INT64", "FLOAT64"):
-            continue
-        raise SchemaMismatch(
-            f"Column {new['name']!r} of {table} is {old['type']}, the data has {new['type']}."
-        )
-    return existing
-
-
-def _shard_schema(shard: dict[str, Any]) -> pa.Schema:
-    schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(shard["schema"])))
-    return pa.schema([schema.field(c) for c in shard["columns"]])
-
-
-def _rebatch(pages: Iterable[pa.RecordBatch], batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Regroup pages (whose size the server picks) into batches of at most `batch_rows`."""
-    pending: list[pa.Table] = []
-    size = 0
-    for page in pages:
-        table = pa.Table.from_batches([page])
-        pending.append(table)
-        size += table.num_rows
-        while size >= batch_rows:
-            whole = pa.concat_tables(pending).combine_chunks()
-            head, rest = whole.slice(0, batch_rows), whole.slice(batch_rows)
-            yield from head.to_batches(max_chunksize=batch_rows)
-            pending, size = [rest], rest.num_rows
-    if size:
-        yield from pa.concat_tables(pending).combine_chunks().to_batches(max_chunksize=batch_rows)
+def _stream_schema(shard: dict[str, Any]) -> pa.Schema:
+    """Arrow schema of a read session's messages (all table columns of the session)."""
+    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(shard["schema"])))
 
 
 def _id(meta: Any) -> TableId:

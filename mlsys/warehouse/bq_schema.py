@@ -9,12 +9,13 @@ NULL) never trips a REQUIRED mode.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
 
 from mlsys.errors import InvalidIdentifier, SchemaMismatch
-from mlsys.ids import check_column
+from mlsys.ids import TableId, check_column
 
 Field = dict[str, Any]
 
@@ -181,3 +182,54 @@ def arrow_schema(fields: list[Field]) -> pa.Schema:
             for f in fields
         ]
     )
+
+
+_SAME_TYPE = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "STRUCT": "RECORD"}
+
+
+def _kind(field: dict) -> str:
+    kind = str(field["type"]).upper()
+    return _SAME_TYPE.get(kind, kind)
+
+
+def check_append(existing: list[dict], data: pa.Schema, table: TableId) -> list[dict]:
+    """The table's fields, after checking that `data` adds no column and changes no type.
+
+    An untyped (all-NULL) column takes the table's type; integers may go into FLOAT64.
+    """
+    have = {f["name"]: f for f in existing}
+    extra = [name for name in data.names if name not in have]
+    if extra:
+        raise SchemaMismatch(
+            f"Table {table} has no column(s) {extra}.",
+            hint=f"Its columns are {list(have)}; use WRITE_TRUNCATE to replace the table.",
+        )
+    for new in bq_fields(data):
+        old = have[new["name"]]
+        if pa.types.is_null(data.field(new["name"]).type) or (
+            (_kind(old), old.get("mode")) == (_kind(new), new.get("mode") or "NULLABLE")
+        ):
+            continue
+        if (_kind(new), _kind(old)) == ("INT64", "FLOAT64"):
+            continue
+        raise SchemaMismatch(
+            f"Column {new['name']!r} of {table} is {old['type']}, the data has {new['type']}."
+        )
+    return existing
+
+
+def rebatch(pages: Iterable[pa.RecordBatch], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Regroup pages (whose size the server picks) into batches of at most `batch_rows`."""
+    pending: list[pa.Table] = []
+    size = 0
+    for page in pages:
+        table = pa.Table.from_batches([page])
+        pending.append(table)
+        size += table.num_rows
+        while size >= batch_rows:
+            whole = pa.concat_tables(pending).combine_chunks()
+            head, rest = whole.slice(0, batch_rows), whole.slice(batch_rows)
+            yield from head.to_batches(max_chunksize=batch_rows)
+            pending, size = [rest], rest.num_rows
+    if size:
+        yield from pa.concat_tables(pending).combine_chunks().to_batches(max_chunksize=batch_rows)

@@ -10,11 +10,14 @@ import pyarrow as pa
 import pytest
 
 from mlsys.errors import SchemaMismatch
+from mlsys.ids import TableId
 from mlsys.warehouse.bq_schema import (
     arrow_schema,
     arrow_type,
     bq_fields,
+    check_append,
     loadable_schema,
+    rebatch,
     to_loadable,
 )
 
@@ -158,3 +161,27 @@ def test_bigquery_fields_read_back_as_arrow():
 def test_round_trip_of_mapped_types_is_stable():
     schema = pa.schema({"a": pa.int64(), "b": pa.string(), "c": pa.timestamp("us", tz="UTC")})
     assert arrow_schema(bq_fields(schema)) == schema
+
+
+def test_check_append_allows_untyped_nulls_and_ints_into_floats_only():
+    table = TableId("proj", "d", "t")
+    existing = [{"name": "x", "type": "FLOAT", "mode": "NULLABLE"}, {"name": "s", "type": "STRING"}]
+    ok = pa.schema({"x": pa.int64(), "s": pa.null()})
+    assert check_append(existing, ok, table) == existing
+    with pytest.raises(SchemaMismatch, match="no column"):
+        check_append(existing, pa.schema({"y": pa.int64()}), table)
+    with pytest.raises(SchemaMismatch, match="is FLOAT"):
+        check_append(existing, pa.schema({"x": pa.string()}), table)
+
+
+@pytest.mark.parametrize("batch_rows", [1, 3, 4, 10, 100])
+def test_rebatch_regroups_pages_into_bounded_batches(batch_rows):
+    pages = [
+        pa.record_batch({"a": pa.array(range(start, start + n), pa.int64())})
+        for start, n in ((0, 3), (3, 0), (3, 5), (8, 2))
+    ]
+    batches = list(rebatch(pages, batch_rows))
+    assert all(0 < b.num_rows <= batch_rows for b in batches)
+    assert [v for b in batches for v in b.column("a").to_pylist()] == list(range(10))
+    if batch_rows <= 10:
+        assert all(b.num_rows == batch_rows for b in batches[:-1])

@@ -20,8 +20,7 @@ import concurrent.futures
 import datetime as dt
 import os
 import tempfile
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -36,7 +35,6 @@ from mlsys.errors import (
     MissingExtra,
     MlsysError,
     PermissionDenied,
-    SchemaMismatch,
     TableNotEmpty,
     TableNotFound,
 )
@@ -44,15 +42,13 @@ from mlsys.ids import TableId, check_column
 from mlsys.settings import Settings, get_settings
 from mlsys.warehouse import bq_sql
 from mlsys.warehouse.base import (
-    JOB_ID_COLUMN,
-    CommitResult,
     JobScope,
-    MergeResult,
     ReadPlan,
     Warehouse,
     WriteDisposition,
     check_disposition,
 )
+from mlsys.warehouse.bq_output import StagedOutput, TableExists
 from mlsys.warehouse.bq_schema import (
     arrow_schema,
     bq_fields,
@@ -83,12 +79,7 @@ STORAGE_EMULATOR_ENV = "BIGQUERY_STORAGE_EMULATOR_HOST"
 STAGING_TTL = dt.timedelta(days=2)
 
 
-def stage_prefix(scope: JobScope) -> str:
-    """Table-name prefix of a job's staging tables ('-' is not allowed everywhere)."""
-    return f"_mlsys_stage_{scope.job_id.replace('-', '_')}_"
-
-
-class BigQueryWarehouse(Warehouse):
+class BigQueryWarehouse(StagedOutput, Warehouse):
     """Tables in BigQuery; mlsys' own tables (staging, registry) in `{project}.mlsys_{env}`."""
 
     scheme = "bigquery"
@@ -188,15 +179,22 @@ class BigQueryWarehouse(Warehouse):
 
     # --- reading -------------------------------------------------------------------------
 
-    def _run(self, sql: str, params: dict[str, str] | None = None) -> Any:
+    def _run(self, sql: str, params: dict[str, str] | None = None, what: str = "Query") -> Any:
+        """Run one query job to completion; `params` are STRING query parameters."""
         config = bigquery.QueryJobConfig(
             query_parameters=[
                 bigquery.ScalarQueryParameter(k, "STRING", v) for k, v in (params or {}).items()
             ]
         )
-        job = self.client.query(sql, job_config=config, retry=self._retry)
-        job.result(retry=self._retry)
+        with translated(what):
+            job = self.client.query(sql, job_config=config, retry=self._retry)
+            job.result(retry=self._retry)
         return job
+
+    def _scalar(self, sql: str, params: dict[str, str] | None = None) -> int:
+        with translated("Query"):
+            rows = list(self._run(sql, params).result())
+        return int(rows[0][0]) if rows else 0
 
     def query(self, sql: str) -> pd.DataFrame:
         """Run BigQuery SQL and return the result.
@@ -237,8 +235,7 @@ class BigQueryWarehouse(Warehouse):
         if meta.table_type == "TABLE" and meta.num_rows is not None and not self.emulated:
             return int(meta.num_rows)  # kept exact by load jobs and DML; no query needed
         # Views have no row count, and bqemulator does not update it after DML.
-        with translated(f"Counting rows of {meta.reference}"):
-            return self._scalar(bq_sql.count_rows(_id(meta)))
+        return self._scalar(bq_sql.count_rows(_id(meta)))
 
     def read_table(self, table: TableId, columns: list[str] | None = None) -> pa.Table:
         """Read a whole (small) table through one read stream. Raises TableNotFound."""
@@ -334,10 +331,9 @@ class BigQueryWarehouse(Warehouse):
     def _write_arrow(self, data: pa.Table, table: TableId, fields: list, disposition: str) -> None:
         if data.num_rows == 0:
             # An empty Parquet file is not a valid load source everywhere: create the table.
-            with translated(f"Creating {table}"):
-                if disposition == "WRITE_TRUNCATE":
-                    self.client.delete_table(str(table), not_found_ok=True)
-                self._create(table, fields, exists_ok=True)
+            if disposition == "WRITE_TRUNCATE":
+                self._drop(table)
+            self._create(table, fields, exists_ok=True)
             return
         with tempfile.TemporaryFile(suffix=".parquet") as spool:
             pq.write_table(data, spool)
@@ -348,7 +344,28 @@ class BigQueryWarehouse(Warehouse):
         meta = bigquery.Table(str(table), [bigquery.SchemaField.from_api_repr(f) for f in fields])
         if expires:
             meta.expires = dt.datetime.now(dt.UTC) + self.staging_ttl
-        return self.client.create_table(meta, exists_ok=exists_ok, retry=self._retry)
+        with translated(f"Creating {table}"):
+            return self.client.create_table(meta, exists_ok=exists_ok, retry=self._retry)
+
+    def _expire(self, table: TableId) -> None:
+        """Let `table` expire after `staging_ttl` (after a load job, which creates it)."""
+        meta = bigquery.Table(str(table))
+        meta.expires = dt.datetime.now(dt.UTC) + self.staging_ttl
+        with translated(f"Setting the expiration of {table}"):
+            self.client.update_table(meta, ["expires"], retry=self._retry)
+
+    def _drop(self, table: TableId) -> None:
+        with translated(f"Dropping {table}"):
+            self.client.delete_table(str(table), not_found_ok=True, retry=self._retry)
+
+    def _list(self, project: str, dataset: str) -> list[TableId]:
+        """Tables of a dataset; a missing dataset has none."""
+        with translated(f"Listing {project}.{dataset}"):
+            try:
+                listed = list(self.client.list_tables(f"{project}.{dataset}", retry=self._retry))
+            except gexc.NotFound:
+                return []
+        return [TableId(t.project, t.dataset_id, t.table_id) for t in listed]
 
     def write(
         self, data: pd.DataFrame | pa.Table, table: TableId, disposition: WriteDisposition
@@ -386,209 +403,6 @@ class BigQueryWarehouse(Warehouse):
             except gexc.NotFound:
                 return None
 
-    # --- staging and commit ----------------------------------------------------------------
-
-    def _stage_table(self, scope: JobScope, shard_index: int) -> TableId:
-        dataset = self.settings.dataset_for(scope.env)
-        return TableId(self.settings.gcp_project_id, dataset, f"{stage_prefix(scope)}{shard_index}")
-
-    def stage(
-        self,
-        scope: JobScope,
-        shard_index: int,
-        batches: Iterable[pa.RecordBatch],
-        schema: pa.Schema,
-    ) -> int:
-        """Spool `batches` to a local Parquet file (bounded memory), then load it with
-        WRITE_TRUNCATE into the shard's staging table, which expires after `staging_ttl`.
-
-        Returns:
-            Rows staged.
-        """
-        table = self._stage_table(scope, shard_index)
-        fields = bq_fields(schema)
-        loadable = loadable_schema(schema)
-        rows = 0
-        with tempfile.TemporaryFile(suffix=".parquet") as spool:
-            with pq.ParquetWriter(spool, loadable) as writer:
-                for batch in batches:
-                    writer.write_table(to_loadable(batch, loadable))
-                    rows += batch.num_rows
-            self._ensure_dataset(table.project, table.dataset)
-            # The staging table appears only once complete (a load job is atomic), so its
-            # existence is what `staged_shards` reports.
-            with translated(f"Staging {table}"):
-                if rows:
-                    spool.seek(0)
-                    self._load(spool, table, fields, "WRITE_TRUNCATE")
-                    expiring = bigquery.Table(str(table))
-                    expiring.expires = dt.datetime.now(dt.UTC) + self.staging_ttl
-                    self.client.update_table(expiring, ["expires"], retry=self._retry)
-                else:
-                    self.client.delete_table(str(table), not_found_ok=True, retry=self._retry)
-                    self._create(table, fields, exists_ok=True, expires=True)
-        return rows
-
-    def _staged(self, scope: JobScope) -> dict[int, TableId]:
-        dataset = self.settings.dataset_for(scope.env)
-        prefix = stage_prefix(scope)
-        with translated(f"Listing staging of job {scope.job_id}"):
-            try:
-                tables = list(
-                    self.client.list_tables(
-                        f"{self.settings.gcp_project_id}.{dataset}", retry=self._retry
-                    )
-                )
-            except gexc.NotFound:
-                return {}
-        found = {}
-        for t in tables:
-            suffix = t.table_id.removeprefix(prefix)
-            if t.table_id.startswith(prefix) and suffix.isdigit():
-                found[int(suffix)] = TableId(t.project, t.dataset_id, t.table_id)
-        return found
-
-    def staged_shards(self, scope: JobScope) -> set[int]:
-        """Shard indexes whose staging table exists (a load job creates it atomically)."""
-        return set(self._staged(scope))
-
-    def _scalar(self, sql: str, params: dict[str, str] | None = None) -> int:
-        rows = list(self._run(sql, params).result())
-        return int(rows[0][0]) if rows else 0
-
-    def _landed(self, target: TableId, scope: JobScope) -> int:
-        with translated(f"Checking {target} for job {scope.job_id}"):
-            return self._scalar(bq_sql.rows_of_job(target), {"job_id": scope.job_id})
-
-    def commit(
-        self,
-        scope: JobScope,
-        target: TableId,
-        shard_count: int,
-        disposition: WriteDisposition,
-    ) -> CommitResult:
-        """Land all staged shards in `target` with one statement (atomic in BigQuery):
-        CREATE TABLE ... AS SELECT for a new target, CREATE OR REPLACE for WRITE_TRUNCATE, else
-        an INSERT ... SELECT guarded by "no row of this JobId yet" (WRITE_APPEND) or "target
-        empty" (WRITE_EMPTY). A job that already landed is not written again.
-
-        Raises:
-            InvalidRequest: a shard's staging is missing.
-            TableNotEmpty: WRITE_EMPTY and the target has rows.
-            SchemaMismatch: the target was not written by mlsys (no JobId) and the disposition
-                is not WRITE_TRUNCATE, or staged columns the target does not have.
-        """
-        disposition = check_disposition(disposition)
-        existing = self._table_or_none(target)
-        names = [f.name for f in existing.schema] if existing is not None else []
-        if existing is not None and JOB_ID_COLUMN not in names:
-            if disposition != "WRITE_TRUNCATE":
-                raise SchemaMismatch(
-                    f"Output table {target} exists but has no {JOB_ID_COLUMN} column, "
-                    "so it was not written by mlsys.",
-                    hint="Choose a new output table, or WRITE_TRUNCATE to replace it.",
-                )
-        elif existing is not None and (landed := self._landed(target, scope)):
-            return CommitResult(rows=landed, already_committed=True)
-        # One GET per shard (not a listing): it also yields each staging table's schema and
-        # row count.
-        sources = [self._stage_table(scope, i) for i in range(shard_count)]
-        metas = [self._table_or_none(source) for source in sources]
-        missing = [i for i, meta in enumerate(metas) if meta is None]
-        if missing:
-            raise InvalidRequest(
-                f"Job {scope.job_id} has no staged output for shards {missing}; cannot commit."
-            )
-        fields = _api(metas[0]) if metas else []
-        columns = [check_column(f["name"]) for f in fields]
-        if JOB_ID_COLUMN not in columns:
-            raise SchemaMismatch(f"Staged output of job {scope.job_id} has no {JOB_ID_COLUMN}.")
-        rows = sum(int(m.num_rows or 0) for m in metas)  # loaded by load jobs: exact
-        what = f"Committing job {scope.job_id} into {target}"
-        if existing is None or disposition == "WRITE_TRUNCATE":
-            self._ensure_dataset(target.project, target.dataset)
-            replace = existing is not None
-            try:
-                with translated(what):
-                    self._run(bq_sql.create_from(target, sources, columns, replace))
-            except TableExists:
-                # Another writer created the target since we looked: append to it instead.
-                return self.commit(scope, target, shard_count, disposition)
-            return CommitResult(rows=rows)
-        check_append(_api(existing), arrow_schema(fields), target)
-        if disposition == "WRITE_EMPTY" and self._rows(existing) > 0:
-            raise TableNotEmpty(
-                f"Output table {target} already has rows (WRITE_EMPTY).",
-                hint="Use WRITE_APPEND or WRITE_TRUNCATE, or another table.",
-            )
-        guard = "empty" if disposition == "WRITE_EMPTY" else "job"
-        with translated(what):
-            params = {"job_id": scope.job_id} if guard == "job" else None
-            job = self._run(bq_sql.insert_from(target, sources, columns, guard), params)
-        if rows and not _inserted(job):
-            # The guard held: another attempt landed this job meanwhile, or (WRITE_EMPTY)
-            # someone else wrote first.
-            if landed := self._landed(target, scope):
-                return CommitResult(rows=landed, already_committed=True)
-            raise TableNotEmpty(f"Output table {target} already has rows (WRITE_EMPTY).")
-        return CommitResult(rows=rows)
-
-    def discard(self, scope: JobScope) -> None:
-        """Drop the job's staging tables (and nothing else)."""
-        for table in self._staged(scope).values():
-            with translated(f"Dropping {table}"):
-                self.client.delete_table(str(table), not_found_ok=True, retry=self._retry)
-
-    # --- registry ------------------------------------------------------------------------
-
-    def merge(self, table: TableId, rows: pa.Table, keys: list[str]) -> MergeResult:
-        """Upsert `rows` by `keys` with one MERGE from a temporary table next to `table`.
-
-        Raises:
-            SchemaMismatch: a key is not a column, or `rows` has columns `table` lacks.
-        """
-        fields = bq_fields(rows.schema)
-        columns = [f["name"] for f in fields]
-        keys = [check_column(k) for k in keys]
-        if not keys or set(keys) - set(columns):
-            raise SchemaMismatch(f"Merge keys {keys} must be columns of the rows ({columns}).")
-        self._ensure_dataset(table.project, table.dataset)
-        existing = self._table_or_none(table)
-        if existing is None:
-            with translated(f"Creating {table}"):
-                self._create(table, fields, exists_ok=True)
-        else:
-            fields = check_append(_api(existing), rows.schema, table)
-            fields = [f for f in fields if f["name"] in columns]
-        if rows.num_rows == 0:
-            return MergeResult(inserted=0, updated=0)
-        source = table.with_table(f"_mlsys_merge_{table.table}_{uuid.uuid4().hex[:12]}")
-        with translated(f"Merging into {table}"):
-            self._create(source, fields, exists_ok=False, expires=True)
-            try:
-                data = to_loadable(rows, loadable_schema(arrow_schema(fields)))
-                self._write_arrow(data, source, fields, "WRITE_TRUNCATE")
-                # bqemulator reports no DML statistics: count the new keys beforehand there.
-                new = (
-                    self._scalar(bq_sql.count_new_keys(table, source, keys)) if self.emulated else 0
-                )
-                job = self._run(bq_sql.merge(table, source, columns, keys))
-            finally:
-                self.client.delete_table(str(source), not_found_ok=True, retry=self._retry)
-        stats = job.dml_stats
-        if stats is not None:
-            return MergeResult(
-                int(stats.inserted_row_count or 0), int(stats.updated_row_count or 0)
-            )
-        return MergeResult(new, int(job.num_dml_affected_rows or 0) - new)
-
-
-def _inserted(job: Any) -> int:
-    stats = job.dml_stats
-    if stats is not None and stats.inserted_row_count is not None:
-        return int(stats.inserted_row_count)
-    return int(job.num_dml_affected_rows or 0)
-
 
 def _stream_schema(shard: dict[str, Any]) -> pa.Schema:
     """Arrow schema of a read session's messages (all table columns of the session)."""
@@ -610,10 +424,6 @@ _TRANSIENT_REASONS = {"rateLimitExceeded", "backendError", "internalError", "job
 def _reason(exc: Exception) -> str:
     errors = getattr(exc, "errors", None) or [{}]
     return str(errors[0].get("reason", "")) if isinstance(errors[0], dict) else ""
-
-
-class TableExists(InvalidRequest):
-    """A CREATE TABLE met a table created meanwhile (BigQuery's 409 "duplicate")."""
 
 
 @contextmanager

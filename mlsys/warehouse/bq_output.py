@@ -1,0 +1,227 @@
+"""Job output and the registry on BigQuery: staging, the atomic commit, MERGE.
+
+The workflow half of `BigQueryWarehouse`, written against its table primitives (`_load`,
+`_create`, `_drop`, `_expire`, `_list`, `_table_or_none`, `_rows`, `_run`, `_scalar`), so it
+holds no Cloud SDK import and no error mapping: those stay in `bigquery.py`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlsys.errors import InvalidRequest, SchemaMismatch, TableNotEmpty
+from mlsys.ids import TableId, check_column
+from mlsys.warehouse import bq_sql
+from mlsys.warehouse.base import (
+    JOB_ID_COLUMN,
+    CommitResult,
+    JobScope,
+    MergeResult,
+    WriteDisposition,
+    check_disposition,
+)
+from mlsys.warehouse.bq_schema import (
+    arrow_schema,
+    bq_fields,
+    check_append,
+    loadable_schema,
+    to_loadable,
+)
+
+
+class TableExists(InvalidRequest):
+    """A CREATE TABLE met a table created meanwhile (BigQuery's 409 "duplicate")."""
+
+
+def stage_prefix(scope: JobScope) -> str:
+    """Table-name prefix of a job's staging tables ('-' is not allowed everywhere)."""
+    return f"_mlsys_stage_{scope.job_id.replace('-', '_')}_"
+
+
+def _api(meta: Any) -> list[dict]:
+    return [f.to_api_repr() for f in meta.schema]
+
+
+def _inserted(job: Any) -> int:
+    stats = job.dml_stats
+    if stats is not None and stats.inserted_row_count is not None:
+        return int(stats.inserted_row_count)
+    return int(job.num_dml_affected_rows or 0)
+
+
+class StagedOutput:
+    """stage / staged_shards / commit / discard / merge of `BigQueryWarehouse`."""
+
+    def _stage_table(self, scope: JobScope, shard_index: int) -> TableId:
+        dataset = self.settings.dataset_for(scope.env)
+        return TableId(self.settings.gcp_project_id, dataset, f"{stage_prefix(scope)}{shard_index}")
+
+    def stage(
+        self,
+        scope: JobScope,
+        shard_index: int,
+        batches: Iterable[pa.RecordBatch],
+        schema: pa.Schema,
+    ) -> int:
+        """Spool `batches` to a local Parquet file (bounded memory), then load it with
+        WRITE_TRUNCATE into the shard's staging table, which expires after `staging_ttl`.
+
+        Returns:
+            Rows staged.
+        """
+        table = self._stage_table(scope, shard_index)
+        fields = bq_fields(schema)
+        loadable = loadable_schema(schema)
+        rows = 0
+        with tempfile.TemporaryFile(suffix=".parquet") as spool:
+            with pq.ParquetWriter(spool, loadable) as writer:
+                for batch in batches:
+                    writer.write_table(to_loadable(batch, loadable))
+                    rows += batch.num_rows
+            self._ensure_dataset(table.project, table.dataset)
+            # The staging table appears only once complete (a load job is atomic), so its
+            # existence is what `staged_shards` reports.
+            if rows:
+                spool.seek(0)
+                self._load(spool, table, fields, "WRITE_TRUNCATE")
+                self._expire(table)
+            else:
+                self._drop(table)
+                self._create(table, fields, exists_ok=True, expires=True)
+        return rows
+
+    def _staged(self, scope: JobScope) -> dict[int, TableId]:
+        dataset = self.settings.dataset_for(scope.env)
+        prefix = stage_prefix(scope)
+        found = {}
+        for table in self._list(self.settings.gcp_project_id, dataset):
+            suffix = table.table.removeprefix(prefix)
+            if table.table.startswith(prefix) and suffix.isdigit():
+                found[int(suffix)] = table
+        return found
+
+    def staged_shards(self, scope: JobScope) -> set[int]:
+        """Shard indexes whose staging table exists (a load job creates it atomically)."""
+        return set(self._staged(scope))
+
+    def _landed(self, target: TableId, scope: JobScope) -> int:
+        return self._scalar(bq_sql.rows_of_job(target), {"job_id": scope.job_id})
+
+    def commit(
+        self,
+        scope: JobScope,
+        target: TableId,
+        shard_count: int,
+        disposition: WriteDisposition,
+    ) -> CommitResult:
+        """Land all staged shards in `target` with one statement (atomic in BigQuery):
+        CREATE TABLE ... AS SELECT for a new target, CREATE OR REPLACE for WRITE_TRUNCATE, else
+        an INSERT ... SELECT guarded by "no row of this JobId yet" (WRITE_APPEND) or "target
+        empty" (WRITE_EMPTY). A job that already landed is not written again.
+
+        Raises:
+            InvalidRequest: a shard's staging is missing.
+            TableNotEmpty: WRITE_EMPTY and the target has rows.
+            SchemaMismatch: the target was not written by mlsys (no JobId) and the disposition
+                is not WRITE_TRUNCATE, or staged columns the target does not have.
+        """
+        disposition = check_disposition(disposition)
+        existing = self._table_or_none(target)
+        names = [f.name for f in existing.schema] if existing is not None else []
+        if existing is not None and JOB_ID_COLUMN not in names:
+            if disposition != "WRITE_TRUNCATE":
+                raise SchemaMismatch(
+                    f"Output table {target} exists but has no {JOB_ID_COLUMN} column, "
+                    "so it was not written by mlsys.",
+                    hint="Choose a new output table, or WRITE_TRUNCATE to replace it.",
+                )
+        elif existing is not None and (landed := self._landed(target, scope)):
+            return CommitResult(rows=landed, already_committed=True)
+        # One GET per shard (not a listing): it also yields each staging table's schema and
+        # row count.
+        sources = [self._stage_table(scope, i) for i in range(shard_count)]
+        metas = [self._table_or_none(source) for source in sources]
+        missing = [i for i, meta in enumerate(metas) if meta is None]
+        if missing:
+            raise InvalidRequest(
+                f"Job {scope.job_id} has no staged output for shards {missing}; cannot commit."
+            )
+        fields = _api(metas[0]) if metas else []
+        columns = [check_column(f["name"]) for f in fields]
+        if JOB_ID_COLUMN not in columns:
+            raise SchemaMismatch(f"Staged output of job {scope.job_id} has no {JOB_ID_COLUMN}.")
+        rows = sum(int(m.num_rows or 0) for m in metas)  # loaded by load jobs: exact
+        what = f"Committing job {scope.job_id} into {target}"
+        if existing is None or disposition == "WRITE_TRUNCATE":
+            self._ensure_dataset(target.project, target.dataset)
+            replace = existing is not None
+            try:
+                self._run(bq_sql.create_from(target, sources, columns, replace), what=what)
+            except TableExists:
+                # Another writer created the target since we looked: append to it instead.
+                return self.commit(scope, target, shard_count, disposition)
+            return CommitResult(rows=rows)
+        check_append(_api(existing), arrow_schema(fields), target)
+        if disposition == "WRITE_EMPTY" and self._rows(existing) > 0:
+            raise TableNotEmpty(
+                f"Output table {target} already has rows (WRITE_EMPTY).",
+                hint="Use WRITE_APPEND or WRITE_TRUNCATE, or another table.",
+            )
+        guard = "empty" if disposition == "WRITE_EMPTY" else "job"
+        params = {"job_id": scope.job_id} if guard == "job" else None
+        job = self._run(bq_sql.insert_from(target, sources, columns, guard), params, what=what)
+        if rows and not _inserted(job):
+            # The guard held: another attempt landed this job meanwhile, or (WRITE_EMPTY)
+            # someone else wrote first.
+            if landed := self._landed(target, scope):
+                return CommitResult(rows=landed, already_committed=True)
+            raise TableNotEmpty(f"Output table {target} already has rows (WRITE_EMPTY).")
+        return CommitResult(rows=rows)
+
+    def discard(self, scope: JobScope) -> None:
+        """Drop the job's staging tables (and nothing else)."""
+        for table in self._staged(scope).values():
+            self._drop(table)
+
+    def merge(self, table: TableId, rows: pa.Table, keys: list[str]) -> MergeResult:
+        """Upsert `rows` by `keys` with one MERGE from a temporary table next to `table`.
+
+        Raises:
+            SchemaMismatch: a key is not a column, or `rows` has columns `table` lacks.
+        """
+        fields = bq_fields(rows.schema)
+        columns = [f["name"] for f in fields]
+        keys = [check_column(k) for k in keys]
+        if not keys or set(keys) - set(columns):
+            raise SchemaMismatch(f"Merge keys {keys} must be columns of the rows ({columns}).")
+        self._ensure_dataset(table.project, table.dataset)
+        existing = self._table_or_none(table)
+        if existing is None:
+            self._create(table, fields, exists_ok=True)
+        else:
+            fields = check_append(_api(existing), rows.schema, table)
+            fields = [f for f in fields if f["name"] in columns]
+        if rows.num_rows == 0:
+            return MergeResult(inserted=0, updated=0)
+        source = table.with_table(f"_mlsys_merge_{table.table}_{uuid.uuid4().hex[:12]}")
+        self._create(source, fields, exists_ok=False, expires=True)
+        try:
+            data = to_loadable(rows, loadable_schema(arrow_schema(fields)))
+            self._write_arrow(data, source, fields, "WRITE_TRUNCATE")
+            # bqemulator reports no DML statistics: count the new keys beforehand there.
+            new = self._scalar(bq_sql.count_new_keys(table, source, keys)) if self.emulated else 0
+            job = self._run(bq_sql.merge(table, source, columns, keys), what=f"Merging {table}")
+        finally:
+            self._drop(source)
+        stats = job.dml_stats
+        if stats is not None:
+            return MergeResult(
+                int(stats.inserted_row_count or 0), int(stats.updated_row_count or 0)
+            )
+        return MergeResult(new, int(job.num_dml_affected_rows or 0) - new)

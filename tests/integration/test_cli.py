@@ -104,54 +104,15 @@ def test_demo_twice_keeps_v1_and_prints_a_summary(home):
     assert not (home / "models" / "mlsys-models-dev" / "titanic-survival" / "v2").exists()
 
 
-def test_query_reads_the_demo_output(home):
-    result = mlsys(
-        home,
-        "query",
-        f"SELECT Survived, COUNT(*) AS n FROM `{PREDICTIONS}` GROUP BY Survived ORDER BY Survived",
-    )
-    lines = result.stdout.strip().splitlines()
-    assert lines[0].split() == ["Survived", "n"]
-    assert [line.split()[0] for line in lines[1:]] == ["0", "1"]
-    # The demo truncates its output, so two runs leave one run's rows.
-    assert sum(int(line.split()[1]) for line in lines[1:]) == ROWS
-    assert count(home, PREDICTIONS) == ROWS
-
-
-@pytest.mark.parametrize(
-    "spelling",
-    [
-        ["--env", "dev", "--input-table", PASSENGERS, "--output-table"],
-        ["--env", "dev", "--input_table", PASSENGERS, "--output_table"],
-    ],
-    ids=["dashes", "seed-underscores"],
-)
-def test_predict_with_both_spellings(home, spelling):
-    output = f"mlsys-local.titanic.cli_{'seed' if '--input_table' in spelling else 'dash'}"
-    name = "--model_name" if "--input_table" in spelling else "--model-name"
-    version = "--model_version" if "--input_table" in spelling else "--model-version"
-    result = mlsys(home, "predict", *spelling, output, name, "titanic-survival", version, "v1")
-    report = json.loads(result.stdout)
-    assert report["rows_written"] == ROWS
-    assert report["model"] == "titanic-survival/v1"
-    assert report["output_table"] == output
-    assert report["job_id"].startswith("cli-")
-    assert count(home, output, f"JobId = '{report['job_id']}'") == ROWS
-
-
-def test_registry_sync_list_and_alias(home):
-    synced = json.loads(mlsys(home, "registry", "sync", "--env", "dev").stdout)
-    assert synced["scanned"] == 1
-    assert (synced["inserted"], synced["updated"]) == (0, 0)  # nothing changed since the demo
-    aliased = mlsys(home, "registry", "alias", "--env", "dev", "titanic-survival", "champion", "v1")
-    assert aliased.stdout.strip() == "titanic-survival@champion -> v1"
-    listed = mlsys(home, "registry", "list", "--env", "dev").stdout.strip().splitlines()
-    assert len(listed) == 1
-    fields = listed[0].split()
-    assert fields[:3] == ["titanic-survival", "v1", "active"]
-    assert fields[-1] == "@champion"
-
-
+QUERY = f"SELECT Survived, COUNT(*) AS n FROM `{PREDICTIONS}` GROUP BY Survived ORDER BY Survived"
+DASHES = (
+    f"predict --env dev --input-table {PASSENGERS} --output-table mlsys-local.titanic.cli_dash "
+    "--model-name titanic-survival --model-version v1"
+).split()
+SEED_SPELLING = (
+    f"predict --env dev --input_table {PASSENGERS} --output_table mlsys-local.titanic.cli_seed "
+    "--model_name titanic-survival --model_version v1"
+).split()
 PREDICT = ["predict", "--env", "dev", "--output-table", "mlsys-local.titanic.err_out"]
 BAD_INPUTS = {
     "unknown-env": (
@@ -185,15 +146,64 @@ BAD_INPUTS = {
 
 
 @pytest.fixture(scope="module")
-def bad_runs(home) -> dict[str, subprocess.CompletedProcess]:
-    """Every bad invocation, started at once (they share the DuckDB file, as users do)."""
-    procs = {case: start(home, *args) for case, (args, _) in BAD_INPUTS.items()}
-    return {case: finish(proc) for case, proc in procs.items()}
+def runs(home) -> dict[str, subprocess.CompletedProcess]:
+    """Every independent invocation, started at once: they share the DuckDB file as users'
+    processes do, and the suite waits for the slowest rather than for their sum."""
+    commands = {
+        "query": ["query", QUERY],
+        "dashes": DASHES,
+        "seed-spelling": SEED_SPELLING,
+        "sync": ["registry", "sync", "--env", "dev"],
+        **{case: args for case, (args, _) in BAD_INPUTS.items()},
+    }
+    procs = {name: start(home, *args) for name, args in commands.items()}
+    return {name: finish(proc) for name, proc in procs.items()}
+
+
+def succeeded(runs, name: str) -> subprocess.CompletedProcess:
+    result = runs[name]
+    assert result.returncode == 0, f"{name} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def test_query_reads_the_demo_output(home, runs):
+    lines = succeeded(runs, "query").stdout.strip().splitlines()
+    assert lines[0].split() == ["Survived", "n"]
+    assert [line.split()[0] for line in lines[1:]] == ["0", "1"]
+    # The demo truncates its output, so two runs leave one run's rows.
+    assert sum(int(line.split()[1]) for line in lines[1:]) == ROWS
+    assert count(home, PREDICTIONS) == ROWS
+
+
+@pytest.mark.parametrize(
+    ("run", "output"),
+    [("dashes", "mlsys-local.titanic.cli_dash"), ("seed-spelling", "mlsys-local.titanic.cli_seed")],
+)
+def test_predict_with_both_spellings(home, runs, run, output):
+    report = json.loads(succeeded(runs, run).stdout)
+    assert report["rows_written"] == ROWS
+    assert report["model"] == "titanic-survival/v1"
+    assert report["output_table"] == output
+    assert report["job_id"].startswith("cli-")
+    assert count(home, output, f"JobId = '{report['job_id']}'") == ROWS
+
+
+def test_registry_sync_list_and_alias(home, runs):
+    synced = json.loads(succeeded(runs, "sync").stdout)
+    assert synced["scanned"] == 1
+    assert (synced["inserted"], synced["updated"]) == (0, 0)  # nothing changed since the demo
+    aliased = mlsys(home, "registry", "alias", "--env", "dev", "titanic-survival", "champion", "v1")
+    assert aliased.stdout.strip() == "titanic-survival@champion -> v1"
+    listed = mlsys(home, "registry", "list", "--env", "dev").stdout.strip().splitlines()
+    assert len(listed) == 1
+    fields = listed[0].split()
+    assert fields[:3] == ["titanic-survival", "v1", "active"]
+    assert fields[-1] == "@champion"
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_is_one_error_line(home, bad_runs, case):
-    result = bad_runs[case]
+def test_bad_input_is_one_error_line(runs, case):
+    result = runs[case]
     expected = BAD_INPUTS[case][1]
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
@@ -204,7 +214,7 @@ def test_bad_input_is_one_error_line(home, bad_runs, case):
     assert result.stdout == ""
 
 
-def test_bad_input_wrote_nothing(home, bad_runs):
+def test_bad_input_wrote_nothing(home, runs):
     assert count(home, "mlsys-local.titanic.no_fare") == ROWS
     assert not warehouse(home).exists(TableId.parse("mlsys-local.titanic.err_out"))
     staging = home / "staging"

@@ -181,7 +181,7 @@ def test_a_held_lock_is_waited_for(tmp_path):
             "con = duckdb.connect(sys.argv[1])\n"
             "con.execute('CREATE TABLE held (x INT)')\n"
             "print('holding', flush=True)\n"
-            "time.sleep(1.5)\n"
+            "time.sleep(2.5)\n"
             "con.close()\n",
             str(db),
         ],

@@ -104,7 +104,9 @@ def claimed(
     except (Cancelled, Superseded) as stop:
         log.info("stop %s/%s attempt %s: %s", job_id, unit, attempt, stop)
         jobs.release(job_id, unit, attempt)
-        if isinstance(stop, Cancelled) and cleanup:
+        # Only a job that ended drops its staging; an attempt that merely lost its lease must
+        # not touch what the attempt that replaced it (and the other shards) staged.
+        if cleanup and not run._lost.is_set() and jobs.state(job_id) not in ("queued", "running"):
             cleanup()
     except TRANSIENT as error:
         jobs.release(job_id, unit, attempt)

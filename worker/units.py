@@ -131,6 +131,9 @@ def claimed(
         )
     except Exception as error:  # every other error fails the job with its reason
         jobs.release(job_id, unit, attempt)
+        if run._lost.is_set():  # a newer attempt owns the unit; its outcome decides
+            log.warning("superseded %s/%s attempt %s failed: %s", job_id, unit, attempt, error)
+            return
         if not isinstance(error, MlsysError):
             log.exception("%s/%s failed", job_id, unit)
         _fail(jobs, job_id, unit, error, cleanup, attempts=attempt)

@@ -23,8 +23,6 @@ from typing import Any, Literal
 
 import joblib
 import numpy as np
-import sklearn
-from sklearn.base import is_classifier, is_regressor
 
 from mlsys.errors import ArtifactIntegrityError, BlobNotFound, InvalidRequest, ModelNotFound
 from mlsys.ids import check_column, check_model_name
@@ -52,6 +50,9 @@ def sha256_hex(data: bytes) -> str:
 
 def infer_metadata(model: Any) -> dict[str, Any]:
     """What can be read off a fitted estimator: features, task, classes."""
+    # Imported here: scikit-learn takes a second to import, and most CLI commands never need it.
+    from sklearn.base import is_classifier, is_regressor
+
     meta: dict[str, Any] = {}
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
@@ -104,10 +105,16 @@ def build_metadata(
         "created_at": datetime.now(UTC).isoformat(),
         "library_versions": {
             "python": platform.python_version(),
-            "scikit-learn": sklearn.__version__,
+            "scikit-learn": _sklearn_version(),
             "numpy": np.__version__,
         },
     }
+
+
+def _sklearn_version() -> str:
+    import sklearn
+
+    return sklearn.__version__
 
 
 def _whoami() -> str:

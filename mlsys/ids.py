@@ -20,6 +20,7 @@ _COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,299}")
 _MODEL_NAME = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")
 _VERSION = re.compile(r"v?([1-9][0-9]{0,8})")
 _ALIAS = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+_VERSION_LIKE = re.compile(r"v?[0-9]+")  # never an alias, even v0
 _MAX_TEXT = 2048
 
 
@@ -138,7 +139,7 @@ class VersionSpec:
         if match := _VERSION.fullmatch(text):
             return cls(number=int(match.group(1)))
         alias = text.removeprefix("@")
-        if _ALIAS.fullmatch(alias):
+        if _ALIAS.fullmatch(alias) and not _VERSION_LIKE.fullmatch(alias):
             return cls(alias=alias)
         raise InvalidIdentifier(
             f"Invalid model version {text!r}.",
@@ -153,7 +154,7 @@ class VersionSpec:
 
 def check_alias(name: object) -> str:
     text = _check_text(name, "The alias").strip().removeprefix("@")
-    if not _ALIAS.fullmatch(text) or text == "latest" or _VERSION.fullmatch(text):
+    if not _ALIAS.fullmatch(text) or text == "latest" or _VERSION_LIKE.fullmatch(text):
         raise InvalidIdentifier(
             f"Invalid alias {text!r}.",
             hint="Aliases are lowercase words such as champion or challenger (not latest or vN).",

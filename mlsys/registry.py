@@ -368,7 +368,10 @@ def resolve(warehouse: Warehouse, settings: Settings, env: str, ref: ModelRef) -
         )
     if not match:
         listed = ", ".join(
-            e.version + (f" (@{', @'.join(e.aliases)})" if e.aliases else "") for e in versions
+            e.version
+            + (f" @{' @'.join(e.aliases)}" if e.aliases else "")
+            + ("" if e.status == ACTIVE else f" ({e.status})")
+            for e in versions
         )
         raise ModelNotFound(
             f"Model {ref.name!r} has no version {spec} in {env}.",

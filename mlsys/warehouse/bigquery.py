@@ -48,13 +48,13 @@ from mlsys.warehouse.base import (
     WriteDisposition,
     check_disposition,
 )
+from mlsys.warehouse.batches import rebatch
 from mlsys.warehouse.bq_output import StagedOutput, TableExists
 from mlsys.warehouse.bq_schema import (
     arrow_schema,
     bq_fields,
     check_append,
     loadable_schema,
-    rebatch,
     to_loadable,
 )
 

@@ -50,16 +50,20 @@ from mlsys.warehouse.base import (
     WriteDisposition,
     check_disposition,
 )
+from mlsys.warehouse.batches import rebatch
 from mlsys.warehouse.sql import (
     bigquery_to_duckdb,
     duckdb_schema_name,
     duckdb_table,
     quote_ident,
+    sql_string,
 )
 
 #: How long an operation waits for another process to release the file before giving up.
 LOCK_WAIT_SECONDS = float(os.environ.get("MLSYS_DUCKDB_LOCK_WAIT", "120"))
 _SHARD_FILE = "shard-{:05d}.parquet"
+#: DuckDB memory cap while committing (it spills to disk beyond it).
+COMMIT_MEMORY_LIMIT = os.environ.get("MLSYS_DUCKDB_COMMIT_MEMORY", "512MB")
 
 
 def _is_lock_conflict(error: BaseException) -> bool:
@@ -291,9 +295,12 @@ class DuckDBWarehouse(Warehouse):
             self._require(con, table)
             rows = _exec(con, f"SELECT count(*) FROM {duckdb_table(table)}")[0][0]
             group = min(122_880, max(2_048, math.ceil(rows / max(1, shards * 4))))
+            # Row order does not matter to a snapshot; keeping it costs memory that grows with
+            # the table (measured: +450 MB at 10M rows with it, +180 MB without).
+            _exec(con, "SET preserve_insertion_order = false")
             _exec(
                 con,
-                f"COPY (SELECT {select} FROM {duckdb_table(table)}) TO '{tmp}' "
+                f"COPY (SELECT {select} FROM {duckdb_table(table)}) TO {sql_string(str(tmp))} "
                 f"(FORMAT parquet, ROW_GROUP_SIZE {group})",
             )
 
@@ -304,7 +311,16 @@ class DuckDBWarehouse(Warehouse):
         if not shard["row_groups"]:
             return
         parquet = pq.ParquetFile(shard["path"])
-        yield from parquet.iter_batches(batch_size=batch_rows, row_groups=shard["row_groups"])
+        # One row group at a time: asking for all of them at once keeps buffers of every group
+        # read so far, so memory grew with the shard (flat this way).
+        groups = (
+            batch
+            for group in shard["row_groups"]
+            for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[group])
+        )
+        # Row groups need not be multiples of the batch size: regroup, so the model sees
+        # full batches rather than a short one at every row-group boundary.
+        yield from rebatch(groups, batch_rows)
 
     # --- staging and commit --------------------------------------------------------------
     def _out_dir(self, scope: JobScope) -> Path:
@@ -378,7 +394,10 @@ class DuckDBWarehouse(Warehouse):
                     raise InvalidRequest(
                         f"Job {scope.job_id} has no staged output for shards {sorted(missing)}."
                     )
-                source = f"read_parquet({files!r})"
+                source = f"read_parquet([{', '.join(sql_string(f) for f in files)}])"
+                # The append streams from Parquet; a cap keeps DuckDB from buffering the whole
+                # output in memory (it spills instead).
+                _exec(con, f"SET memory_limit = {sql_string(COMMIT_MEMORY_LIMIT)}")
                 if exists and disposition == "WRITE_EMPTY":
                     if _exec(con, f"SELECT count(*) FROM {name}")[0][0]:
                         raise TableNotEmpty(

@@ -19,6 +19,11 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def sql_string(text: str) -> str:
+    """A single-quoted SQL string literal (file paths in COPY / read_parquet)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def duckdb_schema_name(project: str, dataset: str) -> str:
     """DuckDB has one catalog per file, so `project.dataset` becomes one schema."""
     return f"{project}.{dataset}"
@@ -57,11 +62,14 @@ def bigquery_to_duckdb(sql: str, default_project: str) -> str:
     return ";\n".join(out)
 
 
+_SYSTEM_SCHEMAS = {"information_schema", "pg_catalog", "main"}
+
+
 def _map_table(table: exp.Table, default_project: str, cte_names: set[str]) -> None:
     """`project.dataset.table` -> `"project.dataset"."table"`; `dataset.table` takes the
     default project; bare names (CTEs, table functions) are left alone."""
     name, db, catalog = table.name, table.db, table.catalog
-    if not db or (not catalog and name in cte_names and not db):
+    if not db or (not catalog and db.lower() in _SYSTEM_SCHEMAS):
         return
     project = catalog or default_project
     table.set("catalog", None)

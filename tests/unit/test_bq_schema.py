@@ -11,13 +11,13 @@ import pytest
 
 from mlsys.errors import SchemaMismatch
 from mlsys.ids import TableId
+from mlsys.warehouse.batches import rebatch  # noqa: E402
 from mlsys.warehouse.bq_schema import (
     arrow_schema,
     arrow_type,
     bq_fields,
     check_append,
     loadable_schema,
-    rebatch,
     to_loadable,
 )
 

@@ -65,13 +65,18 @@ class Stack:
         sync_registry(self.warehouse, self.store, self.settings, "dev")
 
     def submit(
-        self, model: str = "scripted", shards: int | None = None, output: TableId = OUTPUT, **extra
+        self,
+        model: str = "scripted",
+        shards: int | None = None,
+        output: TableId = OUTPUT,
+        source: TableId = INPUT,
+        **extra,
     ) -> str:
         """What POST /predict does: validate, record, enqueue the first unit."""
         spec = PredictSpec.parse(
             settings=self.settings,
             env="dev",
-            input_table=str(INPUT),
+            input_table=str(source),
             output_table=str(output),
             model_name=model,
             shards=shards,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -116,7 +116,6 @@ class PreparedPredict:
     task: str
     rows_total: int
     output_schema_b64: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def output_schema(self) -> pa.Schema:

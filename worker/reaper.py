@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from datetime import datetime
 
 import redis
 from celery.signals import worker_ready, worker_shutdown
@@ -53,7 +54,29 @@ def reap_once(jobs: JobStore, settings: Settings, send=send_unit, discard=None) 
             send(job_id, unit, attempt + 1)
             actions.append(f"redispatched {job_id} {unit} attempt {attempt + 1}")
         actions += _stalled_commit(jobs, settings, job_id, raw, units, send)
+        actions += _never_started(jobs, settings, job_id, raw, units, send)
     return actions
+
+
+def _never_started(jobs, settings, job_id, raw, units, send) -> list[str]:
+    """A job recorded but never picked up for `5 x MLSYS_RECOVERY_TIMEOUT`: its first message may
+    be lost (the API process died between recording it and sending it). Send it again; if the
+    first message was only waiting in a long queue, whichever copy runs second finds the unit
+    claimed or done and does nothing."""
+    if raw.get("state") != "queued":
+        return []
+    first = "plan" if raw.get("kind") == "predict" else "sync"
+    unit = units.get(first)
+    if unit is None or unit["state"] != "queued":
+        return []
+    waited = time.time() - datetime.fromisoformat(raw["submitted_at"]).timestamp()
+    period = 5 * settings.recovery_timeout
+    if waited < period:
+        return []
+    if not jobs.r.set(f"{PREFIX}resent:{job_id}", "1", nx=True, px=int(period * 1000)):
+        return []
+    send(job_id, first, int(unit["attempt"]))
+    return [f"resent {job_id} {first} after {waited:.0f}s queued"]
 
 
 def _stalled_commit(jobs, settings, job_id, raw, units, send) -> list[str]:

@@ -168,3 +168,18 @@ def test_a_commit_that_landed_but_was_not_recorded_is_not_applied_twice(stack):
     assert final["state"] == "succeeded"
     assert stack.jobs.units(job_id)["commit"]["attempt"] == 2
     _assert_exact(stack.output_rows(), 5_000, job_id)
+
+
+def test_a_job_whose_first_message_was_lost_still_runs(stack):
+    stack.load_table(2_000)
+    stack.register()
+    spec_job = stack.submit(shards=1)  # a normal job, so the worker is known to be up
+    # The API died after recording this job and before sending its message:
+    job, _ = stack.jobs.create("predict", stack.jobs.get(spec_job)["params"], rows_total=2_000)
+    stack.jobs.set_fields(job["job_id"], prepared=stack.jobs.raw(spec_job)["prepared"])
+    stack.jobs.init_units(job["job_id"], ["plan"])
+    with celery_worker(stack.env, stack.cwd, concurrency=2):
+        assert stack.wait(spec_job)["state"] == "succeeded"
+        final = stack.wait(job["job_id"], timeout=90)  # resent after 5 x recovery timeout
+    assert final["state"] == "succeeded"
+    assert len(stack.output_rows()) == 4_000

@@ -40,12 +40,12 @@ output "image_repository" {
 
 output "worker_pool" {
   description = "Name of the Celery worker pool."
-  value       = google_cloud_run_v2_worker_pool.worker.name
+  value       = google_cloud_run_v2_worker_pool.pool["worker"].name
 }
 
 output "beat_pool" {
   description = "Name of the beat worker pool."
-  value       = google_cloud_run_v2_worker_pool.beat.name
+  value       = google_cloud_run_v2_worker_pool.pool["beat"].name
 }
 
 output "service_accounts" {

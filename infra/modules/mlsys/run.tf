@@ -153,11 +153,34 @@ resource "google_cloud_run_v2_service" "web" {
   depends_on = [google_secret_manager_secret_iam_member.readers, google_secret_manager_secret_version.redis_url]
 }
 
-resource "google_cloud_run_v2_worker_pool" "worker" {
+# Workers and beat: one image, two Cloud Run worker pools that differ only in these settings.
+# Beat runs exactly one instance, always: do not scale it (redbeat's lock would idle a second).
+locals {
+  worker_pools = {
+    worker = {
+      description = "mlsys ${local.env} Celery workers"
+      instances   = var.worker_instances
+      args        = ["worker", "--concurrency", var.worker_cpu]
+      cpu         = var.worker_cpu
+      memory      = var.worker_memory
+    }
+    beat = {
+      description = "mlsys ${local.env} Celery beat (exactly one instance)"
+      instances   = 1
+      args        = ["beat"]
+      cpu         = "1"
+      memory      = "512Mi"
+    }
+  }
+}
+
+resource "google_cloud_run_v2_worker_pool" "pool" {
+  for_each = local.worker_pools
+
   project             = var.project_id
-  name                = "${local.prefix}-worker-${local.env}"
+  name                = "${local.prefix}-${each.key}-${local.env}"
   location            = var.region
-  description         = "mlsys ${local.env} Celery workers"
+  description         = each.value.description
   deletion_protection = var.deletion_protection
   # Worker pools and their manual scaling started as preview features; BETA admits both
   # wherever they are not GA yet (the API reports the effective stage, hence ignore_changes).
@@ -166,7 +189,7 @@ resource "google_cloud_run_v2_worker_pool" "worker" {
 
   scaling {
     scaling_mode          = "MANUAL"
-    manual_instance_count = var.worker_instances
+    manual_instance_count = each.value.instances
   }
 
   template {
@@ -182,12 +205,12 @@ resource "google_cloud_run_v2_worker_pool" "worker" {
 
     containers {
       image = var.image
-      args  = ["worker", "--concurrency", var.worker_cpu]
+      args  = each.value.args
 
       resources {
         limits = {
-          cpu    = var.worker_cpu
-          memory = var.worker_memory
+          cpu    = each.value.cpu
+          memory = each.value.memory
         }
       }
 
@@ -245,95 +268,15 @@ resource "google_cloud_run_v2_worker_pool" "worker" {
   depends_on = [google_secret_manager_secret_iam_member.readers, google_secret_manager_secret_version.redis_url]
 }
 
-# Beat: one instance, always. Do not scale it (redbeat's lock would make a second one idle).
-resource "google_cloud_run_v2_worker_pool" "beat" {
-  project             = var.project_id
-  name                = "${local.prefix}-beat-${local.env}"
-  location            = var.region
-  description         = "mlsys ${local.env} Celery beat (exactly one instance)"
-  deletion_protection = var.deletion_protection
-  launch_stage        = "BETA"
-  labels              = local.labels
 
-  scaling {
-    scaling_mode          = "MANUAL"
-    manual_instance_count = 1
-  }
+moved {
+  from = google_cloud_run_v2_worker_pool.worker
+  to   = google_cloud_run_v2_worker_pool.pool["worker"]
+}
 
-  template {
-    service_account = google_service_account.worker.email
-
-    vpc_access {
-      network_interfaces {
-        network    = local.vpc_network
-        subnetwork = local.vpc_subnetwork
-      }
-      egress = "PRIVATE_RANGES_ONLY"
-    }
-
-    containers {
-      image = var.image
-      args  = ["beat"]
-
-      resources {
-        limits = {
-          cpu    = "1"
-          memory = "512Mi"
-        }
-      }
-
-      dynamic "env" {
-        for_each = local.common_env
-        content {
-          name  = env.key
-          value = env.value
-        }
-      }
-
-      env {
-        name = "REDIS_URL"
-        value_source {
-          secret_key_ref {
-            secret  = google_secret_manager_secret.redis_url.secret_id
-            version = "latest"
-          }
-        }
-      }
-
-      dynamic "volume_mounts" {
-        for_each = local.redis_tls
-        content {
-          name       = "redis-ca"
-          mount_path = dirname(local.redis_ca_path)
-        }
-      }
-    }
-
-    dynamic "volumes" {
-      for_each = local.redis_tls
-      content {
-        name = "redis-ca"
-        secret {
-          secret = volumes.value
-          items {
-            version = "latest"
-            path    = basename(local.redis_ca_path)
-          }
-        }
-      }
-    }
-  }
-
-  lifecycle {
-    ignore_changes = [
-      template[0].containers[0].image,
-      client,
-      client_version,
-      launch_stage,
-    ]
-  }
-
-  depends_on = [google_secret_manager_secret_iam_member.readers, google_secret_manager_secret_version.redis_url]
+moved {
+  from = google_cloud_run_v2_worker_pool.beat
+  to   = google_cloud_run_v2_worker_pool.pool["beat"]
 }
 
 # Flower: never public. Internal ingress (reachable from inside the VPC only), IAM invoker

@@ -46,5 +46,6 @@ def gcs_put_pickle(obj: Any, bucket_name: str, blob_path: str) -> BlobInfo:
 
 
 def gcs_list_blobs(bucket_name: str, prefix: str = "") -> list[BlobInfo]:
-    """List objects (each has .name, .size, .generation, .updated)."""
+    """List objects; each has the attributes scripts read from a GCS Blob: `name`, `size`,
+    `updated`, `time_created`, `content_type`, `metadata`, `generation` (and `md5`, `crc32c`)."""
     return store().list_blobs(bucket_name, prefix)

@@ -190,3 +190,25 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+#: The seed's module-level names (`from mlsys.settings import GCS_BUCKET_MODELS_DEV`), read
+#: from the same Settings as everything else, at the moment they are imported.
+SEED_NAMES = {
+    "GCP_PROJECT_ID": "gcp_project_id",
+    "GCP_REGION": "gcp_region",
+    "BQ_DATASET": "bq_dataset",
+    "GCS_BUCKET_MODELS_DEV": "gcs_bucket_models_dev",
+    "GCS_BUCKET_MODELS_STAGING": "gcs_bucket_models_staging",
+    "GCS_BUCKET_MODELS_PROD": "gcs_bucket_models_prod",
+}
+
+
+def __getattr__(name: str):
+    if name in SEED_NAMES:
+        return getattr(get_settings(), SEED_NAMES[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *SEED_NAMES])

@@ -55,6 +55,11 @@ def set_style(font_scale: float = 1.0) -> None:
     )
 
 
+def setup_plot_style(font_scale: float = 1.0) -> None:
+    """The seed's name for `set_style`: `from mlsys.vis import setup_plot_style` keeps working."""
+    set_style(font_scale)
+
+
 def _axes(ax: Axes | None) -> Axes:
     return ax if ax is not None else plt.subplots()[1]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,11 @@ class BlobInfo:
     updated: datetime
     md5: str | None = None
     crc32c: str | None = None
+    #: When this generation was written (GCS `time_created`; local: the file's mtime).
+    time_created: datetime | None = None
+    content_type: str | None = None
+    #: Custom metadata (GCS `metadata`), None when there is none, as on a GCS Blob.
+    metadata: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:

@@ -54,6 +54,9 @@ def _info(blob: Any) -> BlobInfo:
         updated=blob.time_created or blob.updated,
         md5=blob.md5_hash,
         crc32c=blob.crc32c,
+        time_created=blob.time_created,
+        content_type=blob.content_type,
+        metadata=dict(blob.metadata) if blob.metadata else None,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import mimetypes
 import os
 import re
 import uuid
@@ -81,12 +82,16 @@ class LocalModelStore(ModelStore):
         return f"{base}/{check_blob_path(path)}" if path else base
 
     def _info(self, bucket: str, path: str, stat: os.stat_result) -> BlobInfo:
+        # Files are replaced whole (os.replace), so the mtime is when this generation was made.
+        written = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
         return BlobInfo(
             bucket=bucket,
             path=path,
             size=stat.st_size,
             generation=_generation(stat),
-            updated=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+            updated=written,
+            time_created=written,
+            content_type=mimetypes.guess_type(path)[0] or "application/octet-stream",
         )
 
     def list_blobs(self, bucket: str, prefix: str = "") -> list[BlobInfo]:

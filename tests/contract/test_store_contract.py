@@ -54,3 +54,14 @@ def test_delete(store, bucket):
     store.write(bucket, "m/v1/model.pkl", b"one")
     store.delete(bucket, "m/v1/model.pkl")
     assert store.list_blobs(bucket, "m/") == []
+
+
+def test_listed_objects_carry_the_blob_attributes_seed_scripts_read(store, bucket):
+    written = store.write(bucket, "m/v1/metadata.json", b"{}")
+    (blob,) = store.list_blobs(bucket, "m/")
+    assert blob.name == "m/v1/metadata.json" and blob.size == 2
+    assert blob.generation == written.generation
+    assert blob.updated is not None and blob.time_created is not None
+    assert blob.time_created.tzinfo is not None
+    assert isinstance(blob.content_type, str) and "/" in blob.content_type
+    assert blob.metadata is None

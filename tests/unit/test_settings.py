@@ -188,3 +188,21 @@ def test_invalid_numbers_are_refused(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=name):
         Settings()
+
+
+def test_the_seed_module_level_names_read_the_same_settings(monkeypatch):
+    import mlsys.settings as module
+
+    monkeypatch.setenv("GCP_PROJECT_ID", "acme-ml")
+    monkeypatch.setenv("GCS_BUCKET_MODELS_STAGING", "acme-models-staging")
+    get_settings.cache_clear()
+    from mlsys.settings import GCP_PROJECT_ID, GCP_REGION, GCS_BUCKET_MODELS_DEV
+
+    assert GCP_PROJECT_ID == "acme-ml" == get_settings().gcp_project_id
+    assert GCP_REGION == get_settings().gcp_region
+    assert GCS_BUCKET_MODELS_DEV == "mlsys-models-dev" == get_settings().bucket_for("dev")
+    assert module.GCS_BUCKET_MODELS_STAGING == "acme-models-staging"
+    assert module.GCS_BUCKET_MODELS_PROD == get_settings().bucket_for("prod")
+    assert "GCS_BUCKET_MODELS_DEV" in dir(module)
+    with pytest.raises(ImportError):
+        from mlsys.settings import GCS_BUCKET_MODELS_QA  # noqa: F401

@@ -172,3 +172,10 @@ def test_plot_feature_importance_draws_top_bars(fitted, passengers):
     ax = vis.plot_feature_importance(model, x.head(200), passengers[datasets.TARGET].head(200))
     assert len(ax.patches) == len(x.columns)
     assert ax.get_xlabel().startswith("permutation importance")
+
+
+def test_setup_plot_style_is_the_seeds_name_for_set_style():
+    with plt.rc_context():
+        vis.setup_plot_style(font_scale=1.5)
+        assert plt.rcParams["font.size"] == 15
+        assert plt.rcParams["axes.spines.top"] is False

@@ -109,3 +109,9 @@ class Cancelled(MlsysError):
 class BlobNotFound(MlsysError):
     status = 404
     title = "Object not found"
+
+
+class ProtectedTable(PermissionDenied):
+    """A job named one of mlsys' own tables (registry, staging) as its input or output."""
+
+    title = "Protected table"

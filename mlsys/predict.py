@@ -21,8 +21,9 @@ import pyarrow as pa
 from mlsys.artifacts import load_verified
 from mlsys.errors import Cancelled, InvalidRequest, SchemaMismatch, TableNotEmpty
 from mlsys.ids import ModelRef, TableId, check_column
+from mlsys.protect import check_job_tables
 from mlsys.registry import RegistryEntry, resolve
-from mlsys.settings import Settings
+from mlsys.settings import Settings, get_settings
 from mlsys.store.base import ModelStore
 from mlsys.warehouse.base import (
     JOB_ID_COLUMN,
@@ -76,10 +77,12 @@ class PredictSpec:
             raise InvalidRequest(
                 f"shards must be between 1 and {settings.max_shards} (MLSYS_MAX_SHARDS)."
             )
+        inputs, outputs = TableId.parse(input_table), TableId.parse(output_table)
+        check_job_tables(inputs, outputs, settings)
         return cls(
             env=settings.check_env(env),
-            input_table=TableId.parse(input_table),
-            output_table=TableId.parse(output_table),
+            input_table=inputs,
+            output_table=outputs,
             model=ModelRef.parse(model_name, model_version),
             id_columns=tuple(check_column(c) for c in id_columns) if id_columns else None,
             write_disposition=check_disposition(write_disposition),
@@ -256,8 +259,17 @@ def plan_shards(
     """Freeze the input read for a job, in `shards` parts (automatic from the table size)."""
     shards = prepared.spec.get("shards") or settings.auto_shards(prepared.rows_total)
     columns = list(dict.fromkeys(prepared.id_columns + prepared.features))
-    table = TableId.parse(prepared.spec["input_table"])
+    table, _output = job_tables(prepared, settings)
     return warehouse.plan_read(table, columns, shards, JobScope(job_id, prepared.env))
+
+
+def job_tables(prepared: PreparedPredict, settings: Settings) -> tuple[TableId, TableId]:
+    """The job's input and output tables, checked again where they are used: a job record in
+    Redis is not trusted to name only tables the API accepted."""
+    inputs = TableId.parse(prepared.spec["input_table"])
+    outputs = TableId.parse(prepared.spec["output_table"])
+    check_job_tables(inputs, outputs, settings)
+    return inputs, outputs
 
 
 def load_model(prepared: PreparedPredict, store: ModelStore, settings: Settings) -> Any:
@@ -352,11 +364,16 @@ class PredictResult:
 
 
 def commit_job(
-    prepared: PreparedPredict, warehouse: Warehouse, job_id: str, shard_count: int
+    prepared: PreparedPredict,
+    warehouse: Warehouse,
+    job_id: str,
+    shard_count: int,
+    settings: Settings | None = None,
 ) -> tuple[int, bool]:
+    _input, output = job_tables(prepared, settings or get_settings())
     result = warehouse.commit(
         JobScope(job_id, prepared.env),
-        TableId.parse(prepared.spec["output_table"]),
+        output,
         shard_count,
         prepared.spec["write_disposition"],
     )
@@ -390,7 +407,7 @@ def predict_table(
             )
         if cancelled is not None and cancelled():
             raise Cancelled(f"Job {job_id} was cancelled.")
-        rows, already = commit_job(prepared, warehouse, job_id, len(plan.shards))
+        rows, already = commit_job(prepared, warehouse, job_id, len(plan.shards), settings)
     finally:
         warehouse.discard(scope)
     return PredictResult(

@@ -2,9 +2,47 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mlsys.settings import Settings
+
+# Every test belongs to exactly one layer, so `-m unit` / `-m integration` / `-m e2e` select
+# the whole suite between them; a folder's tests carry its layer (contract suites run real
+# backends: integration).
+LAYERS = ("unit", "integration", "e2e")
+FOLDER_LAYER = {
+    "unit": "unit",
+    "integration": "integration",
+    "contract": "integration",
+    "e2e": "e2e",
+}
+TESTS = Path(__file__).resolve().parent
+
+
+def layer_errors(items) -> list[str]:
+    """Why each test without exactly one layer marker (or in the wrong folder) is refused."""
+    errors = []
+    for item in items:
+        layers = sorted({m.name for m in item.iter_markers() if m.name in LAYERS})
+        folder = Path(str(item.path)).resolve().relative_to(TESTS).parts[0]
+        expected = FOLDER_LAYER.get(folder)
+        if len(layers) != 1:
+            errors.append(f"{item.nodeid}: has {layers or 'no layer marker'}")
+        elif expected and layers[0] != expected:
+            errors.append(f"{item.nodeid}: marked {layers[0]}, but tests/{folder} is {expected}")
+    return errors
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects anything
+def pytest_collection_modifyitems(config, items):
+    """Refuse a test without a layer marker: it would silently drop out of `-m` selections."""
+    if errors := layer_errors(items):
+        raise pytest.UsageError(
+            "every test needs exactly one layer marker (pytestmark = pytest.mark.unit, "
+            "integration or e2e):\n  " + "\n  ".join(errors)
+        )
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from mlsys.errors import ArtifactExists, ArtifactIntegrityError, BlobNotFound
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.contract]
 
 
 def test_write_read_list(store, bucket):

@@ -12,7 +12,7 @@ from mlsys.errors import InvalidRequest, SchemaMismatch, TableNotEmpty, TableNot
 from mlsys.ids import TableId
 from mlsys.warehouse import JOB_ID_COLUMN, JobScope
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.contract]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from tests.integration.jobs_support import make_stack
 from tests.models import FEATURES, ScriptedClassifier
 from tests.services import free_port, process, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
 BIN = Path(sys.executable).parent
 TOKEN = "e2e-token-0123456789"  # pragma: allowlist secret
 

@@ -27,6 +27,8 @@ from mlsys.settings import Settings
 from mlsys.warehouse import JOB_ID_COLUMN, JobScope
 from mlsys.warehouse.bigquery import BigQueryWarehouse
 
+pytestmark = pytest.mark.unit
+
 PROJECT = "mlsys-test"
 TABLE = TableId(PROJECT, "d", "t")
 

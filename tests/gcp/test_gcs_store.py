@@ -26,6 +26,8 @@ from mlsys.settings import Settings
 from mlsys.store import open_store
 from mlsys.store.gcs import GCSModelStore
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def bucket() -> str:

@@ -12,7 +12,7 @@ from tests.integration.jobs_support import make_stack
 from tests.models import FEATURES, ScriptedClassifier
 from tests.services import celery, celery_worker, process, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(120)]
 
 
 def beat(stack, name: str):

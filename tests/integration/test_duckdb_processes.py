@@ -101,6 +101,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_processes_share_one_duckdb_file_without_losing_rows(tmp_path):
     db = tmp_path / "warehouse.duckdb"
     go = tmp_path / "go"

@@ -48,6 +48,7 @@ def test_sharded_job_equals_unsharded_row_for_row(stack):
     assert stack.staging(four) == []
 
 
+@pytest.mark.slow
 def test_kill_9_of_a_worker_mid_shard_loses_and_duplicates_nothing(stack):
     stack.load_table(24_000)
     stack.register(_slow(0.06))  # 24 batches a shard of 6,000 rows: ~1.5 s each
@@ -114,6 +115,7 @@ def test_a_poison_row_fails_the_job_and_leaves_the_output_as_it_was(stack):
     wait_for(lambda: stack.staging(bad) == [], what="staging cleanup")
 
 
+@pytest.mark.slow
 def test_a_shard_that_kills_every_worker_fails_after_the_redelivery_cap(
     tmp_path, redis_client, redis_url
 ):
@@ -129,6 +131,7 @@ def test_a_shard_that_kills_every_worker_fails_after_the_redelivery_cap(
     assert not stack.warehouse.exists(OUTPUT)
 
 
+@pytest.mark.slow
 def test_cancel_mid_fan_out_leaves_no_output_and_no_staging(stack):
     stack.load_table(24_000)
     stack.register(_slow(0.06))
@@ -170,6 +173,7 @@ def test_a_commit_that_landed_but_was_not_recorded_is_not_applied_twice(stack):
     _assert_exact(stack.output_rows(), 5_000, job_id)
 
 
+@pytest.mark.slow
 def test_a_job_whose_first_message_was_lost_still_runs(stack):
     stack.load_table(2_000)
     stack.register()

@@ -13,7 +13,7 @@ from mlsys.registry import read_registry
 from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 

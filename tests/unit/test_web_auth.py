@@ -6,6 +6,8 @@ import pytest
 
 from web.auth import token_matches
 
+pytestmark = pytest.mark.unit
+
 TOKENS = [b"old-token-abc", b"new-token-xyz"]
 
 

@@ -10,6 +10,8 @@ from mlsys.errors import SchemaMismatch
 from mlsys.settings import Settings
 from web import create_app
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def app(tmp_path):

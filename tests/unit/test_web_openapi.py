@@ -9,6 +9,8 @@ from mlsys.settings import Settings
 from web import create_app
 from web.openapi import _without_null, build_spec, openapi_path
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory):

@@ -15,6 +15,8 @@ from web.schemas import (
     PredictRequest,
 )
 
+pytestmark = pytest.mark.unit
+
 BASE = {
     "env": "dev",
     "input_table": "mlsys-local.titanic.passengers",

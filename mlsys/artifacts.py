@@ -184,11 +184,16 @@ def save_model(
     metrics: dict[str, Any] | None = None,
     description: str | None = None,
     artifact_format: ArtifactFormat = "pickle",
+    training_data: Any = None,
+    training_target: Any = None,
 ) -> SavedModel:
     """Write `{name}/v{N}/model.*` and `metadata.json`; never overwrite an existing version.
 
     Args:
         version: the N of vN; default: one more than the highest version in the bucket.
+        training_data: the training frame (pandas); when given, metadata records its profile
+            (features, and the model's predictions on it) and every job compares with it.
+        training_target: the training labels, profiled with it.
     Raises:
         ArtifactExists: that version already exists.
         InvalidRequest: the model is not a fitted classifier/regressor with known features.
@@ -209,6 +214,12 @@ def save_model(
         artifact_format=artifact_format,
         sha256=digest,
     )
+    if training_data is not None:
+        from mlsys.monitoring import training_profile
+
+        metadata["profile"] = training_profile(
+            model, training_data, metadata["features"], metadata["task"], training_target
+        ).to_json()
     model_path = artifact_path(name, version, ARTIFACT_FILES[artifact_format])
     # The model first, with a no-clobber precondition: a version is written once.
     store.write(bucket, model_path, data, if_generation_match=0)

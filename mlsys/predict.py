@@ -21,6 +21,7 @@ import pyarrow as pa
 from mlsys.artifacts import load_verified
 from mlsys.errors import Cancelled, InvalidRequest, SchemaMismatch, TableNotEmpty
 from mlsys.ids import ModelRef, TableId, check_column
+from mlsys.prediction_stats import record_job_stats, shard_monitor
 from mlsys.protect import check_job_tables
 from mlsys.registry import RegistryEntry, resolve
 from mlsys.settings import Settings, get_settings
@@ -40,6 +41,8 @@ MAX_ID_COLUMNS = 16
 
 Progress = Callable[[int], None]
 CancelCheck = Callable[[], bool]
+#: Sees every batch's input and predictions (monitoring profiles them).
+Observer = Callable[[pa.RecordBatch, pa.RecordBatch], None]
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class PreparedPredict:
     task: str
     rows_total: int
     output_schema_b64: str = ""
+    reference_profile: dict[str, Any] | None = None  # training profile (mlsys.monitoring)
 
     @property
     def output_schema(self) -> pa.Schema:
@@ -233,6 +237,7 @@ def _prepare(spec: PredictSpec, warehouse: Warehouse, settings: Settings) -> Pre
         task=task,
         rows_total=warehouse.count_rows(spec.input_table),
         output_schema_b64=base64.b64encode(schema.serialize().to_pybytes()).decode(),
+        reference_profile=meta.get("profile") if settings.monitoring else None,
     )
 
 
@@ -332,6 +337,7 @@ def run_shard(
     settings: Settings,
     progress: Progress | None = None,
     cancelled: CancelCheck | None = None,
+    observe: Observer | None = None,
 ) -> int:
     """Predict one shard into its staging (replacing an earlier attempt's). Returns rows."""
     model = load_model(prepared, store, settings)
@@ -342,6 +348,8 @@ def run_shard(
             if cancelled is not None and cancelled():
                 raise Cancelled(f"Job {job_id} was cancelled.")
             out = predict_batch(model, batch, prepared, schema, job_id)
+            if observe is not None:
+                observe(batch, out)
             yield out
             if progress is not None:
                 progress(out.num_rows)
@@ -358,6 +366,7 @@ class PredictResult:
     shards: int
     seconds: float
     already_committed: bool = False
+    monitoring: dict[str, Any] | None = None  # drift summary (mlsys.prediction_stats)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -401,13 +410,30 @@ def predict_table(
     scope = JobScope(job_id, spec.env)
     try:
         plan = plan_shards(prepared, warehouse, settings, job_id)
+        monitors = []
         for index, shard in enumerate(plan.shards):
+            monitor = shard_monitor(prepared) if settings.monitoring else None
             run_shard(
-                prepared, shard, index, job_id, warehouse, store, settings, progress, cancelled
+                prepared,
+                shard,
+                index,
+                job_id,
+                warehouse,
+                store,
+                settings,
+                progress,
+                cancelled,
+                observe=monitor.observe if monitor else None,
             )
+            monitors += [monitor] if monitor else []
         if cancelled is not None and cancelled():
             raise Cancelled(f"Job {job_id} was cancelled.")
         rows, already = commit_job(prepared, warehouse, job_id, len(plan.shards), settings)
+        monitoring = (
+            record_job_stats(warehouse, settings, prepared, job_id, [m.result() for m in monitors])
+            if monitors
+            else None
+        )
     finally:
         warehouse.discard(scope)
     return PredictResult(
@@ -418,4 +444,5 @@ def predict_table(
         shards=len(plan.shards),
         seconds=round(time.monotonic() - started, 3),
         already_committed=already,
+        monitoring=monitoring,
     )

@@ -135,6 +135,20 @@ class Settings(BaseSettings):
         300.0,
         ge=0,
     )
+    monitoring: bool = _env(
+        "MLSYS_MONITORING",
+        "Profile every predict job's input and predictions and compare them with the model's "
+        "training profile (stored in mlsys_{env}.prediction_stats).",
+        True,
+    )
+    drift_thresholds: dict[str, float] = _env(
+        "MLSYS_DRIFT_THRESHOLDS",
+        'JSON object overriding when drift warns or alerts, e.g. {"psi_warn": 0.2}. Keys: '
+        "psi_warn (0.1), psi_alert (0.25), null_warn (0.05), null_alert (0.2) - absolute "
+        "change of the null rate -, unseen_warn (0.01), unseen_alert (0.05) - share of "
+        "category values never seen in training.",
+        {},
+    )
 
     @field_validator("environments", mode="before")
     @classmethod

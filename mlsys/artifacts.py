@@ -15,8 +15,6 @@ import io
 import json
 import platform
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -26,6 +24,7 @@ import numpy as np
 
 from mlsys.errors import ArtifactIntegrityError, BlobNotFound, InvalidRequest, ModelNotFound
 from mlsys.ids import check_column, check_model_name
+from mlsys.model_cache import ModelCache
 from mlsys.store.base import ModelStore
 
 ArtifactFormat = Literal["pickle", "skops"]
@@ -231,10 +230,8 @@ def save_model(
     return SavedModel(name, version, store.uri(bucket, model_path), digest, metadata)
 
 
-# Workers load the same version for every shard of a job: keep a few verified models.
-_CACHE: OrderedDict[tuple, Any] = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-_CACHE_SIZE = 4
+#: Verified models of this process; predict sizes it from MLSYS_MODEL_CACHE_MB.
+MODEL_CACHE = ModelCache(1024 * 2**20)
 
 
 def load_verified(
@@ -246,18 +243,20 @@ def load_verified(
     generation: int | None,
     artifact_format: ArtifactFormat,
     trusted_types: tuple[str, ...] = (),
+    cache: ModelCache | None = MODEL_CACHE,
 ) -> Any:
     """Load a registered artifact, refusing bytes that do not match the registered hash.
+
+    A version already loaded by this process (same bucket, name, version and SHA-256) comes
+    from `cache` without touching the store.
 
     Raises:
         ArtifactIntegrityError: replaced since registration, or the hash differs.
         ModelNotFound: the object is gone.
     """
-    key = (store.uri(bucket, path), generation, sha256)
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key]
+    key = (store.uri(bucket), parse_artifact_path(path) or path, sha256)
+    if cache is not None and (model := cache.get(key)) is not None:
+        return model
     try:
         data = store.read(bucket, path, generation=generation)
     except BlobNotFound:
@@ -273,10 +272,8 @@ def load_verified(
             hint="Someone changed the file; re-register it only if the new bytes are trusted.",
         )
     model = deserialize(data, artifact_format, list(trusted_types))
-    with _CACHE_LOCK:
-        _CACHE[key] = model
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
+    if cache is not None:
+        cache.put(key, model, len(data))
     return model
 
 

@@ -120,11 +120,20 @@ def _predict_options(fn):
 
 @main.command()
 @_predict_options
-def predict(**params) -> None:
-    """Run a predict job in this process (no service needed)."""
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Local processes to run shards in (default: MLSYS_PREDICT_WORKERS, else every CPU "
+    "this process may use).",
+)
+def predict(workers: int | None, **params) -> None:
+    """Run a predict job on this machine, on all its cores (no service needed)."""
     from mlsys.predict import PredictSpec, predict_table
+    from mlsys.resources import available_cpus
 
     settings, warehouse, store = _backends()
+    workers = workers or settings.predict_workers or available_cpus()
     spec = PredictSpec.parse(settings=settings, **params)
     job_id = f"cli-{uuid.uuid4().hex[:16]}"
     bar = None
@@ -142,6 +151,7 @@ def predict(**params) -> None:
             job_id,
             progress=lambda n: bar.update(n) if bar else None,
             on_prepared=on_prepared,
+            workers=workers,
         )
     finally:
         if bar is not None:

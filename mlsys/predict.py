@@ -9,6 +9,7 @@ all rows tagged with the job id. Memory is bounded by the batch size, not the ta
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mlsys.artifacts import load_verified
+from mlsys.artifacts import MODEL_CACHE, load_verified
 from mlsys.errors import Cancelled, InvalidRequest, SchemaMismatch, TableNotEmpty
 from mlsys.ids import ModelRef, TableId, check_column
 from mlsys.prediction_stats import record_job_stats, shard_monitor
@@ -259,10 +260,15 @@ def _check_output(warehouse: Warehouse, spec: PredictSpec, schema: pa.Schema) ->
 
 
 def plan_shards(
-    prepared: PreparedPredict, warehouse: Warehouse, settings: Settings, job_id: str
+    prepared: PreparedPredict,
+    warehouse: Warehouse,
+    settings: Settings,
+    job_id: str,
+    shards: int | None = None,
 ) -> ReadPlan:
-    """Freeze the input read for a job, in `shards` parts (automatic from the table size)."""
-    shards = prepared.spec.get("shards") or settings.auto_shards(prepared.rows_total)
+    """Freeze the input read for a job, in `shards` parts (default: the spec's, else automatic
+    from the table size)."""
+    shards = shards or prepared.spec.get("shards") or settings.auto_shards(prepared.rows_total)
     columns = list(dict.fromkeys(prepared.id_columns + prepared.features))
     table, _output = job_tables(prepared, settings)
     return warehouse.plan_read(table, columns, shards, JobScope(job_id, prepared.env))
@@ -278,7 +284,9 @@ def job_tables(prepared: PreparedPredict, settings: Settings) -> tuple[TableId, 
 
 
 def load_model(prepared: PreparedPredict, store: ModelStore, settings: Settings) -> Any:
+    """The job's pinned model, verified; kept loaded across jobs (MLSYS_MODEL_CACHE_MB)."""
     m = prepared.model
+    MODEL_CACHE.resize(settings.model_cache_mb * 2**20)
     return load_verified(
         store,
         m["gcs_bucket"],
@@ -389,6 +397,43 @@ def commit_job(
     return result.rows, result.already_committed
 
 
+def local_shards(prepared: PreparedPredict, settings: Settings, workers: int) -> int | None:
+    """Shards for a job run by `workers` local processes: one per process once each gets at
+    least a full batch (None: the spec's or the automatic count)."""
+    if prepared.spec.get("shards") or workers <= 1:
+        return None
+    useful = min(workers, prepared.rows_total // settings.batch_rows)
+    return max(settings.auto_shards(prepared.rows_total), useful) if useful > 1 else None
+
+
+def _run_monitored(
+    prepared: PreparedPredict,
+    shard: dict[str, Any],
+    index: int,
+    job_id: str,
+    warehouse: Warehouse,
+    store: ModelStore,
+    settings: Settings,
+    progress: Progress | None = None,
+    cancelled: CancelCheck | None = None,
+):
+    """Run one shard, profiling it when monitoring is on; returns its profile (or None)."""
+    monitor = shard_monitor(prepared) if settings.monitoring else None
+    run_shard(
+        prepared,
+        shard,
+        index,
+        job_id,
+        warehouse,
+        store,
+        settings,
+        progress,
+        cancelled,
+        observe=monitor.observe if monitor else None,
+    )
+    return monitor.result() if monitor else None
+
+
 def predict_table(
     spec: PredictSpec,
     warehouse: Warehouse,
@@ -398,8 +443,10 @@ def predict_table(
     progress: Progress | None = None,
     cancelled: CancelCheck | None = None,
     on_prepared: Callable[[PreparedPredict], None] | None = None,
+    workers: int = 1,
 ) -> PredictResult:
-    """Run a whole job in this process: prepare, stream every shard, commit once.
+    """Run a whole job here: prepare, stream every shard (on up to `workers` processes, all
+    reading one snapshot), commit once.
 
     A failure or cancel anywhere leaves the output table as it was.
     """
@@ -408,33 +455,44 @@ def predict_table(
     if on_prepared is not None:
         on_prepared(prepared)
     scope = JobScope(job_id, spec.env)
+    # Loading the model (importing scikit-learn, unpickling) is Python work and the snapshot
+    # is DuckDB's or BigQuery's: overlap them. The loaded model stays in the process cache.
+    loader = _Preload(prepared, store, settings)
     try:
-        plan = plan_shards(prepared, warehouse, settings, job_id)
-        monitors = []
-        for index, shard in enumerate(plan.shards):
-            monitor = shard_monitor(prepared) if settings.monitoring else None
-            run_shard(
+        plan = plan_shards(
+            prepared, warehouse, settings, job_id, local_shards(prepared, settings, workers)
+        )
+        loader.result()
+        if workers > 1 and len(plan.shards) > 1:
+            from mlsys.shard_pool import run_shards
+
+            profiles = run_shards(
                 prepared,
-                shard,
-                index,
+                plan.shards,
                 job_id,
                 warehouse,
                 store,
                 settings,
+                workers,
                 progress,
                 cancelled,
-                observe=monitor.observe if monitor else None,
             )
-            monitors += [monitor] if monitor else []
+        else:
+            profiles = [
+                _run_monitored(
+                    prepared, shard, index, job_id, warehouse, store, settings, progress, cancelled
+                )
+                for index, shard in enumerate(plan.shards)
+            ]
+        profiles = [p for p in profiles if p is not None]
         if cancelled is not None and cancelled():
             raise Cancelled(f"Job {job_id} was cancelled.")
         rows, already = commit_job(prepared, warehouse, job_id, len(plan.shards), settings)
         monitoring = (
-            record_job_stats(warehouse, settings, prepared, job_id, [m.result() for m in monitors])
-            if monitors
-            else None
+            record_job_stats(warehouse, settings, prepared, job_id, profiles) if profiles else None
         )
     finally:
+        loader.join()
         warehouse.discard(scope)
     return PredictResult(
         job_id=job_id,
@@ -446,3 +504,24 @@ def predict_table(
         already_committed=already,
         monitoring=monitoring,
     )
+
+
+class _Preload(threading.Thread):
+    """Load a job's model in the background; `result()` re-raises what loading raised."""
+
+    def __init__(self, prepared: PreparedPredict, store: ModelStore, settings: Settings) -> None:
+        super().__init__(name="model-preload", daemon=True)
+        self._args = (prepared, store, settings)
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            load_model(*self._args)
+        except BaseException as error:  # re-raised in the caller by result()
+            self._error = error
+
+    def result(self) -> None:
+        self.join()
+        if self._error is not None:
+            raise self._error

@@ -115,6 +115,32 @@ class Settings(BaseSettings):
     max_shards: int = _env(
         "MLSYS_MAX_SHARDS", "Upper bound on shards per job (automatic or requested).", 64, ge=1
     )
+    model_cache_mb: int = _env(
+        "MLSYS_MODEL_CACHE_MB",
+        "Verified models each process keeps loaded across jobs, in MB of artifact size "
+        "(least recently used go first; 0 loads every time).",
+        1024,
+        ge=0,
+    )
+    duckdb_memory_limit: str | None = _env(
+        "MLSYS_DUCKDB_MEMORY_LIMIT",
+        "Memory DuckDB may use per process before it spills to disk (e.g. 2GB). "
+        "Default: a quarter of the container's or machine's memory, at most 4GB.",
+        None,
+    )
+    duckdb_threads: int | None = _env(
+        "MLSYS_DUCKDB_THREADS",
+        "Threads of each DuckDB connection. Default: the CPUs this process may use "
+        "(container quota and affinity).",
+        None,
+        ge=1,
+    )
+    predict_workers: int | None = _env(
+        "MLSYS_PREDICT_WORKERS",
+        "Processes `mlsys predict` runs shards in. Default: the CPUs this process may use.",
+        None,
+        ge=1,
+    )
     job_keep_seconds: int = _env(
         "MLSYS_JOB_KEEP_SECONDS", "How long finished job records stay listable.", 7 * 24 * 3600
     )

@@ -41,6 +41,8 @@ class ModelStore(ABC):
     """Object storage addressed by bucket and path."""
 
     scheme: str = ""
+    #: Whether a forked child may keep using this object (no live connection between calls).
+    fork_safe: bool = False
 
     @abstractmethod
     def uri(self, bucket: str, path: str = "") -> str:

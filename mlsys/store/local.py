@@ -58,6 +58,7 @@ class LocalModelStore(ModelStore):
     """Buckets are folders under `root`; object paths are files inside them."""
 
     scheme = "file"
+    fork_safe = True  # plain files: nothing to share with a forked child
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()

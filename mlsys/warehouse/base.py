@@ -86,6 +86,8 @@ class Warehouse(ABC):
     scheme: str = ""
     #: Project that `dataset.table` names and mlsys' own tables belong to.
     default_project: str = ""
+    #: Whether a forked child may keep using this object (no live connection between calls).
+    fork_safe: bool = False
 
     @abstractmethod
     def query(self, sql: str) -> pd.DataFrame:

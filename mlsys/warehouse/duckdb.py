@@ -39,6 +39,7 @@ from mlsys.errors import (
     TableNotFound,
 )
 from mlsys.ids import TableId
+from mlsys.resources import duckdb_config
 from mlsys.settings import Settings
 from mlsys.warehouse.base import (
     JOB_ID_COLUMN,
@@ -96,9 +97,18 @@ class DuckDBWarehouse(Warehouse):
     """Warehouse on one DuckDB file; `project.dataset` maps to a schema of that name."""
 
     scheme = "duckdb"
+    fork_safe = True  # a connection lives only for the statements of one call
 
-    def __init__(self, path: Path, staging_dir: Path, default_project: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        staging_dir: Path,
+        default_project: str,
+        config: dict[str, str | int] | None = None,
+    ) -> None:
         self.path = Path(path)
+        #: Connection settings (memory_limit, threads); see mlsys.resources.duckdb_config.
+        self.config = dict(config or {})
         self.staging_dir = Path(staging_dir)
         self.default_project = default_project
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,7 +124,9 @@ class DuckDBWarehouse(Warehouse):
                 f"MLSYS_WAREHOUSE {url!r} names no file.",
                 hint="Use duckdb:///path/to/warehouse.duckdb (several processes share it).",
             )
-        return cls(Path(path), settings.staging_dir, settings.gcp_project_id)
+        return cls(
+            Path(path), settings.staging_dir, settings.gcp_project_id, duckdb_config(settings)
+        )
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse({str(self.path)!r})"
@@ -146,7 +158,7 @@ class DuckDBWarehouse(Warehouse):
     @contextlib.contextmanager
     def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
         try:
-            con = _retry_on_lock(duckdb.connect)(str(self.path))
+            con = _retry_on_lock(duckdb.connect)(str(self.path), config=self.config)
         except RetryError:
             raise BackendUnavailable(
                 f"The warehouse file {self.path} stayed locked by another process for "

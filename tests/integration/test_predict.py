@@ -310,6 +310,39 @@ def test_progress_adds_up_to_the_rows(warehouse, store, settings, forest):
     assert all(0 < n <= BATCH_ROWS for n in seen)
 
 
+def test_workers_run_shards_in_processes_row_for_row(warehouse, store, settings, forest):
+    """--workers 2: two shards on two processes from one snapshot, the same rows as one."""
+    register(warehouse, store, settings, forest, "m", target="Survived", id_columns=["PassengerId"])
+    one = run(warehouse, store, settings, "m", job_id="one", shards=1)
+    seen: list[int] = []
+    pooled_table = OUTPUT.with_table("predictions_pooled")
+    pooled = predict_table(
+        spec(settings, "m", pooled_table),
+        warehouse,
+        store,
+        settings,
+        "pooled",
+        progress=seen.append,
+        workers=2,
+    )
+    assert (one.shards, pooled.shards) == (1, 2)
+    assert sum(seen) == pooled.rows_written == ROWS
+    columns = ["PassengerId", "Survived", "PredictionProbability"]
+    pd.testing.assert_frame_equal(
+        output_frame(warehouse, OUTPUT)[columns], output_frame(warehouse, pooled_table)[columns]
+    )
+    assert staged_files(settings) == []
+
+
+def test_a_failing_pool_process_leaves_the_output_as_it_was(warehouse, store, settings, train):
+    model = ExplodingClassifier(max_iter=200).fit(train[NUMERIC], train["Survived"])
+    register(warehouse, store, settings, model, "boom", id_columns=["PassengerId"])
+    with pytest.raises(RuntimeError, match="exploded"):
+        predict_table(spec(settings, "boom"), warehouse, store, settings, "boom", workers=2)
+    assert not warehouse.exists(OUTPUT)
+    assert staged_files(settings) == []
+
+
 def _cancel_on_call(n: int):
     calls = itertools.count(1)
     return lambda: next(calls) >= n

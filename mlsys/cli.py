@@ -211,6 +211,38 @@ def registry_alias(env: str, model_name: str, alias: str, version: str) -> None:
     click.echo(f"{model_name}@{alias} -> {entry.version}")
 
 
+@main.group()
+def token() -> None:
+    """Make API tokens for MLSYS_API_PRINCIPALS (which stores only their hashes)."""
+
+
+@token.command("new")
+@click.option("--name", required=True, help="The principal's name, e.g. analytics.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    default=["predict"],
+    show_default=True,
+    type=click.Choice(["predict", "truncate", "registry", "admin"]),
+    help="Repeat for several.",
+)
+def token_new(name: str, scopes: tuple[str, ...]) -> None:
+    """Print a new random token and the MLSYS_API_PRINCIPALS entry holding its SHA-256."""
+    import hashlib
+    import secrets
+
+    value = secrets.token_urlsafe(32)
+    entry = {
+        "name": name,
+        "token_sha256": [hashlib.sha256(value.encode()).hexdigest()],
+        "scopes": list(dict.fromkeys(scopes)),
+    }
+    click.echo(f"token: {value}")
+    click.echo("(give the token to its holder; only the entry below goes into the config)")
+    click.echo(json.dumps(entry))
+
+
 from mlsys.cli_remote import jobs, submit  # noqa: E402  (registers the API commands)
 
 main.add_command(submit)

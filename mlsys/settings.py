@@ -89,6 +89,44 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = _env(
         "MLSYS_API_TOKEN", "Token the CLI sends to MLSYS_API_URL.", None
     )
+
+    # --- Trust boundary (README "Security") ------------------------------------------------
+    api_principals: SecretStr | None = _env(
+        "MLSYS_API_PRINCIPALS",
+        "Named principals as JSON: a list of {name, token_sha256: [hex, ...], scopes: "
+        "[predict|truncate|registry|admin], input_datasets, output_datasets} (globs over "
+        "project.dataset). Stores SHA-256 hashes of tokens, never tokens.",
+        None,
+    )
+    api_principals_file: Path | None = _env(
+        "MLSYS_API_PRINCIPALS_FILE",
+        "A file holding the MLSYS_API_PRINCIPALS JSON (e.g. a Secret Manager volume).",
+        None,
+    )
+    require_auth: bool = _env(
+        "MLSYS_REQUIRE_AUTH",
+        "Refuse to start the API without tokens or principals (fail closed). The container "
+        "entry point turns it on; only a local run may go without authentication.",
+        False,
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = _env(
+        "MLSYS_ALLOWED_HOSTS",
+        "Comma-separated Host names the API answers (globs such as *.run.app; * for any). "
+        "Others get 400: a web page cannot reach a local API through DNS rebinding.",
+        ["localhost", "127.0.0.1", "::1"],
+    )
+    open_get_submits: bool = _env(
+        "MLSYS_OPEN_GET_SUBMITS",
+        "With authentication off, let the seed's job-starting GET aliases (/predict, "
+        "/model-registry) run. Off by default: any web page could start jobs with an <img>.",
+        False,
+    )
+    submit_rate_limit: str = _env(
+        "MLSYS_SUBMIT_RATE_LIMIT",
+        "Per-principal limit on job-submitting routes, flask-limiter syntax "
+        "(e.g. '30/minute;500/hour'); empty disables.",
+        "30/minute;500/hour",
+    )
     recovery_timeout: float = _env(
         "MLSYS_RECOVERY_TIMEOUT",
         "Seconds a dead worker's task can go unnoticed before it is run again elsewhere "
@@ -183,7 +221,7 @@ class Settings(BaseSettings):
             value = [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("api_tokens", "skops_trusted_types", mode="before")
+    @field_validator("api_tokens", "skops_trusted_types", "allowed_hosts", mode="before")
     @classmethod
     def _split_tokens(cls, value):
         if isinstance(value, str):

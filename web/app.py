@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 
 from mlsys.settings import get_settings
-from web import auth, docs, errors, health, jobs, metrics, openapi, predict, registry
+from web import auth, docs, errors, guards, health, jobs, metrics, openapi, predict, registry
 from web.backends import Backends
 
 BLUEPRINTS = (predict.bp, jobs.bp, registry.bp, health.bp, metrics.bp, openapi.bp, docs.bp)
@@ -35,6 +35,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["mlsys"] = Backends.from_config(app.config, settings)
 
     metrics.init_app(app)  # first: times and counts every request, refused ones included
+    guards.init_app(app)  # Host and cross-site checks, before anything reads a token
     auth.init_app(app)
     errors.init_app(app)
     for blueprint in BLUEPRINTS:

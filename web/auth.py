@@ -1,31 +1,49 @@
-"""Bearer-token authentication of every route but /health (DESIGN §7)."""
+"""Who may call what: bearer tokens resolve to a principal with scopes (DESIGN §7).
+
+Every route but /health needs a valid bearer token once tokens or principals are configured
+(web.credentials); the principal lands on `flask.g.principal` for views and the job engine
+(`web.principal.current_principal()`). Views say which scope they need with `@requires`;
+`authorize_predict` adds what depends on the request body (WRITE_TRUNCATE, dataset globs).
+With no credentials at all (a local demo) every request acts as the local administrator, the
+job-starting GET aliases are refused unless MLSYS_OPEN_GET_SUBMITS is set, and a loud warning
+is logged; MLSYS_REQUIRE_AUTH (set by the container entry point) refuses to start instead.
+"""
 
 from __future__ import annotations
 
-import hmac
+import fnmatch
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 
+from mlsys.errors import PermissionDenied
+from mlsys.ids import TableId
+from web.credentials import Credentials, load_credentials
 from web.errors import problem
+from web.guards import view_of_request
+from web.principal import LOCAL_ADMIN, Principal, Scope, current_principal
 
 log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable)
 
 #: Endpoints anyone may call: liveness probes carry no credentials.
 OPEN_ENDPOINTS = frozenset({"health.health"})
 
 
-def token_matches(presented: str, tokens: list[bytes]) -> bool:
-    """Constant-time check of `presented` against every configured token.
+class AuthRequired(RuntimeError):
+    """MLSYS_REQUIRE_AUTH is set but no token or principal is configured."""
 
-    All tokens are compared (no early exit), so timing reveals neither which one matched nor
-    how many there are; several are accepted so they can be rotated without downtime.
-    """
-    candidate = presented.encode("utf-8")
-    matched = False
-    for token in tokens:
-        matched |= hmac.compare_digest(candidate, token)
-    return matched
+
+def requires(scope: Scope) -> Callable[[F], F]:
+    """Mark a view as needing `scope` (admin holds every scope)."""
+
+    def mark(view: F) -> F:
+        view.required_scope = scope  # type: ignore[attr-defined]
+        return view
+
+    return mark
 
 
 def _bearer() -> str | None:
@@ -45,27 +63,94 @@ def _unauthorized(detail: str) -> Response:
     )
 
 
-def _require_token() -> Response | None:
-    tokens: list[bytes] = current_app.extensions["mlsys_tokens"]
-    if not tokens or request.endpoint in OPEN_ENDPOINTS:
+def _forbidden(detail: str) -> Response:
+    return problem(403, "Permission denied", detail, "permission-denied")
+
+
+def _authenticate() -> Response | None:
+    if request.endpoint in OPEN_ENDPOINTS:
+        return None
+    credentials: Credentials = current_app.extensions["mlsys_credentials"]
+    view = view_of_request()
+    if not credentials.enabled:
+        g.principal = LOCAL_ADMIN
+        settings = current_app.config["SETTINGS"]
+        if getattr(view, "state_changing", False) and not settings.open_get_submits:
+            return _forbidden(
+                "Authentication is off, so the job-starting GET aliases are refused (any web "
+                "page could call them). Use POST, configure MLSYS_API_TOKENS, or set "
+                "MLSYS_OPEN_GET_SUBMITS=true."
+            )
         return None
     presented = _bearer()
     if presented is None:
         return _unauthorized("Send Authorization: Bearer <token> (a token from MLSYS_API_TOKENS).")
-    if not token_matches(presented, tokens):
+    principal = credentials.resolve(presented)
+    if principal is None:
         # Never log or echo the presented value: it may be a real token with a typo.
         return _unauthorized("The bearer token is not valid.")
+    g.principal = principal
+    needed = getattr(view, "required_scope", None)
+    if needed is not None and not principal.has(needed):
+        return _forbidden(
+            f"Principal {principal.name!r} lacks the {needed.value!r} scope this route needs."
+        )
     return None
 
 
-def init_app(app: Flask) -> None:
-    """Require a bearer token when MLSYS_API_TOKENS is set; warn loudly when it is not."""
-    settings = app.config["SETTINGS"]
-    tokens = [t.get_secret_value().encode("utf-8") for t in settings.api_tokens]
-    app.extensions["mlsys_tokens"] = [t for t in tokens if t]
-    if not app.extensions["mlsys_tokens"]:
-        log.warning(
-            "AUTHENTICATION IS OFF: MLSYS_API_TOKENS is empty, so anyone who can reach this API "
-            "can submit jobs and change aliases. Use this for a local demo only."
+def _dataset(table: TableId) -> str:
+    return f"{table.project}.{table.dataset}"
+
+
+def allowed_dataset(table: TableId, patterns: tuple[str, ...]) -> bool:
+    """Empty patterns allow any dataset; otherwise `project.dataset` must match one glob."""
+    return not patterns or any(fnmatch.fnmatchcase(_dataset(table), p) for p in patterns)
+
+
+def authorize_predict(
+    input_table: TableId,
+    output_table: TableId,
+    write_disposition: str,
+    principal: Principal | None = None,
+) -> None:
+    """What a predict request may do beyond its route's scope.
+
+    Raises:
+        PermissionDenied: WRITE_TRUNCATE without the truncate scope, or a table outside the
+            principal's datasets.
+    """
+    principal = principal or current_principal()
+    if write_disposition == "WRITE_TRUNCATE" and not principal.has(Scope.TRUNCATE):
+        raise PermissionDenied(
+            f"Principal {principal.name!r} may not replace tables (WRITE_TRUNCATE needs the "
+            "'truncate' scope).",
+            hint="Use WRITE_APPEND or WRITE_EMPTY, or ask for the truncate scope.",
         )
-    app.before_request(_require_token)
+    for role, table, patterns in (
+        ("input_table", input_table, principal.input_datasets),
+        ("output_table", output_table, principal.output_datasets),
+    ):
+        if not allowed_dataset(table, patterns):
+            raise PermissionDenied(
+                f"Principal {principal.name!r} may not use {_dataset(table)} as {role}.",
+                hint=f"Its {role.split('_')[0]} datasets are: {', '.join(patterns)}.",
+            )
+
+
+def init_app(app: Flask) -> None:
+    """Load the credentials; refuse to start without any when MLSYS_REQUIRE_AUTH is set."""
+    settings = app.config["SETTINGS"]
+    credentials = load_credentials(settings)
+    app.extensions["mlsys_credentials"] = credentials
+    if not credentials.enabled:
+        if settings.require_auth:
+            raise AuthRequired(
+                "MLSYS_REQUIRE_AUTH is set but neither MLSYS_API_TOKENS nor "
+                "MLSYS_API_PRINCIPALS(_FILE) configures a token: refusing to start an open API."
+            )
+        log.warning(
+            "AUTHENTICATION IS OFF: no MLSYS_API_TOKENS or MLSYS_API_PRINCIPALS, so anyone who "
+            "can reach this API can submit jobs and change aliases. Use this for a local demo "
+            "only."
+        )
+    app.before_request(_authenticate)

@@ -141,7 +141,7 @@ def _problem_response(status: int) -> dict[str, Any]:
 def build_spec(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3.1 document of `app`."""
     settings = app.config["SETTINGS"]
-    auth_on = bool(app.extensions["mlsys_tokens"])
+    auth_on = app.extensions["mlsys_credentials"].enabled
     routes = documented_routes(app)
     pairs, _ = _models(routes)
     keys, defs = models_json_schema(pairs, ref_template="#/components/schemas/{model}")

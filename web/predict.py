@@ -7,9 +7,12 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from mlsys.predict import PredictSpec, prepare_predict
+from web.auth import authorize_predict, requires
 from web.backends import backends
 from web.errors import read_json_object
+from web.guards import state_changing
 from web.openapi import IDEMPOTENCY_HEADER, doc
+from web.principal import Scope
 from web.schemas import JobAccepted, PredictQuery, PredictRequest
 from web.submit import accepted, existing_job, idempotency_key, refuse_head, submit_job
 
@@ -24,6 +27,7 @@ def enqueue_predict(fields: dict[str, Any]) -> Response:
     key = idempotency_key(fields.pop("idempotency_key", None))
     found = backends()
     spec = PredictSpec.parse(settings=found.settings, **fields)
+    authorize_predict(spec.input_table, spec.output_table, spec.write_disposition)
     params = spec.to_json()
     # A retry of a submitted job answers with that job, even if its output now exists.
     job = existing_job("predict", params, key)
@@ -41,6 +45,7 @@ def enqueue_predict(fields: dict[str, Any]) -> Response:
 
 
 @bp.post("/predict")
+@requires(Scope.PREDICT)
 @doc(
     "Submit a batch prediction",
     tag="predict",
@@ -57,6 +62,8 @@ def submit_predict() -> Response:
 
 
 @bp.get("/predict")
+@requires(Scope.PREDICT)
+@state_changing
 @doc(
     "Submit a batch prediction (seed-compatible query form)",
     tag="predict",

@@ -7,9 +7,12 @@ from flask import Blueprint, Response, jsonify, request
 from mlsys.errors import InvalidIdentifier, ModelNotFound
 from mlsys.ids import check_alias, check_model_name
 from mlsys.registry import read_registry, set_alias
+from web.auth import requires
 from web.backends import backends
 from web.errors import read_json_object
+from web.guards import state_changing
 from web.openapi import doc
+from web.principal import Scope
 from web.schemas import (
     ALIAS_PATTERN,
     MODEL_NAME_PATTERN,
@@ -52,6 +55,7 @@ def _sync(env: str) -> Response:
 
 
 @bp.post("/model-registry")
+@requires(Scope.REGISTRY)
 @doc(
     "Sync the registry of an environment",
     tag="registry",
@@ -66,6 +70,8 @@ def sync_registry() -> Response:
 
 
 @bp.get("/model-registry")
+@requires(Scope.REGISTRY)
+@state_changing
 @doc(
     "Sync the registry of an environment (seed-compatible query form)",
     tag="registry",
@@ -124,6 +130,7 @@ def get_model(name: str) -> Response:
 
 
 @bp.put("/models/<name>/aliases/<alias>")
+@requires(Scope.REGISTRY)
 @doc(
     "Point an alias at a version",
     tag="registry",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import uuid
+from typing import NoReturn
 
 import click
 from tqdm import tqdm
@@ -19,19 +20,36 @@ def _opt(name: str, **kwargs):
     return click.option(*spellings, name, **kwargs)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(2)
 
 
+def _usage(error: click.UsageError) -> NoReturn:
+    """A usage error as one line naming the command's --help, not click's usage block."""
+    if isinstance(error, click.exceptions.NoArgsIsHelpError):
+        raise error  # a bare group: its help is what the user asked for
+    where = f" (see {error.ctx.command_path} --help)" if error.ctx else ""
+    _fail(f"{error.format_message()}{where}")
+
+
 class _Group(click.Group):
-    """Turns mlsys errors anywhere below into one line and exit 2, never a traceback."""
+    """Turns mlsys errors and usage errors anywhere below into one line and exit 2, never a
+    traceback or a usage block."""
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as error:
+            _usage(error)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except MlsysError as error:
             _fail(str(error))
+        except click.UsageError as error:
+            _usage(error)
         except KeyboardInterrupt:
             _fail("interrupted")
 

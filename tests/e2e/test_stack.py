@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import requests
 
+from mlsys.artifacts import save_model
 from tests.integration.jobs_support import make_stack
 from tests.models import FEATURES, ScriptedClassifier
 from tests.services import free_port, process, wait_for
@@ -102,10 +103,12 @@ def test_submit_poll_and_read_the_registry_over_http(stack):
     assert submitted.status_code == 202, submitted.text
     job_id = submitted.json()["job_id"]
     assert submitted.headers["Location"].endswith(f"/jobs/{job_id}")
-    job, _ = _follow(stack, job_id)
+    job, percents = _follow(stack, job_id)
     assert job["state"] == "succeeded", job["error"]
     assert job["result"]["rows_written"] == 30_000
     assert job["progress"]["percent"] == 100.0 and len(job["shards"]) == 3
+    assert percents == sorted(percents), f"progress went backwards: {percents}"
+    assert percents[-1] == 100.0
 
     # The seed's GET spelling enqueues the same kind of job.
     legacy = stack.http.get(f"{stack.url}/predict", params={**body, "shards": None}, timeout=10)
@@ -130,20 +133,22 @@ def test_submit_poll_and_read_the_registry_over_http(stack):
     assert query.returncode == 0, query.stderr
     assert query.stdout.split()[-2:] == ["60000", "2"]
 
-    # A new version saved to the bucket shows up through beat's periodic registry sync.
-    stack.register(name="titanic-survival", version=2)  # writes v2 (and syncs in-process)
-    models = stack.http.get(
-        f"{stack.url}/models/titanic-survival", params={"env": "dev"}, timeout=5
-    ).json()
-    assert "v2" in str(models)
-    syncs = wait_for(
-        lambda: stack.http.get(
-            f"{stack.url}/jobs", params={"kind": "registry_sync"}, timeout=5
-        ).json()["jobs"],
-        timeout=60,
-        what="a scheduled registry sync",
-    )
-    assert syncs[0]["params"]["env"] in stack.settings.environments
+    # A new version saved to the bucket (and not synced by anyone else) shows up through
+    # beat's periodic registry sync.
+    versions_url = f"{stack.url}/models/titanic-survival"
+
+    def versions() -> list[str]:
+        listing = stack.http.get(versions_url, params={"env": "dev"}, timeout=5).json()
+        return [v["model_version"] for v in listing["versions"]]
+
+    assert versions() == ["v1"]
+    model = ScriptedClassifier().fit(pd.DataFrame(columns=FEATURES))
+    save_model(model, stack.store, stack.settings.bucket_for("dev"), "titanic-survival", 2,
+               target="Survived", id_columns=["PassengerId"])  # fmt: skip
+    wait_for(lambda: "v2" in versions(), timeout=60, what="beat's sync to register v2")
+    syncs = stack.http.get(f"{stack.url}/jobs", params={"kind": "registry_sync"}, timeout=5)
+    scheduled = [j for j in syncs.json()["jobs"] if j["params"].get("trigger") == "schedule"]
+    assert scheduled and any(j["state"] == "succeeded" for j in scheduled), syncs.json()
 
 
 def test_cancel_mid_job_over_http_leaves_the_output_as_it_was(stack):

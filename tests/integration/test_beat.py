@@ -1,18 +1,23 @@
-"""Beat through celery-redbeat: two beat processes never double the periodic registry sync."""
+"""Beat through celery-redbeat: two beat processes never double the periodic registry sync, and
+the waiting one takes over when the lock holder dies."""
 
 from __future__ import annotations
 
-import time
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from mlsys.artifacts import save_model
 from mlsys.registry import read_registry
 from tests.integration.jobs_support import make_stack
 from tests.models import FEATURES, ScriptedClassifier
-from tests.services import celery, celery_worker, process, wait_for
+from tests.services import celery, celery_worker, kill_group, process, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(150)]
+
+LOCK = "mlsys:redbeat::lock"  # redbeat_key_prefix + ":lock"
+SENT = "Sending due task registry-sync-dev"
 
 
 def beat(stack, name: str):
@@ -21,35 +26,52 @@ def beat(stack, name: str):
     )
 
 
-def test_two_beats_run_one_sync_per_interval(tmp_path, redis_client, redis_url):
-    import pandas as pd
+def sends(log: Path) -> int:
+    """How many periodic syncs a beat process has sent (it logs each one)."""
+    return log.read_text(errors="replace").count(SENT) if log.exists() else 0
 
+
+def test_two_beats_send_each_sync_once_and_hand_over_when_the_holder_dies(
+    tmp_path, redis_client, redis_url
+):
     stack = make_stack(
         tmp_path, redis_url, MLSYS_REGISTRY_SYNC_INTERVAL="1", MLSYS_ENVIRONMENTS="dev"
     )
     model = ScriptedClassifier().fit(pd.DataFrame(columns=FEATURES))
     # Saved to the bucket but never synced by hand: only beat can register it.
-    save_model(
-        model,
-        stack.store,
-        stack.settings.bucket_for("dev"),
-        "scheduled",
-        1,
-        target="Survived",
-        id_columns=["PassengerId"],
-    )
-    with celery_worker(stack.env, stack.cwd, concurrency=2), beat(stack, "a"), beat(stack, "b"):
-        wait_for(lambda: stack.jobs.list(kind="registry_sync"), timeout=60, what="first sync")
-        started = time.monotonic()
-        time.sleep(8)
-        window = time.monotonic() - started
-        syncs = [
+    bucket = stack.settings.bucket_for("dev")
+    save_model(model, stack.store, bucket, "scheduled", 1, target="Survived",
+               id_columns=["PassengerId"])  # fmt: skip
+    logs = {name: stack.home / f"beat-{name}.log" for name in ("a", "b")}
+
+    def scheduled() -> list[dict]:
+        return [
             j
             for j in stack.jobs.list(kind="registry_sync", limit=500)
             if j["params"].get("trigger") == "schedule"
         ]
-    # One beat holds redbeat's lock: about one sync a second, not two.
-    assert 4 <= len(syncs) <= window + 3, f"{len(syncs)} syncs in {window:.1f}s"
-    assert all(j["state"] == "succeeded" for j in syncs[1:])
+
+    with celery_worker(stack.env, stack.cwd, concurrency=2):
+        with beat(stack, "a") as a, beat(stack, "b") as b:
+            procs = {"a": a, "b": b}
+            wait_for(lambda: len(scheduled()) >= 3, timeout=60, what="three scheduled syncs")
+            counts = {name: sends(log) for name, log in logs.items()}
+            # Only the lock holder sends; the other beat waits for the lock and sends nothing.
+            (holder,) = [name for name, n in counts.items() if n > 0]
+            (waiter,) = set(logs) - {holder}
+            assert counts[waiter] == 0, counts
+
+            kill_group(procs[holder])  # kill -9: its lock is never released...
+            assert redis_client.exists(LOCK)
+            redis_client.pexpire(LOCK, 1)  # ...and expires (fast-forwarded from 30 s)
+            wait_for(lambda: sends(logs[waiter]) >= 2, timeout=60, what="the waiter to send")
+            assert sends(logs[holder]) == counts[holder]  # the dead one sent no more
+        total = sum(sends(log) for log in logs.values())
+        # Every sent sync ran exactly once: one job each, none doubled or lost.
+        wait_for(lambda: len(scheduled()) >= total, timeout=60, what="every sent sync to run")
+        syncs = scheduled()
+    assert len(syncs) == total
+    # (newest first; the newest may have been mid-run when the worker stopped)
+    assert all(j["state"] == "succeeded" for j in syncs[1:]), [j["state"] for j in syncs]
     entries = read_registry(stack.warehouse, stack.settings, "dev")
     assert [(e.model_name, e.version) for e in entries] == [("scheduled", "v1")]

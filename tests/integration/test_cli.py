@@ -205,13 +205,52 @@ def test_registry_sync_list_and_alias(home, runs):
 def test_bad_input_is_one_error_line(runs, case):
     result = runs[case]
     expected = BAD_INPUTS[case][1]
-    assert result.returncode != 0
+    assert result.returncode == 2  # the README: one line, exit 2
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")
     assert expected in lines[0]
     assert result.stdout == ""
+
+
+USAGE_ERRORS = {
+    "unknown-option": (["predict", "--bogus"], "No such option '--bogus'", "mlsys predict"),
+    "top-level-option": (["--nope"], "No such option '--nope'", "mlsys"),
+    "unknown-command": (["nosuch"], "No such command 'nosuch'", "mlsys"),
+    "missing-argument": (
+        ["registry", "alias", "--env", "dev", "titanic-survival"],
+        "Missing argument 'ALIAS'",
+        "mlsys registry alias",
+    ),
+    "bad-integer": (
+        [*DASHES, "--shards", "many"],
+        "Invalid value for '--shards': 'many' is not a valid integer",
+        "mlsys predict",
+    ),
+    "bad-choice": (
+        [*DASHES, "--write-disposition", "WRITE_SOMETIMES"],
+        "Invalid value for '--write-disposition' / '--write_disposition': 'WRITE_SOMETIMES'",
+        "mlsys predict",
+    ),
+    "missing-option": (
+        ["submit", "predict", "--env", "dev"],
+        "Missing option '--input-table'",
+        "mlsys submit predict",
+    ),
+}
+
+
+def test_usage_errors_are_one_line_and_exit_2(tmp_path):
+    procs = {case: start(tmp_path / "home", *args) for case, (args, _, _) in USAGE_ERRORS.items()}
+    for case, proc in procs.items():
+        result = finish(proc)
+        _, message, command = USAGE_ERRORS[case]
+        assert result.returncode == 2, (case, result.stderr)
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(f"error: {message}"), (case, line)
+        assert line.endswith(f"(see {command} --help)"), (case, line)
+        assert result.stdout == ""
 
 
 def test_bad_input_wrote_nothing(home, runs):

@@ -6,9 +6,10 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
+import threading
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -31,7 +32,8 @@ WORKER = textwrap.dedent(
     from pathlib import Path
 
     import duckdb
-    import pandas as pd
+    import duckdb
+import pandas as pd
     import pyarrow as pa
 
     real_connect = duckdb.connect
@@ -171,34 +173,57 @@ def test_processes_share_one_duckdb_file_without_losing_rows(tmp_path):
     assert not staging.exists() or not any(staging.iterdir())
 
 
-def test_a_held_lock_is_waited_for(tmp_path):
-    """One process holds the file for a while; the other's write waits and then succeeds."""
+def test_a_held_lock_is_waited_for(tmp_path, monkeypatch):
+    """One process holds the file until told to let go; the other's write meets the lock,
+    keeps waiting while it is held, and succeeds once it is released."""
     db = tmp_path / "warehouse.duckdb"
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import duckdb, sys, time\n"
+            "import duckdb, sys\n"
             "con = duckdb.connect(sys.argv[1])\n"
             "con.execute('CREATE TABLE held (x INT)')\n"
             "print('holding', flush=True)\n"
-            "time.sleep(2.5)\n"
+            "sys.stdin.readline()\n"
             "con.close()\n",
             str(db),
         ],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    conflicts = threading.Semaphore(0)
+    real_connect = duckdb.connect
+
+    def observed_connect(*args, **kwargs):
+        try:
+            return real_connect(*args, **kwargs)
+        except duckdb.IOException:
+            conflicts.release()
+            raise
+
+    monkeypatch.setattr(duckdb, "connect", observed_connect)
+    wh = DuckDBWarehouse(db, tmp_path / "staging", PROJECT)
+    table = TableId(PROJECT, "race", "waited")
+    written: list[int] = []
+    writer = threading.Thread(
+        target=lambda: written.append(
+            wh.write(pd.DataFrame({"x": [1, 2, 3]}), table, "WRITE_APPEND")
+        )
+    )
     try:
         assert holder.stdout.readline().strip() == "holding"
-        wh = DuckDBWarehouse(db, tmp_path / "staging", PROJECT)
-        started = time.monotonic()
-        table = TableId(PROJECT, "race", "waited")
-        assert wh.write(pd.DataFrame({"x": [1, 2, 3]}), table, "WRITE_APPEND") == 3
-        waited = time.monotonic() - started
+        writer.start()
+        # Two failed attempts: the writer met the lock and retried, and is still waiting.
+        assert conflicts.acquire(timeout=60) and conflicts.acquire(timeout=60)
+        assert writer.is_alive() and written == []
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
         assert holder.wait(timeout=30) == 0
+        writer.join(timeout=60)
     finally:
         if holder.poll() is None:
             holder.kill()
-    assert waited > 0.5  # it did wait for the holder...
-    assert wh.count_rows(table) == 3  # ...and then wrote
+    assert written == [3]  # ...and then wrote
+    assert wh.count_rows(table) == 3

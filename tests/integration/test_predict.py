@@ -21,6 +21,7 @@ from mlsys.demo import titanic_pipeline
 from mlsys.errors import (
     Cancelled,
     InvalidIdentifier,
+    InvalidRequest,
     ModelNotFound,
     SchemaMismatch,
     TableNotEmpty,
@@ -280,7 +281,7 @@ def test_model_without_metadata_needs_id_columns_from_the_request(
 ):
     """A model saved with features but no id columns takes them from the request."""
     register(warehouse, store, settings, forest, "no-ids", target="Survived")
-    with pytest.raises(Exception, match="id_columns"):
+    with pytest.raises(InvalidRequest, match="No id columns.*Pass id_columns"):
         run(warehouse, store, settings, "no-ids")
     assert not warehouse.exists(OUTPUT)
     run(warehouse, store, settings, "no-ids", id_columns=["PassengerId", "Name"])

@@ -29,34 +29,16 @@ from mlsys.errors import ArtifactIntegrityError, ModelNotFound
 from mlsys.ids import ModelRef, TableId, VersionSpec, check_alias, check_model_name
 from mlsys.settings import Settings
 from mlsys.store.base import BlobInfo, ModelStore
+from mlsys.tables import MODEL_REGISTRY
 from mlsys.warehouse.base import MergeResult, Warehouse
+from mlsys.warehouse.bq_schema import arrow_schema
 
 log = logging.getLogger(__name__)
 
 KEYS = ["environment", "model_name", "model_version"]
-_TS = pa.timestamp("us", tz="UTC")
-#: The registry table's schema; infra/ creates the same table on BigQuery.
-SCHEMA = pa.schema(
-    [
-        ("model_name", pa.string()),
-        ("model_version", pa.int64()),
-        ("environment", pa.string()),
-        ("gcs_bucket", pa.string()),
-        ("blob_path", pa.string()),
-        ("file_size_bytes", pa.int64()),
-        ("upload_timestamp", _TS),
-        ("uploader", pa.string()),
-        ("registered_at", _TS),
-        ("metadata", pa.string()),
-        ("sha256", pa.string()),
-        ("md5_hash", pa.string()),
-        ("crc32c", pa.string()),
-        ("generation", pa.int64()),
-        ("status", pa.string()),
-        ("aliases", pa.string()),
-        ("updated_at", _TS),
-    ]
-)
+#: The registry table's Arrow schema, from its one definition (`mlsys.tables`), which infra/
+#: creates the BigQuery table from. Nullable throughout: BigQuery enforces the REQUIRED keys.
+SCHEMA = pa.schema([pa.field(f.name, f.type) for f in arrow_schema(list(MODEL_REGISTRY.fields))])
 #: Columns a sync owns; everything but the aliases.
 SYNC_COLUMNS = [name for name in SCHEMA.names if name != "aliases"]
 
@@ -64,7 +46,7 @@ ACTIVE, MISSING, INVALID = "active", "missing", "invalid"
 
 
 def registry_table(settings: Settings, env: str) -> TableId:
-    return TableId(settings.gcp_project_id, settings.dataset_for(env), "model_registry")
+    return TableId(settings.gcp_project_id, settings.dataset_for(env), MODEL_REGISTRY.name)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 import math
+import ssl
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -77,7 +79,10 @@ class Settings(BaseSettings):
 
     # --- Job service --------------------------------------------------------------------
     redis_url: str = _env(
-        "REDIS_URL", "Redis: the Celery broker and the job store.", "redis://localhost:6379/0"
+        "REDIS_URL",
+        "Redis: the Celery broker and the job store. rediss://...?ssl_ca_certs=/path/ca.pem "
+        "verifies the server against that CA (Memorystore with transit encryption).",
+        "redis://localhost:6379/0",
     )
     api_url: str = _env("MLSYS_API_URL", "Where the CLI finds the API.", "http://localhost:8000")
     api_tokens: Annotated[list[SecretStr], NoDecode] = _env(
@@ -187,6 +192,18 @@ class Settings(BaseSettings):
         "Hard time limit of one task, seconds (soft limit is 95%).",
         6 * 3600,
     )
+    container_memory: str | None = _env(
+        "MLSYS_CONTAINER_MEMORY",
+        "Memory limit of the container (Kubernetes/Cloud Run quantity: 4Gi, 512Mi); bounds "
+        "each worker process' memory. Default: the cgroup's limit, if any.",
+        None,
+    )
+    worker_concurrency: int | None = _env(
+        "MLSYS_WORKER_CONCURRENCY",
+        "Worker processes per worker container. Default: the CPUs Celery sees.",
+        None,
+        ge=1,
+    )
     skops_trusted_types: Annotated[list[str], NoDecode] = _env(
         "MLSYS_SKOPS_TRUSTED_TYPES",
         "Comma-separated extra types a model.skops may contain (reviewed by you); skops' "
@@ -260,8 +277,64 @@ class Settings(BaseSettings):
         self.check_env(env)
         return f"{self.bq_dataset}_{env}"
 
+    def redis_tls(self) -> dict[str, object] | None:
+        """TLS options of REDIS_URL for clients that ignore its query string (Celery's broker
+        transport, redbeat): None for redis://; for rediss://, the server certificate is
+        required and checked against `ssl_ca_certs` from the URL (or the system CAs).
+
+        Memorystore's per-instance CA signs only that instance's certificate, which names no
+        host, so the hostname is checked only when the URL asks (`ssl_check_hostname=true`).
+        """
+        url = urlsplit(self.redis_url)
+        if url.scheme != "rediss":
+            return None
+        query = dict(parse_qsl(url.query))
+        reqs = query.get("ssl_cert_reqs", "required").lower()
+        options: dict[str, object] = {
+            "ssl_cert_reqs": {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL}.get(
+                reqs, ssl.CERT_REQUIRED
+            ),
+            "ssl_check_hostname": query.get("ssl_check_hostname", "false").lower() == "true",
+        }
+        if query.get("ssl_ca_certs"):
+            options["ssl_ca_certs"] = query["ssl_ca_certs"]
+        return options
+
+    def memory_limit_bytes(self) -> int | None:
+        """The container's memory limit: MLSYS_CONTAINER_MEMORY, else the cgroup's, else None."""
+        if self.container_memory:
+            return parse_quantity(self.container_memory)
+        for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+            try:
+                text = Path(path).read_text().strip()
+            except OSError:
+                continue
+            if text.isdigit() and int(text) < 1 << 60:  # v1 writes a huge number for "none"
+                return int(text)
+        return None
+
+    def memory_per_child_kib(self, concurrency: int) -> int:
+        """Celery's worker_max_memory_per_child (KiB): 3/4 of the container's memory shared by
+        its worker processes, leaving the rest to the parent and the spools; 4 GB unlimited."""
+        limit = self.memory_limit_bytes()
+        if limit is None:
+            return 4_000_000
+        return max(65_536, int(limit * 0.75 / max(1, concurrency) / 1024))
+
     def auto_shards(self, rows: int) -> int:
         return max(1, min(self.max_shards, math.ceil(rows / self.rows_per_shard)))
+
+
+_UNITS = {"": 1, "k": 1000, "M": 1000**2, "G": 1000**3, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
+
+
+def parse_quantity(text: str) -> int:
+    """Bytes of a memory quantity as Cloud Run and Kubernetes write it (512Mi, 4Gi, 2G)."""
+    number = text.rstrip("kMGi")
+    unit = text[len(number) :]
+    if unit not in _UNITS or not number.replace(".", "", 1).isdigit():
+        raise ValueError(f"Not a memory quantity: {text!r} (use e.g. 512Mi or 4Gi).")
+    return int(float(number) * _UNITS[unit])
 
 
 @functools.cache

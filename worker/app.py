@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from celery import Celery
 
 from mlsys.settings import Settings, get_settings
@@ -18,8 +20,14 @@ QUEUE = "mlsys"
 def celery_config(settings: Settings) -> dict:
     """Every Celery setting mlsys relies on, with why."""
     hard = settings.task_time_limit
+    # kombu reads no TLS options from a rediss:// URL's query (it would connect with
+    # CERT_NONE and a warning): pass them explicitly, so the broker verifies Memorystore's CA.
+    # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-use-ssl
+    tls = settings.redis_tls()
+    concurrency = settings.worker_concurrency or os.cpu_count() or 1
     return {
         "broker_url": settings.redis_url,
+        "broker_use_ssl": tls,
         # Job state lives in mlsys' own records (mlsys.jobs); no result backend is needed, and
         # none means no result keys piling up in Redis.
         "result_backend": None,
@@ -51,8 +59,11 @@ def celery_config(settings: Settings) -> dict:
         # copies rather than run them twice (leases would fence them anyway).
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "broker_connection_retry_on_startup": True,
-        # Bound memory growth of long-lived pool processes (KiB) and recycle them now and then.
-        "worker_max_memory_per_child": 4_000_000,
+        # Bound memory growth of long-lived pool processes (KiB), from the container's limit
+        # shared by the processes, and recycle them now and then. Checked after each task.
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-max-memory-per-child
+        "worker_concurrency": concurrency,
+        "worker_max_memory_per_child": settings.memory_per_child_kib(concurrency),
         "worker_max_tasks_per_child": 200,
         # Soft limit raises inside the task (it fails the job cleanly); hard limit kills it.
         "task_soft_time_limit": int(hard * 0.95),
@@ -67,6 +78,7 @@ def celery_config(settings: Settings) -> dict:
         # https://redbeat.readthedocs.io/en/latest/config.html
         "beat_scheduler": "redbeat.RedBeatScheduler",
         "redbeat_redis_url": settings.redis_url,
+        "redbeat_redis_use_ssl": tls,
         "redbeat_key_prefix": "mlsys:redbeat:",
         # A beat that dies is replaced by a waiting one within this many seconds.
         "redbeat_lock_timeout": 30,

@@ -55,6 +55,7 @@ from mlsys.warehouse.bq_schema import (
     bq_fields,
     check_append,
     loadable_schema,
+    null_counts,
     to_loadable,
 )
 
@@ -238,12 +239,26 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
         return self._scalar(bq_sql.count_rows(_id(meta)))
 
     def read_table(self, table: TableId, columns: list[str] | None = None) -> pa.Table:
-        """Read a whole (small) table through one read stream. Raises TableNotFound."""
-        columns = columns or [f.name for f in self._table(table).schema]
-        shard = self._plan(table, columns, 1).shards[0]
-        session_schema = _stream_schema(shard)
-        schema = pa.schema([session_schema.field(c).remove_metadata() for c in shard["columns"]])
-        return pa.Table.from_batches(self.read_shard(shard, 1 << 20), schema=schema)
+        """Read a whole (small) table, e.g. the registry. Raises TableNotFound.
+
+        Through `tabledata.list` (REST pages), not a Storage Read session: it needs only
+        `bigquery.tables.getData` on the table's dataset, which is what the API's service
+        account holds on `mlsys_{env}` (no read sessions, no jobs: the web process only reads).
+        """
+        meta = self._table(table)
+        names = [f.name for f in meta.schema]
+        columns = [check_column(c) for c in (columns or names)]
+        unknown = [c for c in columns if c not in names]
+        if unknown:
+            raise InvalidRequest(f"Table {table} has no column(s) {unknown}.")
+        fields = [f for f in meta.schema if f.name in columns]
+        with translated(f"Reading {table}"):
+            rows = self.client.list_rows(meta, selected_fields=fields, retry=self._retry)
+            data = rows.to_arrow(create_bqstorage_client=False)
+        schema = arrow_schema([f.to_api_repr() for f in fields])
+        return to_loadable(data, pa.schema([pa.field(f.name, f.type) for f in schema])).select(
+            columns
+        )
 
     def plan_read(
         self, table: TableId, columns: list[str], shards: int, scope: JobScope
@@ -388,7 +403,7 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
             if disposition == "WRITE_EMPTY" and self._rows(existing) > 0:
                 raise TableNotEmpty(f"Table {table} already has rows (WRITE_EMPTY).")
             if disposition == "WRITE_APPEND":
-                fields = check_append(_api(existing), arrow.schema, table)
+                fields = check_append(_api(existing), arrow.schema, table, null_counts(arrow))
         schema = loadable_schema(arrow_schema(fields))
         for f in fields:  # columns the table has and the data lacks are NULL
             if f["name"] not in arrow.column_names:

@@ -31,6 +31,8 @@ from mlsys.warehouse.bq_schema import (
     bq_fields,
     check_append,
     loadable_schema,
+    null_counts,
+    relaxed,
     to_loadable,
 )
 
@@ -205,8 +207,10 @@ class StagedOutput:
         if existing is None:
             self._create(table, fields, exists_ok=True)
         else:
-            fields = check_append(_api(existing), rows.schema, table)
-            fields = [f for f in fields if f["name"] in columns]
+            fields = check_append(_api(existing), rows.schema, table, null_counts(rows))
+            # The temporary source holds NULLABLE columns; the MERGE into `table` is where
+            # BigQuery enforces its REQUIRED ones.
+            fields = relaxed([f for f in fields if f["name"] in columns])
         if rows.num_rows == 0:
             return MergeResult(inserted=0, updated=0)
         source = table.with_table(f"_mlsys_merge_{table.table}_{uuid.uuid4().hex[:12]}")

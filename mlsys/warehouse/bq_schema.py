@@ -191,10 +191,31 @@ def _kind(field: dict) -> str:
     return _SAME_TYPE.get(kind, kind)
 
 
-def check_append(existing: list[dict], data: pa.Schema, table: TableId) -> list[dict]:
+def null_counts(data: pa.Table | pa.RecordBatch) -> dict[str, int]:
+    """NULLs per column: what decides whether nullable data fits REQUIRED columns."""
+    return {name: data.column(name).null_count for name in data.column_names}
+
+
+def _mode(field: dict) -> str:
+    return str(field.get("mode") or "NULLABLE").upper()
+
+
+def check_append(
+    existing: list[dict],
+    data: pa.Schema,
+    table: TableId,
+    nulls: dict[str, int] | None = None,
+) -> list[dict]:
     """The table's fields, after checking that `data` adds no column and changes no type.
 
-    An untyped (all-NULL) column takes the table's type; integers may go into FLOAT64.
+    An untyped (all-NULL) column takes the table's type; integers may go into FLOAT64. Modes:
+    NULLABLE data fits a REQUIRED column when none of its values is NULL (`nulls`, from
+    `null_counts`; when unknown, BigQuery itself refuses a NULL at write time, atomically), and
+    REPEATED fits only REPEATED.
+
+    Raises:
+        SchemaMismatch: a new column, another type, a list for a scalar (or back), or NULLs
+            for a REQUIRED column.
     """
     have = {f["name"]: f for f in existing}
     extra = [name for name in data.names if name not in have]
@@ -204,14 +225,28 @@ def check_append(existing: list[dict], data: pa.Schema, table: TableId) -> list[
             hint=f"Its columns are {list(have)}; use WRITE_TRUNCATE to replace the table.",
         )
     for new in bq_fields(data):
-        old = have[new["name"]]
-        if pa.types.is_null(data.field(new["name"]).type) or (
-            (_kind(old), old.get("mode")) == (_kind(new), new.get("mode") or "NULLABLE")
-        ):
-            continue
-        if (_kind(new), _kind(old)) == ("INT64", "FLOAT64"):
-            continue
-        raise SchemaMismatch(
-            f"Column {new['name']!r} of {table} is {old['type']}, the data has {new['type']}."
-        )
+        name = new["name"]
+        old = have[name]
+        untyped = pa.types.is_null(data.field(name).type)
+        widened = (_kind(new), _kind(old)) == ("INT64", "FLOAT64")
+        if not untyped and _kind(old) != _kind(new) and not widened:
+            raise SchemaMismatch(
+                f"Column {name!r} of {table} is {old['type']}, the data has {new['type']}."
+            )
+        if (_mode(old) == "REPEATED") != (_mode(new) == "REPEATED") and not untyped:
+            raise SchemaMismatch(
+                f"Column {name!r} of {table} is {_mode(old)}, the data has {_mode(new)}."
+            )
+        if _mode(old) == "REQUIRED" and nulls is not None and nulls.get(name, 0):
+            raise SchemaMismatch(
+                f"Column {name!r} of {table} is REQUIRED, but the data has "
+                f"{nulls[name]} NULL(s) in it.",
+                hint="Fill the column, or write to a table where it is NULLABLE.",
+            )
     return existing
+
+
+def relaxed(fields: list[dict]) -> list[dict]:
+    """`fields` with REQUIRED turned NULLABLE: for mlsys' own temporary tables, whose rows
+    then go into the real table, which enforces its modes."""
+    return [{**f, "mode": "NULLABLE"} if _mode(f) == "REQUIRED" else f for f in fields]

@@ -18,6 +18,8 @@ from mlsys.warehouse.bq_schema import (
     bq_fields,
     check_append,
     loadable_schema,
+    null_counts,
+    relaxed,
     to_loadable,
 )
 
@@ -172,6 +174,39 @@ def test_check_append_allows_untyped_nulls_and_ints_into_floats_only():
         check_append(existing, pa.schema({"y": pa.int64()}), table)
     with pytest.raises(SchemaMismatch, match="is FLOAT"):
         check_append(existing, pa.schema({"x": pa.string()}), table)
+
+
+def test_nullable_data_fits_required_columns_unless_it_holds_nulls():
+    # The registry table Terraform creates has REQUIRED keys; the sync's data is nullable Arrow.
+    table = TableId("proj", "d", "t")
+    existing = [
+        {"name": "k", "type": "STRING", "mode": "REQUIRED"},
+        {"name": "v", "type": "INT64", "mode": "NULLABLE"},
+    ]
+    full = pa.table({"k": ["a", "b"], "v": [1, None]})
+    assert check_append(existing, full.schema, table, null_counts(full)) == existing
+    assert check_append(existing, full.schema, table) == existing  # unknown: BigQuery checks
+    holes = pa.table({"k": ["a", None], "v": [1, 2]})
+    with pytest.raises(SchemaMismatch, match="'k' of proj.d.t is REQUIRED.*1 NULL"):
+        check_append(existing, holes.schema, table, null_counts(holes))
+    with pytest.raises(SchemaMismatch, match="is STRING, the data has INT64"):
+        check_append(existing, pa.schema({"k": pa.int64()}), table)
+
+
+def test_lists_fit_only_repeated_columns():
+    table = TableId("proj", "d", "t")
+    existing = [{"name": "tags", "type": "STRING", "mode": "REPEATED"}]
+    assert check_append(existing, pa.schema({"tags": pa.list_(pa.string())}), table)
+    with pytest.raises(SchemaMismatch, match="REPEATED, the data has NULLABLE"):
+        check_append(existing, pa.schema({"tags": pa.string()}), table)
+
+
+def test_relaxed_turns_only_required_nullable():
+    fields = [
+        {"name": "a", "type": "STRING", "mode": "REQUIRED"},
+        {"name": "b", "type": "STRING", "mode": "REPEATED"},
+    ]
+    assert [f["mode"] for f in relaxed(fields)] == ["NULLABLE", "REPEATED"]
 
 
 @pytest.mark.parametrize("batch_rows", [1, 3, 4, 10, 100])

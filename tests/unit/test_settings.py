@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import pytest
 
 from mlsys.errors import UnknownEnvironment
-from mlsys.settings import Settings, get_settings
+from mlsys.settings import Settings, get_settings, parse_quantity
 
 pytestmark = pytest.mark.unit
 
@@ -206,3 +207,41 @@ def test_the_seed_module_level_names_read_the_same_settings(monkeypatch):
     assert "GCS_BUCKET_MODELS_DEV" in dir(module)
     with pytest.raises(ImportError):
         from mlsys.settings import GCS_BUCKET_MODELS_QA  # noqa: F401
+
+
+def test_rediss_urls_verify_the_server_against_the_ca_they_name():
+    url = "rediss://:secret@10.0.0.3:6378/0?ssl_cert_reqs=required&ssl_ca_certs=/etc/ca.pem"
+    tls = Settings(_env_file=None, REDIS_URL=url).redis_tls()
+    assert tls == {
+        "ssl_cert_reqs": ssl.CERT_REQUIRED,
+        "ssl_ca_certs": "/etc/ca.pem",
+        "ssl_check_hostname": False,
+    }
+    # No CERT_NONE by default (kombu's own default for a bare rediss:// URL).
+    bare = Settings(_env_file=None, REDIS_URL="rediss://h:6378/0").redis_tls()
+    assert bare["ssl_cert_reqs"] == ssl.CERT_REQUIRED
+    assert Settings(_env_file=None, REDIS_URL="redis://h:6379/0").redis_tls() is None
+
+
+def test_celery_broker_and_redbeat_get_the_tls_options():
+    from worker.app import celery_config
+
+    url = "rediss://:p@10.0.0.3:6378/0?ssl_ca_certs=/etc/ca.pem"
+    config = celery_config(Settings(_env_file=None, REDIS_URL=url))
+    assert config["broker_use_ssl"]["ssl_ca_certs"] == "/etc/ca.pem"
+    assert config["redbeat_redis_use_ssl"] == config["broker_use_ssl"]
+
+
+@pytest.mark.parametrize(
+    ("memory", "concurrency", "kib"),
+    [("4Gi", 2, 1_572_864), ("512Mi", 1, 393_216), ("2G", 4, 366_210)],
+)
+def test_memory_per_child_is_a_share_of_the_container_limit(memory, concurrency, kib):
+    settings = Settings(_env_file=None, MLSYS_CONTAINER_MEMORY=memory)
+    assert settings.memory_per_child_kib(concurrency) == kib
+    assert kib * concurrency * 1024 < parse_quantity(memory)
+
+
+def test_a_bad_memory_quantity_is_refused():
+    with pytest.raises(ValueError, match="4Gi"):
+        parse_quantity("4 gigs")

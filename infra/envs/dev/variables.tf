@@ -20,12 +20,6 @@ variable "worker_instances" {
   default     = 1
 }
 
-variable "redis_transit_encryption" {
-  description = "TLS between the services and Memorystore (see infra/README.md)."
-  type        = bool
-  default     = false
-}
-
 variable "allow_unauthenticated" {
   description = "Let anyone reach the API through Cloud Run and rely on bearer tokens alone."
   type        = bool

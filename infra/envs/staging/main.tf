@@ -29,11 +29,10 @@ module "mlsys" {
   bq_location = var.bq_location
   subnet_cidr = "10.9.0.0/24"
 
-  redis_tier               = "BASIC"
-  redis_transit_encryption = var.redis_transit_encryption
-  worker_instances         = var.worker_instances
-  web_min_instances        = 0
-  deletion_protection      = true
+  redis_tier          = "BASIC"
+  worker_instances    = var.worker_instances
+  web_min_instances   = 0
+  deletion_protection = true
 
   allow_unauthenticated = var.allow_unauthenticated
   invoker_members       = var.invoker_members

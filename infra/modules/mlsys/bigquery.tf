@@ -23,23 +23,7 @@ resource "google_bigquery_table" "model_registry" {
   clustering          = ["model_name"]
   labels              = local.labels
 
-  schema = jsonencode([
-    { name = "model_name", type = "STRING", mode = "REQUIRED", description = "Model name, lowercase and hyphenated (titanic-survival)." },
-    { name = "model_version", type = "INT64", mode = "REQUIRED", description = "Version number N of v{N}." },
-    { name = "environment", type = "STRING", mode = "REQUIRED", description = "dev, staging or prod." },
-    { name = "gcs_bucket", type = "STRING", mode = "NULLABLE", description = "Bucket of the artifact." },
-    { name = "blob_path", type = "STRING", mode = "NULLABLE", description = "Object path of the artifact in the bucket." },
-    { name = "file_size_bytes", type = "INT64", mode = "NULLABLE", description = "Artifact size." },
-    { name = "upload_timestamp", type = "TIMESTAMP", mode = "NULLABLE", description = "When the artifact was uploaded." },
-    { name = "uploader", type = "STRING", mode = "NULLABLE", description = "Who uploaded it, where known." },
-    { name = "registered_at", type = "TIMESTAMP", mode = "NULLABLE", description = "When the registry first saw this version." },
-    { name = "metadata", type = "STRING", mode = "NULLABLE", description = "metadata.json as JSON text." },
-    { name = "sha256", type = "STRING", mode = "NULLABLE", description = "SHA-256 of the artifact, checked before loading." },
-    { name = "md5_hash", type = "STRING", mode = "NULLABLE", description = "GCS MD5 (base64)." },
-    { name = "crc32c", type = "STRING", mode = "NULLABLE", description = "GCS CRC32C (base64)." },
-    { name = "generation", type = "INT64", mode = "NULLABLE", description = "GCS object generation of the registered bytes." },
-    { name = "status", type = "STRING", mode = "NULLABLE", description = "Lifecycle status (e.g. registered, missing)." },
-    { name = "aliases", type = "STRING", mode = "NULLABLE", description = "Aliases as a JSON list (e.g. [\"champion\"])." },
-    { name = "updated_at", type = "TIMESTAMP", mode = "NULLABLE", description = "Last change of this row." },
-  ])
+  # The one definition is mlsys/tables.py (`python -m mlsys.tables` writes this file);
+  # tests/unit/test_infra_tables.py checks that both agree.
+  schema = file("${path.module}/schemas/model_registry.json")
 }

@@ -1,8 +1,11 @@
-# One identity per process role, each with only what it does:
-#   web    (mlsys-sa-{env}, the predecessor's name): enqueues jobs, reads the registry and the
-#          schemas of input tables, answers /ready.
-#   worker (mlsys-worker-{env}, also beat): reads input tables and models, writes predictions
-#          and the registry.
+# One identity per process role, each with only what it does. infra/permissions.toml lists the
+# API calls behind every binding below (and in secrets.tf); tests/unit/test_permissions.py checks
+# that these are exactly the bindings it lists.
+#   web    (mlsys-sa-{env}, the predecessor's name): only reads. Enqueues jobs, reads the
+#          registry (tabledata.list: no query jobs, no read sessions) and the metadata of input
+#          and output tables, answers /ready.
+#   worker (mlsys-worker-{env}, also beat): every write. Reads input tables and models, writes
+#          predictions, the registry and its aliases.
 #   flower (mlsys-flower-{env}): talks to Redis only.
 resource "google_service_account" "web" {
   project      = var.project_id
@@ -23,7 +26,7 @@ resource "google_service_account" "flower" {
 }
 
 # --- BigQuery ---------------------------------------------------------------------------
-# Running query and load jobs, and Storage Read API sessions, are project-level permissions.
+# Query and load jobs and Storage Read sessions are project-level permissions: the worker's only.
 resource "google_project_iam_member" "worker_project" {
   for_each = toset([
     "roles/bigquery.jobUser",
@@ -35,12 +38,7 @@ resource "google_project_iam_member" "worker_project" {
   member  = google_service_account.worker.member
 }
 
-resource "google_project_iam_member" "web_job_user" {
-  project = var.project_id
-  role    = "roles/bigquery.jobUser"
-  member  = google_service_account.web.member
-}
-
+# Staging, the registry MERGE and alias moves: the worker writes mlsys' own dataset ...
 resource "google_bigquery_dataset_iam_member" "worker_registry" {
   project    = var.project_id
   dataset_id = google_bigquery_dataset.mlsys.dataset_id
@@ -48,6 +46,7 @@ resource "google_bigquery_dataset_iam_member" "worker_registry" {
   member     = google_service_account.worker.member
 }
 
+# ... and the web service reads the registry there with tabledata.list (tables.getData).
 resource "google_bigquery_dataset_iam_member" "web_registry" {
   project    = var.project_id
   dataset_id = google_bigquery_dataset.mlsys.dataset_id
@@ -55,22 +54,14 @@ resource "google_bigquery_dataset_iam_member" "web_registry" {
   member     = google_service_account.web.member
 }
 
+# Inputs that are not also outputs (an output dataset's dataEditor covers reading it).
 resource "google_bigquery_dataset_iam_member" "worker_inputs" {
-  for_each = toset(var.input_datasets)
+  for_each = toset(setsubtract(var.input_datasets, var.output_datasets))
 
   project    = var.project_id
   dataset_id = each.value
   role       = "roles/bigquery.dataViewer"
   member     = google_service_account.worker.member
-}
-
-resource "google_bigquery_dataset_iam_member" "web_inputs" {
-  for_each = toset(var.input_datasets)
-
-  project    = var.project_id
-  dataset_id = each.value
-  role       = "roles/bigquery.metadataViewer"
-  member     = google_service_account.web.member
 }
 
 resource "google_bigquery_dataset_iam_member" "worker_outputs" {
@@ -80,6 +71,22 @@ resource "google_bigquery_dataset_iam_member" "worker_outputs" {
   dataset_id = each.value
   role       = "roles/bigquery.dataEditor"
   member     = google_service_account.worker.member
+}
+
+# The API checks input and output tables (schema, row count) before it queues a job: metadata
+# of both, no data.
+resource "google_bigquery_dataset_iam_member" "web_tables" {
+  for_each = toset(setunion(var.input_datasets, var.output_datasets))
+
+  project    = var.project_id
+  dataset_id = each.value
+  role       = "roles/bigquery.metadataViewer"
+  member     = google_service_account.web.member
+}
+
+moved {
+  from = google_bigquery_dataset_iam_member.web_inputs
+  to   = google_bigquery_dataset_iam_member.web_tables
 }
 
 # --- Models bucket ----------------------------------------------------------------------

@@ -2,7 +2,6 @@
 # by Memorystore for Redis Cluster / Valkey); an hourly snapshot plus STANDARD_HA replication in
 # prod bounds what a failure can lose, and every job record is also re-derivable from its task.
 resource "google_redis_instance" "broker" {
-  #checkov:skip=CKV_GCP_97:TLS is var.redis_transit_encryption (off by default): rediss:// with the instance CA must be checked against the job service first; traffic stays on private service access with AUTH on
   project            = var.project_id
   name               = "${local.prefix}-${local.env}"
   display_name       = "mlsys ${local.env} broker and job store"
@@ -15,7 +14,9 @@ resource "google_redis_instance" "broker" {
   reserved_ip_range  = google_compute_global_address.services.name
   auth_enabled       = true
 
-  transit_encryption_mode = var.redis_transit_encryption ? "SERVER_AUTHENTICATION" : "DISABLED"
+  # TLS from the start: switching it on later replaces the instance (ForceNew), losing every
+  # queued job. Clients use rediss:// on port 6378 and verify server_ca_certs (secrets.tf).
+  transit_encryption_mode = "SERVER_AUTHENTICATION"
 
   persistence_config {
     persistence_mode    = "RDB"

@@ -8,7 +8,8 @@
 locals {
   vpc_network    = google_compute_network.vpc.id
   vpc_subnetwork = google_compute_subnetwork.run.id
-  redis_tls      = var.redis_transit_encryption ? [google_secret_manager_secret.redis_ca[0].secret_id] : []
+  # Every process mounts the Memorystore CA (REDIS_URL names the file).
+  redis_tls = [google_secret_manager_secret.redis_ca.secret_id]
 }
 
 resource "google_cloud_run_v2_service" "web" {

@@ -42,17 +42,14 @@ resource "google_secret_manager_secret" "redis_url" {
 
 resource "google_secret_manager_secret_version" "redis_url" {
   secret = google_secret_manager_secret.redis_url.id
-  secret_data = (
-    var.redis_transit_encryption
-    ? "rediss://:${google_redis_instance.broker.auth_string}@${google_redis_instance.broker.host}:${google_redis_instance.broker.port}/0?ssl_cert_reqs=required&ssl_ca_certs=${local.redis_ca_path}"
-    : "redis://:${google_redis_instance.broker.auth_string}@${google_redis_instance.broker.host}:${google_redis_instance.broker.port}/0"
-  )
+  # TLS (transit encryption) is on from the start: the clients verify the instance's own CA,
+  # mounted at local.redis_ca_path (Celery's broker and redbeat take these options from
+  # mlsys.settings.Settings.redis_tls, the job store from the URL itself).
+  secret_data = "rediss://:${google_redis_instance.broker.auth_string}@${google_redis_instance.broker.host}:${google_redis_instance.broker.port}/0?ssl_cert_reqs=required&ssl_ca_certs=${local.redis_ca_path}&ssl_check_hostname=false"
 }
 
-# The instance's server CA (public data), mounted as a file when transit encryption is on.
+# The instance's server CA (public data), mounted as a file into every process.
 resource "google_secret_manager_secret" "redis_ca" {
-  count = var.redis_transit_encryption ? 1 : 0
-
   project   = var.project_id
   secret_id = "${local.prefix}-redis-ca-${local.env}"
   labels    = local.labels
@@ -65,35 +62,63 @@ resource "google_secret_manager_secret" "redis_ca" {
 }
 
 resource "google_secret_manager_secret_version" "redis_ca" {
-  count = var.redis_transit_encryption ? 1 : 0
-
-  secret      = google_secret_manager_secret.redis_ca[0].id
+  secret      = google_secret_manager_secret.redis_ca.id
   secret_data = join("\n", [for ca in google_redis_instance.broker.server_ca_certs : ca.cert])
 }
 
+moved {
+  from = google_secret_manager_secret.redis_ca[0]
+  to   = google_secret_manager_secret.redis_ca
+}
+
+moved {
+  from = google_secret_manager_secret_version.redis_ca[0]
+  to   = google_secret_manager_secret_version.redis_ca
+}
+
 locals {
-  # Who reads which secret.
-  secret_readers = merge(
-    {
-      "api_tokens/web"         = { secret = google_secret_manager_secret.api_tokens.id, member = google_service_account.web.member }
-      "flower_basic_auth/flwr" = { secret = google_secret_manager_secret.flower_basic_auth.id, member = google_service_account.flower.member }
-      "redis_url/web"          = { secret = google_secret_manager_secret.redis_url.id, member = google_service_account.web.member }
-      "redis_url/worker"       = { secret = google_secret_manager_secret.redis_url.id, member = google_service_account.worker.member }
-      "redis_url/flower"       = { secret = google_secret_manager_secret.redis_url.id, member = google_service_account.flower.member }
-    },
-    var.redis_transit_encryption ? {
-      "redis_ca/web"    = { secret = google_secret_manager_secret.redis_ca[0].id, member = google_service_account.web.member }
-      "redis_ca/worker" = { secret = google_secret_manager_secret.redis_ca[0].id, member = google_service_account.worker.member }
-      "redis_ca/flower" = { secret = google_secret_manager_secret.redis_ca[0].id, member = google_service_account.flower.member }
-    } : {},
-  )
+  # Who reads which secret: Cloud Run resolves them as the runtime account when an instance
+  # starts. infra/permissions.toml lists the same (tests/unit/test_permissions.py).
+  secret_readers = {
+    api_tokens        = ["web"]
+    flower_basic_auth = ["flower"]
+    redis_url         = ["web", "worker", "flower"]
+    redis_ca          = ["web", "worker", "flower"]
+  }
+
+  secret_ids = {
+    api_tokens        = google_secret_manager_secret.api_tokens.id
+    flower_basic_auth = google_secret_manager_secret.flower_basic_auth.id
+    redis_url         = google_secret_manager_secret.redis_url.id
+    redis_ca          = google_secret_manager_secret.redis_ca.id
+  }
+
+  account_members = {
+    web    = google_service_account.web.member
+    worker = google_service_account.worker.member
+    flower = google_service_account.flower.member
+  }
+
+  secret_bindings = merge([
+    for secret, readers in local.secret_readers : {
+      for reader in readers : "${secret}/${reader}" => {
+        secret = local.secret_ids[secret]
+        member = local.account_members[reader]
+      }
+    }
+  ]...)
 }
 
 resource "google_secret_manager_secret_iam_member" "readers" {
-  for_each = local.secret_readers
+  for_each = local.secret_bindings
 
   project   = var.project_id
   secret_id = each.value.secret
   role      = "roles/secretmanager.secretAccessor"
   member    = each.value.member
+}
+
+moved {
+  from = google_secret_manager_secret_iam_member.readers["flower_basic_auth/flwr"]
+  to   = google_secret_manager_secret_iam_member.readers["flower_basic_auth/flower"]
 }

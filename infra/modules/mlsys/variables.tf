@@ -53,12 +53,6 @@ variable "redis_memory_size_gb" {
   default     = 1
 }
 
-variable "redis_transit_encryption" {
-  description = "Encrypt client traffic to Memorystore (SERVER_AUTHENTICATION, port 6378). The services then connect with rediss:// and verify the instance's CA, mounted from Secret Manager. Off by default: turn it on once the job service has been checked against it (infra/README.md)."
-  type        = bool
-  default     = false
-}
-
 variable "web_min_instances" {
   description = "Minimum instances of the web service (0 lets it scale to zero)."
   type        = number

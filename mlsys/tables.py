@@ -1,0 +1,82 @@
+"""The tables mlsys owns in `{project}.mlsys_{env}`: one definition each, in BigQuery's REST form.
+
+Terraform creates them from `infra/modules/mlsys/schemas/{name}.json`; a test checks that those
+files, and the `google_bigquery_table` resources that read them, say exactly what is here. The
+registry code derives its Arrow schema from the same fields, so a column added here reaches the
+sync, the embedded warehouse and Terraform together.
+
+`python -m mlsys.tables` rewrites the JSON files from these definitions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Field = dict[str, Any]
+
+
+def _f(name: str, kind: str, description: str, mode: str = "NULLABLE") -> Field:
+    return {"name": name, "type": kind, "mode": mode, "description": description}
+
+
+@dataclass(frozen=True)
+class OwnedTable:
+    """A table mlsys creates and writes in every environment's dataset."""
+
+    name: str
+    fields: tuple[Field, ...]
+    clustering: tuple[str, ...] = ()
+
+    def schema_json(self) -> str:
+        """The schema as Terraform reads it (`schema = file(...)`)."""
+        return json.dumps(list(self.fields), indent=2) + "\n"
+
+
+MODEL_REGISTRY = OwnedTable(
+    name="model_registry",
+    clustering=("model_name",),
+    fields=(
+        _f(
+            "model_name",
+            "STRING",
+            "Model name, lowercase and hyphenated (titanic-survival).",
+            "REQUIRED",
+        ),
+        _f("model_version", "INT64", "Version number N of v{N}.", "REQUIRED"),
+        _f("environment", "STRING", "dev, staging or prod.", "REQUIRED"),
+        _f("gcs_bucket", "STRING", "Bucket of the artifact."),
+        _f("blob_path", "STRING", "Object path of the artifact in the bucket."),
+        _f("file_size_bytes", "INT64", "Artifact size."),
+        _f("upload_timestamp", "TIMESTAMP", "When the artifact was uploaded."),
+        _f("uploader", "STRING", "Who uploaded it, where known."),
+        _f("registered_at", "TIMESTAMP", "When the registry first saw this version."),
+        _f("metadata", "STRING", "metadata.json as JSON text."),
+        _f("sha256", "STRING", "SHA-256 of the artifact, checked before loading."),
+        _f("md5_hash", "STRING", "GCS MD5 (base64)."),
+        _f("crc32c", "STRING", "GCS CRC32C (base64)."),
+        _f("generation", "INT64", "GCS object generation of the registered bytes."),
+        _f("status", "STRING", "Lifecycle status: active, missing or invalid."),
+        _f("aliases", "STRING", 'Aliases as a JSON list (e.g. ["champion"]).'),
+        _f("updated_at", "TIMESTAMP", "Last change of this row."),
+    ),
+)
+
+#: Every table mlsys owns, by name.
+OWNED_TABLES: dict[str, OwnedTable] = {t.name: t for t in (MODEL_REGISTRY,)}
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "infra" / "modules" / "mlsys" / "schemas"
+
+
+def main() -> None:
+    """Write infra/modules/mlsys/schemas/{name}.json from the definitions above."""
+    for table in OWNED_TABLES.values():
+        path = SCHEMA_DIR / f"{table.name}.json"
+        path.write_text(table.schema_json())
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""mlsys' own tables: Terraform creates exactly what `mlsys.tables` defines."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from mlsys.registry import SCHEMA, SYNC_COLUMNS
+from mlsys.tables import OWNED_TABLES, SCHEMA_DIR
+from tests.infra import MODULE, resources
+
+pytestmark = pytest.mark.unit
+
+_FILE = re.compile(r'file\("\$\{path\.module\}/schemas/(?P<name>[a-z_]+)\.json"\)')
+
+
+def _tables():
+    return {b.body["table_id"]: b for b in resources(MODULE) if b.kind == "google_bigquery_table"}
+
+
+def test_terraform_defines_every_owned_table_and_no_other():
+    assert set(_tables()) == set(OWNED_TABLES)
+
+
+@pytest.mark.parametrize("name", sorted(OWNED_TABLES))
+def test_terraform_schema_is_the_one_in_code(name):
+    table, block = OWNED_TABLES[name], _tables()[name]
+    match = _FILE.fullmatch(block.body["schema"])
+    assert match and match["name"] == name, "schema must be file() of its schemas/*.json"
+    on_disk = json.loads((SCHEMA_DIR / f"{name}.json").read_text())
+    assert on_disk == list(table.fields), "run `uv run python -m mlsys.tables` and commit"
+    assert tuple(block.body.get("clustering", ())) == table.clustering
+    assert block.body["dataset_id"] == "google_bigquery_dataset.mlsys.dataset_id"
+
+
+def test_registry_code_writes_the_defined_columns():
+    fields = OWNED_TABLES["model_registry"].fields
+    assert SCHEMA.names == [f["name"] for f in fields]
+    required = [f["name"] for f in fields if f["mode"] == "REQUIRED"]
+    # The sync always fills the keys, and writes every column but the aliases.
+    assert set(required) <= set(SYNC_COLUMNS) and "aliases" not in SYNC_COLUMNS

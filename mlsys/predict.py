@@ -22,6 +22,7 @@ import pyarrow as pa
 from mlsys.artifacts import MODEL_CACHE, load_verified
 from mlsys.errors import Cancelled, InvalidRequest, SchemaMismatch, TableNotEmpty
 from mlsys.ids import ModelRef, TableId, check_column
+from mlsys.incremental import Mode, check_keys, check_mode, exclusion
 from mlsys.prediction_stats import record_job_stats, shard_monitor
 from mlsys.protect import check_job_tables
 from mlsys.registry import RegistryEntry, resolve
@@ -46,6 +47,11 @@ CancelCheck = Callable[[], bool]
 Observer = Callable[[pa.RecordBatch, pa.RecordBatch], None]
 
 
+def _incremental(mode, key_columns, write_disposition) -> dict[str, Any]:
+    checked, keys = check_mode(mode, key_columns, write_disposition)
+    return {"mode": checked, "key_columns": keys}
+
+
 @dataclass(frozen=True)
 class PredictSpec:
     """What a caller asks for, validated: the job's parameters."""
@@ -57,6 +63,8 @@ class PredictSpec:
     id_columns: tuple[str, ...] | None = None
     write_disposition: WriteDisposition = "WRITE_APPEND"
     shards: int | None = None
+    mode: Mode = "full"
+    key_columns: tuple[str, ...] | None = None  # incremental: default the id columns
 
     @classmethod
     def parse(
@@ -70,6 +78,8 @@ class PredictSpec:
         id_columns: list[str] | str | None = None,
         write_disposition: str = "WRITE_APPEND",
         shards: int | None = None,
+        mode: str | None = None,
+        key_columns: list[str] | str | None = None,
         settings: Settings,
     ) -> PredictSpec:
         """Build a spec from user input; every identifier is validated here."""
@@ -91,9 +101,16 @@ class PredictSpec:
             id_columns=tuple(check_column(c) for c in id_columns) if id_columns else None,
             write_disposition=check_disposition(write_disposition),
             shards=int(shards) if shards is not None else None,
+            **_incremental(mode, key_columns, write_disposition),
         )
 
     def to_json(self) -> dict[str, Any]:
+        # A full run's parameters stay as they always were (idempotency keys compare them).
+        extra = (
+            {"mode": self.mode, "key_columns": list(self.key_columns or []) or None}
+            if self.mode != "full"
+            else {}
+        )
         return {
             "env": self.env,
             "input_table": str(self.input_table),
@@ -103,6 +120,7 @@ class PredictSpec:
             "id_columns": list(self.id_columns) if self.id_columns else None,
             "write_disposition": self.write_disposition,
             "shards": self.shards,
+            **extra,
         }
 
     @classmethod
@@ -219,6 +237,8 @@ def _prepare(spec: PredictSpec, warehouse: Warehouse, settings: Settings) -> Pre
     clash = {target, PROBABILITY_COLUMN, *METADATA_COLUMNS} & set(id_columns)
     if clash:
         raise InvalidRequest(f"id_columns {sorted(clash)} clash with output columns.")
+    if spec.mode == "incremental":
+        check_keys(spec.key_columns, id_columns)
     schema = build_output_schema(input_schema, id_columns, target, task, meta.get("classes"))
     _check_output(warehouse, spec, schema)
     return PreparedPredict(
@@ -271,7 +291,8 @@ def plan_shards(
     shards = shards or prepared.spec.get("shards") or settings.auto_shards(prepared.rows_total)
     columns = list(dict.fromkeys(prepared.id_columns + prepared.features))
     table, _output = job_tables(prepared, settings)
-    return warehouse.plan_read(table, columns, shards, JobScope(job_id, prepared.env))
+    exclude = exclusion(prepared.spec, prepared.model, prepared.id_columns)
+    return warehouse.plan_read(table, columns, shards, JobScope(job_id, prepared.env), exclude)
 
 
 def job_tables(prepared: PreparedPredict, settings: Settings) -> tuple[TableId, TableId]:

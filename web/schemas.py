@@ -122,6 +122,17 @@ class PredictRequest(Strict):
     shards: int | None = Field(
         None, ge=1, description="Parallel parts to split the input into (default: by size)."
     )
+    mode: Literal["full", "incremental"] = Field(
+        "full",
+        description="full scores every input row; incremental only the rows whose key_columns "
+        "have no prediction from this model version in output_table yet (WRITE_APPEND only).",
+    )
+    key_columns: list[ColumnName] | None = Field(
+        None,
+        max_length=MAX_ID_COLUMNS,
+        description="incremental: the columns identifying a row, among the id columns "
+        "(default: all id columns).",
+    )
     idempotency_key: str | None = Field(
         None,
         pattern=IDEMPOTENCY_KEY_PATTERN,
@@ -141,6 +152,10 @@ class PredictQuery(Strict):
     id_columns: str | None = Field(None, max_length=4096, description="Comma-separated id columns.")
     write_disposition: WriteDisposition = Field("WRITE_APPEND")
     shards: int | None = Field(None, ge=1)
+    mode: Literal["full", "incremental"] = Field("full")
+    key_columns: str | None = Field(
+        None, max_length=4096, description="Comma-separated key columns (incremental)."
+    )
     idempotency_key: str | None = Field(None, pattern=IDEMPOTENCY_KEY_PATTERN)
 
 

@@ -51,6 +51,18 @@ class JobScope:
             raise InvalidRequest(f"Invalid job id {self.job_id!r}.")
 
 
+@dataclass(frozen=True)
+class KeyExclusion:
+    """Input rows a read leaves out: those whose `keys` already appear in `table` on a row
+    whose `match` columns equal the given values (incremental predictions: the keys this model
+    version already predicted). The anti-join runs in the warehouse, never in Python; NULL
+    keys match NULL keys."""
+
+    table: TableId
+    keys: tuple[str, ...]
+    match: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass
 class ReadPlan:
     """A consistent read of a table split into shards.
@@ -129,12 +141,21 @@ class Warehouse(ABC):
 
     @abstractmethod
     def plan_read(
-        self, table: TableId, columns: list[str], shards: int, scope: JobScope
+        self,
+        table: TableId,
+        columns: list[str],
+        shards: int,
+        scope: JobScope,
+        exclude: KeyExclusion | None = None,
     ) -> ReadPlan:
         """Freeze a consistent read of `columns` of `table`, split into at most `shards` parts.
 
         The job layer plans once per job and keeps the plan, so shards of one job always read
         the same snapshot or read session.
+
+        Args:
+            exclude: leave out rows whose keys are already in another table (evaluated once,
+                when the read is frozen).
         """
 
     @abstractmethod

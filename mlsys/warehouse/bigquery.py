@@ -43,13 +43,14 @@ from mlsys.settings import Settings, get_settings
 from mlsys.warehouse import bq_sql
 from mlsys.warehouse.base import (
     JobScope,
+    KeyExclusion,
     ReadPlan,
     Warehouse,
     WriteDisposition,
     check_disposition,
 )
 from mlsys.warehouse.batches import rebatch
-from mlsys.warehouse.bq_output import StagedOutput, TableExists
+from mlsys.warehouse.bq_output import StagedOutput, TableExists, snapshot_name
 from mlsys.warehouse.bq_schema import (
     arrow_schema,
     bq_fields,
@@ -261,14 +262,31 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
         )
 
     def plan_read(
-        self, table: TableId, columns: list[str], shards: int, scope: JobScope
+        self,
+        table: TableId,
+        columns: list[str],
+        shards: int,
+        scope: JobScope,
+        exclude: KeyExclusion | None = None,
     ) -> ReadPlan:
         """One Storage Read session with at most `shards` streams, one shard per stream.
 
         BigQuery may return fewer streams than asked for (small tables get one). Every stream
         reads the session's snapshot; a plan stays readable for the session's lifetime (6 h).
+        With `exclude`, a query first freezes the new keys' rows into the job's snapshot table
+        (the anti-join runs in BigQuery), and the session reads that.
         """
+        if exclude is not None and self.exists(exclude.table):
+            snapshot = self._snapshot_table(scope)
+            self._ensure_dataset(snapshot.project, snapshot.dataset)
+            sql, params = bq_sql.snapshot_new_keys(snapshot, table, columns, exclude)
+            self._run(sql, params, what=f"Selecting new keys of {table}")
+            table = snapshot
         return self._plan(table, columns, shards)
+
+    def _snapshot_table(self, scope: JobScope) -> TableId:
+        dataset = self.settings.dataset_for(scope.env)
+        return TableId(self.settings.gcp_project_id, dataset, snapshot_name(scope))
 
     def _plan(self, table: TableId, columns: list[str], shards: int) -> ReadPlan:
         columns = [check_column(c) for c in columns]

@@ -46,6 +46,11 @@ def stage_prefix(scope: JobScope) -> str:
     return f"_mlsys_stage_{scope.job_id.replace('-', '_')}_"
 
 
+def snapshot_name(scope: JobScope) -> str:
+    """Table name of an incremental job's frozen input (its new keys' rows)."""
+    return f"_mlsys_snapshot_{scope.job_id.replace('-', '_')}"
+
+
 def _api(meta: Any) -> list[dict]:
     return [f.to_api_repr() for f in meta.schema]
 
@@ -187,9 +192,11 @@ class StagedOutput:
         return CommitResult(rows=rows)
 
     def discard(self, scope: JobScope) -> None:
-        """Drop the job's staging tables (and nothing else)."""
+        """Drop the job's staging tables and input snapshot (and nothing else)."""
         for table in self._staged(scope).values():
             self._drop(table)
+        dataset = self.settings.dataset_for(scope.env)
+        self._drop(TableId(self.settings.gcp_project_id, dataset, snapshot_name(scope)))
 
     def merge(self, table: TableId, rows: pa.Table, keys: list[str]) -> MergeResult:
         """Upsert `rows` by `keys` with one MERGE from a temporary table next to `table`.

@@ -7,7 +7,7 @@ each quoted with backticks; values travel as query parameters (`@job_id`).
 from __future__ import annotations
 
 from mlsys.ids import TableId, check_column
-from mlsys.warehouse.base import JOB_ID_COLUMN
+from mlsys.warehouse.base import JOB_ID_COLUMN, KeyExclusion
 
 
 def table_ref(table: TableId) -> str:
@@ -82,3 +82,23 @@ def merge(target: TableId, source: TableId, columns: list[str], keys: list[str])
         assignments = ", ".join(f"{col(c)} = S.{col(c)}" for c in values)
         sql += f"WHEN MATCHED AND ({changed}) THEN UPDATE SET {assignments}\n"
     return sql + f"WHEN NOT MATCHED BY TARGET THEN INSERT ({names}) VALUES ({names})"
+
+
+def snapshot_new_keys(
+    snapshot: TableId, source: TableId, columns: list[str], exclude: KeyExclusion
+) -> tuple[str, dict[str, str]]:
+    """Freeze the rows of `source` whose keys `exclude.table` does not hold yet into
+    `snapshot` (an incremental job's input), once: a second run of the statement keeps the
+    first snapshot. Returns the SQL and its STRING parameters (the `match` values)."""
+    select = ", ".join(f"I.{col(c)}" for c in columns)
+    params = {f"match_{n}": value for n, (_, value) in enumerate(exclude.match)}
+    conditions = [f"O.{col(c)} = @match_{n}" for n, (c, _) in enumerate(exclude.match)]
+    conditions += [f"O.{col(k)} IS NOT DISTINCT FROM I.{col(k)}" for k in exclude.keys]
+    sql = (
+        f"CREATE TABLE IF NOT EXISTS {table_ref(snapshot)}\n"
+        "OPTIONS (expiration_timestamp = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL 1 DAY)) AS\n"
+        f"SELECT {select} FROM {table_ref(source)} AS I\n"
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table_ref(exclude.table)} AS O "
+        f"WHERE {' AND '.join(conditions)})"
+    )
+    return sql, params

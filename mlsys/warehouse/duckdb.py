@@ -45,6 +45,7 @@ from mlsys.warehouse.base import (
     JOB_ID_COLUMN,
     CommitResult,
     JobScope,
+    KeyExclusion,
     MergeResult,
     ReadPlan,
     Warehouse,
@@ -55,6 +56,7 @@ from mlsys.warehouse.batches import rebatch
 from mlsys.warehouse.sql import (
     bigquery_to_duckdb,
     duckdb_schema_name,
+    duckdb_select_new_keys,
     duckdb_table,
     quote_ident,
     sql_string,
@@ -282,11 +284,16 @@ class DuckDBWarehouse(Warehouse):
         return self.staging_dir / scope.job_id
 
     def plan_read(
-        self, table: TableId, columns: list[str], shards: int, scope: JobScope
+        self,
+        table: TableId,
+        columns: list[str],
+        shards: int,
+        scope: JobScope,
+        exclude: KeyExclusion | None = None,
     ) -> ReadPlan:
         snapshot = self._job_dir(scope) / "input.parquet"
         if not snapshot.exists():
-            self._snapshot(table, columns, shards, snapshot)
+            self._snapshot(table, columns, shards, snapshot, exclude)
         metadata = pq.ParquetFile(snapshot).metadata
         group_rows = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
         return ReadPlan(
@@ -297,14 +304,24 @@ class DuckDBWarehouse(Warehouse):
             ],
         )
 
-    def _snapshot(self, table: TableId, columns: list[str], shards: int, snapshot: Path) -> None:
-        """Copy the projected input to one Parquet file, in row groups small enough to split."""
+    def _snapshot(
+        self,
+        table: TableId,
+        columns: list[str],
+        shards: int,
+        snapshot: Path,
+        exclude: KeyExclusion | None = None,
+    ) -> None:
+        """Copy the projected input to one Parquet file, in row groups small enough to split
+        (without the rows `exclude` names: the anti-join runs here, inside DuckDB)."""
         snapshot.parent.mkdir(parents=True, exist_ok=True)
         tmp = snapshot.with_suffix(f".tmp-{uuid.uuid4().hex}")
-        select = ", ".join(quote_ident(c) for c in columns) if columns else "*"
 
         def fn(con):
             self._require(con, table)
+            # A missing output table has no keys to leave out.
+            anti = exclude if exclude is not None and self._exists(con, exclude.table) else None
+            select = duckdb_select_new_keys(table, columns, anti)
             rows = _exec(con, f"SELECT count(*) FROM {duckdb_table(table)}")[0][0]
             group = min(122_880, max(2_048, math.ceil(rows / max(1, shards * 4))))
             # Row order does not matter to a snapshot; keeping it costs memory that grows with
@@ -312,7 +329,7 @@ class DuckDBWarehouse(Warehouse):
             _exec(con, "SET preserve_insertion_order = false")
             _exec(
                 con,
-                f"COPY (SELECT {select} FROM {duckdb_table(table)}) TO {sql_string(str(tmp))} "
+                f"COPY ({select}) TO {sql_string(str(tmp))} "
                 f"(FORMAT parquet, ROW_GROUP_SIZE {group})",
             )
 

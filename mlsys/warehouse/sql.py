@@ -12,6 +12,7 @@ from sqlglot.errors import SqlglotError
 
 from mlsys.errors import InvalidRequest
 from mlsys.ids import TableId
+from mlsys.warehouse.base import KeyExclusion
 
 
 def quote_ident(name: str) -> str:
@@ -33,6 +34,22 @@ def duckdb_table(table: TableId) -> str:
     return (
         f"{quote_ident(duckdb_schema_name(table.project, table.dataset))}."
         f"{quote_ident(table.table)}"
+    )
+
+
+def duckdb_select_new_keys(table: TableId, columns: list[str], exclude: KeyExclusion | None) -> str:
+    """SELECT `columns` of `table`, without the rows whose keys `exclude` already holds."""
+    select = ", ".join(f"i.{quote_ident(c)}" for c in columns) if columns else "i.*"
+    sql = f"SELECT {select} FROM {duckdb_table(table)} AS i"
+    if exclude is None:
+        return sql
+    conditions = [f"o.{quote_ident(c)} = {sql_string(v)}" for c, v in exclude.match]
+    conditions += [
+        f"o.{quote_ident(k)} IS NOT DISTINCT FROM i.{quote_ident(k)}" for k in exclude.keys
+    ]
+    return (
+        f"{sql} WHERE NOT EXISTS (SELECT 1 FROM {duckdb_table(exclude.table)} AS o "
+        f"WHERE {' AND '.join(conditions)})"
     )
 
 

@@ -25,7 +25,7 @@ from mlsys.ids import ModelRef, TableId, check_column
 from mlsys.incremental import Mode, check_keys, check_mode, exclusion
 from mlsys.prediction_stats import record_job_stats, shard_monitor
 from mlsys.protect import check_job_tables
-from mlsys.registry import RegistryEntry, resolve
+from mlsys.registry import RegistryEntry, check_pinned, resolve
 from mlsys.settings import Settings, get_settings
 from mlsys.store.base import ModelStore
 from mlsys.warehouse.base import (
@@ -369,6 +369,7 @@ def run_shard(
     observe: Observer | None = None,
 ) -> int:
     """Predict one shard into its staging (replacing an earlier attempt's). Returns rows."""
+    check_pinned(warehouse, settings, prepared.env, prepared.model)
     model = load_model(prepared, store, settings)
     schema = prepared.output_schema
 

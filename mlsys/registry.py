@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,13 +20,14 @@ import pyarrow as pa
 
 from mlsys.artifacts import (
     METADATA_FILE,
+    artifact_path,
     deserialize,
     format_of,
     infer_metadata,
     parse_artifact_path,
     sha256_hex,
 )
-from mlsys.errors import ArtifactIntegrityError, ModelNotFound
+from mlsys.errors import ArtifactIntegrityError, MlsysError, ModelNotFound
 from mlsys.ids import ModelRef, TableId, VersionSpec, check_alias, check_model_name
 from mlsys.settings import Settings
 from mlsys.store.base import BlobInfo, ModelStore
@@ -43,6 +45,9 @@ SCHEMA = pa.schema([pa.field(f.name, f.type) for f in arrow_schema(list(MODEL_RE
 SYNC_COLUMNS = [name for name in SCHEMA.names if name != "aliases"]
 
 ACTIVE, MISSING, INVALID = "active", "missing", "invalid"
+#: Statuses whose artifact a worker may load.
+LOADABLE = (ACTIVE,)
+_ARTIFACTS = ("model.pkl", "model.skops")
 
 
 def registry_table(settings: Settings, env: str) -> TableId:
@@ -126,13 +131,79 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def read_registry(warehouse: Warehouse, settings: Settings, env: str) -> list[RegistryEntry]:
+    """The env's registered versions that may be loaded; any other row is skipped with a
+    warning (see `untrusted_reason`), so nothing resolves to it."""
     table = registry_table(settings, env)
     if not warehouse.exists(table):
         return []
-    rows = warehouse.read_table(table).to_pylist()
-    return sorted(
-        (RegistryEntry.from_row(r) for r in rows), key=lambda e: (e.model_name, e.model_version)
-    )
+    entries = []
+    for row in warehouse.read_table(table).to_pylist():
+        try:
+            entry = RegistryEntry.from_row(row)
+            reason = untrusted_reason(entry, settings, env)
+        except (KeyError, TypeError, ValueError) as error:
+            reason = f"malformed row ({type(error).__name__}: {error})"
+        if reason is not None:
+            log.warning("registry %s: skipping a row that is never loaded: %s", table, reason)
+            continue
+        entries.append(entry)
+    return sorted(entries, key=lambda e: (e.model_name, e.model_version))
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def untrusted_reason(entry: RegistryEntry, settings: Settings, env: str) -> str | None:
+    """Why a registry row must not be loaded, or None.
+
+    The registry table is data, and data can be forged: a row counts only if it is this
+    environment's, names this environment's model bucket, points at `{model}/v{N}/model.pkl`
+    or `.skops` of its own name and version, and records a SHA-256 (and, on GCS, the object
+    generation) to check the bytes against.
+    """
+    where = f"{entry.model_name!r} v{entry.model_version}"
+    if entry.environment != env:
+        return f"{where} belongs to environment {entry.environment!r}, not {env!r}"
+    bucket = settings.bucket_for(env)
+    if entry.gcs_bucket != bucket:
+        return f"{where} names bucket {entry.gcs_bucket!r}, not {env}'s model bucket {bucket!r}"
+    try:
+        expected = {artifact_path(entry.model_name, entry.model_version, f) for f in _ARTIFACTS}
+    except MlsysError:
+        return f"{where} has an invalid model name"
+    if entry.model_version < 1 or entry.blob_path not in expected:
+        return f"{where} points at {entry.blob_path!r}, not {' or '.join(sorted(expected))}"
+    if not _SHA256.fullmatch(entry.sha256 or ""):
+        return f"{where} records no SHA-256"
+    if settings.model_store.startswith("gs://") and entry.generation is None:
+        return f"{where} records no object generation"
+    return None
+
+
+def check_pinned(
+    warehouse: Warehouse, settings: Settings, env: str, pinned: dict[str, Any]
+) -> RegistryEntry:
+    """The registry entry a job pinned, re-read before its model is loaded: a job record in
+    Redis may not name an artifact the registry does not hold.
+
+    Raises:
+        ArtifactIntegrityError: the registry holds no loadable version with exactly that
+            bucket, path, SHA-256 and generation.
+    """
+    name, version = pinned.get("model_name"), pinned.get("model_version")
+    held = [
+        e
+        for e in read_registry(warehouse, settings, env)
+        if e.model_name == name and e.model_version == version and e.status in LOADABLE
+    ]
+    fields = ("gcs_bucket", "blob_path", "sha256", "generation", "artifact_format")
+    if not held or any(getattr(held[0], f) != pinned.get(f) for f in fields):
+        raise ArtifactIntegrityError(
+            f"The job's model {name}/v{version} in {env} is not the artifact the registry holds; "
+            "nothing was loaded.",
+            hint="Submit the job again; if it keeps failing, run a registry sync.",
+        )
+    return held[0]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from flask import Flask
 from mlsys.settings import get_settings
 from web import auth, docs, errors, guards, health, jobs, metrics, openapi, predict, registry
 from web.backends import Backends
+from web.ui import create_blueprint as dashboard
 
 BLUEPRINTS = (predict.bp, jobs.bp, registry.bp, health.bp, metrics.bp, openapi.bp, docs.bp)
 
@@ -40,6 +41,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    app.register_blueprint(dashboard())  # /ui: pages for people, signed in by session cookie
     openapi.documented_routes(app)  # fails at startup if a route has no @doc
     return app
 

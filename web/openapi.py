@@ -49,6 +49,10 @@ IDEMPOTENCY_HEADER = {
 }
 
 
+#: Endpoints that are pages for people, not part of the API (the /ui dashboard).
+NOT_API_PREFIX = "ui."
+
+
 @dataclass
 class Operation:
     """How one view is described in the OpenAPI document."""
@@ -88,6 +92,8 @@ def documented_routes(app: Flask) -> list[tuple[str, str, Operation]]:
     """(path, method, operation) for every route the app serves, HEAD/OPTIONS aside."""
     routes = []
     for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith(NOT_API_PREFIX):
+            continue
         view = app.view_functions[rule.endpoint]
         operation = getattr(view, "openapi", None)
         if operation is None:

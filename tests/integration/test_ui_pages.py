@@ -1,0 +1,289 @@
+"""The dashboard over HTTP: sign-in, session cookie, CSRF, cross-origin posts, every page.
+
+The real app served over HTTP on the session's Redis, a demo warehouse in tmp; the browser-level
+behaviour (live updates, a real worker) is in tests/e2e/test_dashboard.py.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+
+from mlsys.demo import run_demo
+from mlsys.jobs import JobStore
+from mlsys.settings import Settings
+from mlsys.store import open_store
+from mlsys.warehouse import open_warehouse
+from tests.services import serve_wsgi
+from web import create_app
+from worker.app import create_celery
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "ui-token-0123456789abcdef"  # pragma: allowlist secret
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+PAGES = (
+    "/ui/",
+    "/ui/jobs",
+    "/ui/jobs?state=running",
+    "/ui/jobs?state=failed&kind=predict&limit=500",
+    "/ui/jobs/live",
+    "/ui/jobs/live?limit=500",
+    "/ui/models",
+    "/ui/models?env=dev",
+    "/ui/schedules",
+)
+
+
+def _settings(tmp_path, redis_url: str, tokens: str = TOKEN) -> Settings:
+    return Settings(
+        _env_file=None,
+        MLSYS_HOME=str(tmp_path / "home"),
+        REDIS_URL=redis_url,
+        MLSYS_API_TOKENS=tokens,
+    )
+
+
+@pytest.fixture
+def served(tmp_path, redis_client, redis_url):
+    """The app with authentication on, over HTTP, with the demo model registered."""
+    config = _settings(tmp_path, redis_url)
+    run_demo(
+        open_warehouse(settings=config),
+        open_store(settings=config),
+        config,
+        rows=500,
+        say=lambda *_: None,
+    )
+    celery = create_celery(config)
+    app = create_app({"SETTINGS": config, "CELERY_APP": celery})
+    with serve_wsgi(app) as url:
+        yield url, JobStore.from_url(redis_url)
+    celery.close()
+
+
+def _csrf(response: requests.Response) -> str:
+    match = CSRF.search(response.text)
+    assert match, "no CSRF field in the page"
+    return match.group(1)
+
+
+def _sign_in(url: str) -> requests.Session:
+    browser = requests.Session()
+    form = browser.get(f"{url}/ui/signin")
+    answer = browser.post(
+        f"{url}/ui/signin",
+        data={"token": TOKEN, "csrf_token": _csrf(form), "next": "/ui/jobs"},
+        allow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    return browser
+
+
+def _add_jobs(jobs: JobStore, count: int) -> list[str]:
+    """`count` predict jobs in every state, as the engine records them."""
+    ids = []
+    params = {
+        "env": "dev",
+        "input_table": "mlsys-local.titanic.passengers",
+        "output_table": "mlsys-local.titanic.predictions",
+        "model_name": "titanic-survival",
+        "model_version": "latest",
+    }
+    for n in range(count):
+        job, _ = jobs.create("predict", params, rows_total=1000 + n)
+        job_id = job["job_id"]
+        ids.append(job_id)
+        kind = n % 5
+        if kind == 0:
+            continue  # queued
+        jobs.transition(job_id, ("queued",), state="running", started_at="2026-01-01T00:00:00Z")
+        jobs.init_units(job_id, ["plan", "shard:0", "shard:1", "commit"])
+        jobs.set_progress(job_id, 0, 300)
+        if kind == 2:
+            jobs.finish(job_id, "succeeded", result={"rows_written": 1000 + n, "model": "m/v1"})
+        elif kind == 3:
+            jobs.fail(job_id, "shard:1: boom <b>not html</b>", error_type="SchemaMismatch")
+        elif kind == 4:
+            jobs.cancel(job_id)
+    return ids
+
+
+def test_signed_out_browsers_are_sent_to_sign_in_and_feeds_answer_401(served):
+    url, _ = served
+    page = requests.get(f"{url}/ui/jobs?state=running", allow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["Location"] == "/ui/signin?next=/ui/jobs?state%3Drunning"
+    feed = requests.get(f"{url}/ui/jobs/live")
+    assert feed.status_code == 401 and feed.json()["signin"] == "/ui/signin"
+    # An API bearer token is not a dashboard session.
+    bearer = requests.get(
+        f"{url}/ui/jobs", headers={"Authorization": f"Bearer {TOKEN}"}, allow_redirects=False
+    )
+    assert bearer.status_code == 303
+
+
+def test_sign_in_sets_a_strict_httponly_cookie_and_sign_out_ends_the_session(served):
+    url, _ = served
+    browser = requests.Session()
+    form = browser.get(f"{url}/ui/signin?next=/ui/models")
+    wrong = browser.post(
+        f"{url}/ui/signin", data={"token": "nope", "csrf_token": _csrf(form), "next": "/ui/models"}
+    )
+    assert wrong.status_code == 401 and "That token is not valid." in wrong.text
+    assert "nope" not in wrong.text
+    answer = browser.post(
+        f"{url}/ui/signin",
+        data={"token": TOKEN, "csrf_token": _csrf(form), "next": "/ui/models"},
+        allow_redirects=False,
+    )
+    assert answer.status_code == 303 and answer.headers["Location"] == "/ui/models"
+    cookie = answer.headers["Set-Cookie"]
+    for attribute in ("mlsys_session=", "HttpOnly", "SameSite=Strict", "Path=/ui"):
+        assert attribute in cookie
+    assert "Secure" not in cookie  # plain HTTP here; see the TLS test
+    assert TOKEN not in cookie
+    jobs = browser.get(f"{url}/ui/jobs")
+    assert jobs.status_code == 200 and "Signed in as" in jobs.text
+    assert "AUTHENTICATION IS OFF" not in jobs.text
+    stolen = browser.cookies.get("mlsys_session")
+
+    out = browser.post(f"{url}/ui/signout", data={"csrf_token": _csrf(jobs)}, allow_redirects=False)
+    assert out.status_code == 303
+    assert browser.get(f"{url}/ui/jobs", allow_redirects=False).status_code == 303
+    # The old cookie replayed after sign-out names no session any more.
+    replay = requests.get(
+        f"{url}/ui/jobs/live", cookies={"mlsys_session": stolen}, allow_redirects=False
+    )
+    assert replay.status_code == 401
+
+
+def test_the_session_cookie_is_secure_behind_tls(served):
+    url, _ = served
+    browser = requests.Session()
+    form = browser.get(f"{url}/ui/signin")
+    answer = browser.post(
+        f"{url}/ui/signin",
+        data={"token": TOKEN, "csrf_token": _csrf(form)},
+        headers={"X-Forwarded-Proto": "https"},
+        allow_redirects=False,
+    )
+    assert answer.status_code == 303
+    assert "Secure" in answer.headers["Set-Cookie"]
+
+
+def test_a_post_without_or_with_a_wrong_csrf_token_is_400(served):
+    url, jobs = served
+    browser = _sign_in(url)
+    (job_id,) = _add_jobs(jobs, 1)
+    target = f"{url}/ui/jobs/{job_id}/cancel"
+    assert browser.post(target, data={}).status_code == 400
+    refused = browser.post(target, data={"csrf_token": "x" * 43})
+    assert refused.status_code == 400 and "CSRF" in refused.text
+    assert jobs.get(job_id)["state"] == "queued"
+    # The sign-in form needs its token too.
+    assert requests.post(f"{url}/ui/signin", data={"token": TOKEN}).status_code == 400
+
+
+def test_a_cross_origin_post_is_refused_even_with_the_right_token(served):
+    url, jobs = served
+    browser = _sign_in(url)
+    (job_id,) = _add_jobs(jobs, 1)
+    token = _csrf(browser.get(f"{url}/ui/jobs"))
+    target = f"{url}/ui/jobs/{job_id}/cancel"
+    for headers in (
+        {"Origin": "http://evil.example"},
+        {"Origin": url.replace("127.0.0.1", "localhost")},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+    ):
+        refused = browser.post(target, data={"csrf_token": token}, headers=headers)
+        assert refused.status_code == 403, headers
+    assert jobs.get(job_id)["state"] == "queued"
+    same = browser.post(
+        target, data={"csrf_token": token, "next": "/ui/jobs"}, headers={"Origin": url}
+    )
+    assert same.status_code == 200 and same.url == f"{url}/ui/jobs"
+    assert jobs.get(job_id)["state"] == "cancelled"
+
+
+def test_every_page_answers_for_an_empty_system_and_for_500_jobs(served):
+    url, jobs = served
+    browser = _sign_in(url)
+    for path in PAGES:
+        answer = browser.get(url + path)
+        assert answer.status_code == 200, (path, answer.status_code)
+    assert "No jobs yet" in browser.get(f"{url}/ui/jobs").text
+
+    ids = _add_jobs(jobs, 500)
+    for path in PAGES:
+        answer = browser.get(url + path)
+        assert answer.status_code == 200, (path, answer.status_code)
+    listed = browser.get(f"{url}/ui/jobs?limit=500").text
+    assert listed.count("<tr data-job-id=") == 500
+    feed = browser.get(f"{url}/ui/jobs/live?state=failed&limit=500").json()
+    assert len(feed["rows"]) == 100 and {r["state"] for r in feed["rows"]} == {"failed"}
+    for job_id in ids[:5]:
+        for path in (f"/ui/jobs/{job_id}", f"/ui/jobs/{job_id}/live"):
+            assert browser.get(url + path).status_code == 200, path
+    failed = browser.get(f"{url}/ui/jobs/{ids[3]}").text
+    assert "The input table does not fit the model" in failed
+    assert "&lt;b&gt;not html&lt;/b&gt;" in failed  # the engine's message, escaped
+    assert browser.get(f"{url}/ui/jobs/{'f' * 32}").status_code == 404
+    assert browser.get(f"{url}/ui/jobs?state=exploded").status_code == 400
+
+
+def test_pages_carry_a_strict_content_security_policy(served):
+    url, _ = served
+    browser = _sign_in(url)
+    page = browser.get(f"{url}/ui/jobs")
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "<script>" not in page.text  # no inline script: the policy would block it
+    assets = re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', page.text)
+    assert assets and all(requests.get(url + a).status_code == 200 for a in assets)
+
+
+def test_moving_an_alias_from_the_models_page(served):
+    url, _ = served
+    browser = _sign_in(url)
+    page = browser.get(f"{url}/ui/models?env=dev")
+    assert "titanic-survival" in page.text and "Move an alias" in page.text
+    moved = browser.post(
+        f"{url}/ui/models/titanic-survival/aliases",
+        data={"csrf_token": _csrf(page), "env": "dev", "alias": "champion", "version": "v1"},
+    )
+    assert moved.status_code == 200
+    assert "Moved: titanic-survival@champion \u2192 v1." in moved.text
+    api = requests.get(
+        f"{url}/models/titanic-survival?env=dev", headers={"Authorization": f"Bearer {TOKEN}"}
+    ).json()
+    assert api["versions"][0]["aliases"] == ["champion"]
+    bad = browser.post(
+        f"{url}/ui/models/titanic-survival/aliases",
+        data={"csrf_token": _csrf(page), "env": "dev", "alias": "v2", "version": "v1"},
+    )
+    assert bad.status_code == 400 and "alias" in bad.text.lower()
+
+
+def test_with_auth_off_every_page_shows_the_warning_banner(tmp_path, redis_client, redis_url):
+    config = _settings(tmp_path, redis_url, tokens="")
+    app = create_app({"SETTINGS": config, "CELERY_APP": create_celery(config)})
+    with serve_wsgi(app) as url:
+        for path in ("/ui/jobs", "/ui/models", "/ui/schedules"):
+            page = requests.get(url + path)
+            assert page.status_code == 200
+            assert "AUTHENTICATION IS OFF" in page.text and 'role="alert"' in page.text
+            assert "Sign out" not in page.text
+        # Forms still need a CSRF token (from the mlsys_csrf cookie) and this origin.
+        assert requests.post(f"{url}/ui/jobs/{'a' * 32}/cancel").status_code == 400
+
+
+def test_the_dashboard_is_not_part_of_the_api_document(served):
+    url, _ = served
+    spec = requests.get(f"{url}/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert spec["paths"] and not any(path.startswith("/ui") for path in spec["paths"])

@@ -1,0 +1,81 @@
+"""What the dashboard reads and changes, through the same public APIs the JSON routes use.
+
+The one place the pages meet the job engine and the registry: views never touch Redis or
+warehouse tables themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mlsys.errors import JobNotFound, PermissionDenied
+from mlsys.registry import RegistryEntry, read_registry, set_alias
+from web.backends import backends
+from web.principal import Principal, Scope
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """What the jobs page shows: one state, one kind, a page size."""
+
+    state: str | None = None
+    kind: str | None = None
+    limit: int = PAGE_SIZE
+
+
+def visible(job: dict[str, Any], principal: Principal) -> bool:
+    """Whether `principal` may see a job: its own, or any with the admin scope."""
+    owner = job.get("principal")
+    return principal.is_admin or owner is None or owner == principal.name
+
+
+def list_jobs(principal: Principal, wanted: JobFilter) -> list[dict[str, Any]]:
+    """Most recent first, only the jobs `principal` may see."""
+    found = backends().jobs.list(state=wanted.state, kind=wanted.kind, limit=wanted.limit)
+    return [job for job in found if visible(job, principal)]
+
+
+def get_job(principal: Principal, job_id: str) -> dict[str, Any]:
+    """One job, or JobNotFound (also for another principal's job: its existence is private)."""
+    job = backends().jobs.get(job_id)
+    if job is None or not visible(job, principal):
+        raise JobNotFound(f"No job {job_id!r}.", hint="Pick a job from the jobs page.")
+    return job
+
+
+def cancel_job(principal: Principal, job_id: str) -> dict[str, Any]:
+    """Cancel a job the principal may see (the engine refuses a finished or committing one)."""
+    get_job(principal, job_id)
+    return backends().jobs.cancel(job_id)
+
+
+def environments() -> list[str]:
+    return list(backends().settings.environments)
+
+
+def registry(env: str) -> list[RegistryEntry]:
+    """Every registered version in `env`, by model then version."""
+    found = backends()
+    found.settings.check_env(env)
+    return read_registry(found.warehouse, found.settings, env)
+
+
+def move_alias(
+    principal: Principal, env: str, name: str, alias: str, version: str
+) -> RegistryEntry:
+    """Point `alias` of `name` at `version`, as PUT /models/{name}/aliases/{alias} does."""
+    if not principal.has(Scope.REGISTRY):
+        raise PermissionDenied(
+            f"{principal.name} may not move aliases.", hint="Ask for a token with 'registry'."
+        )
+    found = backends()
+    found.settings.check_env(env)
+    return set_alias(found.warehouse, found.settings, env, name, alias, version)
+
+
+def warehouse_kind() -> str:
+    """'bigquery' or 'duckdb': how the output table can be queried."""
+    return "bigquery" if backends().settings.warehouse.startswith("bigquery") else "duckdb"

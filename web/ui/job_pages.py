@@ -1,0 +1,130 @@
+"""The jobs list and the job detail page, each with a JSON feed its script polls."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
+
+from web.principal import current_principal
+from web.ui import data, guard, present
+
+bp = Blueprint("jobs", __name__)
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+KINDS = ("predict", "registry_sync")
+LIMITS = (50, 100, 200, 500)
+
+
+def _filters() -> data.JobFilter:
+    """The page's filters from the query string; a value the form cannot produce is a 400."""
+    state = request.args.get("state") or None
+    kind = request.args.get("kind") or None
+    limit = request.args.get("limit") or str(data.PAGE_SIZE)
+    if state is not None and state not in STATES:
+        abort(400, description=f"Unknown state {state!r}: use one of {', '.join(STATES)}.")
+    if kind is not None and kind not in KINDS:
+        abort(400, description=f"Unknown kind {kind!r}: use one of {', '.join(KINDS)}.")
+    if not limit.isdigit() or int(limit) not in LIMITS:
+        abort(400, description=f"Show 50, 100, 200 or 500 jobs, not {limit!r}.")
+    return data.JobFilter(state=state, kind=kind, limit=int(limit))
+
+
+def _query(wanted: data.JobFilter) -> dict[str, Any]:
+    query: dict[str, Any] = {"state": wanted.state, "kind": wanted.kind}
+    if wanted.limit != data.PAGE_SIZE:
+        query["limit"] = wanted.limit
+    return {k: v for k, v in query.items() if v is not None}
+
+
+def _rows(wanted: data.JobFilter) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    return [present.job_row(job, now) for job in data.list_jobs(current_principal(), wanted)]
+
+
+@bp.get("/jobs")
+def index() -> str:
+    """Every job the principal may see, newest first, updating in place."""
+    wanted = _filters()
+    query = _query(wanted)
+    return render_template(
+        "ui/jobs.html",
+        active="jobs",
+        rows=_rows(wanted),
+        wanted=wanted,
+        states=STATES,
+        kinds=KINDS,
+        limits=LIMITS,
+        back=url_for("ui.jobs.index", **query),
+        live_url=url_for("ui.jobs.index_live", **query),
+    )
+
+
+@bp.get("/jobs/live")
+def index_live() -> Response:
+    """The rows of the jobs table as HTML fragments, for the page's script."""
+    wanted = _filters()
+    back = url_for("ui.jobs.index", **_query(wanted))
+    rows = []
+    for row in _rows(wanted):
+        html = render_template("ui/_job_row.html", row=row, back=back)
+        rows.append({"id": row["id"], "state": row["state"], "html": html, "tag": _tag(html)})
+    empty = render_template("ui/_jobs_empty.html", wanted=wanted) if not rows else ""
+    return jsonify(rows=rows, empty=empty)
+
+
+def _detail(job_id: str) -> dict[str, Any]:
+    job = data.get_job(current_principal(), job_id)
+    now = datetime.now(UTC)
+    params = job.get("params") or {}
+    monitoring = job.get("monitoring") or (job.get("result") or {}).get("monitoring")
+    distribution = (monitoring or {}).get("predictions") if isinstance(monitoring, dict) else None
+    return {
+        "job": job,
+        "row": present.job_row(job, now),
+        "elapsed": present.duration(present.elapsed(job, now)),
+        "shards": present.shard_rows(job, now),
+        "error": present.plain_error(job.get("error")),
+        "monitoring": monitoring if isinstance(monitoring, dict) else None,
+        "chart": present.histogram(distribution),
+        "output": present.output_query(
+            params.get("output_table"), job["job_id"], data.warehouse_kind()
+        ),
+        "number": present.number,
+        "back": url_for("ui.jobs.detail", job_id=job["job_id"]),
+    }
+
+
+@bp.get("/jobs/<job_id>")
+def detail(job_id: str) -> str:
+    """One job: progress, shards, parameters, error, monitoring, output."""
+    context = _detail(job_id)
+    return render_template(
+        "ui/job.html",
+        active="jobs",
+        live_url=url_for("ui.jobs.detail_live", job_id=job_id),
+        **context,
+    )
+
+
+@bp.get("/jobs/<job_id>/live")
+def detail_live(job_id: str) -> Response:
+    """The changing part of the job page as an HTML fragment, for the page's script."""
+    context = _detail(job_id)
+    html = render_template("ui/_job_live.html", **context)
+    state = context["job"]["state"]
+    return jsonify(state=state, live=state in present.LIVE_STATES, html=html, tag=_tag(html))
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel(job_id: str) -> Response:
+    """Cancel, then back to the page the button was on."""
+    data.cancel_job(current_principal(), job_id)
+    return redirect(guard.safe_next(request.form.get("next")), code=303)
+
+
+def _tag(html: str) -> str:
+    """A short digest so the script replaces only what changed."""
+    return hashlib.blake2s(html.encode("utf-8"), digest_size=8).hexdigest()

@@ -1,0 +1,260 @@
+"""Job records and registry entries as people read them: pure functions, no Flask.
+
+Numbers get separators, times become ages and durations, rates and ETAs are derived from the
+rows done since the job started, and errors are said in plain words before their detail.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+LIVE_STATES = ("queued", "running")
+
+# What an error type means for the person reading the job page; the engine's message follows.
+_ERROR_WORDS = {
+    "TableNotFound": "A table the job needs does not exist.",
+    "TableNotEmpty": "The output table already has rows and the job asked for an empty one.",
+    "SchemaMismatch": "The input table does not fit the model (columns or types differ).",
+    "ModelNotFound": "The model or version asked for is not registered.",
+    "ArtifactIntegrityError": "The model file failed its integrity check (hash or format).",
+    "PermissionDenied": "The job was not allowed to read or write a table.",
+    "BackendUnavailable": "A backend (warehouse, model store or Redis) did not answer.",
+    "WorkerLost": "The worker running the job stopped (crashed or was killed) too many times.",
+    "Cancelled": "The job was cancelled.",
+    "InvalidRequest": "The job's parameters were refused.",
+    "InvalidIdentifier": "A table, model or column name in the job is not valid.",
+    "MemoryError": "A worker ran out of memory scoring the job.",
+    "TimeLimitExceeded": "A step of the job ran longer than its time limit.",
+}
+_UNKNOWN_ERROR = "The job failed on an unexpected error."
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def number(value: int | float | None) -> str:
+    """12345 -> '12,345'; None -> '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}"
+    return f"{int(value):,}"
+
+
+def duration(seconds: float | None) -> str:
+    """A span in at most two units: '42 s', '3 min 5 s', '2 h 10 min', '3 d 4 h'."""
+    if seconds is None or math.isnan(seconds):
+        return "-"
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def age(since: datetime | None, now: datetime) -> str:
+    if since is None:
+        return "-"
+    seconds = (now - since).total_seconds()
+    return "just now" if seconds < 1 else f"{duration(seconds)} ago"
+
+
+def size(n_bytes: int | None) -> str:
+    """Bytes in the largest unit that keeps a number >= 1: '1.8 MB'."""
+    if n_bytes is None:
+        return "-"
+    value = float(n_bytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def elapsed(job: dict[str, Any], now: datetime) -> float | None:
+    """Seconds the job has run: from start to finish, or to now while it runs."""
+    started = parse_time(job.get("started_at"))
+    if started is None:
+        return None
+    end = parse_time(job.get("finished_at")) or now
+    return max((end - started).total_seconds(), 0.0)
+
+
+def rows_per_second(job: dict[str, Any], now: datetime) -> float | None:
+    """Average rate since the job started (None before any row or second)."""
+    seconds = elapsed(job, now)
+    done = job["progress"]["rows_done"]
+    if not seconds or seconds < 0.5 or not done:
+        return None
+    return done / seconds
+
+
+def eta_seconds(job: dict[str, Any], now: datetime) -> float | None:
+    """Seconds left at the average rate, for a running job that knows its total."""
+    if job["state"] != "running":
+        return None
+    total, done = job["progress"]["rows_total"], job["progress"]["rows_done"]
+    rate = rows_per_second(job, now)
+    if not total or not rate:
+        return None
+    return max(total - done, 0) / rate
+
+
+def model_label(job: dict[str, Any]) -> str:
+    """'titanic-survival @ champion -> v3': what was asked for and, once known, what ran."""
+    params = job.get("params") or {}
+    name = params.get("model_name")
+    if not name:
+        return "-"
+    asked = params.get("model_version") or "latest"
+    label = f"{name} @ {asked}"
+    ran = (job.get("result") or {}).get("model")  # "name/v3" (or {"version": "v3"})
+    if isinstance(ran, str):
+        ran_version = ran.rpartition("/")[2] or None
+    else:
+        ran_version = ran.get("version") if isinstance(ran, dict) else None
+    if ran_version and ran_version != asked:
+        label += f" \u2192 {ran_version}"
+    return label
+
+
+def job_row(job: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """What one row of the jobs table shows."""
+    params = job.get("params") or {}
+    progress = job["progress"]
+    rate = rows_per_second(job, now)
+    eta = eta_seconds(job, now)
+    if job["kind"] == "predict":
+        target = f"{params.get('input_table', '-')} \u2192 {params.get('output_table', '-')}"
+    else:
+        target = f"registry of {params.get('env', '-')}"
+    return {
+        "id": job["job_id"],
+        "short_id": job["job_id"][:8],
+        "kind": job["kind"].replace("_", " "),
+        "state": job["state"],
+        "phase": job.get("phase") or job["state"],
+        "live": job["state"] in LIVE_STATES,
+        "model": model_label(job) if job["kind"] == "predict" else "-",
+        "target": target,
+        "percent": progress["percent"],
+        "rows_done": number(progress["rows_done"]),
+        "rows_total": number(progress["rows_total"]),
+        "has_total": progress["rows_total"] is not None,
+        "rate": f"{number(round(rate))} rows/s" if rate else "-",
+        "eta": duration(eta) if eta is not None else "-",
+        "principal": job.get("principal") or "-",
+        "submitted_at": job.get("submitted_at") or "",
+        "age": age(parse_time(job.get("submitted_at")), now),
+    }
+
+
+def plain_error(error: dict[str, Any] | None) -> dict[str, str] | None:
+    """{'summary': plain words, 'detail': the engine's message, 'type': its class}."""
+    if not error:
+        return None
+    kind = str(error.get("type") or "Error")
+    return {
+        "summary": _ERROR_WORDS.get(kind, _UNKNOWN_ERROR),
+        "detail": str(error.get("message") or ""),
+        "type": kind,
+    }
+
+
+def shard_rows(job: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """Shards with their rows, attempt, worker and, when the engine records them, timings."""
+    out = []
+    for shard in job.get("shards") or []:
+        started = parse_time(shard.get("started_at"))
+        finished = parse_time(shard.get("finished_at"))
+        if started and finished:
+            took = duration((finished - started).total_seconds())
+        elif started:
+            took = f"{duration((now - started).total_seconds())} so far"
+        else:
+            took = "-"
+        out.append(
+            {
+                "index": shard["index"],
+                "state": shard["state"],
+                "attempt": shard.get("attempt", 1),
+                "worker": shard.get("worker") or "-",
+                "rows_done": number(shard.get("rows_done")),
+                "started": shard.get("started_at") or "",
+                "took": took,
+            }
+        )
+    return out
+
+
+def histogram(distribution: Any) -> dict[str, Any] | None:
+    """Bars of a prediction distribution for an inline SVG chart.
+
+    Accepts bin edges with counts ({"edges": [..n+1], "counts": [..n]}) or labelled counts
+    ({"counts": {"0": 412, "1": 288}}); anything else gives None (no chart).
+    """
+    if not isinstance(distribution, dict):
+        return None
+    counts = distribution.get("counts")
+    edges = distribution.get("edges")
+    if isinstance(counts, dict):
+        labels, values = [str(k) for k in counts], list(counts.values())
+    elif isinstance(counts, list) and isinstance(edges, list) and len(edges) == len(counts) + 1:
+        labels = [f"{_edge(a)}\u2013{_edge(b)}" for a, b in zip(edges, edges[1:], strict=False)]
+        values = counts
+    else:
+        return None
+    if not values or not all(isinstance(v, int | float) and v >= 0 for v in values):
+        return None
+    top = max(values) or 1
+    width = 100.0 / len(values)
+    bars = [
+        {
+            "label": label,
+            "count": number(value),
+            "x": round(i * width + width * 0.1, 3),
+            "width": round(width * 0.8, 3),
+            "height": round(100.0 * value / top, 3),
+        }
+        for i, (label, value) in enumerate(zip(labels, values, strict=True))
+    ]
+    return {"bars": bars, "max": number(top), "total": number(sum(values))}
+
+
+def _edge(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
+def output_query(table: str | None, job_id: str, warehouse_kind: str) -> dict[str, str] | None:
+    """The SQL that shows a job's predictions, and where to run it."""
+    if not table or table.count(".") != 2:
+        return None
+    sql = f"SELECT * FROM `{table}` WHERE JobId = '{job_id}' LIMIT 100"
+    # Backticks escaped: inside double quotes a shell would run them as a command.
+    shell_sql = sql.replace("`", "\\`")
+    out = {"sql": sql, "command": f'mlsys query "{shell_sql}"'}
+    if warehouse_kind == "bigquery":
+        project, dataset, name = table.split(".")
+        out["console_url"] = (
+            "https://console.cloud.google.com/bigquery?project="
+            + quote(project, safe="")
+            + "&ws="
+            + quote(f"!1m5!1m4!4m3!1s{project}!2s{dataset}!3s{name}", safe="!")
+        )
+    return out

@@ -1,0 +1,50 @@
+"""Sign in with a token once, sign out."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+
+from web.ui import guard
+
+bp = Blueprint("session", __name__)
+
+
+def home() -> Response:
+    """/ui/ -> the jobs page."""
+    return redirect(url_for("ui.jobs.index"), code=303)
+
+
+@bp.get("/signin")
+def signin() -> Response | str:
+    """The sign-in form (straight to the jobs page when already signed in or auth is off)."""
+    if g.get("ui_session") is not None or not guard.auth_enabled():
+        return redirect(guard.safe_next(request.args.get("next")), code=303)
+    return render_template("ui/signin.html", next=guard.safe_next(request.args.get("next")))
+
+
+@bp.post("/signin")
+def signin_submit() -> Response | tuple[str, int]:
+    """Check the token as the API would, then open a session and set its cookie."""
+    target = guard.safe_next(request.form.get("next"))
+    if not guard.auth_enabled():
+        return redirect(target, code=303)
+    token = request.form.get("token", "").strip()
+    principal = guard.principal_for(token) if token else None
+    if principal is None:
+        # Never echo the token: it may be a real one with a typo.
+        message = "That token is not valid." if token else "Enter your API token."
+        return render_template("ui/signin.html", next=target, error=message), 401
+    cookie, _session = guard.sessions().create(token)
+    response = redirect(target, code=303)
+    guard.set_cookie(response, guard.SESSION_COOKIE, cookie, max_age=guard.sessions().seconds)
+    guard.clear_cookie(response, guard.CSRF_COOKIE)
+    return response
+
+
+@bp.post("/signout")
+def signout() -> Response:
+    """Forget the session server-side and clear its cookie."""
+    guard.sessions().close(request.cookies.get(guard.SESSION_COOKIE))
+    response = redirect(url_for("ui.session.signin", signed_out=1), code=303)
+    guard.clear_cookie(response, guard.SESSION_COOKIE)
+    return response

@@ -30,7 +30,7 @@ from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
 from tests.services import free_port, serve_wsgi
 from web import create_app
-from web.openapi import openapi_path
+from web.openapi import NOT_API_PREFIX, openapi_path
 from worker.app import PLAN, QUEUE, SYNC, create_celery
 
 pytestmark = pytest.mark.integration
@@ -505,10 +505,12 @@ def _concrete(path: str) -> str:
 
 
 def _routes(api: Api) -> list[tuple[str, str]]:
+    """Every API route (the /ui pages sign in by session cookie: test_ui_pages.py)."""
     app = create_app({"SETTINGS": api.settings})
     return sorted(
         (method, _concrete(openapi_path(rule.rule)))
         for rule in app.url_map.iter_rules()
+        if not rule.endpoint.startswith(NOT_API_PREFIX)
         for method in rule.methods - {"HEAD", "OPTIONS"}
     )
 
@@ -597,6 +599,7 @@ def test_openapi_lists_every_route_the_app_serves(api):
     served = {
         (openapi_path(rule.rule), method.lower())
         for rule in app.url_map.iter_rules()
+        if not rule.endpoint.startswith(NOT_API_PREFIX)  # the /ui pages are not the API
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
 

@@ -7,6 +7,7 @@ behaviour (live updates, a real worker) is in tests/e2e/test_dashboard.py.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import requests
@@ -287,3 +288,22 @@ def test_the_dashboard_is_not_part_of_the_api_document(served):
     url, _ = served
     spec = requests.get(f"{url}/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}).json()
     assert spec["paths"] and not any(path.startswith("/ui") for path in spec["paths"])
+
+
+def test_every_dashboard_route_refuses_a_signed_out_browser(served):
+    url, _ = served
+    app = create_app({"SETTINGS": _settings(Path("/nonexistent"), "redis://127.0.0.1:1/0")})
+    public = {"ui.static", "ui.session.signin", "ui.session.signin_submit"}
+    rules = [r for r in app.url_map.iter_rules() if r.endpoint.startswith("ui.")]
+    assert len(rules) >= 10
+    for rule in rules:
+        if rule.endpoint in public:
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", "x" * 32, rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            answer = requests.request(method, url + path, allow_redirects=False)
+            if method == "GET" and not rule.endpoint.endswith("_live"):
+                assert answer.status_code == 303, (method, path)
+                assert answer.headers["Location"].startswith("/ui/signin?next=")
+            else:
+                assert answer.status_code == 401, (method, path, answer.status_code)

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 from flask import Response, abort, current_app, g, jsonify, redirect, request, url_for
 
-from web import auth
+from web import guards
+from web.credentials import Credentials
 from web.principal import LOCAL_ADMIN, Principal
 from web.ui.sessions import Session, SessionStore
 
@@ -32,16 +33,18 @@ CSP = (
 )
 
 
+def _credentials() -> Credentials:
+    return current_app.extensions["mlsys_credentials"]
+
+
 def auth_enabled() -> bool:
-    """Whether the API demands tokens (MLSYS_API_TOKENS set)."""
-    return bool(current_app.extensions["mlsys_tokens"])
+    """Whether the API demands tokens (MLSYS_API_TOKENS or MLSYS_API_PRINCIPALS set)."""
+    return _credentials().enabled
 
 
 def principal_for(token: str) -> Principal | None:
     """The principal a bearer token acts as through the API, or None for an invalid token."""
-    if not auth.token_matches(token, current_app.extensions["mlsys_tokens"]):
-        return None
-    return LOCAL_ADMIN
+    return _credentials().resolve(token)
 
 
 def sessions() -> SessionStore:
@@ -134,17 +137,11 @@ def _signed_out() -> Response:
 
 def _check_origin() -> None:
     """Refuse a form posted by another site or origin (another port of this host included,
-    which SameSite alone would let through)."""
-    origin = request.headers.get("Origin")
-    if origin and origin != "null":
-        if urlsplit(origin).netloc != request.host:
-            abort(403, description="Cross-origin form posts are refused.")
-        return
-    if origin == "null":
-        abort(403, description="Form posts from an opaque origin are refused.")
-    site = request.headers.get("Sec-Fetch-Site")
-    if site and site not in ("same-origin", "none"):
-        abort(403, description="Cross-site form posts are refused.")
+    which SameSite alone would let through). The app's guard refuses these first; this keeps
+    the pages safe whatever the order of guards."""
+    reason = guards.cross_site_reason()
+    if reason is not None:
+        abort(403, description=f"Form posts from another site are refused ({reason}).")
 
 
 def _check_csrf() -> None:

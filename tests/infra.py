@@ -21,6 +21,9 @@ ENVS = ("dev", "staging", "prod")
 WORKFLOWS = ROOT / ".github" / "workflows"
 
 
+_META = {"__is_block__", "__comments__"}
+
+
 def plain(value: Any) -> Any:
     """`'"text"'` -> `text`, `'${expr}'` -> `expr`; lists and dicts recursively."""
     if isinstance(value, str):
@@ -32,7 +35,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, list):
         return [plain(v) for v in value]
     if isinstance(value, dict):
-        return {plain(k): plain(v) for k, v in value.items() if k != "__is_block__"}
+        return {plain(k): plain(v) for k, v in value.items() if k not in _META}
     return value
 
 

@@ -1,5 +1,6 @@
 # One-time setup that the environments depend on, applied by a project owner from a laptop:
-#   - the Terraform state buckets mlsys-terraform-state-{dev,staging,prod}
+#   - the Terraform state buckets {prefix}-mlsys-terraform-state-{dev,staging,prod} (prefix: the
+#     project id unless bucket_prefix says otherwise; bucket names are global)
 #   - the deployer service account GitHub Actions impersonates (mlsys-github-actions)
 #   - Workload Identity Federation: a pool and a GitHub OIDC provider restricted to one repository
 # Its own state starts local; move it into the prod state bucket afterwards (infra/README.md).
@@ -20,7 +21,11 @@ provider "google" {
 }
 
 locals {
-  environments = ["dev", "staging", "prod"]
+  environments  = ["dev", "staging", "prod"]
+  bucket_prefix = var.bucket_prefix == null ? var.project_id : var.bucket_prefix
+  state_buckets = {
+    for env in local.environments : env => join("-", compact([local.bucket_prefix, "mlsys-terraform-state-${env}"]))
+  }
 }
 
 resource "google_project_service" "apis" {
@@ -44,7 +49,7 @@ resource "google_storage_bucket" "tf_state" {
   for_each = toset(local.environments)
 
   project                     = var.project_id
-  name                        = "mlsys-terraform-state-${each.value}"
+  name                        = local.state_buckets[each.value]
   location                    = var.region
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"

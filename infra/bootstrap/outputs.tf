@@ -9,6 +9,6 @@ output "deployer_service_account" {
 }
 
 output "state_buckets" {
-  description = "Terraform state buckets of the environments."
-  value       = [for b in google_storage_bucket.tf_state : b.name]
+  description = "Terraform state bucket of each environment, by environment (terraform init -backend-config=bucket=...; the GitHub variable TF_STATE_BUCKET_{ENV} when not the default)."
+  value       = { for env, b in google_storage_bucket.tf_state : env => b.name }
 }

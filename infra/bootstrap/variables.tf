@@ -8,6 +8,12 @@ variable "region" {
   type        = string
 }
 
+variable "bucket_prefix" {
+  description = "Prefix of the state buckets' names ({prefix}-mlsys-terraform-state-{env}); bucket names are global, so the default is the project id. \"\" gives the predecessor's mlsys-terraform-state-{env} (import them: README)."
+  type        = string
+  default     = null
+}
+
 variable "github_repository" {
   description = "owner/name of the GitHub repository whose workflows may deploy (e.g. acme/mlsys)."
   type        = string

@@ -17,7 +17,12 @@ _FILE = re.compile(r'file\("\$\{path\.module\}/schemas/(?P<name>[a-z_]+)\.json"\
 
 
 def _tables():
-    return {b.body["table_id"]: b for b in resources(MODULE) if b.kind == "google_bigquery_table"}
+    """Table id -> its resource blocks (the plain one and its prevent_destroy twin)."""
+    found: dict[str, list] = {}
+    for block in resources(MODULE):
+        if block.kind == "google_bigquery_table":
+            found.setdefault(block.body["table_id"], []).append(block)
+    return found
 
 
 def test_terraform_defines_every_owned_table_and_no_other():
@@ -26,13 +31,15 @@ def test_terraform_defines_every_owned_table_and_no_other():
 
 @pytest.mark.parametrize("name", sorted(OWNED_TABLES))
 def test_terraform_schema_is_the_one_in_code(name):
-    table, block = OWNED_TABLES[name], _tables()[name]
-    match = _FILE.fullmatch(block.body["schema"])
-    assert match and match["name"] == name, "schema must be file() of its schemas/*.json"
+    table, found = OWNED_TABLES[name], _tables()[name]
     on_disk = json.loads((SCHEMA_DIR / f"{name}.json").read_text())
     assert on_disk == list(table.fields), "run `uv run python -m mlsys.tables` and commit"
-    assert tuple(block.body.get("clustering", ())) == table.clustering
-    assert block.body["dataset_id"] == "google_bigquery_dataset.mlsys.dataset_id"
+    assert len(found) == 2  # plain and protected
+    for block in found:
+        match = _FILE.fullmatch(block.body["schema"])
+        assert match and match["name"] == name, "schema must be file() of its schemas/*.json"
+        assert tuple(block.body.get("clustering", ())) == table.clustering
+        assert block.body["dataset_id"] == "local.dataset.dataset_id"
 
 
 def test_registry_code_writes_the_defined_columns():

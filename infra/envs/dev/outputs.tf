@@ -4,7 +4,7 @@ output "service_url" {
 }
 
 output "flower_url" {
-  description = "URL of Flower (internal ingress)."
+  description = "URL of Flower (null when disabled); open it with `gcloud run services proxy`."
   value       = module.mlsys.flower_url
 }
 

@@ -1,9 +1,12 @@
-# mlsys staging. State: gs://mlsys-terraform-state-staging (create it first: infra/README.md).
+# mlsys staging. State: gs://{prefix}-mlsys-terraform-state-staging, named at init time:
+#   terraform init -backend-config="bucket=$(cd ../../bootstrap && terraform output -json state_buckets | jq -r .staging)"
+# Non-secret settings are committed in config.auto.tfvars (CI applies the same); project_id and
+# region come from TF_VAR_project_id / TF_VAR_region (the GitHub variables GCP_PROJECT_ID and
+# GCP_REGION) or a local terraform.tfvars.
 terraform {
   required_version = ">= 1.10.0"
 
   backend "gcs" {
-    bucket = "mlsys-terraform-state-staging"
     prefix = "mlsys/staging"
   }
 
@@ -23,16 +26,19 @@ provider "google" {
 module "mlsys" {
   source = "../../modules/mlsys"
 
-  project_id  = var.project_id
-  region      = var.region
-  environment = "staging"
-  bq_location = var.bq_location
-  subnet_cidr = "10.9.0.0/24"
+  project_id      = var.project_id
+  region          = var.region
+  environment     = "staging"
+  bq_location     = var.bq_location
+  bucket_prefix   = var.bucket_prefix
+  subnet_cidr     = "10.9.0.0/24"
+  prevent_destroy = true
 
   redis_tier          = "BASIC"
   worker_instances    = var.worker_instances
   web_min_instances   = 0
   deletion_protection = true
+  flower_enabled      = var.flower_enabled
 
   allow_unauthenticated = var.allow_unauthenticated
   invoker_members       = var.invoker_members
@@ -40,4 +46,27 @@ module "mlsys" {
   model_writers         = var.model_writers
   input_datasets        = var.input_datasets
   output_datasets       = var.output_datasets
+}
+
+# This environment protects its state (prevent_destroy): existing state moves onto the module's
+# protected twins. Safe to keep after the first apply (a no-op then).
+
+moved {
+  from = module.mlsys.google_bigquery_dataset.mlsys
+  to   = module.mlsys.google_bigquery_dataset.mlsys_protected[0]
+}
+
+moved {
+  from = module.mlsys.google_bigquery_table.model_registry
+  to   = module.mlsys.google_bigquery_table.model_registry_protected[0]
+}
+
+moved {
+  from = module.mlsys.google_storage_bucket.models
+  to   = module.mlsys.google_storage_bucket.models_protected[0]
+}
+
+moved {
+  from = module.mlsys.google_redis_instance.broker
+  to   = module.mlsys.google_redis_instance.broker_protected[0]
 }

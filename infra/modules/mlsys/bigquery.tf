@@ -1,4 +1,6 @@
 resource "google_bigquery_dataset" "mlsys" {
+  count = var.prevent_destroy ? 0 : 1
+
   #checkov:skip=CKV_GCP_81:Google-managed encryption at rest; CMEK (a KMS key ring per env) is an opt-in this module does not impose
   project                    = var.project_id
   dataset_id                 = local.dataset_id
@@ -11,12 +13,36 @@ resource "google_bigquery_dataset" "mlsys" {
   depends_on = [google_project_service.apis]
 }
 
+# The same, in staging and prod: Terraform refuses any plan that would destroy or replace it
+# (a changed location, a rename, `terraform destroy`). `prevent_destroy` cannot take a variable,
+# hence the twin; infra/envs/{staging,prod}/main.tf move existing state onto it.
+resource "google_bigquery_dataset" "mlsys_protected" {
+  count = var.prevent_destroy ? 1 : 0
+
+  #checkov:skip=CKV_GCP_81:Google-managed encryption at rest; CMEK (a KMS key ring per env) is an opt-in this module does not impose
+  project                    = var.project_id
+  dataset_id                 = local.dataset_id
+  friendly_name              = "mlsys ${local.env}"
+  description                = "mlsys' own tables in ${local.env}: the model registry."
+  location                   = var.bq_location
+  delete_contents_on_destroy = !var.deletion_protection
+  labels                     = local.labels
+
+  depends_on = [google_project_service.apis]
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
 # One row per (environment, model_name, model_version); the registry sync MERGEs into it.
 resource "google_bigquery_table" "model_registry" {
+  count = var.prevent_destroy ? 0 : 1
+
   #checkov:skip=CKV_GCP_80:Google-managed encryption at rest; CMEK is an opt-in this module does not impose
   #checkov:skip=CKV_GCP_121:deletion protection follows var.deletion_protection: on in staging and prod, off in dev by design
   project             = var.project_id
-  dataset_id          = google_bigquery_dataset.mlsys.dataset_id
+  dataset_id          = local.dataset.dataset_id
   table_id            = "model_registry"
   description         = "Models registered from gs://${local.bucket_name}: one row per version, integrity and lifecycle included."
   deletion_protection = var.deletion_protection
@@ -26,4 +52,29 @@ resource "google_bigquery_table" "model_registry" {
   # The one definition is mlsys/tables.py (`python -m mlsys.tables` writes this file);
   # tests/unit/test_infra_tables.py checks that both agree.
   schema = file("${path.module}/schemas/model_registry.json")
+}
+
+# The same, in staging and prod: Terraform refuses any plan that would destroy or replace it
+# (a changed location, a rename, `terraform destroy`). `prevent_destroy` cannot take a variable,
+# hence the twin; infra/envs/{staging,prod}/main.tf move existing state onto it.
+resource "google_bigquery_table" "model_registry_protected" {
+  count = var.prevent_destroy ? 1 : 0
+
+  #checkov:skip=CKV_GCP_80:Google-managed encryption at rest; CMEK is an opt-in this module does not impose
+  #checkov:skip=CKV_GCP_121:deletion protection follows var.deletion_protection: on in staging and prod, off in dev by design
+  project             = var.project_id
+  dataset_id          = local.dataset.dataset_id
+  table_id            = "model_registry"
+  description         = "Models registered from gs://${local.bucket_name}: one row per version, integrity and lifecycle included."
+  deletion_protection = var.deletion_protection
+  clustering          = ["model_name"]
+  labels              = local.labels
+
+  # The one definition is mlsys/tables.py (`python -m mlsys.tables` writes this file);
+  # tests/unit/test_infra_tables.py checks that both agree.
+  schema = file("${path.module}/schemas/model_registry.json")
+
+  lifecycle {
+    prevent_destroy = true
+  }
 }

@@ -41,7 +41,7 @@ resource "google_project_iam_member" "worker_project" {
 # Staging, the registry MERGE and alias moves: the worker writes mlsys' own dataset ...
 resource "google_bigquery_dataset_iam_member" "worker_registry" {
   project    = var.project_id
-  dataset_id = google_bigquery_dataset.mlsys.dataset_id
+  dataset_id = local.dataset.dataset_id
   role       = "roles/bigquery.dataEditor"
   member     = google_service_account.worker.member
 }
@@ -49,7 +49,7 @@ resource "google_bigquery_dataset_iam_member" "worker_registry" {
 # ... and the web service reads the registry there with tabledata.list (tables.getData).
 resource "google_bigquery_dataset_iam_member" "web_registry" {
   project    = var.project_id
-  dataset_id = google_bigquery_dataset.mlsys.dataset_id
+  dataset_id = local.dataset.dataset_id
   role       = "roles/bigquery.dataViewer"
   member     = google_service_account.web.member
 }
@@ -92,13 +92,13 @@ moved {
 # --- Models bucket ----------------------------------------------------------------------
 # The services only read artifacts; people (or a training pipeline) upload them.
 resource "google_storage_bucket_iam_member" "worker_models" {
-  bucket = google_storage_bucket.models.name
+  bucket = local.models_bucket.name
   role   = "roles/storage.objectViewer"
   member = google_service_account.worker.member
 }
 
 resource "google_storage_bucket_iam_member" "web_models" {
-  bucket = google_storage_bucket.models.name
+  bucket = local.models_bucket.name
   role   = "roles/storage.objectViewer"
   member = google_service_account.web.member
 }
@@ -106,7 +106,7 @@ resource "google_storage_bucket_iam_member" "web_models" {
 resource "google_storage_bucket_iam_member" "model_writers" {
   for_each = toset(var.model_writers)
 
-  bucket = google_storage_bucket.models.name
+  bucket = local.models_bucket.name
   role   = "roles/storage.objectAdmin"
   member = each.value
 }

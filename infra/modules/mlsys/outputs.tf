@@ -4,33 +4,33 @@ output "service_url" {
 }
 
 output "flower_url" {
-  description = "URL of Flower; reachable from inside the VPC only (internal ingress)."
-  value       = google_cloud_run_v2_service.flower.uri
+  description = "URL of Flower (null when disabled). Open it through `gcloud run services proxy mlsys-flower-{env} --port=5555`: it needs roles/run.invoker (flower_members) and basic auth."
+  value       = one(google_cloud_run_v2_service.flower[*].uri)
 }
 
 output "models_bucket" {
   description = "Bucket of model artifacts (mlsys-models-{env})."
-  value       = google_storage_bucket.models.name
+  value       = local.models_bucket.name
 }
 
 output "dataset" {
   description = "BigQuery dataset of mlsys' own tables (mlsys_{env})."
-  value       = google_bigquery_dataset.mlsys.dataset_id
+  value       = local.dataset.dataset_id
 }
 
 output "registry_table" {
   description = "Fully qualified model registry table."
-  value       = "${var.project_id}.${google_bigquery_dataset.mlsys.dataset_id}.${google_bigquery_table.model_registry.table_id}"
+  value       = "${var.project_id}.${local.dataset.dataset_id}.${local.registry_table.table_id}"
 }
 
 output "redis_host" {
   description = "Private address of the Memorystore instance."
-  value       = google_redis_instance.broker.host
+  value       = local.redis.host
 }
 
 output "redis_port" {
   description = "Port of the Memorystore instance (6378 with transit encryption)."
-  value       = google_redis_instance.broker.port
+  value       = local.redis.port
 }
 
 output "image_repository" {

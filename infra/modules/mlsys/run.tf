@@ -223,6 +223,17 @@ resource "google_cloud_run_v2_worker_pool" "pool" {
         }
       }
 
+      # worker_max_memory_per_child is a share of this limit (mlsys.settings).
+      env {
+        name  = "MLSYS_CONTAINER_MEMORY"
+        value = each.value.memory
+      }
+
+      env {
+        name  = "MLSYS_WORKER_CONCURRENCY"
+        value = each.value.cpu
+      }
+
       env {
         name = "REDIS_URL"
         value_source {
@@ -280,14 +291,20 @@ moved {
   to   = google_cloud_run_v2_worker_pool.pool["beat"]
 }
 
-# Flower: never public. Internal ingress (reachable from inside the VPC only), IAM invoker
-# for flower_members, and Flower's own basic auth on top.
+# Flower: never public. Cloud Run IAM (roles/run.invoker for flower_members only, no allUsers)
+# and Flower's own basic auth on top. The way in is an authenticated proxy on your machine:
+#   gcloud run services proxy mlsys-flower-{env} --region={region} --port=5555
+# (it adds your identity token; then open http://localhost:5555 and give the basic-auth user).
+# Exactly one instance, always on with CPU always allocated, while enabled: Flower builds its
+# task history from the event stream, which a scaled-to-zero or throttled instance misses.
 resource "google_cloud_run_v2_service" "flower" {
+  count = var.flower_enabled ? 1 : 0
+
   project             = var.project_id
   name                = "${local.prefix}-flower-${local.env}"
   location            = var.region
   description         = "mlsys ${local.env} Flower (Celery monitoring)"
-  ingress             = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  ingress             = "INGRESS_TRAFFIC_ALL"
   deletion_protection = var.deletion_protection
   labels              = local.labels
 
@@ -295,7 +312,7 @@ resource "google_cloud_run_v2_service" "flower" {
     service_account = google_service_account.flower.email
 
     scaling {
-      min_instance_count = 0
+      min_instance_count = 1
       max_instance_count = 1
     }
 
@@ -320,7 +337,7 @@ resource "google_cloud_run_v2_service" "flower" {
           cpu    = "1"
           memory = "512Mi"
         }
-        cpu_idle = true
+        cpu_idle = false
       }
 
       env {
@@ -406,11 +423,11 @@ resource "google_cloud_run_v2_service_iam_member" "web_public" {
 }
 
 resource "google_cloud_run_v2_service_iam_member" "flower_invokers" {
-  for_each = toset(var.flower_members)
+  for_each = var.flower_enabled ? toset(var.flower_members) : toset([])
 
   project  = var.project_id
   location = var.region
-  name     = google_cloud_run_v2_service.flower.name
+  name     = google_cloud_run_v2_service.flower[0].name
   role     = "roles/run.invoker"
   member   = each.value
 }

@@ -45,7 +45,7 @@ resource "google_secret_manager_secret_version" "redis_url" {
   # TLS (transit encryption) is on from the start: the clients verify the instance's own CA,
   # mounted at local.redis_ca_path (Celery's broker and redbeat take these options from
   # mlsys.settings.Settings.redis_tls, the job store from the URL itself).
-  secret_data = "rediss://:${google_redis_instance.broker.auth_string}@${google_redis_instance.broker.host}:${google_redis_instance.broker.port}/0?ssl_cert_reqs=required&ssl_ca_certs=${local.redis_ca_path}&ssl_check_hostname=false"
+  secret_data = "rediss://:${local.redis.auth_string}@${local.redis.host}:${local.redis.port}/0?ssl_cert_reqs=required&ssl_ca_certs=${local.redis_ca_path}&ssl_check_hostname=false"
 }
 
 # The instance's server CA (public data), mounted as a file into every process.
@@ -63,7 +63,7 @@ resource "google_secret_manager_secret" "redis_ca" {
 
 resource "google_secret_manager_secret_version" "redis_ca" {
   secret      = google_secret_manager_secret.redis_ca.id
-  secret_data = join("\n", [for ca in google_redis_instance.broker.server_ca_certs : ca.cert])
+  secret_data = join("\n", [for ca in local.redis.server_ca_certs : ca.cert])
 }
 
 moved {

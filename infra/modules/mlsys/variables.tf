@@ -18,10 +18,23 @@ variable "environment" {
   }
 }
 
-variable "bq_location" {
-  description = "BigQuery location of the mlsys_{env} dataset and of mlsys' query jobs (e.g. US, EU, us-central1). Put it where the input tables live."
+variable "bucket_prefix" {
+  description = "Prefix of the models bucket's name ({prefix}-mlsys-models-{env}); bucket names are global, so the default is the project id. \"\" gives the predecessor's mlsys-models-{env}."
   type        = string
-  default     = "US"
+  default     = null
+}
+
+variable "prevent_destroy" {
+  description = "Refuse any plan that destroys or replaces the dataset, the registry table, the models bucket or Memorystore (lifecycle prevent_destroy). On in staging and prod."
+  type        = bool
+  default     = true
+}
+
+variable "bq_location" {
+  # No default: a location set in one place only (a local tfvars) would let CI replace the
+  # dataset. Each environment commits it in infra/envs/{env}/config.auto.tfvars.
+  description = "BigQuery location of the mlsys_{env} dataset and of mlsys' query jobs (e.g. US, EU, us-central1). Staging and commits run in mlsys_{env}, so every input and output dataset must be in this same location. Changing it replaces the dataset."
+  type        = string
 }
 
 variable "image" {
@@ -88,6 +101,12 @@ variable "worker_memory" {
   default     = "4Gi"
 }
 
+variable "flower_enabled" {
+  description = "Run Flower: one instance, always on (min and max 1, CPU always allocated), so its event history is complete. Costs one always-on instance."
+  type        = bool
+  default     = true
+}
+
 variable "allow_unauthenticated" {
   description = "Grant allUsers the Cloud Run invoker role on the web service, leaving authentication to the API's bearer tokens (MLSYS_API_TOKENS). Default false: callers also need roles/run.invoker (invoker_members)."
   type        = bool
@@ -101,7 +120,7 @@ variable "invoker_members" {
 }
 
 variable "flower_members" {
-  description = "IAM members allowed to open Flower (roles/run.invoker on mlsys-flower-{env}). Flower has internal ingress and basic auth besides."
+  description = "IAM members allowed to open Flower (roles/run.invoker on mlsys-flower-{env}, through `gcloud run services proxy`). Flower's basic auth applies besides."
   type        = list(string)
   default     = []
 }

@@ -30,33 +30,16 @@ from mlsys.monitoring import (
     merge_profiles,
 )
 from mlsys.settings import Settings
+from mlsys.tables import PREDICTION_STATS, arrow_fields
 from mlsys.warehouse.base import Warehouse
 from mlsys.warehouse.sql import sql_string
 
 log = logging.getLogger(__name__)
 
-STATS_TABLE = "prediction_stats"
+STATS_TABLE = PREDICTION_STATS.name
 KEYS = ["job_id", "feature"]
-SCHEMA = pa.schema(
-    [
-        ("job_id", pa.string()),
-        ("model_name", pa.string()),
-        ("model_version", pa.int64()),
-        ("feature", pa.string()),
-        ("kind", pa.string()),
-        ("status", pa.string()),
-        ("rows", pa.int64()),
-        ("null_rate", pa.float64()),
-        ("null_rate_reference", pa.float64()),
-        ("null_rate_change", pa.float64()),
-        ("psi", pa.float64()),
-        ("unseen_rate", pa.float64()),
-        ("unseen_examples", pa.string()),  # JSON list
-        ("mean", pa.float64()),
-        ("profile", pa.string()),  # JSON of the merged FeatureProfile
-        ("computed_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
+#: From the table's one definition (`mlsys.tables`), which infra/ creates the BigQuery table from.
+SCHEMA = arrow_fields(PREDICTION_STATS)
 
 
 def stats_table(settings: Settings, env: str) -> TableId:

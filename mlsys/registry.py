@@ -31,16 +31,15 @@ from mlsys.errors import ArtifactIntegrityError, MlsysError, ModelNotFound
 from mlsys.ids import ModelRef, TableId, VersionSpec, check_alias, check_model_name
 from mlsys.settings import Settings
 from mlsys.store.base import BlobInfo, ModelStore
-from mlsys.tables import MODEL_REGISTRY
+from mlsys.tables import MODEL_REGISTRY, arrow_fields
 from mlsys.warehouse.base import MergeResult, Warehouse
-from mlsys.warehouse.bq_schema import arrow_schema
 
 log = logging.getLogger(__name__)
 
 KEYS = ["environment", "model_name", "model_version"]
 #: The registry table's Arrow schema, from its one definition (`mlsys.tables`), which infra/
 #: creates the BigQuery table from. Nullable throughout: BigQuery enforces the REQUIRED keys.
-SCHEMA = pa.schema([pa.field(f.name, f.type) for f in arrow_schema(list(MODEL_REGISTRY.fields))])
+SCHEMA = arrow_fields(MODEL_REGISTRY)
 #: Columns a sync owns; everything but the aliases.
 SYNC_COLUMNS = [name for name in SCHEMA.names if name != "aliases"]
 

@@ -29,6 +29,8 @@ class OwnedTable:
     name: str
     fields: tuple[Field, ...]
     clustering: tuple[str, ...] = ()
+    #: Column of daily time partitioning, if any.
+    partition_day: str | None = None
 
     def schema_json(self) -> str:
         """The schema as Terraform reads it (`schema = file(...)`)."""
@@ -64,8 +66,42 @@ MODEL_REGISTRY = OwnedTable(
     ),
 )
 
+PREDICTION_STATS = OwnedTable(
+    name="prediction_stats",
+    clustering=("model_name", "job_id"),
+    partition_day="computed_at",
+    fields=(
+        _f("job_id", "STRING", "Job whose input and predictions were profiled.", "REQUIRED"),
+        _f("model_name", "STRING", "Model of the job."),
+        _f("model_version", "INT64", "Version number of the model."),
+        _f("feature", "STRING", "Input feature, or the prediction/probability.", "REQUIRED"),
+        _f("kind", "STRING", "numeric or categorical."),
+        _f("status", "STRING", "Drift verdict of the feature."),
+        _f("rows", "INT64", "Rows profiled."),
+        _f("null_rate", "FLOAT64", "Share of NULLs in the job's input."),
+        _f("null_rate_reference", "FLOAT64", "Share of NULLs in the training data."),
+        _f("null_rate_change", "FLOAT64", "null_rate minus null_rate_reference."),
+        _f("psi", "FLOAT64", "Population stability index against the training profile."),
+        _f("unseen_rate", "FLOAT64", "Share of categories unseen in training."),
+        _f("unseen_examples", "STRING", "Some unseen categories, as a JSON list."),
+        _f("mean", "FLOAT64", "Mean of a numeric feature."),
+        _f("profile", "STRING", "The merged profile of the feature, as JSON."),
+        _f("computed_at", "TIMESTAMP", "When the job's statistics were computed."),
+    ),
+)
+
 #: Every table mlsys owns, by name.
-OWNED_TABLES: dict[str, OwnedTable] = {t.name: t for t in (MODEL_REGISTRY,)}
+OWNED_TABLES: dict[str, OwnedTable] = {t.name: t for t in (MODEL_REGISTRY, PREDICTION_STATS)}
+
+
+def arrow_fields(table: OwnedTable):
+    """The table's Arrow schema, every column nullable (BigQuery enforces REQUIRED)."""
+    import pyarrow as pa
+
+    from mlsys.warehouse.bq_schema import arrow_schema
+
+    return pa.schema([pa.field(f.name, f.type) for f in arrow_schema(list(table.fields))])
+
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "infra" / "modules" / "mlsys" / "schemas"
 

@@ -40,6 +40,11 @@ def test_terraform_schema_is_the_one_in_code(name):
         assert match and match["name"] == name, "schema must be file() of its schemas/*.json"
         assert tuple(block.body.get("clustering", ())) == table.clustering
         assert block.body["dataset_id"] == "local.dataset.dataset_id"
+        partitioning = block.body.get("time_partitioning")
+        if table.partition_day is None:
+            assert partitioning is None
+        else:
+            assert partitioning == [{"type": "DAY", "field": table.partition_day}]
 
 
 def test_registry_code_writes_the_defined_columns():

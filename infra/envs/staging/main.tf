@@ -70,3 +70,8 @@ moved {
   from = module.mlsys.google_redis_instance.broker
   to   = module.mlsys.google_redis_instance.broker_protected[0]
 }
+
+moved {
+  from = module.mlsys.google_bigquery_table.prediction_stats
+  to   = module.mlsys.google_bigquery_table.prediction_stats_protected[0]
+}

@@ -78,3 +78,50 @@ resource "google_bigquery_table" "model_registry_protected" {
     prevent_destroy = true
   }
 }
+
+# Monitoring: what mlsys.prediction_stats writes after each predict job.
+resource "google_bigquery_table" "prediction_stats" {
+  count = var.prevent_destroy ? 0 : 1
+
+  #checkov:skip=CKV_GCP_80:Google-managed encryption at rest; CMEK is an opt-in this module does not impose
+  #checkov:skip=CKV_GCP_121:deletion protection follows var.deletion_protection: on in staging and prod, off in dev by design
+  project             = var.project_id
+  dataset_id          = local.dataset.dataset_id
+  table_id            = "prediction_stats"
+  description         = "Per-feature drift of each predict job against the model's training profile: one row per (job_id, feature)."
+  deletion_protection = var.deletion_protection
+  clustering          = ["model_name", "job_id"]
+  labels              = local.labels
+
+  time_partitioning {
+    type  = "DAY"
+    field = "computed_at"
+  }
+
+  schema = file("${path.module}/schemas/prediction_stats.json")
+}
+
+resource "google_bigquery_table" "prediction_stats_protected" {
+  count = var.prevent_destroy ? 1 : 0
+
+  #checkov:skip=CKV_GCP_80:Google-managed encryption at rest; CMEK is an opt-in this module does not impose
+  #checkov:skip=CKV_GCP_121:deletion protection follows var.deletion_protection: on in staging and prod, off in dev by design
+  project             = var.project_id
+  dataset_id          = local.dataset.dataset_id
+  table_id            = "prediction_stats"
+  description         = "Per-feature drift of each predict job against the model's training profile: one row per (job_id, feature)."
+  deletion_protection = var.deletion_protection
+  clustering          = ["model_name", "job_id"]
+  labels              = local.labels
+
+  time_partitioning {
+    type  = "DAY"
+    field = "computed_at"
+  }
+
+  schema = file("${path.module}/schemas/prediction_stats.json")
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}

@@ -12,7 +12,9 @@ import json
 import logging
 import re
 import shutil
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -206,6 +208,53 @@ def test_idempotency_key_returns_the_first_job_and_enqueues_once(api):
     assert again.status_code == 200 and header.status_code == 200
     assert first.json() == again.json() == header.json()
     assert len(api.queued()) == 1 and len(api.job_records()) == 1
+
+
+def test_concurrent_submits_with_one_idempotency_key_make_one_job(api):
+    gate = threading.Barrier(8)
+
+    def submit(_) -> requests.Response:
+        gate.wait(timeout=30)  # all eight requests in flight together
+        return api.call("POST", "/predict", json=predict_body(idempotency_key="nightly-1"))
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(submit, range(8)))
+
+    assert sorted(r.status_code for r in responses) == [200] * 7 + [202]
+    assert len({r.json()["job_id"] for r in responses}) == 1
+    assert len(api.queued()) == 1 and len(api.job_records()) == 1
+
+
+@pytest.mark.parametrize(
+    ("body_key", "header_key", "status", "same_job"),
+    [
+        pytest.param("k-1", "k-1", 200, True, id="same-in-both"),
+        pytest.param(None, "k-1", 200, True, id="header-only"),
+        pytest.param("k-2", None, 202, False, id="another-body-key"),
+    ],
+)
+def test_the_header_and_body_keys_are_one_key(api, body_key, header_key, status, same_job):
+    first = api.call("POST", "/predict", json=predict_body(idempotency_key="k-1"))
+    body = predict_body(**({"idempotency_key": body_key} if body_key else {}))
+    headers = {"Idempotency-Key": header_key} if header_key else {}
+
+    again = api.call("POST", "/predict", json=body, headers=headers)
+
+    assert first.status_code == 202 and again.status_code == status, again.text
+    assert (again.json()["job_id"] == first.json()["job_id"]) is same_job
+    assert len(api.queued()) == len(api.job_records()) == (1 if same_job else 2)
+
+
+def test_a_header_key_that_disagrees_with_the_body_key_is_400(api):
+    response = api.call(
+        "POST",
+        "/predict",
+        json=predict_body(idempotency_key="k-body"),
+        headers={"Idempotency-Key": "k-header"},
+    )
+
+    assert_problem(response, 400, "Idempotency-Key header and idempotency_key differ")
+    assert api.queued() == [] and api.job_records() == []
 
 
 def test_idempotency_key_reused_for_another_request_is_a_conflict(api):

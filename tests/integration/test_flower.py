@@ -1,0 +1,66 @@
+"""Flower, started the way the image starts it (`docker/start flower`): never without basic
+auth, and a wrong password gets nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.services import free_port, process, repo_root, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+START = repo_root() / "docker" / "start"
+LOGIN = ("ops", "s3cret-flower-pass")  # pragma: allowlist secret
+
+
+def start_env(redis_url: str, home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSYS_", "FLOWER_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    return {**env, "REDIS_URL": redis_url, "MLSYS_HOME": str(home), **extra}
+
+
+@pytest.mark.parametrize("auth", [None, ""])
+def test_start_refuses_flower_without_basic_auth(tmp_path, redis_url, auth):
+    env = start_env(redis_url, tmp_path, FLOWER_PORT=str(free_port()))
+    if auth is not None:
+        env["FLOWER_BASIC_AUTH"] = auth
+
+    result = subprocess.run(
+        ["bash", str(START), "flower"], env=env, cwd=repo_root(), capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+
+    assert result.returncode == 64, result.stderr
+    assert "FLOWER_BASIC_AUTH is empty" in result.stderr
+    assert "refusing to start flower without auth" in result.stderr
+
+
+def test_flower_answers_only_the_configured_login(tmp_path, redis_url):
+    port = free_port()
+    env = start_env(redis_url, tmp_path, FLOWER_PORT=str(port), FLOWER_BASIC_AUTH=":".join(LOGIN))
+    url = f"http://127.0.0.1:{port}/"
+
+    def answering() -> list[requests.Response]:
+        try:
+            return [requests.get(url, timeout=2)]  # in a list: a 401 response is falsy
+        except requests.ConnectionError:
+            return []
+
+    with process(["bash", str(START), "flower"], env, repo_root(), tmp_path / "flower.log"):
+        (anonymous,) = wait_for(answering, timeout=60, what="flower to listen")
+        wrong = requests.get(url, auth=(LOGIN[0], "not-the-password"), timeout=5)
+        other_user = requests.get(url, auth=("admin", LOGIN[1]), timeout=5)
+        right = requests.get(url, auth=LOGIN, timeout=5)
+        api = requests.get(url + "api/workers", auth=(LOGIN[0], "wrong"), timeout=5)
+
+    for refused in (anonymous, wrong, other_user, api):
+        assert refused.status_code == 401, refused.text[:200]
+        assert "workers" not in refused.text.lower()
+    assert anonymous.headers["WWW-Authenticate"].startswith("Basic")
+    assert right.status_code == 200 and "Flower" in right.text

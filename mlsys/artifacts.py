@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import importlib
 import io
 import json
+import logging
 import platform
 import re
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import joblib
-import numpy as np
 
 from mlsys.errors import ArtifactIntegrityError, BlobNotFound, InvalidRequest, ModelNotFound
 from mlsys.ids import check_column, check_model_name
@@ -30,6 +32,7 @@ from mlsys.store.base import ModelStore
 ArtifactFormat = Literal["pickle", "skops"]
 ARTIFACT_FILES = {"pickle": "model.pkl", "skops": "model.skops"}
 METADATA_FILE = "metadata.json"
+log = logging.getLogger(__name__)
 _VERSION_DIR = re.compile(r"([a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?)/v([1-9][0-9]{0,8})/(.+)")
 
 
@@ -49,20 +52,17 @@ def sha256_hex(data: bytes) -> str:
 
 def infer_metadata(model: Any) -> dict[str, Any]:
     """What can be read off a fitted estimator: features, task, classes."""
-    # Imported here: scikit-learn takes a second to import, and most CLI commands never need it.
-    from sklearn.base import is_classifier, is_regressor
+    from mlsys.labels import model_classes, model_task
 
     meta: dict[str, Any] = {}
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         meta["features"] = [str(n) for n in names]
-    if is_classifier(model):
-        meta["task"] = "classification"
-        classes = getattr(model, "classes_", None)
-        if classes is not None:
-            meta["classes"] = [c.item() if isinstance(c, np.generic) else c for c in classes]
-    elif is_regressor(model):
-        meta["task"] = "regression"
+    task = model_task(model)
+    if task is not None:
+        meta["task"] = task
+    if task == "classification" and (classes := model_classes(model)) is not None:
+        meta["classes"] = classes
     return meta
 
 
@@ -102,18 +102,68 @@ def build_metadata(
         "estimator": type(model).__name__,
         "uploader": _whoami(),
         "created_at": datetime.now(UTC).isoformat(),
-        "library_versions": {
-            "python": platform.python_version(),
-            "scikit-learn": _sklearn_version(),
-            "numpy": np.__version__,
-        },
+        "library_versions": library_versions(model),
     }
 
 
-def _sklearn_version() -> str:
-    import sklearn
+#: Metadata names of libraries whose import name differs.
+_IMPORT_NAMES = {"scikit-learn": "sklearn"}
 
-    return sklearn.__version__
+
+def _installed_version(library: str) -> str | None:
+    if library == "python":
+        return platform.python_version()
+    name = _IMPORT_NAMES.get(library, library)
+    try:
+        module = sys.modules.get(name) or importlib.import_module(name)
+    except ImportError:
+        return None
+    return str(getattr(module, "__version__", "")) or None
+
+
+def library_versions(model: Any) -> dict[str, str]:
+    """Versions a model depends on, noted at save time: Python, scikit-learn, numpy, pandas,
+    and the package of every estimator in it (lightgbm, xgboost, ...)."""
+    libraries = ["python", "scikit-learn", "numpy", "pandas"]
+    for step in _estimators(model):
+        package = type(step).__module__.split(".")[0]
+        if package not in ("sklearn", "builtins", "__main__") and package not in libraries:
+            libraries.append(package)
+    found = {name: _installed_version(name) for name in libraries}
+    return {name: version for name, version in found.items() if version}
+
+
+def _estimators(model: Any, depth: int = 0) -> list[Any]:
+    """The model and the estimators inside it (Pipeline steps, ColumnTransformer parts)."""
+    found = [model]
+    if depth > 4:
+        return found
+    parts = getattr(model, "steps", None) or getattr(model, "transformers", None) or []
+    for part in parts:
+        if isinstance(part, tuple) and len(part) > 1:
+            found += _estimators(part[1], depth + 1)
+    return found
+
+
+_WARNED: set[str] = set()
+
+
+def warn_on_version_drift(model_ref: str, recorded: dict[str, str] | None) -> list[str]:
+    """Log a warning (once per model per process) when this process' library versions differ
+    from those the model was saved with; returns the differences."""
+    drift = [
+        f"{name} {saved} (here {here or 'not installed'})"
+        for name, saved in (recorded or {}).items()
+        if (here := _installed_version(name)) != str(saved)
+    ]
+    if drift and model_ref not in _WARNED:
+        _WARNED.add(model_ref)
+        log.warning(
+            "%s was saved with %s: predictions may differ from the notebook's",
+            model_ref,
+            ", ".join(drift),
+        )
+    return drift
 
 
 def _whoami() -> str:

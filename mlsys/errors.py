@@ -115,3 +115,10 @@ class ProtectedTable(PermissionDenied):
     """A job named one of mlsys' own tables (registry, staging) as its input or output."""
 
     title = "Protected table"
+
+
+class ModelFailed(MlsysError):
+    """The estimator raised while predicting (bad rows, or a broken model)."""
+
+    status = 500
+    title = "Model failed"

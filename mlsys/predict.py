@@ -16,13 +16,14 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
-from mlsys.artifacts import MODEL_CACHE, load_verified
+from mlsys import labels
+from mlsys.artifacts import MODEL_CACHE, load_verified, warn_on_version_drift
 from mlsys.errors import Cancelled, InvalidRequest, SchemaMismatch, TableNotEmpty
 from mlsys.ids import ModelRef, TableId, check_column
 from mlsys.incremental import Mode, check_keys, check_mode, exclusion
+from mlsys.output_columns import default_id_columns
 from mlsys.prediction_stats import record_job_stats, shard_monitor
 from mlsys.protect import check_job_tables
 from mlsys.registry import RegistryEntry, check_pinned, resolve
@@ -163,23 +164,11 @@ class PreparedPredict:
         return cls(**data)
 
 
-def _target_type(task: str, classes: list | None) -> pa.DataType:
-    if task == "regression":
-        return pa.float64()
-    if classes and all(isinstance(c, bool) for c in classes):
-        return pa.bool_()
-    if classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
-        return pa.int64()
-    if classes and all(isinstance(c, int | float) for c in classes):
-        return pa.float64()
-    return pa.string()
-
-
 def build_output_schema(
     input_schema: pa.Schema, id_columns: list[str], target: str, task: str, classes: list | None
 ) -> pa.Schema:
     fields = [pa.field(c, input_schema.field(c).type) for c in id_columns]
-    fields.append(pa.field(target, _target_type(task, classes)))
+    fields.append(pa.field(target, labels.target_type(task, classes)))
     if task == "classification":
         fields.append(pa.field(PROBABILITY_COLUMN, pa.float64()))
     fields += [
@@ -201,7 +190,7 @@ def prepare_predict(spec: PredictSpec, warehouse: Warehouse, settings: Settings)
         SchemaMismatch: the input lacks a feature or id column, or the output table exists
             with other columns.
         TableNotEmpty: WRITE_EMPTY and the output table has rows.
-        InvalidRequest: no id columns are known.
+        InvalidRequest: no column identifies a row, or the input has too many to copy.
     """
     with warehouse.session():
         return _prepare(spec, warehouse, settings)
@@ -217,15 +206,16 @@ def _prepare(spec: PredictSpec, warehouse: Warehouse, settings: Settings) -> Pre
             hint="Fit it on a DataFrame (feature_names_in_) or save it with "
             "mlsys.artifacts.save_model, which writes metadata.json with 'features'.",
         )
+    target = check_column(meta.get("target") or "prediction")
+    # The worker reads the task and classes off the model itself (labels.py); metadata only
+    # shapes this early check of the output table.
+    task = labels.task_from_metadata(meta)
+    input_schema = warehouse.schema(spec.input_table)
     id_columns = list(spec.id_columns or meta.get("id_columns") or [])
     if not id_columns:
-        raise InvalidRequest(
-            "No id columns: the output could not be joined back to the input.",
-            hint='Pass id_columns (e.g. ["PassengerId"]) or save them in the model metadata.',
-        )
-    target = check_column(meta.get("target") or "prediction")
-    task = meta.get("task") or "classification"
-    input_schema = warehouse.schema(spec.input_table)
+        # As Vertex AI batch prediction does: keep the input's other columns beside the output.
+        reserved = {target, PROBABILITY_COLUMN, *METADATA_COLUMNS}
+        id_columns = default_id_columns(input_schema.names, features, reserved, spec.input_table)
     missing = [c for c in dict.fromkeys(features + id_columns) if c not in input_schema.names]
     if missing:
         raise SchemaMismatch(
@@ -251,6 +241,7 @@ def _prepare(spec: PredictSpec, warehouse: Warehouse, settings: Settings) -> Pre
             "sha256": entry.sha256,
             "generation": entry.generation,
             "artifact_format": entry.artifact_format,
+            "library_versions": meta.get("library_versions") or {},
         },
         features=features,
         id_columns=id_columns,
@@ -268,8 +259,8 @@ def _check_output(warehouse: Warehouse, spec: PredictSpec, schema: pa.Schema) ->
     existing = warehouse.schema(spec.output_table)
     if set(existing.names) != set(schema.names):
         raise SchemaMismatch(
-            f"Output table {spec.output_table} exists with columns {existing.names}, but this "
-            f"job writes {schema.names}.",
+            f"Output table {spec.output_table} exists with columns {existing.names}, but "
+            f"{spec.model.name} writes {schema.names}.",
             hint="Choose a new output table, or write_disposition WRITE_TRUNCATE to replace it.",
         )
     if spec.write_disposition == "WRITE_EMPTY" and warehouse.count_rows(spec.output_table):
@@ -308,6 +299,7 @@ def load_model(prepared: PreparedPredict, store: ModelStore, settings: Settings)
     """The job's pinned model, verified; kept loaded across jobs (MLSYS_MODEL_CACHE_MB)."""
     m = prepared.model
     MODEL_CACHE.resize(settings.model_cache_mb * 2**20)
+    warn_on_version_drift(prepared.model_ref, m.get("library_versions"))
     return load_verified(
         store,
         m["gcs_bucket"],
@@ -319,33 +311,48 @@ def load_model(prepared: PreparedPredict, store: ModelStore, settings: Settings)
     )
 
 
+def output_schema_for(
+    prepared: PreparedPredict, model: Any, warehouse: Warehouse, settings: Settings
+) -> pa.Schema:
+    """The output schema as the loaded model dictates it: its task and the type of its
+    classes win over metadata (which may lack them). Every shard derives the same one."""
+    declared = prepared.output_schema
+    task = labels.model_task(model) or prepared.task
+    classes = labels.model_classes(model) if task == "classification" else None
+    if task == prepared.task and classes is None:
+        return declared
+    fields = [declared.field(c) for c in prepared.id_columns]
+    target = declared.field(prepared.target)
+    fields.append(target.with_type(labels.target_type(task, classes)) if classes else target)
+    if task == "classification":
+        fields.append(pa.field(PROBABILITY_COLUMN, pa.float64()))
+    fields += [declared.field(c) for c in METADATA_COLUMNS]
+    schema = pa.schema(fields)
+    if schema.names != declared.names:  # metadata guessed the task wrong: check again
+        _check_output(warehouse, PredictSpec.from_json(prepared.spec, settings), schema)
+    return schema
+
+
 def predict_batch(
     model: Any, batch: pa.RecordBatch, prepared: PreparedPredict, schema: pa.Schema, job_id: str
 ) -> pa.RecordBatch:
-    """Predictions for one batch, in the output schema."""
+    """Predictions for one batch, in the output schema (from `output_schema_for`).
+
+    Raises:
+        ModelFailed: the estimator raised on this batch.
+    """
     frame = batch.select(prepared.features).to_pandas()
     n = batch.num_rows
     columns = [batch.column(c) for c in prepared.id_columns]
-    target_type = schema.field(prepared.target).type
-    if prepared.task == "classification" and hasattr(model, "predict_proba"):
-        # The predicted class is the most probable one, so the two columns always agree, and
-        # the model runs once rather than twice.
-        proba = np.asarray(model.predict_proba(frame))
-        best = proba.argmax(axis=1)
-        labels = np.asarray(model.classes_)[best]
+    classification = PROBABILITY_COLUMN in schema.names
+    out = labels.predict(model, frame, "classification" if classification else "regression")
+    columns.append(labels.label_array(out.labels, schema.field(prepared.target).type))
+    if classification:
         columns.append(
-            pa.array(
-                labels.tolist() if target_type == pa.string() else labels,
-                type=target_type,
-                from_pandas=True,
-            )
+            pa.nulls(n, pa.float64())
+            if out.probability is None
+            else pa.array(out.probability, type=pa.float64(), from_pandas=True)
         )
-        columns.append(pa.array(proba[np.arange(n), best], type=pa.float64()))
-    else:
-        labels = np.asarray(model.predict(frame))
-        columns.append(pa.array(labels, type=target_type, from_pandas=True))
-        if prepared.task == "classification":
-            columns.append(pa.nulls(n, pa.float64()))
     now = pa.scalar(datetime.now(UTC), type=pa.timestamp("us", tz="UTC"))
     columns += [
         pa.repeat(now, n),
@@ -371,7 +378,7 @@ def run_shard(
     """Predict one shard into its staging (replacing an earlier attempt's). Returns rows."""
     check_pinned(warehouse, settings, prepared.env, prepared.model)
     model = load_model(prepared, store, settings)
-    schema = prepared.output_schema
+    schema = output_schema_for(prepared, model, warehouse, settings)
 
     def batches() -> Iterator[pa.RecordBatch]:
         for batch in warehouse.read_shard(shard, settings.batch_rows):

@@ -22,6 +22,7 @@ from mlsys.errors import (
     Cancelled,
     InvalidIdentifier,
     InvalidRequest,
+    ModelFailed,
     ModelNotFound,
     SchemaMismatch,
     TableNotEmpty,
@@ -276,16 +277,46 @@ def test_model_registered_without_metadata_json(warehouse, store, settings, fore
     np.testing.assert_array_equal(out[target].to_numpy(), forest.predict(passengers[FEATURES]))
 
 
-def test_model_without_metadata_needs_id_columns_from_the_request(
+def test_without_id_columns_the_output_keeps_the_inputs_other_columns(
     warehouse, store, settings, forest
 ):
-    """A model saved with features but no id columns takes them from the request."""
+    """Like Vertex AI: no id columns declared, so every non-feature input column is copied
+    (the input's own Survived gives way to the prediction); id_columns narrows it."""
     register(warehouse, store, settings, forest, "no-ids", target="Survived")
-    with pytest.raises(InvalidRequest, match="No id columns.*Pass id_columns"):
-        run(warehouse, store, settings, "no-ids")
+    run(warehouse, store, settings, "no-ids")
+    names = warehouse.schema(OUTPUT).names
+    assert names == ["PassengerId", "Name", "Ticket", "Cabin", "Survived",
+                     "PredictionProbability", *METADATA_COLUMNS]  # fmt: skip
+    out = output_frame(warehouse).sort_values("PassengerId")
+    passengers = warehouse.read_table(INPUT).to_pandas().sort_values("PassengerId")
+    assert out["Name"].tolist() == passengers["Name"].tolist()
+    np.testing.assert_array_equal(
+        out["Survived"].to_numpy(), forest.predict(passengers[FEATURES])
+    )
+    narrowed = OUTPUT.with_table("narrowed")
+    run(warehouse, store, settings, "no-ids", output=narrowed, id_columns=["PassengerId"])
+    assert warehouse.schema(narrowed).names[:2] == ["PassengerId", "Survived"]
+
+
+def test_an_input_of_only_features_or_of_hundreds_of_columns_asks_for_id_columns(
+    warehouse, store, settings, forest
+):
+    register(warehouse, store, settings, forest, "no-ids", target="Survived")
+    only_features = INPUT.with_table("only_features")
+    warehouse.write(datasets.titanic(50)[FEATURES], only_features, "WRITE_TRUNCATE")
+    with pytest.raises(InvalidRequest, match="only the model's feature columns") as info:
+        run(warehouse, store, settings, "no-ids", input_table=only_features)
+    assert "id_columns" in str(info.value)
+    wide = datasets.titanic(50)
+    wide = pd.concat([wide, pd.DataFrame({f"extra_{i}": range(50) for i in range(300)})], axis=1)
+    wide_table = INPUT.with_table("wide")
+    warehouse.write(wide, wide_table, "WRITE_TRUNCATE")
+    with pytest.raises(InvalidRequest, match="304 columns besides") as info:
+        run(warehouse, store, settings, "no-ids", input_table=wide_table)
+    assert "Pass id_columns" in str(info.value)
     assert not warehouse.exists(OUTPUT)
-    run(warehouse, store, settings, "no-ids", id_columns=["PassengerId", "Name"])
-    assert warehouse.schema(OUTPUT).names[:3] == ["PassengerId", "Name", "Survived"]
+    run(warehouse, store, settings, "no-ids", input_table=wide_table, id_columns=["PassengerId"])
+    assert warehouse.count_rows(OUTPUT) == 50
 
 
 # --- shards, progress, cancel, failure ----------------------------------------------------------
@@ -399,8 +430,10 @@ def test_a_model_that_fails_mid_job_leaves_the_output_as_it_was(
         warehouse, store, settings, boom, "boom", target="Survived", id_columns=["PassengerId"]
     )
     seen: list[int] = []
-    with pytest.raises(RuntimeError, match="exploded"):
+    with pytest.raises(ModelFailed, match="ExplodingClassifier raised RuntimeError") as info:
         run(warehouse, store, settings, "boom", job_id="bad", progress=seen.append)
+    assert "model exploded on batch 3" in str(info.value)
+    assert isinstance(info.value.__cause__, RuntimeError)  # the traceback stays for the log
     assert sum(seen) == 2 * BATCH_ROWS  # it did get going
     pd.testing.assert_frame_equal(output_frame(warehouse), before)
     assert staged_files(settings) == []

@@ -323,7 +323,8 @@ def output_schema_for(
         return declared
     fields = [declared.field(c) for c in prepared.id_columns]
     target = declared.field(prepared.target)
-    fields.append(target.with_type(labels.target_type(task, classes)) if classes else target)
+    known = classes is not None or task == "regression"  # else keep what metadata said
+    fields.append(target.with_type(labels.target_type(task, classes)) if known else target)
     if task == "classification":
         fields.append(pa.field(PROBABILITY_COLUMN, pa.float64()))
     fields += [declared.field(c) for c in METADATA_COLUMNS]

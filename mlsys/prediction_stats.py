@@ -72,12 +72,13 @@ class ShardMonitor:
 
     def _start(self, inputs: pa.Schema, outputs: pa.Schema) -> Profile:
         kinds: dict[str, Kind] = {f: kind_of(inputs.field(f).type) for f in self.features}
+        # The worker reads the task off the model (it may correct the metadata's): the output
+        # schema says which it is.
+        classification = "PredictionProbability" in outputs.names
         kinds[PREDICTION] = (
-            "category"
-            if self.task == "classification"
-            else kind_of(outputs.field(self.target).type)
+            "category" if classification else kind_of(outputs.field(self.target).type)
         )
-        if self.task == "classification":
+        if classification:
             kinds[PROBABILITY] = "number"
         return job_profile(self.reference, kinds)
 

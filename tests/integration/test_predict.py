@@ -290,9 +290,7 @@ def test_without_id_columns_the_output_keeps_the_inputs_other_columns(
     out = output_frame(warehouse).sort_values("PassengerId")
     passengers = warehouse.read_table(INPUT).to_pandas().sort_values("PassengerId")
     assert out["Name"].tolist() == passengers["Name"].tolist()
-    np.testing.assert_array_equal(
-        out["Survived"].to_numpy(), forest.predict(passengers[FEATURES])
-    )
+    np.testing.assert_array_equal(out["Survived"].to_numpy(), forest.predict(passengers[FEATURES]))
     narrowed = OUTPUT.with_table("narrowed")
     run(warehouse, store, settings, "no-ids", output=narrowed, id_columns=["PassengerId"])
     assert warehouse.schema(narrowed).names[:2] == ["PassengerId", "Survived"]

@@ -367,7 +367,7 @@ def test_workers_run_shards_in_processes_row_for_row(warehouse, store, settings,
 def test_a_failing_pool_process_leaves_the_output_as_it_was(warehouse, store, settings, train):
     model = ExplodingClassifier(max_iter=200).fit(train[NUMERIC], train["Survived"])
     register(warehouse, store, settings, model, "boom", id_columns=["PassengerId"])
-    with pytest.raises(RuntimeError, match="exploded"):
+    with pytest.raises(ModelFailed, match="exploded"):
         predict_table(spec(settings, "boom"), warehouse, store, settings, "boom", workers=2)
     assert not warehouse.exists(OUTPUT)
     assert staged_files(settings) == []

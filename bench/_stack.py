@@ -57,6 +57,8 @@ def bench_env(home: Path, redis_url: str, **extra: str) -> dict[str, str]:
 def gunicorn(env: dict[str, str], port: int, workers: int = 2, threads: int = 4):
     args = [
         str(Path(sys.executable).parent / "gunicorn"),
+        "--config",
+        "python:web.gunicorn_conf",
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",

@@ -86,6 +86,12 @@ resource "google_cloud_run_v2_service" "web" {
         value = "8"
       }
 
+      # WEB_CONCURRENCY gunicorn workers: each counts requests here, /metrics sums them all.
+      env {
+        name  = "PROMETHEUS_MULTIPROC_DIR"
+        value = "/tmp/mlsys-prometheus"
+      }
+
       # Cloud Run's front end is the only way in: trust its X-Forwarded-* (https URLs).
       env {
         name  = "FORWARDED_ALLOW_IPS"

@@ -40,10 +40,6 @@ def counted(text: str) -> float | None:
     return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="each gunicorn worker counts alone: PROMETHEUS_MULTIPROC_DIR is not set up yet",
-)
 def test_metrics_sum_both_gunicorn_workers(tmp_path, redis_url):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSYS_", "PROMETHEUS_"))}

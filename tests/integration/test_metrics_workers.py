@@ -1,5 +1,6 @@
-"""/metrics of the API as the image serves it (`docker/start web`: gunicorn, two workers):
-every answer counts the requests of both workers, whichever worker answers."""
+"""/metrics of the API as the image serves it (`docker/start web`: gunicorn, two workers,
+tokens required): every answer counts the requests of both workers, whichever worker answers
+(the access log proves both answered). test_gunicorn_metrics covers the multiprocess folder."""
 
 from __future__ import annotations
 

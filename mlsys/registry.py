@@ -260,7 +260,11 @@ def sync_registry(
             settings.skops_trusted_types,
         )
         invalid += row["status"] == INVALID
-        rows.append(row)
+        previous = existing.get((name, version))
+        # An unchanged version is left out of the merge: a re-sync of a big registry then
+        # sends nothing (the merge would also find nothing to change, after uploading it all).
+        if previous is None or row["updated_at"] != previous.updated_at:  # see _scan_version
+            rows.append(row)
 
     missing = 0
     for key, entry in existing.items():

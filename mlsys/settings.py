@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import ssl
 from pathlib import Path
 from typing import Annotated
@@ -252,7 +253,7 @@ class Settings(BaseSettings):
 
     @property
     def model_store(self) -> str:
-        return self.model_store_url or (self.home / "models").resolve().as_uri()
+        return self.model_store_url or _file_uri(str(self.home), "models", os.getcwd())
 
     @property
     def staging_dir(self) -> Path:
@@ -335,6 +336,13 @@ def parse_quantity(text: str) -> int:
     if unit not in _UNITS or not number.replace(".", "", 1).isdigit():
         raise ValueError(f"Not a memory quantity: {text!r} (use e.g. 512Mi or 4Gi).")
     return int(float(number) * _UNITS[unit])
+
+
+@functools.lru_cache(maxsize=256)
+def _file_uri(home: str, folder: str, cwd: str) -> str:
+    """`home/folder` resolved against `cwd`, as a file:// URI. Cached: resolving walks the
+    file system, and the registry asks once per row it reads."""
+    return (Path(cwd) / home / folder).resolve().as_uri()
 
 
 @functools.cache

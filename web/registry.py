@@ -6,7 +6,8 @@ from flask import Blueprint, Response, jsonify, request
 
 from mlsys.errors import InvalidIdentifier, ModelNotFound
 from mlsys.ids import check_alias, check_model_name
-from mlsys.registry import read_registry, set_alias
+from mlsys.registry import set_alias
+from mlsys.registry_listing import MAX_PAGE_SIZE, list_versions
 from web.auth import requires
 from web.backends import backends
 from web.errors import read_json_object
@@ -20,6 +21,7 @@ from web.schemas import (
     EnvQuery,
     JobAccepted,
     ModelList,
+    ModelListQuery,
     ModelVersion,
     ModelVersions,
     RegistrySyncRequest,
@@ -90,17 +92,28 @@ def sync_registry_query() -> Response:
 @doc(
     "List registered model versions",
     tag="registry",
-    query=EnvQuery,
+    query=ModelListQuery,
     responses={200: ModelList},
     errors=(503,),
-    example={"env": "dev", "models": [_ENTRY_EXAMPLE]},
+    example={"env": "dev", "models": [_ENTRY_EXAMPLE], "next_page_token": None},
 )
 def list_models() -> Response:
-    """Every registered version of every model in the environment, flat, by name then version."""
-    env = EnvQuery.model_validate(request.args.to_dict()).env
+    """The registered versions of every model in the environment, flat, by name then version,
+    a page at a time (page_size, default 100): follow next_page_token until it is null."""
+    query = ModelListQuery.model_validate(request.args.to_dict())
     found = backends()
-    entries = read_registry(found.warehouse, found.settings, env)
-    return jsonify(env=env, models=[entry.to_json() for entry in entries])
+    page = list_versions(
+        found.warehouse,
+        found.settings,
+        query.env,
+        page_size=query.page_size,
+        page_token=query.page_token,
+    )
+    return jsonify(
+        env=query.env,
+        models=[entry.to_json() for entry in page.entries],
+        next_page_token=page.next_token,
+    )
 
 
 @bp.get("/models/<name>")
@@ -118,9 +131,19 @@ def get_model(name: str) -> Response:
     env = EnvQuery.model_validate(request.args.to_dict()).env
     name = check_model_name(name)
     found = backends()
-    versions = [
-        e for e in read_registry(found.warehouse, found.settings, env) if e.model_name == name
-    ]
+    versions, token = [], None
+    while True:  # every version of one model, read in the warehouse a page at a time
+        page = list_versions(
+            found.warehouse,
+            found.settings,
+            env,
+            page_size=MAX_PAGE_SIZE,
+            page_token=token,
+            model_name=name,
+        )
+        versions += page.entries
+        if (token := page.next_token) is None:
+            break
     if not versions:
         raise ModelNotFound(
             f"Model {name!r} is not registered in {env}.",

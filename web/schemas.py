@@ -173,6 +173,18 @@ class EnvQuery(Strict):
     env: str = Field(description=_ENV, max_length=64)
 
 
+class ModelListQuery(Strict):
+    """Which environment's registry to list, one page at a time."""
+
+    env: str = Field(description=_ENV, max_length=64)
+    page_size: int = Field(100, ge=1, le=1000, description="Versions per page (at most 1000).")
+    page_token: str | None = Field(
+        None,
+        max_length=512,
+        description="next_page_token of the previous page; none for the first page.",
+    )
+
+
 class AliasRequest(Strict):
     """Point an alias at a version."""
 
@@ -259,10 +271,13 @@ class ModelVersion(BaseModel):
 
 
 class ModelList(BaseModel):
-    """Every registered version in an environment, flat, sorted by name then version."""
+    """One page of the registered versions in an environment, flat, by name then version."""
 
     env: str
     models: list[ModelVersion]
+    next_page_token: str | None = Field(
+        description="Pass as page_token for the next page; null on the last page."
+    )
 
 
 class ModelVersions(BaseModel):

@@ -110,6 +110,11 @@ class Warehouse(ABC):
             InvalidRequest: the SQL does not parse or run.
         """
 
+    def query_arrow(self, sql: str) -> pa.Table:
+        """`query` as Arrow, where the backend can skip pandas (exact 64-bit integers with
+        NULLs among them). Same errors as `query`."""
+        return pa.Table.from_pandas(self.query(sql), preserve_index=False)
+
     @abstractmethod
     def exists(self, table: TableId) -> bool:
         """Whether the table exists."""

@@ -217,6 +217,10 @@ class DuckDBWarehouse(Warehouse):
         translated = bigquery_to_duckdb(sql, self.default_project)
         return self._run(lambda con: con.sql(translated).df())
 
+    def query_arrow(self, sql: str) -> pa.Table:
+        translated = bigquery_to_duckdb(sql, self.default_project)
+        return self._run(lambda con: con.sql(translated).to_arrow_table())
+
     def exists(self, table: TableId) -> bool:
         return self._run(lambda con: self._exists(con, table))
 

@@ -1,8 +1,12 @@
-"""What bqemulator cannot show, through `create_autospec` mocks of the real clients.
+"""What bqemulator cannot show, through strict fakes of the real clients (`tests/gcp/fakes`):
+an unknown attribute, a call the real signature refuses, or any call a test did not script
+fails the test, and scripted calls answer with real client objects.
 
 Each test names the emulator gap it covers: table expiration (ignored), DML statistics (not
-reported), query results through the Storage Read API (not served), and cloud failures
-(permission, quota, outage) that a local server does not produce.
+reported), query results through the Storage Read API (not served), exact row counts from table
+metadata (not kept after DML), and cloud failures (permission, quota, outage) that a local
+server does not produce. The `emulated` branches these production paths replace against
+bqemulator are run here too, and for real by the emulator suites.
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
-from unittest import mock
 
 import pandas as pd
 import pyarrow as pa
@@ -20,12 +23,14 @@ from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, bigquery_storage
+from google.cloud.bigquery.table import Row
 
 from mlsys.errors import BackendUnavailable, InvalidRequest, PermissionDenied, TableNotFound
 from mlsys.ids import TableId
 from mlsys.settings import Settings
-from mlsys.warehouse import JOB_ID_COLUMN, JobScope
+from mlsys.warehouse import JOB_ID_COLUMN, JobScope, bq_sql
 from mlsys.warehouse.bigquery import BigQueryWarehouse
+from tests.gcp.fakes import UnscriptedCall, answer, strict
 
 pytestmark = pytest.mark.unit
 
@@ -35,20 +40,71 @@ TABLE = TableId(PROJECT, "d", "t")
 
 @pytest.fixture
 def client():
-    return mock.create_autospec(bigquery.Client, instance=True)
+    return strict(bigquery.Client, get_dataset=bigquery.Dataset(f"{PROJECT}.mlsys_dev"))
 
 
 @pytest.fixture
 def read_client():
-    return mock.create_autospec(bigquery_storage.BigQueryReadClient, instance=True)
+    return strict(bigquery_storage.BigQueryReadClient)
+
+
+def _warehouse(client, read_client, emulated: bool) -> BigQueryWarehouse:
+    settings = Settings(_env_file=None, GCP_PROJECT_ID=PROJECT)
+    return BigQueryWarehouse(
+        PROJECT, settings, client=client, read_client=read_client, emulated=emulated
+    )
 
 
 @pytest.fixture
 def wh(client, read_client) -> BigQueryWarehouse:
-    settings = Settings(_env_file=None, GCP_PROJECT_ID=PROJECT)
-    return BigQueryWarehouse(
-        PROJECT, settings, client=client, read_client=read_client, emulated=False
-    )
+    """The production paths (real BigQuery)."""
+    return _warehouse(client, read_client, emulated=False)
+
+
+def _table(table: TableId, fields: dict[str, str], rows: int | None = None, kind="TABLE"):
+    """A real `bigquery.Table` as GET tables answers it."""
+    resource = {
+        "tableReference": {
+            "projectId": table.project,
+            "datasetId": table.dataset,
+            "tableId": table.table,
+        },
+        "schema": {"fields": [{"name": n, "type": t} for n, t in fields.items()]},
+        "type": kind,
+    }
+    if rows is not None:
+        resource["numRows"] = str(rows)
+    return bigquery.Table.from_api_repr(resource)
+
+
+def _query_job(rows: list[tuple] = (), dml: dict | None = None, **script):
+    """A strict QueryJob whose result() yields `rows` (real Rows) and whose DML statistics
+    are `dml` (as the API reports them) or absent."""
+    job = strict(bigquery.QueryJob, **script)
+    answer(job, "result", lambda **_: iter([Row(r, {"n": 0}) for r in rows]))
+    job.dml_stats = bigquery.DmlStats.from_api_repr(dml) if dml is not None else None
+    job.num_dml_affected_rows = None
+    return job
+
+
+def _load_job():
+    return strict(bigquery.LoadJob, result=None)
+
+
+def test_the_fakes_refuse_what_the_real_clients_would(client, read_client):
+    job = _query_job()
+    answer(client, "query", job)
+
+    with pytest.raises(AttributeError):
+        client.query("SELECT 1").totally_made_up_method  # noqa: B018
+    with pytest.raises(TypeError):
+        job.to_arrow(bogus=1)
+    with pytest.raises(TypeError):
+        client.get_table()  # the real signature needs a table
+    with pytest.raises(UnscriptedCall, match="update_table"):
+        client.update_table(bigquery.Table(f"{PROJECT}.d.t"), ["expires"])
+    with pytest.raises(UnscriptedCall, match="read_rows"):
+        read_client.read_rows("s/0")
 
 
 def test_staging_tables_expire_on_their_own(wh, client):
@@ -57,6 +113,8 @@ def test_staging_tables_expire_on_their_own(wh, client):
     schema = pa.schema({"id": pa.int64(), JOB_ID_COLUMN: pa.string()})
     batch = pa.record_batch({"id": [1, 2], JOB_ID_COLUMN: ["job-1"] * 2}, schema=schema)
     before = dt.datetime.now(dt.UTC)
+    answer(client, "load_table_from_file", _load_job())
+    answer(client, "update_table", lambda table, fields, **_: table)
 
     assert wh.stage(scope, 3, [batch], schema) == 2
 
@@ -65,42 +123,96 @@ def test_staging_tables_expire_on_their_own(wh, client):
     assert load.kwargs["job_config"].write_disposition == "WRITE_TRUNCATE"
     assert [f.field_type for f in load.kwargs["job_config"].schema] == ["INT64", "STRING"]
     table, fields = client.update_table.call_args.args
-    assert fields == ["expires"]
+    assert fields == ["expires"] and table.reference.table_id == "_mlsys_stage_job_1_3"
     assert before + dt.timedelta(days=2) <= table.expires <= before + dt.timedelta(days=2, hours=1)
+
+
+def _script_merge(client, *jobs) -> None:
+    """What a MERGE into TABLE asks of the client: the target's metadata, a temporary source
+    table created, loaded and dropped, and the query jobs `jobs` in order."""
+    answer(client, "get_table", lambda ref, **_: _table(TABLE, {"k": "STRING", "v": "INT64"}))
+    answer(client, "create_table", lambda table, **_: table)
+    answer(client, "load_table_from_file", _load_job())
+    answer(client, "delete_table", None)
+    answer(client, "query", lambda *_, **__: queued.pop(0))
+    queued = list(jobs)
+
+
+ROWS = pa.table({"k": ["a", "b", "c"], "v": [1, 2, 3]})
 
 
 def test_merge_reads_dml_statistics_without_a_second_query(wh, client):
     # bqemulator reports no dmlStats, so against it the warehouse counts new keys first.
-    client.get_table.return_value = bigquery.Table(
-        str(TABLE), [bigquery.SchemaField("k", "STRING"), bigquery.SchemaField("v", "INT64")]
-    )
-    job = client.query.return_value
-    job.dml_stats = mock.Mock(inserted_row_count=2, updated_row_count=1)
+    _script_merge(client, _query_job(dml={"insertedRowCount": "2", "updatedRowCount": "1"}))
 
-    result = wh.merge(TABLE, pa.table({"k": ["a", "b", "c"], "v": [1, 2, 3]}), ["k"])
+    result = wh.merge(TABLE, ROWS, ["k"])
 
     assert (result.inserted, result.updated) == (2, 1)
     (sql,), _ = client.query.call_args
     assert sql.startswith(f"MERGE `{PROJECT}.d.t` AS T") and client.query.call_count == 1
     assert "T.`v` IS DISTINCT FROM S.`v`" in sql
+    (dropped,), _ = client.delete_table.call_args
+    assert dropped.startswith(f"{PROJECT}.d._mlsys_merge_t_")  # the temporary source
 
 
-def test_query_results_come_through_the_storage_read_api(wh, client, read_client):
-    # bqemulator serves the Storage Read API for tables only, not for query results.
-    client.query.return_value.to_arrow.return_value = pa.table({"n": [1]})
-    assert wh.query("SELECT 1 AS n")["n"].tolist() == [1]
-    client.query.return_value.to_arrow.assert_called_once_with(
-        bqstorage_client=read_client, create_bqstorage_client=False
+def test_merge_on_the_emulator_counts_new_keys_first(client, read_client):
+    wh = _warehouse(client, read_client, emulated=True)
+    counted = _query_job(rows=[(2,)])
+    merged = _query_job()
+    merged.num_dml_affected_rows = 3  # all bqemulator reports: inserted + updated
+    _script_merge(client, counted, merged)
+
+    result = wh.merge(TABLE, ROWS, ["k"])
+
+    assert (result.inserted, result.updated) == (2, 1)
+    first, second = (c.args[0] for c in client.query.call_args_list)
+    assert "COUNT" in first.upper() and second.startswith("MERGE")
+
+
+@pytest.mark.parametrize("emulated", [False, True], ids=["bigquery", "bqemulator"])
+def test_query_results_come_through_the_storage_read_api(client, read_client, emulated):
+    # bqemulator serves the Storage Read API for tables only, not for query results: there
+    # the results come over REST.
+    wh = _warehouse(client, read_client, emulated)
+    job = _query_job(to_arrow=pa.table({"n": pa.array([1, 2], pa.int64())}))
+    answer(client, "query", job)
+
+    frame = wh.query("SELECT n FROM t")
+
+    assert frame.to_dict("list") == {"n": [1, 2]}
+    job.to_arrow.assert_called_once_with(
+        bqstorage_client=None if emulated else read_client, create_bqstorage_client=False
     )
+    assert client.query.call_args.args == ("SELECT n FROM t",)
+
+
+@pytest.mark.parametrize("emulated", [False, True], ids=["bigquery", "bqemulator"])
+def test_row_counts_come_from_table_metadata_except_on_the_emulator(client, read_client, emulated):
+    # bqemulator does not update numRows after DML, so there the rows are counted by a query.
+    wh = _warehouse(client, read_client, emulated)
+    answer(client, "get_table", _table(TABLE, {"a": "INT64"}, rows=9))
+    answer(client, "query", _query_job(rows=[(7,)]))
+
+    assert wh.count_rows(TABLE) == (7 if emulated else 9)
+    assert client.query.call_count == (1 if emulated else 0)
+
+
+def test_a_view_is_counted_by_a_query(wh, client):
+    answer(client, "get_table", _table(TABLE, {"a": "INT64"}, kind="VIEW"))
+    answer(client, "query", _query_job(rows=[(4,)]))
+
+    assert wh.count_rows(TABLE) == 4
+    (sql,), _ = client.query.call_args
+    assert sql == bq_sql.count_rows(TABLE)
 
 
 def test_plan_asks_for_one_stream_per_shard(wh, client, read_client):
-    client.get_table.return_value = mock.Mock(table_type="TABLE", num_rows=9)
+    answer(client, "get_table", _table(TABLE, {"a": "INT64"}, rows=9))
     session = bigquery_storage.types.ReadSession(
         streams=[{"name": f"s/{i}"} for i in range(3)],
         arrow_schema={"serialized_schema": pa.schema({"a": pa.int64()}).serialize().to_pybytes()},
     )
-    read_client.create_read_session.return_value = session
+    answer(read_client, "create_read_session", session)
 
     plan = wh.plan_read(TABLE, ["a"], 3, JobScope("job-1", "dev"))
 
@@ -124,7 +236,7 @@ def test_plan_asks_for_one_stream_per_shard(wh, client, read_client):
     ],
 )
 def test_failures_map_to_the_same_errors_as_duckdb(wh, client, exc, mapped):
-    client.query.side_effect = exc
+    answer(client, "query", exc)
     with pytest.raises(mapped):
         wh.query("SELECT 1")
 
@@ -162,9 +274,11 @@ def test_transient_errors_are_retried_with_backoff():
 
 
 def test_write_sends_an_explicit_schema_never_autodetect(wh, client):
-    client.get_table.side_effect = gexc.NotFound("no table")
+    answer(client, "get_table", gexc.NotFound("no table"))
+    answer(client, "load_table_from_file", _load_job())
     frame = pd.DataFrame({"x": [1.0, float("nan")], "none": [None, None]})
-    wh.write(frame, TABLE, "WRITE_APPEND")
+    assert wh.write(frame, TABLE, "WRITE_APPEND") == 2
+    assert client.load_table_from_file.call_args.args[1] == str(TABLE)
     config = client.load_table_from_file.call_args.kwargs["job_config"]
     assert config.source_format == "PARQUET" and not config.autodetect
     assert [(f.name, f.field_type, f.mode) for f in config.schema] == [

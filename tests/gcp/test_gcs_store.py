@@ -7,7 +7,6 @@ import hashlib
 import subprocess
 import sys
 import uuid
-from unittest import mock
 
 import pytest
 from google.api_core import exceptions as gexc
@@ -25,6 +24,7 @@ from mlsys.errors import (
 from mlsys.settings import Settings
 from mlsys.store import open_store
 from mlsys.store.gcs import GCSModelStore
+from tests.gcp.fakes import strict
 
 pytestmark = pytest.mark.integration
 
@@ -106,13 +106,17 @@ def test_gs_url_with_a_bucket_is_refused():
         GCSModelStore.from_url("gs://some-bucket", Settings())
 
 
-# --- what the emulator cannot show: cloud failures, through an autospec of the client ---------
+# --- what the emulator cannot show: cloud failures, through strict fakes of the client -------
+# (tests/gcp/fakes: autospecs whose every method raises unless scripted, all the way down)
+
+
+def _client(bucket=None, **script) -> storage.Client:
+    """A strict storage.Client whose bucket() hands out `bucket` (a strict Bucket)."""
+    return strict(storage.Client, **({"bucket": bucket} if bucket else {}), **script)
 
 
 def _store_raising(exc: Exception) -> GCSModelStore:
-    client = mock.create_autospec(storage.Client, instance=True)
-    client.list_blobs.side_effect = exc
-    client.bucket.return_value.get_blob.side_effect = exc
+    client = _client(strict(storage.Bucket, get_blob=exc), list_blobs=exc)
     return GCSModelStore(client=client)
 
 
@@ -130,27 +134,39 @@ def test_cloud_errors_map_to_mlsys_errors(exc, mapped):
         store.list_blobs("models-b")
     with pytest.raises(mapped):
         store.stat("models-b", "p")
+    store.client.list_blobs.assert_called_once_with("models-b", prefix=None)
+    store.client.bucket.assert_called_once_with("models-b")
 
 
 def test_write_to_a_missing_bucket_says_how_to_fix_it():
-    client = mock.create_autospec(storage.Client, instance=True)
-    client.bucket.return_value.blob.return_value.upload_from_string.side_effect = gexc.NotFound(
-        "bucket"
-    )
+    blob = strict(storage.Blob, upload_from_string=gexc.NotFound("bucket"))
+    client = _client(strict(storage.Bucket, blob=blob))
     with pytest.raises(InvalidRequest, match="does not exist"):
         GCSModelStore(client=client).write("models-b", "p", b"x")
     client.create_bucket.assert_not_called()
+    assert blob.upload_from_string.call_args.args == (b"x",)
 
 
 def test_real_gcs_precondition_on_download_is_mapped():
     # Real GCS answers 412 to a pinned read of a replaced object; fake-gcs-server ignores the
     # precondition on media downloads, so this path is shown with a mock.
-    client = mock.create_autospec(storage.Client, instance=True)
-    blob = client.bucket.return_value.blob.return_value
-    blob.download_as_bytes.side_effect = gexc.PreconditionFailed("generation mismatch")
-    with pytest.raises(ArtifactIntegrityError):
+    blob = strict(storage.Blob, download_as_bytes=gexc.PreconditionFailed("generation mismatch"))
+    client = _client(strict(storage.Bucket, blob=blob))
+    with pytest.raises(ArtifactIntegrityError, match="replaced after generation 7"):
         GCSModelStore(client=client).read("models-b", "m/v1/model.pkl", generation=7)
     blob.download_as_bytes.assert_called_once_with(if_generation_match=7)
+    client.bucket.return_value.blob.assert_called_once_with("m/v1/model.pkl")
+
+
+def test_a_served_generation_other_than_the_pinned_one_is_refused():
+    # Servers that ignore the precondition (some emulators) still report what they served.
+    blob = strict(storage.Blob, download_as_bytes=b"new bytes")
+    blob.generation = 8
+    store = GCSModelStore(client=_client(strict(storage.Bucket, blob=blob)))
+
+    with pytest.raises(ArtifactIntegrityError, match="replaced after generation 7"):
+        store.read("models-b", "m/v1/model.pkl", generation=7)
+    assert store.read("models-b", "m/v1/model.pkl", generation=8) == b"new bytes"
 
 
 def test_missing_gcp_extra_says_how_to_install_it():

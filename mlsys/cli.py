@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
+import traceback
 import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import NoReturn
 
 import click
 from tqdm import tqdm
 
+from mlsys.client import ApiError
 from mlsys.errors import MlsysError
 from mlsys.settings import get_settings
+
+#: Where a command that runs a job notes its id (click shares `meta` with every context).
+JOB_META = "mlsys.job_id"
 
 
 def _opt(name: str, **kwargs):
@@ -47,11 +55,46 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MlsysError as error:
+            if error.status >= 500 and not isinstance(error, ApiError):
+                _crash(ctx, error)  # the model or a backend broke: keep the traceback
             _fail(str(error))
         except click.UsageError as error:
             _usage(error)
         except KeyboardInterrupt:
             _fail("interrupted")
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise
+        except Exception as error:  # never a traceback on the terminal: one line + a log
+            _crash(ctx, error)
+
+
+def _crash(ctx: click.Context, error: Exception) -> NoReturn:
+    """One line naming what failed, the job and where the full traceback was written; exit 1."""
+    job_id = ctx.meta.get(JOB_META)
+    command = " ".join(filter(None, [ctx.command_path, ctx.invoked_subcommand]))
+    log = _write_log(job_id, error)
+    message = " ".join(str(error).split()) or "(no message)"
+    if len(message) > 300:
+        message = message[:297] + "..."
+    job = f" (job {job_id})" if job_id else ""
+    click.echo(
+        f"error: {command} failed{job}: {type(error).__name__}: {message} Full log: {log}",
+        err=True,
+    )
+    sys.exit(1)
+
+
+def _write_log(job_id: str | None, error: BaseException) -> str:
+    name = f"{job_id or 'mlsys'}-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
+    text = "".join(traceback.format_exception(error))
+    for folder in (get_settings().home / "logs", Path(tempfile.gettempdir()) / "mlsys-logs"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text)
+            return str(folder / name)
+        except OSError:
+            continue
+    return "(could not be written)"
 
 
 def _backends():
@@ -154,6 +197,7 @@ def predict(workers: int | None, **params) -> None:
     workers = workers or settings.predict_workers or available_cpus()
     spec = PredictSpec.parse(settings=settings, **params)
     job_id = f"cli-{uuid.uuid4().hex[:16]}"
+    click.get_current_context().meta[JOB_META] = job_id
     bar = None
 
     def on_prepared(prepared):

@@ -180,7 +180,7 @@ def _predict(model: Any, frame: Any, task: str) -> Predictions:
     proba = np.asarray(model.predict_proba(frame), dtype=np.float64)
     classes = np.asarray(model.classes_)
     rows = np.arange(len(proba))
-    if _argmax_consistent(model):
+    if _argmax_consistent(model) or not hasattr(model, "predict"):
         best = proba.argmax(axis=1)
         return Predictions(classes[best], proba[rows, best])
     labels = np.asarray(model.predict(frame))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import Any
 
 import redis
@@ -98,9 +99,16 @@ def read_json_object() -> dict[str, Any]:
     return body
 
 
+def new_error_id() -> str:
+    """The id a 500 answer carries and the server log line repeats, to find one in the other."""
+    return uuid.uuid4().hex[:16]
+
+
 def _mlsys_error(error: MlsysError) -> Response:
     if error.status >= 500:
-        log.error("%s: %s", type(error).__name__, error)
+        error_id = new_error_id()
+        log.error("error %s: %s: %s", error_id, type(error).__name__, error)
+        return problem(error.status, error.title, str(error), error.type_slug, error_id=error_id)
     return problem(error.status, error.title, str(error), error.type_slug)
 
 
@@ -127,13 +135,17 @@ def _redis_down(error: redis.RedisError) -> Response:
 
 
 def _unexpected(error: Exception) -> Response:
-    # The traceback stays in the server log; the caller learns nothing about internals.
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    # The traceback stays in the server log under the error id; the caller learns nothing
+    # about internals, only the id to report.
+    error_id = new_error_id()
+    log.exception("error %s: unhandled on %s %s", error_id, request.method, request.path)
     return problem(
         500,
         "Internal server error",
-        "An unexpected error occurred; it has been logged. Retry, or report it with the time.",
+        f"An unexpected error occurred; it has been logged as error {error_id}. "
+        "Retry, or report that id.",
         "internal-error",
+        error_id=error_id,
     )
 
 

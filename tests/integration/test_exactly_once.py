@@ -108,7 +108,10 @@ def test_a_poison_row_fails_the_job_and_leaves_the_output_as_it_was(stack):
         final = stack.wait(bad)
         wait_for(lambda: stack.settled(bad), what="shards to stop")
     assert final["state"] == "failed"
-    assert final["error"]["type"] == "ValueError" and "poison" in final["error"]["message"]
+    # A readable reason: the estimator, its error and the row's problem.
+    assert final["error"]["type"] == "ModelFailed"
+    message = final["error"]["message"]
+    assert "ScriptedClassifier raised ValueError" in message and "poison" in message
     rows = stack.output_rows()
     assert set(rows["JobId"]) == {good}
     _assert_exact(rows, 3_000, good)

@@ -38,6 +38,10 @@ def test_unexpected_error_is_a_generic_500_and_logged(app, caplog):
     assert "hunter2" not in response.get_data(as_text=True)
     assert response.json["detail"].startswith("An unexpected error occurred")
     assert "hunter2" in caplog.text and "Traceback" in caplog.text
+    error_id = response.json["error_id"]
+    assert len(error_id) == 16 and error_id in response.json["detail"]
+    assert f"error {error_id}" in caplog.text  # the id finds the traceback in the log
+    assert app.test_client().get("/boom").json["error_id"] != error_id
 
 
 def test_mlsys_error_keeps_its_status_title_and_hint(app):

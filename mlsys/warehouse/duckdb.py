@@ -414,15 +414,15 @@ class DuckDBWarehouse(Warehouse):
                         "so it was not written by mlsys.",
                         hint="Choose a new output table, or WRITE_TRUNCATE to replace it.",
                     )
-                if JOB_ID_COLUMN in columns:
-                    landed = _exec(
-                        con,
-                        f"SELECT count(*) FROM {name} WHERE {quote_ident(JOB_ID_COLUMN)} = ?",
-                        [scope.job_id],
-                    )[0][0]
-                    if landed:
-                        _exec(con, "ROLLBACK")
-                        return CommitResult(rows=landed, already_committed=True)
+                job_rows = f"FROM {name} WHERE {quote_ident(JOB_ID_COLUMN)} = ?"
+                # Probe first: a job lands once, so the count is needed only in that rare case
+                # (the probe stops at the first match instead of counting the whole table).
+                if JOB_ID_COLUMN in columns and _exec(
+                    con, f"SELECT 1 {job_rows} LIMIT 1", [scope.job_id]
+                ):
+                    landed = _exec(con, f"SELECT count(*) {job_rows}", [scope.job_id])[0][0]
+                    _exec(con, "ROLLBACK")
+                    return CommitResult(rows=landed, already_committed=True)
                 if missing:
                     raise InvalidRequest(
                         f"Job {scope.job_id} has no staged output for shards {sorted(missing)}."
@@ -441,13 +441,10 @@ class DuckDBWarehouse(Warehouse):
                     _exec(con, f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {source}")
                 else:
                     _exec(con, f"INSERT INTO {name} BY NAME SELECT * FROM {source}")
-                rows = _exec(
-                    con,
-                    f"SELECT count(*) FROM {name} WHERE {quote_ident(JOB_ID_COLUMN)} = ?",
-                    [scope.job_id],
-                )[0][0]
                 _exec(con, "COMMIT")
-                return CommitResult(rows=rows)
+                # The rows are those staged: counted from the Parquet footers, not by reading
+                # the table back.
+                return CommitResult(rows=sum(pq.read_metadata(f).num_rows for f in files))
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
                     _exec(con, "ROLLBACK")

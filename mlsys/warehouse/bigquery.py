@@ -181,19 +181,18 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
 
     # --- reading -------------------------------------------------------------------------
 
-    def _run(self, sql: str, params: dict[str, str] | None = None, what: str = "Query") -> Any:
-        """Run one query job to completion; `params` are STRING query parameters."""
+    def _run(self, sql: str, params: dict[str, Any] | None = None, what: str = "Query") -> Any:
+        """Run one query job to completion; `params` are query parameters (str: STRING,
+        datetime: TIMESTAMP)."""
         config = bigquery.QueryJobConfig(
-            query_parameters=[
-                bigquery.ScalarQueryParameter(k, "STRING", v) for k, v in (params or {}).items()
-            ]
+            query_parameters=[_parameter(k, v) for k, v in (params or {}).items()]
         )
         with translated(what):
             job = self.client.query(sql, job_config=config, retry=self._retry)
             job.result(retry=self._retry)
         return job
 
-    def _scalar(self, sql: str, params: dict[str, str] | None = None) -> int:
+    def _scalar(self, sql: str, params: dict[str, Any] | None = None) -> int:
         with translated("Query"):
             rows = list(self._run(sql, params).result())
         return int(rows[0][0]) if rows else 0
@@ -345,13 +344,21 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
                 self.client.create_dataset(ds, exists_ok=True, retry=self._retry)
         self._datasets.add((project, dataset))
 
-    def _load(self, source: Any, table: TableId, fields: list[dict], disposition: str) -> None:
+    def _load(
+        self, source: Any, table: TableId, fields: list[dict], disposition: str, like: Any = None
+    ) -> None:
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
             schema=[bigquery.SchemaField.from_api_repr(f) for f in fields],
             write_disposition=disposition,
             create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
         )
+        if like is not None:
+            # WRITE_TRUNCATE of a partitioned or clustered table must state the same spec
+            # ("Incompatible table partitioning specification" otherwise); it keeps both.
+            config.time_partitioning = like.time_partitioning
+            config.range_partitioning = like.range_partitioning
+            config.clustering_fields = like.clustering_fields
         config.parquet_options = bigquery.ParquetOptions()
         config.parquet_options.enable_list_inference = True
         with translated(f"Loading into {table}"):
@@ -361,7 +368,9 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
             )
             job.result(retry=self._retry)
 
-    def _write_arrow(self, data: pa.Table, table: TableId, fields: list, disposition: str) -> None:
+    def _write_arrow(
+        self, data: pa.Table, table: TableId, fields: list, disposition: str, like: Any = None
+    ) -> None:
         if data.num_rows == 0:
             # An empty Parquet file is not a valid load source everywhere: create the table.
             if disposition == "WRITE_TRUNCATE":
@@ -371,7 +380,7 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
         with tempfile.TemporaryFile(suffix=".parquet") as spool:
             pq.write_table(data, spool)
             spool.seek(0)
-            self._load(spool, table, fields, disposition)
+            self._load(spool, table, fields, disposition, like)
 
     def _create(self, table: TableId, fields: list, exists_ok: bool, expires: bool = False) -> Any:
         meta = bigquery.Table(str(table), [bigquery.SchemaField.from_api_repr(f) for f in fields])
@@ -426,7 +435,8 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
         for f in fields:  # columns the table has and the data lacks are NULL
             if f["name"] not in arrow.column_names:
                 arrow = arrow.append_column(f["name"], pa.nulls(arrow.num_rows, pa.null()))
-        self._write_arrow(to_loadable(arrow, schema), table, fields, disposition)
+        like = existing if disposition == "WRITE_TRUNCATE" else None
+        self._write_arrow(to_loadable(arrow, schema), table, fields, disposition, like)
         return arrow.num_rows
 
     def _table_or_none(self, table: TableId) -> Any:
@@ -435,6 +445,12 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
                 return self.client.get_table(str(table), retry=self._retry)
             except gexc.NotFound:
                 return None
+
+
+def _parameter(name: str, value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return bigquery.ScalarQueryParameter(name, "TIMESTAMP", value)
+    return bigquery.ScalarQueryParameter(name, "STRING", value)
 
 
 def _stream_schema(shard: dict[str, Any]) -> pa.Schema:

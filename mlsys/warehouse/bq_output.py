@@ -7,6 +7,7 @@ holds no Cloud SDK import and no error mapping: those stay in `bigquery.py`.
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 import uuid
 from collections.abc import Iterable
@@ -53,6 +54,38 @@ def snapshot_name(scope: JobScope) -> str:
 
 def _api(meta: Any) -> list[dict]:
     return [f.to_api_repr() for f in meta.schema]
+
+
+def _spec_of(meta: Any, target: TableId, columns: list[str]) -> bq_sql.TableSpec:
+    """The partitioning, clustering and description of an existing table, to keep them."""
+    partitioning = meta.time_partitioning
+    field = partitioning.field if partitioning is not None else None
+    if (
+        partitioning is not None
+        and (field is None or field not in columns)
+        or (getattr(meta, "range_partitioning", None) is not None)
+    ):
+        raise SchemaMismatch(
+            f"Output table {target} is partitioned "
+            f"{'by ingestion time' if field is None else f'on {field!r}'}, which this job's "
+            f"output ({columns}) cannot keep.",
+            hint="Choose another output table, or drop this one first.",
+        )
+    clustering = tuple(meta.clustering_fields or ())
+    lost = [c for c in clustering if c not in columns]
+    if lost:
+        raise SchemaMismatch(
+            f"Output table {target} is clustered by {lost}, which this job does not write.",
+            hint="Choose another output table, or drop this one first.",
+        )
+    kinds = {f.name: f.field_type for f in meta.schema}
+    return bq_sql.TableSpec(
+        partition_field=field,
+        partition_type=str(partitioning.type_) if partitioning is not None else "DAY",
+        partition_kind=str(kinds.get(field, "TIMESTAMP")).upper(),
+        clustering=clustering,
+        description=meta.description,
+    )
 
 
 def _inserted(job: Any) -> int:
@@ -117,8 +150,17 @@ class StagedOutput:
         """Shard indexes whose staging table exists (a load job creates it atomically)."""
         return set(self._staged(scope))
 
-    def _landed(self, target: TableId, scope: JobScope) -> int:
-        return self._scalar(bq_sql.rows_of_job(target), {"job_id": scope.job_id})
+    def _job_params(self, scope: JobScope) -> dict[str, Any]:
+        """@job_id, and @since: no row of a job that can still commit is older than this. A
+        shard's rows are timestamped while it runs (at most the task time limit), its staging
+        expires `staging_ttl` after it landed, and a redelivered commit comes within the
+        broker's visibility timeout (1.5 x the time limit): 3 x the time limit covers both."""
+        window = self.staging_ttl + dt.timedelta(seconds=3 * self.settings.task_time_limit)
+        return {"job_id": scope.job_id, "since": dt.datetime.now(dt.UTC) - window}
+
+    def _landed(self, target: TableId, scope: JobScope, columns: list[str]) -> int:
+        sql = bq_sql.rows_of_job(target, columns)
+        return self._scalar(sql, self._job_params(scope))
 
     def commit(
         self,
@@ -148,7 +190,7 @@ class StagedOutput:
                     "so it was not written by mlsys.",
                     hint="Choose a new output table, or WRITE_TRUNCATE to replace it.",
                 )
-        elif existing is not None and (landed := self._landed(target, scope)):
+        elif existing is not None and (landed := self._landed(target, scope, names)):
             return CommitResult(rows=landed, already_committed=True)
         # One GET per shard (not a listing): it also yields each staging table's schema and
         # row count.
@@ -165,14 +207,16 @@ class StagedOutput:
             raise SchemaMismatch(f"Staged output of job {scope.job_id} has no {JOB_ID_COLUMN}.")
         rows = sum(int(m.num_rows or 0) for m in metas)  # loaded by load jobs: exact
         what = f"Committing job {scope.job_id} into {target}"
-        if existing is None or disposition == "WRITE_TRUNCATE":
+        if existing is None:
             self._ensure_dataset(target.project, target.dataset)
-            replace = existing is not None
             try:
-                self._run(bq_sql.create_from(target, sources, columns, replace), what=what)
+                self._run(bq_sql.create_from(target, sources, columns, False), what=what)
             except TableExists:
                 # Another writer created the target since we looked: append to it instead.
                 return self.commit(scope, target, shard_count, disposition)
+            return CommitResult(rows=rows)
+        if disposition == "WRITE_TRUNCATE":
+            self._truncate(existing, target, sources, columns, fields, what)
             return CommitResult(rows=rows)
         check_append(_api(existing), arrow_schema(fields), target)
         if disposition == "WRITE_EMPTY" and self._rows(existing) > 0:
@@ -181,15 +225,39 @@ class StagedOutput:
                 hint="Use WRITE_APPEND or WRITE_TRUNCATE, or another table.",
             )
         guard = "empty" if disposition == "WRITE_EMPTY" else "job"
-        params = {"job_id": scope.job_id} if guard == "job" else None
-        job = self._run(bq_sql.insert_from(target, sources, columns, guard), params, what=what)
+        params = self._job_params(scope) if guard == "job" else None
+        sql = bq_sql.insert_from(target, sources, columns, guard, names)
+        job = self._run(sql, params, what=what)
         if rows and not _inserted(job):
             # The guard held: another attempt landed this job meanwhile, or (WRITE_EMPTY)
             # someone else wrote first.
-            if landed := self._landed(target, scope):
+            if landed := self._landed(target, scope, names):
                 return CommitResult(rows=landed, already_committed=True)
             raise TableNotEmpty(f"Output table {target} already has rows (WRITE_EMPTY).")
         return CommitResult(rows=rows)
+
+    def _truncate(self, existing, target, sources, columns, fields, what) -> None:
+        """WRITE_TRUNCATE of an existing table, keeping what it is: with the same columns,
+        DELETE + INSERT in one transaction (partitioning, clustering, description, labels and
+        policies stay); with other columns, CREATE OR REPLACE with the table's own
+        partitioning, clustering and description (BigQuery refuses to change those there).
+
+        Raises:
+            SchemaMismatch: the table's partitioning cannot be kept (ingestion-time, or on a
+                column the job does not write).
+        """
+        have = _api(existing)
+        same = {f["name"] for f in have} == set(columns)
+        if same:
+            try:
+                check_append(have, arrow_schema(fields), target)
+            except SchemaMismatch:
+                same = False
+        if same:
+            self._run(bq_sql.truncate_insert(target, sources, columns), what=what)
+            return
+        spec = _spec_of(existing, target, columns)
+        self._run(bq_sql.create_from(target, sources, columns, True, spec), what=what)
 
     def discard(self, scope: JobScope) -> None:
         """Drop the job's staging tables and input snapshot (and nothing else)."""

@@ -6,8 +6,14 @@ each quoted with backticks; values travel as query parameters (`@job_id`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from mlsys.ids import TableId, check_column
 from mlsys.warehouse.base import JOB_ID_COLUMN, KeyExclusion
+
+#: Column every committed prediction row carries with the time it was predicted: job output
+#: tables mlsys creates are partitioned by its day, and clustered by JobId.
+TIME_COLUMN = "PredictionTimestamp"
 
 
 def table_ref(table: TableId) -> str:
@@ -22,9 +28,66 @@ def count_rows(table: TableId) -> str:
     return f"SELECT COUNT(*) AS n FROM {table_ref(table)}"
 
 
-def rows_of_job(table: TableId) -> str:
+@dataclass(frozen=True)
+class TableSpec:
+    """Partitioning, clustering and description of a table, as DDL renders them."""
+
+    partition_field: str | None = None
+    partition_type: str = "DAY"
+    #: BigQuery type of the partitioning column: TIMESTAMP, DATETIME or DATE.
+    partition_kind: str = "TIMESTAMP"
+    clustering: tuple[str, ...] = ()
+    description: str | None = None
+
+    @classmethod
+    def for_output(cls, columns: list[str]) -> TableSpec:
+        """What mlsys gives an output table it creates: daily partitions of PredictionTimestamp
+        and clustering by JobId, so that a job's rows are found in one or two partitions and
+        a few blocks (the landed check and the guarded append read only those)."""
+        return cls(
+            partition_field=TIME_COLUMN if TIME_COLUMN in columns else None,
+            clustering=(JOB_ID_COLUMN,) if JOB_ID_COLUMN in columns else (),
+        )
+
+    def ddl(self) -> str:
+        parts = []
+        if self.partition_field:
+            unit, field = check_column(self.partition_type), col(self.partition_field)
+            if self.partition_kind == "DATE":
+                parts.append(
+                    f"PARTITION BY {field}"
+                    if unit == "DAY"
+                    else f"PARTITION BY DATE_TRUNC({field}, {unit})"
+                )
+            else:
+                trunc = "DATETIME_TRUNC" if self.partition_kind == "DATETIME" else "TIMESTAMP_TRUNC"
+                parts.append(f"PARTITION BY {trunc}({field}, {unit})")
+        if self.clustering:
+            parts.append("CLUSTER BY " + ", ".join(col(c) for c in self.clustering))
+        if self.description:
+            parts.append(f"OPTIONS (description = {string_literal(self.description)})")
+        return "".join(f"\n{p}" for p in parts)
+
+
+def string_literal(value: str) -> str:
+    """A BigQuery string literal (a raw, triple-quoted-free form with escapes)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def job_rows(columns: list[str] | None = None) -> str:
+    """The condition selecting the job `@job_id`'s rows: its cluster key and, where the table
+    has PredictionTimestamp, the partitions since `@since` (a job's rows are never older than
+    its staging), so BigQuery reads one or two partitions of one cluster, not the whole table."""
+    condition = f"{col(JOB_ID_COLUMN)} = @job_id"
+    if columns is None or TIME_COLUMN in columns:
+        condition += f" AND {col(TIME_COLUMN)} >= @since"
+    return condition
+
+
+def rows_of_job(table: TableId, columns: list[str] | None = None) -> str:
     """Rows of the job `@job_id` already in `table` (a commit lands at most once)."""
-    return f"SELECT COUNT(*) AS n FROM {table_ref(table)} WHERE {col(JOB_ID_COLUMN)} = @job_id"
+    return f"SELECT COUNT(*) AS n FROM {table_ref(table)} WHERE {job_rows(columns)}"
 
 
 def _union(sources: list[TableId], columns: list[str]) -> str:
@@ -32,26 +95,55 @@ def _union(sources: list[TableId], columns: list[str]) -> str:
     return "\nUNION ALL\n".join(f"SELECT {select} FROM {table_ref(s)}" for s in sources)
 
 
-def create_from(target: TableId, sources: list[TableId], columns: list[str], replace: bool) -> str:
+def create_from(
+    target: TableId,
+    sources: list[TableId],
+    columns: list[str],
+    replace: bool,
+    spec: TableSpec | None = None,
+) -> str:
     """One statement creating (or replacing) `target` with the rows of `sources`: how a commit
-    lands in a new table, or replaces one (WRITE_TRUNCATE), atomically."""
+    lands in a new table, or replaces one whose columns differ, atomically. BigQuery refuses
+    to replace a table with another partitioning or clustering, so a replacement passes the
+    existing table's `spec`."""
     verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
-    return f"{verb} {table_ref(target)} AS\n{_union(sources, columns)}"
+    options = (spec or TableSpec.for_output(columns)).ddl()
+    return f"{verb} {table_ref(target)}{options} AS\n{_union(sources, columns)}"
 
 
-def insert_from(target: TableId, sources: list[TableId], columns: list[str], guard: str) -> str:
+def truncate_insert(target: TableId, sources: list[TableId], columns: list[str]) -> str:
+    """WRITE_TRUNCATE of an existing table with the same columns: delete every row and insert
+    the staged ones in one transaction, so the table keeps its partitioning, clustering,
+    description, labels and policies, and readers see the old rows or the new, never neither."""
+    names = ", ".join(col(c) for c in columns)
+    return (
+        "BEGIN TRANSACTION;\n"
+        f"DELETE FROM {table_ref(target)} WHERE TRUE;\n"
+        f"INSERT INTO {table_ref(target)} ({names})\n{_union(sources, columns)};\n"
+        "COMMIT TRANSACTION;"
+    )
+
+
+def insert_from(
+    target: TableId,
+    sources: list[TableId],
+    columns: list[str],
+    guard: str,
+    target_columns: list[str] | None = None,
+) -> str:
     """One INSERT ... SELECT of `sources` into `target`, guarded so that a retry is harmless.
 
     Args:
-        guard: "job" inserts only while no row of `@job_id` is in the target (WRITE_APPEND);
-            "empty" only while the target has no row at all (WRITE_EMPTY).
+        guard: "job" inserts only while no row of `@job_id` (since `@since`) is in the target
+            (WRITE_APPEND); "empty" only while the target has no row at all (WRITE_EMPTY).
+        target_columns: the target's columns (whether it has PredictionTimestamp).
     """
     target_sql = table_ref(target)
     names = ", ".join(col(c) for c in columns)
     if guard == "empty":
         condition = f"SELECT 1 FROM {target_sql}"
     else:
-        condition = f"SELECT 1 FROM {target_sql} WHERE {col(JOB_ID_COLUMN)} = @job_id"
+        condition = f"SELECT 1 FROM {target_sql} WHERE {job_rows(target_columns)}"
     return (
         f"INSERT INTO {target_sql} ({names})\n"
         f"SELECT {names} FROM (\n{_union(sources, columns)}\n)\n"

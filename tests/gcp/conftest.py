@@ -12,3 +12,4 @@ from tests.gcp.emulators.servers import (  # noqa: E402,F401 - fixtures
     gcs_emulator,
     gcs_store,
 )
+from tests.gcp.real import real_bigquery_warehouse  # noqa: E402,F401 - fixture

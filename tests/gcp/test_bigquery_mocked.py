@@ -25,7 +25,13 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, bigquery_storage
 from google.cloud.bigquery.table import Row
 
-from mlsys.errors import BackendUnavailable, InvalidRequest, PermissionDenied, TableNotFound
+from mlsys.errors import (
+    BackendUnavailable,
+    InvalidRequest,
+    PermissionDenied,
+    SchemaMismatch,
+    TableNotFound,
+)
 from mlsys.ids import TableId
 from mlsys.settings import Settings
 from mlsys.warehouse import JOB_ID_COLUMN, JobScope, bq_sql
@@ -296,3 +302,73 @@ def test_missing_gcp_extra_says_how_to_install_it():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "install mlsys[gcp]" in out.stdout
+
+
+def _staged_meta(columns):
+    table = bigquery.Table(
+        f"{PROJECT}.mlsys_dev._s", [bigquery.SchemaField(c, kind) for c, kind in columns]
+    )
+    table._properties["numRows"] = "3"
+    return table
+
+
+OUT = [("id", "INT64"), ("PredictionTimestamp", "TIMESTAMP"), (JOB_ID_COLUMN, "STRING")]
+
+
+def test_landed_check_passes_the_job_and_a_time_bound_as_typed_parameters(wh, client):
+    target = bigquery.Table(str(TABLE), [bigquery.SchemaField(c, k) for c, k in OUT])
+    client.get_table.return_value = target
+    client.query.return_value.result.return_value = [(5,)]
+    before = dt.datetime.now(dt.UTC)
+
+    result = wh.commit(JobScope("job-1", "dev"), TABLE, 1, "WRITE_APPEND")
+
+    assert result.already_committed and result.rows == 5
+    (sql,), kwargs = client.query.call_args
+    assert sql.endswith("WHERE `JobId` = @job_id AND `PredictionTimestamp` >= @since")
+    params = {p.name: p for p in kwargs["job_config"].query_parameters}
+    assert params["job_id"].type_ == "STRING" and params["job_id"].value == "job-1"
+    assert params["since"].type_ == "TIMESTAMP"
+    # Staging lives two days, a commit can come 3 task time limits later: no further back.
+    assert before - params["since"].value <= dt.timedelta(days=2, hours=18, minutes=1)
+
+
+def test_truncating_a_table_of_other_columns_keeps_its_partitioning_and_clustering(wh, client):
+    existing = bigquery.Table(
+        str(TABLE), [bigquery.SchemaField("day", "DATE"), bigquery.SchemaField("id", "INT64")]
+    )
+    existing.time_partitioning = bigquery.TimePartitioning(field="day")
+    existing.clustering_fields = ["id"]
+    existing.description = "kept"
+    staged = _staged_meta([("day", "DATE"), ("id", "INT64"), (JOB_ID_COLUMN, "STRING")])
+    client.get_table.side_effect = [existing, staged]
+
+    wh.commit(JobScope("job-1", "dev"), TABLE, 1, "WRITE_TRUNCATE")
+
+    (sql,), _ = client.query.call_args
+    assert sql.startswith(
+        f"CREATE OR REPLACE TABLE `{PROJECT}.d.t`\nPARTITION BY `day`\nCLUSTER BY `id`\n"
+        'OPTIONS (description = "kept") AS'
+    )
+
+
+def test_a_partitioning_the_job_cannot_keep_is_refused_before_anything_is_written(wh, client):
+    existing = bigquery.Table(str(TABLE), [bigquery.SchemaField("other", "STRING")])
+    existing.time_partitioning = bigquery.TimePartitioning()  # ingestion time
+    client.get_table.side_effect = [existing, _staged_meta(OUT)]
+
+    with pytest.raises(SchemaMismatch, match="ingestion time"):
+        wh.commit(JobScope("job-1", "dev"), TABLE, 1, "WRITE_TRUNCATE")
+    client.query.assert_not_called()
+
+
+def test_a_truncating_load_states_the_tables_own_partitioning(wh, client):
+    existing = bigquery.Table(str(TABLE), [bigquery.SchemaField("x", "FLOAT64")])
+    existing.time_partitioning = bigquery.TimePartitioning(field="when")
+    existing.clustering_fields = ["x"]
+    client.get_table.return_value = existing
+
+    wh.write(pd.DataFrame({"x": [1.0]}), TABLE, "WRITE_TRUNCATE")
+
+    config = client.load_table_from_file.call_args.kwargs["job_config"]
+    assert config.time_partitioning.field == "when" and config.clustering_fields == ["x"]

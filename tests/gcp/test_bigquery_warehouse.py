@@ -189,3 +189,54 @@ def test_query_errors_are_typed(wh, table):
     with pytest.raises(InvalidRequest):
         wh.query("SELEC 1")
     assert not wh.exists(table)
+
+
+def _predictions(n: int, job_id: str) -> pa.Table:
+    now = dt.datetime.now(dt.UTC)
+    return pa.table(
+        {
+            "id": pa.array(range(n), pa.int64()),
+            "PredictionTimestamp": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+            JOB_ID_COLUMN: pa.array([job_id] * n),
+        }
+    )
+
+
+def _partitioned(wh, table) -> None:
+    """An output table as a data team makes it: partitioned, clustered, described."""
+    from google.cloud import bigquery
+
+    wh._ensure_dataset(table.project, table.dataset)
+    meta = bigquery.Table(
+        str(table),
+        [
+            bigquery.SchemaField("id", "INT64"),
+            bigquery.SchemaField("PredictionTimestamp", "TIMESTAMP"),
+            bigquery.SchemaField(JOB_ID_COLUMN, "STRING"),
+        ],
+    )
+    meta.time_partitioning = bigquery.TimePartitioning(field="PredictionTimestamp")
+    meta.clustering_fields = [JOB_ID_COLUMN]
+    meta.description = "Scores of the nightly job"
+    wh.client.create_table(meta)
+
+
+@pytest.mark.parametrize("disposition", ["WRITE_APPEND", "WRITE_EMPTY", "WRITE_TRUNCATE"])
+def test_every_disposition_keeps_a_partitioned_clustered_table(wh, table, disposition):
+    _partitioned(wh, table)
+    if disposition != "WRITE_EMPTY":
+        earlier = JobScope(f"job-{uuid.uuid4().hex[:8]}", "dev")
+        _stage(wh, earlier, 0, _predictions(4, earlier.job_id))
+        wh.commit(earlier, table, 1, "WRITE_APPEND")
+    scope = JobScope(f"job-{uuid.uuid4().hex[:8]}", "dev")
+    _stage(wh, scope, 0, _predictions(3, scope.job_id))
+
+    assert wh.commit(scope, table, 1, disposition).rows == 3
+    again = wh.commit(scope, table, 1, disposition)  # a redelivered commit
+    assert again.already_committed and again.rows == 3
+
+    expected = {"WRITE_APPEND": 7, "WRITE_EMPTY": 3, "WRITE_TRUNCATE": 3}[disposition]
+    assert wh.count_rows(table) == expected
+    meta = wh.client.get_table(str(table))
+    assert meta.description == "Scores of the nightly job"  # the same table, not a new one
+    assert [f.name for f in meta.schema] == ["id", "PredictionTimestamp", JOB_ID_COLUMN]

@@ -19,17 +19,21 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import redis
 import requests
 
 import web.metrics
 from mlsys import datasets
+from mlsys.artifacts import save_model
 from mlsys.demo import run_demo
 from mlsys.ids import TableId
+from mlsys.registry import sync_registry
 from mlsys.settings import Settings
 from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
+from tests.models import FEATURES, ScriptedClassifier
 from tests.services import free_port, serve_wsgi
 from web import create_app
 from web.openapi import NOT_API_PREFIX, openapi_path
@@ -151,6 +155,12 @@ def message_args(message: dict) -> list:
     return args
 
 
+def pinned_version(api: Api, job_id: str) -> int:
+    """The model version a job's record pinned at submit, for the worker."""
+    prepared = json.loads(api.redis.hget(f"mlsys:job:{job_id}", "prepared"))
+    return prepared["model"]["model_version"]
+
+
 def assert_problem(response: requests.Response, status: int, *phrases: str) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"] == "application/problem+json"
@@ -180,8 +190,7 @@ def test_post_predict_queues_a_job_and_its_plan_message(api):
     }
     assert job["progress"] == {"rows_done": 0, "rows_total": 2000, "percent": 0.0}
     # The version resolved at submit is pinned for the worker.
-    prepared = json.loads(api.redis.hget(f"mlsys:job:{job_id}", "prepared"))
-    assert prepared["model"]["model_version"] == 1
+    assert pinned_version(api, job_id) == 1
     (message,) = api.queued()
     assert message["headers"]["task"] == PLAN
     assert message_args(message) == [job_id, 1]
@@ -472,6 +481,34 @@ def test_alias_set_over_http_is_usable_by_predict(api):
     assert submitted.status_code == 202
     listing = api.call("GET", "/models/titanic-survival", params={"env": "dev"}).json()
     assert listing["versions"][0]["aliases"] == ["champion"]
+
+
+def test_alias_moves_between_versions_over_http(api):
+    # A second version of the demo model, saved and registered.
+    warehouse, store = open_warehouse(settings=api.settings), open_store(settings=api.settings)
+    model = ScriptedClassifier().fit(pd.DataFrame(columns=FEATURES))
+    save_model(model, store, api.settings.bucket_for("dev"), "titanic-survival", 2,
+               target="Survived", id_columns=["PassengerId"])  # fmt: skip
+    sync_registry(warehouse, store, api.settings, "dev")
+    alias = "/models/titanic-survival/aliases/champion"
+
+    def aliases() -> dict[str, list[str]]:
+        listing = api.call("GET", "/models/titanic-survival", params={"env": "dev"}).json()
+        return {v["model_version"]: v["aliases"] for v in listing["versions"]}
+
+    to_v1 = api.call("PUT", alias, json={"env": "dev", "version": "v1"})
+    before = api.call("POST", "/predict", json=predict_body(model_version="champion"))
+    to_v2 = api.call("PUT", alias, json={"env": "dev", "version": "v2"})
+    after = api.call("POST", "/predict", json=predict_body(model_version="champion"))
+
+    assert (to_v1.status_code, to_v2.status_code) == (200, 200), to_v2.text
+    assert to_v2.json()["model_version"] == "v2" and to_v2.json()["aliases"] == ["champion"]
+    assert aliases() == {"v1": [], "v2": ["champion"]}  # moved, not copied
+    # A job pins what the alias meant when it was submitted.
+    assert pinned_version(api, before.json()["job_id"]) == 1
+    assert pinned_version(api, after.json()["job_id"]) == 2
+    back = api.call("PUT", alias, json={"env": "dev", "version": "v1"})
+    assert back.status_code == 200 and aliases() == {"v1": ["champion"], "v2": []}
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -199,6 +200,27 @@ def test_registry_sync_list_and_alias(home, runs):
     fields = listed[0].split()
     assert fields[:3] == ["titanic-survival", "v1", "active"]
     assert fields[-1] == "@champion"
+
+
+def test_registry_alias_moves_to_a_new_version(home, runs, tmp_path):
+    mine = tmp_path / "mlsys-home"  # a copy: the other tests keep one version
+    shutil.copytree(home, mine)
+    models = mine / "models" / "mlsys-models-dev" / "titanic-survival"
+    shutil.copytree(models / "v1", models / "v2")  # a user uploads v2
+    assert json.loads(mlsys(mine, "registry", "sync", "--env", "dev").stdout)["inserted"] == 1
+
+    def aliases() -> dict[str, str]:
+        lines = mlsys(mine, "registry", "list", "--env", "dev").stdout.strip().splitlines()
+        return {line.split()[1]: " ".join(line.split()[4:]) for line in lines}
+
+    to_v1 = mlsys(mine, "registry", "alias", "--env", "dev", "titanic-survival", "champion", "v1")
+    assert to_v1.stdout.strip() == "titanic-survival@champion -> v1"
+    assert aliases() == {"v1": "@champion", "v2": ""}
+    to_v2 = mlsys(mine, "registry", "alias", "--env", "dev", "titanic-survival", "champion", "v2")
+    assert to_v2.stdout.strip() == "titanic-survival@champion -> v2"
+    assert aliases() == {"v1": "", "v2": "@champion"}  # moved, not copied
+    predicted = mlsys(mine, *DASHES[:-2], "--model-version", "champion")
+    assert json.loads(predicted.stdout)["model"] == "titanic-survival/v2"
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))

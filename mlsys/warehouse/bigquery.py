@@ -1,11 +1,13 @@
 """BigQuery warehouse (`bigquery://PROJECT`) through google-cloud-bigquery and the Storage Read API.
 
-- Reads: one Storage Read session per job, `max_stream_count` = shards, Arrow record batches;
-  each stream is a shard any process can read.
+- Reads: one Storage Read session per shard, opened when the shard starts (a session expires
+  after 6 hours), all at the plan's snapshot time; shard k of n holds the rows whose
+  fingerprint is k mod n, so the shards are disjoint in every session; Arrow record batches.
 - Writes: load jobs from Parquet with an explicit schema (`bq_schema`), never dtype inference.
 - Job output: one staging table per (job, shard) in `{project}.mlsys_{env}`, expiring on its own
   if abandoned, landed by one atomic statement (CREATE TABLE ... AS SELECT, or INSERT ...
-  SELECT guarded by "this JobId has not landed yet").
+  SELECT guarded by "this JobId has not landed yet"). Outputs it creates are partitioned by day
+  on PredictionTimestamp and clustered by JobId, and the guard reads only the job's partitions.
 - Errors: transient ones are retried by the client libraries (`google.api_core` retry with
   backoff); what remains is mapped to `mlsys.errors`.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import datetime as dt
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -75,6 +78,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "The bigquery:// warehouse needs the Google Cloud client libraries.",
         hint="install mlsys[gcp] (uv sync --extra gcp).",
     ) from exc
+
+log = logging.getLogger(__name__)
 
 REST_EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 STORAGE_EMULATOR_ENV = "BIGQUERY_STORAGE_EMULATOR_HOST"
@@ -288,46 +293,111 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
         return TableId(self.settings.gcp_project_id, dataset, snapshot_name(scope))
 
     def _plan(self, table: TableId, columns: list[str], shards: int) -> ReadPlan:
+        """Freeze the read, open nothing yet: each shard opens its own read session when it
+        starts (a session lives 6 hours; one opened at plan time could expire before a late
+        shard runs). Shards stay disjoint and consistent across sessions: all read the table
+        as of one snapshot time, and shard k of n keeps the rows whose fingerprint is k mod n.
+        """
         columns = [check_column(c) for c in columns]
-        rows = self.count_rows(table)
+        meta = self._table(table)
+        rows = self._rows(meta)
+        # The server's clock decides what a snapshot holds: never ask for a time before the
+        # table's last change (a table created a moment ago did not exist then).
+        snapshot = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        if meta.modified is not None and meta.modified > snapshot:
+            snapshot = meta.modified
+        count = max(1, shards) if rows else 1
+        return ReadPlan(
+            rows_total=rows,
+            shards=[
+                {
+                    "table": str(table),
+                    "columns": columns,
+                    "snapshot": snapshot.isoformat(),
+                    "index": index,
+                    "count": count,
+                }
+                for index in range(count)
+            ],
+        )
+
+    def _open_session(self, shard: dict[str, Any]) -> Any:
+        """A read session of one shard: one stream over its rows of the planned snapshot."""
+        table = TableId.parse(shard["table"])
         types = bigquery_storage.types
+        restriction = (
+            bq_sql.shard_restriction(shard["columns"], shard["index"], shard["count"])
+            if shard["count"] > 1
+            else ""
+        )
         request = types.ReadSession(
             table=f"projects/{table.project}/datasets/{table.dataset}/tables/{table.table}",
             data_format=types.DataFormat.ARROW,
-            read_options=types.ReadSession.TableReadOptions(selected_fields=columns),
+            read_options=types.ReadSession.TableReadOptions(
+                selected_fields=shard["columns"], row_restriction=restriction
+            ),
+            table_modifiers=types.ReadSession.TableModifiers(
+                snapshot_time=dt.datetime.fromisoformat(shard["snapshot"])
+            ),
         )
         with translated(f"Reading {table}"):
-            session = self.read_client.create_read_session(
-                parent=f"projects/{self.project}",
-                read_session=request,
-                max_stream_count=max(1, shards),
+            return self.read_client.create_read_session(
+                parent=f"projects/{self.project}", read_session=request, max_stream_count=1
             )
-        schema = base64.b64encode(session.arrow_schema.serialized_schema).decode()
-        streams = [s.name for s in session.streams] or [None]  # an empty table has no stream
-        return ReadPlan(
-            rows_total=rows,
-            shards=[{"stream": s, "columns": columns, "schema": schema} for s in streams],
-        )
 
     def read_shard(self, shard: dict[str, Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
-        """Stream one read stream as record batches of at most `batch_rows` rows.
+        """Stream one shard as record batches of at most `batch_rows` rows.
 
-        The client resumes a broken stream from its last offset by itself.
+        The session is opened here, when the shard starts, and opened again if it has expired
+        before the first row came. The client resumes a broken stream from its last offset by
+        itself; a session that expires mid-shard raises BackendUnavailable, so the shard
+        restarts (its staging is replaced, never appended to).
         """
-        if shard["stream"] is None:
+        if "stream" in shard:  # planned by an earlier version: one session for all shards
+            yield from self._read_stream(shard["stream"], shard, _stream_schema(shard), batch_rows)
             return
-        schema = _stream_schema(shard)
-        with translated("Reading a table stream"):
-            # Iterating the stream yields ReadRowsResponse messages; the client reconnects at
-            # the last offset by itself when the connection breaks.
+        for attempt in range(2):
+            session = self._open_session(shard)
+            if not session.streams:  # nothing to read (an empty table or shard)
+                return
+            schema = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
+            sent = 0
+            try:
+                for batch in self._read_stream(session.streams[0].name, shard, schema, batch_rows):
+                    sent += batch.num_rows
+                    yield batch
+                return
+            except gexc.FailedPrecondition as exc:
+                if not _expired(exc):
+                    raise
+                if sent or attempt:
+                    raise BackendUnavailable(
+                        f"The read session of shard {shard['index']} expired mid-read "
+                        f"({exc.message}); the shard starts again."
+                    ) from exc
+                log.info("read session of shard %s expired before use; opening another", shard)
+
+    def _read_stream(
+        self, stream: str | None, shard: dict[str, Any], schema: pa.Schema, batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        if stream is None:
+            return
+        # Iterating the stream yields ReadRowsResponse messages; the client reconnects at the
+        # last offset by itself when the connection breaks. Expiry is left to the caller.
+        try:
             pages = (
                 pa.ipc.read_record_batch(
                     pa.py_buffer(message.arrow_record_batch.serialized_record_batch), schema
                 ).select(shard["columns"])  # the API sends table order, whatever was asked
-                for message in self.read_client.read_rows(shard["stream"])
+                for message in self.read_client.read_rows(stream)
                 if message.row_count
             )
             yield from rebatch(pages, batch_rows)
+        except gexc.FailedPrecondition as exc:
+            if _expired(exc):
+                raise
+            with translated("Reading a table stream"):
+                raise
 
     # --- writing -------------------------------------------------------------------------
 
@@ -451,6 +521,11 @@ def _parameter(name: str, value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return bigquery.ScalarQueryParameter(name, "TIMESTAMP", value)
     return bigquery.ScalarQueryParameter(name, "STRING", value)
+
+
+def _expired(exc: Exception) -> bool:
+    """A read session or stream past its expiry (FAILED_PRECONDITION, "... expired ...")."""
+    return "expired" in str(getattr(exc, "message", exc)).lower()
 
 
 def _stream_schema(shard: dict[str, Any]) -> pa.Schema:

@@ -212,22 +212,6 @@ def test_a_view_is_counted_by_a_query(wh, client):
     assert sql == bq_sql.count_rows(TABLE)
 
 
-def test_plan_asks_for_one_stream_per_shard(wh, client, read_client):
-    answer(client, "get_table", _table(TABLE, {"a": "INT64"}, rows=9))
-    session = bigquery_storage.types.ReadSession(
-        streams=[{"name": f"s/{i}"} for i in range(3)],
-        arrow_schema={"serialized_schema": pa.schema({"a": pa.int64()}).serialize().to_pybytes()},
-    )
-    answer(read_client, "create_read_session", session)
-
-    plan = wh.plan_read(TABLE, ["a"], 3, JobScope("job-1", "dev"))
-
-    assert plan.rows_total == 9 and [s["stream"] for s in plan.shards] == ["s/0", "s/1", "s/2"]
-    kwargs = read_client.create_read_session.call_args.kwargs
-    assert kwargs["max_stream_count"] == 3 and kwargs["parent"] == f"projects/{PROJECT}"
-    assert list(kwargs["read_session"].read_options.selected_fields) == ["a"]
-
-
 @pytest.mark.parametrize(
     ("exc", "mapped"),
     [
@@ -304,21 +288,116 @@ def test_missing_gcp_extra_says_how_to_install_it():
     assert "install mlsys[gcp]" in out.stdout
 
 
-def _staged_meta(columns):
-    table = bigquery.Table(
-        f"{PROJECT}.mlsys_dev._s", [bigquery.SchemaField(c, kind) for c, kind in columns]
+# --- read sessions per shard -------------------------------------------------------------
+
+
+def _session(name: str | None = "s/0"):
+    """A real ReadSession as create_read_session answers it (one stream, or none)."""
+    schema = pa.schema({"a": pa.int64()})
+    return bigquery_storage.types.ReadSession(
+        streams=[{"name": name}] if name else [],
+        arrow_schema={"serialized_schema": schema.serialize().to_pybytes()},
     )
-    table._properties["numRows"] = "3"
-    return table
 
 
-OUT = [("id", "INT64"), ("PredictionTimestamp", "TIMESTAMP"), (JOB_ID_COLUMN, "STRING")]
+def _messages(values: list[int]):
+    batch = pa.record_batch({"a": pa.array(values, pa.int64())})
+    yield bigquery_storage.types.ReadRowsResponse(
+        row_count=len(values),
+        arrow_record_batch={"serialized_record_batch": batch.serialize().to_pybytes()},
+    )
+
+
+def _in_turn(*answers):
+    """A side effect answering `answers` one per call (raising the exceptions among them)."""
+    queued = list(answers)
+
+    def next_answer(*_, **__):
+        value = queued.pop(0)
+        if isinstance(value, BaseException):
+            raise value
+        return value
+
+    return next_answer
+
+
+# What the Storage Read API answers on a stream whose session is past its 6 hours.
+EXPIRED = gexc.FailedPrecondition(
+    "there was an error operating on 'projects/mlsys-test/locations/us/sessions/CAISDE/"
+    "streams/GgJ': session expired at 2026-11-30T10:00:00+00:00"
+)
+
+
+def _plan(wh, client, shards: int, rows: int = 9):
+    answer(client, "get_table", _table(TABLE, {"a": "INT64"}, rows=rows))
+    return wh.plan_read(TABLE, ["a"], shards, JobScope("job-1", "dev"))
+
+
+def test_plan_opens_no_session_and_each_shard_opens_its_own_when_it_starts(wh, client, read_client):
+    plan = _plan(wh, client, 3)  # the strict read client refuses any call here
+
+    assert plan.rows_total == 9 and [s["index"] for s in plan.shards] == [0, 1, 2]
+    assert len({s["snapshot"] for s in plan.shards}) == 1  # one snapshot for every shard
+    answer(read_client, "create_read_session", _session())
+    answer(read_client, "read_rows", lambda stream, **_: _messages([4, 5]))
+
+    assert [b.to_pydict() for b in wh.read_shard(plan.shards[1], 10)] == [{"a": [4, 5]}]
+
+    kwargs = read_client.create_read_session.call_args.kwargs
+    session = kwargs["read_session"]
+    assert kwargs["max_stream_count"] == 1
+    assert session.read_options.row_restriction == bq_sql.shard_restriction(["a"], 1, 3)
+    assert session.table_modifiers.snapshot_time.isoformat() == plan.shards[1]["snapshot"]
+
+
+def test_a_session_expired_before_the_first_row_is_opened_again(wh, client, read_client):
+    [shard] = _plan(wh, client, 1, rows=2).shards
+    answer(read_client, "create_read_session", _in_turn(_session("old"), _session("new")))
+    answer(read_client, "read_rows", _in_turn(EXPIRED, _messages([1, 2])))
+
+    assert [b.num_rows for b in wh.read_shard(shard, 10)] == [2]
+    assert [c.args[0] for c in read_client.read_rows.call_args_list] == ["old", "new"]
+    assert (
+        read_client.create_read_session.call_args.kwargs[
+            "read_session"
+        ].read_options.row_restriction
+        == ""
+    )  # one shard: the whole table
+
+
+def test_a_session_expired_mid_shard_restarts_the_shard(wh, client, read_client):
+    [shard] = _plan(wh, client, 1, rows=4).shards
+    answer(read_client, "create_read_session", _session())
+
+    def broken(_stream, **_):
+        yield from _messages([1, 2])
+        raise EXPIRED
+
+    answer(read_client, "read_rows", broken)
+    batches = wh.read_shard(shard, 2)
+    assert next(batches).num_rows == 2
+    with pytest.raises(BackendUnavailable, match="expired mid-read"):
+        next(batches)
+
+
+def test_shard_restrictions_split_every_row_into_exactly_one_shard():
+    parts = [bq_sql.shard_restriction(["id", "x"], k, 3) for k in range(3)]
+    assert parts[0] == (
+        "MOD(MOD(FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(`id`, `x`))), 3) + 3, 3) = 0"
+    )
+    with pytest.raises(ValueError):
+        bq_sql.shard_restriction(["id"], 3, 3)
+
+
+# --- partitioned outputs ---------------------------------------------------------------------
+
+OUT = {"id": "INT64", "PredictionTimestamp": "TIMESTAMP", JOB_ID_COLUMN: "STRING"}
+STAGED = TableId(PROJECT, "mlsys_dev", "_mlsys_stage_job_1_0")
 
 
 def test_landed_check_passes_the_job_and_a_time_bound_as_typed_parameters(wh, client):
-    target = bigquery.Table(str(TABLE), [bigquery.SchemaField(c, k) for c, k in OUT])
-    client.get_table.return_value = target
-    client.query.return_value.result.return_value = [(5,)]
+    answer(client, "get_table", _table(TABLE, OUT))
+    answer(client, "query", _query_job(rows=[(5,)]))
     before = dt.datetime.now(dt.UTC)
 
     result = wh.commit(JobScope("job-1", "dev"), TABLE, 1, "WRITE_APPEND")
@@ -333,15 +412,19 @@ def test_landed_check_passes_the_job_and_a_time_bound_as_typed_parameters(wh, cl
     assert before - params["since"].value <= dt.timedelta(days=2, hours=18, minutes=1)
 
 
+def _partitioned(fields: dict[str, str], field: str | None, clustering=None, description=None):
+    table = _table(TABLE, fields)
+    table.time_partitioning = bigquery.TimePartitioning(field=field)
+    table.clustering_fields = clustering
+    table.description = description
+    return table
+
+
 def test_truncating_a_table_of_other_columns_keeps_its_partitioning_and_clustering(wh, client):
-    existing = bigquery.Table(
-        str(TABLE), [bigquery.SchemaField("day", "DATE"), bigquery.SchemaField("id", "INT64")]
-    )
-    existing.time_partitioning = bigquery.TimePartitioning(field="day")
-    existing.clustering_fields = ["id"]
-    existing.description = "kept"
-    staged = _staged_meta([("day", "DATE"), ("id", "INT64"), (JOB_ID_COLUMN, "STRING")])
-    client.get_table.side_effect = [existing, staged]
+    existing = _partitioned({"day": "DATE", "id": "INT64"}, "day", ["id"], "kept")
+    staged = _table(STAGED, {"day": "DATE", "id": "INT64", JOB_ID_COLUMN: "STRING"}, rows=3)
+    answer(client, "get_table", _in_turn(existing, staged))
+    answer(client, "query", _query_job())
 
     wh.commit(JobScope("job-1", "dev"), TABLE, 1, "WRITE_TRUNCATE")
 
@@ -352,10 +435,21 @@ def test_truncating_a_table_of_other_columns_keeps_its_partitioning_and_clusteri
     )
 
 
+def test_truncating_a_table_of_the_same_columns_is_one_transaction(wh, client):
+    existing = _partitioned(OUT, "PredictionTimestamp", [JOB_ID_COLUMN], "kept")
+    answer(client, "get_table", _in_turn(existing, _table(STAGED, OUT, rows=3)))
+    answer(client, "query", _in_turn(_query_job(rows=[(0,)]), _query_job()))
+
+    assert wh.commit(JobScope("job-1", "dev"), TABLE, 1, "WRITE_TRUNCATE").rows == 3
+
+    landed, truncate = (c.args[0] for c in client.query.call_args_list)
+    assert "@since" in landed
+    assert truncate == bq_sql.truncate_insert(TABLE, [STAGED], list(OUT))
+
+
 def test_a_partitioning_the_job_cannot_keep_is_refused_before_anything_is_written(wh, client):
-    existing = bigquery.Table(str(TABLE), [bigquery.SchemaField("other", "STRING")])
-    existing.time_partitioning = bigquery.TimePartitioning()  # ingestion time
-    client.get_table.side_effect = [existing, _staged_meta(OUT)]
+    existing = _partitioned({"other": "STRING"}, None)  # ingestion-time partitioning
+    answer(client, "get_table", _in_turn(existing, _table(STAGED, OUT, rows=3)))
 
     with pytest.raises(SchemaMismatch, match="ingestion time"):
         wh.commit(JobScope("job-1", "dev"), TABLE, 1, "WRITE_TRUNCATE")
@@ -363,10 +457,8 @@ def test_a_partitioning_the_job_cannot_keep_is_refused_before_anything_is_writte
 
 
 def test_a_truncating_load_states_the_tables_own_partitioning(wh, client):
-    existing = bigquery.Table(str(TABLE), [bigquery.SchemaField("x", "FLOAT64")])
-    existing.time_partitioning = bigquery.TimePartitioning(field="when")
-    existing.clustering_fields = ["x"]
-    client.get_table.return_value = existing
+    answer(client, "get_table", _partitioned({"x": "FLOAT64"}, "when", ["x"]))
+    answer(client, "load_table_from_file", _load_job())
 
     wh.write(pd.DataFrame({"x": [1.0]}), TABLE, "WRITE_TRUNCATE")
 

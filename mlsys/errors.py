@@ -122,3 +122,11 @@ class ModelFailed(MlsysError):
 
     status = 500
     title = "Model failed"
+
+
+class MetadataPending(MlsysError):
+    """The version was registered without metadata.json; only a worker may read its features
+    off the model (after the hash check), so the check of the input waits for the worker."""
+
+    status = 409
+    title = "Model metadata pending"

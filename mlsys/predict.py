@@ -24,9 +24,10 @@ from mlsys.errors import Cancelled, InvalidRequest, SchemaMismatch, TableNotEmpt
 from mlsys.ids import ModelRef, TableId, check_column
 from mlsys.incremental import Mode, check_keys, check_mode, exclusion
 from mlsys.output_columns import default_id_columns
+from mlsys.pending import infer_pending
 from mlsys.prediction_stats import record_job_stats, shard_monitor
 from mlsys.protect import check_job_tables
-from mlsys.registry import RegistryEntry, check_pinned, resolve
+from mlsys.registry import PENDING, RegistryEntry, check_pinned, resolve
 from mlsys.settings import Settings, get_settings
 from mlsys.store.base import ModelStore
 from mlsys.warehouse.base import (
@@ -180,9 +181,18 @@ def build_output_schema(
     return pa.schema(fields)
 
 
-def prepare_predict(spec: PredictSpec, warehouse: Warehouse, settings: Settings) -> PreparedPredict:
+def prepare_predict(
+    spec: PredictSpec,
+    warehouse: Warehouse,
+    settings: Settings,
+    store: ModelStore | None = None,
+) -> PreparedPredict:
     """Check everything that can be checked before any work starts (from the registry and the
     tables alone: no model is loaded, so the API process never unpickles anything).
+
+    Args:
+        store: given only where models may load (workers, the CLI): a version registered
+            without metadata.json then has its features read off the model (mlsys.pending).
 
     Raises:
         ModelNotFound / ArtifactIntegrityError: the model reference does not resolve.
@@ -191,13 +201,18 @@ def prepare_predict(spec: PredictSpec, warehouse: Warehouse, settings: Settings)
             with other columns.
         TableNotEmpty: WRITE_EMPTY and the output table has rows.
         InvalidRequest: no column identifies a row, or the input has too many to copy.
+        MetadataPending: the version's features are known only once a worker loads it.
     """
     with warehouse.session():
-        return _prepare(spec, warehouse, settings)
+        return _prepare(spec, warehouse, settings, store)
 
 
-def _prepare(spec: PredictSpec, warehouse: Warehouse, settings: Settings) -> PreparedPredict:
+def _prepare(
+    spec: PredictSpec, warehouse: Warehouse, settings: Settings, store: ModelStore | None = None
+) -> PreparedPredict:
     entry: RegistryEntry = resolve(warehouse, settings, spec.env, spec.model)
+    if entry.status == PENDING:
+        entry = infer_pending(entry, warehouse, store, settings)
     meta = entry.metadata
     features = entry.features
     if not features:
@@ -481,7 +496,7 @@ def predict_table(
     A failure or cancel anywhere leaves the output table as it was.
     """
     started = time.monotonic()
-    prepared = prepare_predict(spec, warehouse, settings)
+    prepared = prepare_predict(spec, warehouse, settings, store)
     if on_prepared is not None:
         on_prepared(prepared)
     scope = JobScope(job_id, spec.env)

@@ -21,13 +21,11 @@ import pyarrow as pa
 from mlsys.artifacts import (
     METADATA_FILE,
     artifact_path,
-    deserialize,
     format_of,
-    infer_metadata,
     parse_artifact_path,
     sha256_hex,
 )
-from mlsys.errors import ArtifactIntegrityError, MlsysError, ModelNotFound
+from mlsys.errors import ArtifactIntegrityError, BackendUnavailable, MlsysError, ModelNotFound
 from mlsys.ids import ModelRef, TableId, VersionSpec, check_alias, check_model_name
 from mlsys.settings import Settings
 from mlsys.store.base import BlobInfo, ModelStore
@@ -44,8 +42,11 @@ SCHEMA = arrow_fields(MODEL_REGISTRY)
 SYNC_COLUMNS = [name for name in SCHEMA.names if name != "aliases"]
 
 ACTIVE, MISSING, INVALID = "active", "missing", "invalid"
+#: Registered without metadata.json: features are read from the model in a worker at its first
+#: predict, after the hash check (mlsys.pending), because a sync never deserializes.
+PENDING = "pending"
 #: Statuses whose artifact a worker may load.
-LOADABLE = (ACTIVE,)
+LOADABLE = (ACTIVE, PENDING)
 _ARTIFACTS = ("model.pkl", "model.skops")
 
 
@@ -172,6 +173,8 @@ def untrusted_reason(entry: RegistryEntry, settings: Settings, env: str) -> str 
         return f"{where} has an invalid model name"
     if entry.model_version < 1 or entry.blob_path not in expected:
         return f"{where} points at {entry.blob_path!r}, not {' or '.join(sorted(expected))}"
+    if entry.status not in LOADABLE:
+        return None  # listed with its status, never loaded
     if not _SHA256.fullmatch(entry.sha256 or ""):
         return f"{where} records no SHA-256"
     if settings.model_store.startswith("gs://") and entry.generation is None:
@@ -248,17 +251,13 @@ def sync_registry(
         if artifact is None:
             continue
         meta_blob = files.get(METADATA_FILE)
-        row = _scan_version(
-            store,
-            env,
-            name,
-            version,
-            artifact,
-            meta_blob,
-            existing,
-            now,
-            settings.skops_trusted_types,
-        )
+        try:
+            row = _scan_version(store, env, name, version, artifact, meta_blob, existing, now)
+        except BackendUnavailable:
+            raise
+        except Exception as error:  # one unreadable version never stops the sync of the others
+            log.warning("registry sync %s: %s/v%s: %s", env, name, version, error)
+            row = _problem_row(env, name, version, artifact, existing, now, error)
         invalid += row["status"] == INVALID
         previous = existing.get((name, version))
         # An unchanged version is left out of the merge: a re-sync of a big registry then
@@ -315,26 +314,31 @@ def _entry_row(entry: RegistryEntry) -> dict[str, Any]:
 _INFERRED = ("features", "task", "classes", "inferred_from")
 
 
-def _infer_from_model(metadata, data, file_name, trusted_types, problems) -> dict[str, Any]:
-    """No metadata.json (the seed's bare `gcs_put_pickle`): read the features, task and classes
-    the fitted estimator records, once, here in the sync, so no request has to load it."""
-    try:
-        model = deserialize(
-            data, format_of(file_name.rsplit("/", 1)[-1]) or "pickle", list(trusted_types)
-        )
-    except Exception as error:  # a broken or untrusted artifact must not stop the sync
-        problems.append(f"the artifact does not load ({type(error).__name__}: {error})")
-        return metadata
-    inferred = infer_metadata(model)
-    if not inferred.get("features"):
-        problems.append("no metadata.json and the model records no feature_names_in_")
-        return metadata
-    return {**inferred, **metadata, "inferred_from": "model"}
+def _problem_row(env, name, version, artifact, existing, now, error) -> dict[str, Any]:
+    """The row of a version whose files could not be read: invalid, with the reason."""
+    previous = existing.get((name, version))
+    problem = f"the artifact could not be read ({type(error).__name__}: {error})"
+    return {
+        "model_name": name,
+        "model_version": version,
+        "environment": env,
+        "gcs_bucket": artifact.bucket,
+        "blob_path": artifact.path,
+        "file_size_bytes": artifact.size,
+        "upload_timestamp": artifact.updated,
+        "uploader": None,
+        "registered_at": previous.registered_at if previous else now,
+        "metadata": json.dumps({"problems": [problem]}),
+        "sha256": "",
+        "md5_hash": artifact.md5,
+        "crc32c": artifact.crc32c,
+        "generation": artifact.generation,
+        "status": INVALID,
+        "updated_at": now,
+    }
 
 
-def _scan_version(
-    store, env, name, version, artifact, meta_blob, existing, now, trusted_types=()
-) -> dict:
+def _scan_version(store, env, name, version, artifact, meta_blob, existing, now) -> dict:
     previous = existing.get((name, version))
     metadata: dict[str, Any] = {}
     problems: list[str] = []
@@ -355,12 +359,15 @@ def _scan_version(
     if unchanged:
         digest = previous.sha256
         if not metadata.get("features") and previous.metadata.get("inferred_from") == "model":
+            # Read off the model by a worker (mlsys.pending): keep it, and keep why it failed.
             metadata = {**metadata, **{k: previous.metadata.get(k) for k in _INFERRED}}
+            if previous.status == INVALID:
+                problems += previous.metadata.get("problems") or []
     else:
+        # Hashed, never deserialized: loading a pickle runs its code, and a sync runs on
+        # whatever anyone dropped in the bucket.
         data = store.read(artifact.bucket, artifact.path, generation=artifact.generation)
         digest = sha256_hex(data)
-        if not metadata.get("features") and not problems:
-            metadata = _infer_from_model(metadata, data, artifact.name, trusted_types, problems)
     declared = metadata.get("sha256")
     if declared and declared != digest:
         problems.append(f"SHA-256 of the artifact differs from metadata.json ({declared[:12]}…)")
@@ -381,7 +388,7 @@ def _scan_version(
         "md5_hash": artifact.md5,
         "crc32c": artifact.crc32c,
         "generation": artifact.generation,
-        "status": INVALID if problems else ACTIVE,
+        "status": INVALID if problems else ACTIVE if metadata.get("features") else PENDING,
         "updated_at": now,
     }
     if previous is not None and _same(previous, row):
@@ -418,15 +425,15 @@ def resolve(warehouse: Warehouse, settings: Settings, env: str, ref: ModelRef) -
         match = [e for e in versions if spec.alias in e.aliases]
     else:
         match = (
-            [max((e for e in versions if e.status == ACTIVE), key=lambda e: e.model_version)]
-            if any(e.status == ACTIVE for e in versions)
+            [max((e for e in versions if e.status in LOADABLE), key=lambda e: e.model_version)]
+            if any(e.status in LOADABLE for e in versions)
             else []
         )
     if not match:
         listed = ", ".join(
             e.version
             + (f" @{' @'.join(e.aliases)}" if e.aliases else "")
-            + ("" if e.status == ACTIVE else f" ({e.status})")
+            + ("" if e.status in LOADABLE else f" ({e.status})")
             for e in versions
         )
         raise ModelNotFound(
@@ -434,7 +441,7 @@ def resolve(warehouse: Warehouse, settings: Settings, env: str, ref: ModelRef) -
             hint=f"Registered versions: {listed}.",
         )
     entry = match[0]
-    if entry.status != ACTIVE:
+    if entry.status not in LOADABLE:
         problems = "; ".join(entry.metadata.get("problems", [])) or entry.status
         raise ArtifactIntegrityError(
             f"{ref.name}/{entry.version} in {env} is {entry.status}: {problems}.",

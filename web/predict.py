@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from mlsys.errors import MetadataPending
 from mlsys.predict import PredictSpec, prepare_predict
 from web.auth import authorize_predict, requires
 from web.backends import backends
@@ -33,7 +34,13 @@ def enqueue_predict(fields: dict[str, Any]) -> Response:
     job = existing_job("predict", params, key)
     if job is not None:
         return accepted(job, created=False)
-    prepared = prepare_predict(spec, found.warehouse, found.settings)
+    try:
+        prepared = prepare_predict(spec, found.warehouse, found.settings)
+    except MetadataPending:
+        # Registered without metadata.json: only a worker reads the model (after its hash
+        # check), so the worker checks the input's columns; here only that it exists.
+        rows = found.warehouse.count_rows(spec.input_table)
+        return submit_job("predict", params, rows_total=rows, key=key)
     # `prepared` pins the model version resolved now: the worker runs exactly that one.
     return submit_job(
         "predict",

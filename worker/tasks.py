@@ -62,7 +62,7 @@ def plan(job_id: str, attempt: int = 1) -> None:
                 prepared = PreparedPredict.from_json(json.loads(raw["prepared"]))
             else:
                 prepared = prepare_predict(
-                    PredictSpec.from_json(params, settings), warehouse, settings
+                    PredictSpec.from_json(params, settings), warehouse, settings, context.store()
                 )
             read_plan = plan_shards(prepared, warehouse, settings, job_id)
             shards = read_plan.shards

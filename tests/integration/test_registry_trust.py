@@ -184,3 +184,99 @@ def test_worker_loads_only_the_artifact_the_registry_holds(tmp_path, redis_url, 
     assert "not the artifact the registry holds" in done["error"]["message"]
     assert not marker.exists()
     assert stack.output_rows().empty
+
+
+def test_sync_over_hostile_pickles_unpickles_nothing_and_registers_the_good(tmp_path):
+    """#11 §4: a sync runs on whatever anyone dropped in the bucket; it must never load it."""
+    from mlsys import datasets
+    from mlsys.artifacts import save_model
+    from mlsys.registry import read_registry, sync_registry
+    from mlsys.settings import Settings
+    from mlsys.store import open_store
+    from mlsys.warehouse import open_warehouse
+    from tests.models import ScriptedClassifier
+
+    settings = Settings(_env_file=None, MLSYS_HOME=str(tmp_path / "home"))
+    warehouse, store = open_warehouse(settings=settings), open_store(settings=settings)
+    bucket = settings.bucket_for("dev")
+    marker = tmp_path / "pwned"
+    model = ScriptedClassifier().fit(datasets.titanic(10)[["Sex", "Pclass"]])
+    save_model(model, store, bucket, "good", 1, target="Survived", id_columns=["PassengerId"])
+    store.write(bucket, "good/v2/model.pkl", hostile_pickle(marker))  # bare, hostile
+    store.write(bucket, "good/v3/model.pkl", b"not a pickle at all")  # bare, broken
+    save_model(model, store, bucket, "good", 4, target="Survived", id_columns=["PassengerId"])
+    store.write(bucket, "good/v4/metadata.json", b"{not json")
+    store.write(bucket, "other/v1/model.pkl", hostile_pickle(marker))
+
+    result = sync_registry(warehouse, store, settings, "dev")
+    again = sync_registry(warehouse, store, settings, "dev")
+
+    assert not marker.exists()
+    status = {
+        (e.model_name, e.version): e.status for e in read_registry(warehouse, settings, "dev")
+    }
+    assert status == {
+        ("good", "v1"): "active",
+        ("good", "v2"): "pending",
+        ("good", "v3"): "pending",
+        ("good", "v4"): "invalid",
+        ("other", "v1"): "pending",
+    }
+    assert (result.scanned, result.inserted, result.invalid) == (5, 5, 1)
+    assert (again.inserted, again.updated) == (0, 0)
+
+
+def test_a_pending_version_gets_its_features_in_the_worker_at_first_predict(
+    tmp_path, redis_url, redis_client
+):
+    """Bare pickles: the API never loads them; the worker does, after the hash check, and
+    records what it read (or why the version is unusable) in the registry."""
+    from mlsys.artifacts import serialize
+    from mlsys.registry import read_registry, sync_registry
+    from tests.models import ScriptedClassifier
+    from tests.services import serve_wsgi
+    from web import create_app
+
+    stack = make_stack(tmp_path, redis_url)
+    stack.load_table(300)
+    bucket = stack.settings.bucket_for("dev")
+    model = ScriptedClassifier().fit(
+        stack.warehouse.read_table(INPUT).to_pandas()[["Sex", "Pclass"]]
+    )
+    stack.store.write(bucket, "bare/v1/model.pkl", serialize(model, "pickle"))
+    stack.store.write(bucket, "bare/v2/model.pkl", b"not a pickle at all")
+    sync_registry(stack.warehouse, stack.store, stack.settings, "dev")
+    app = create_app({"SETTINGS": stack.settings, "CELERY_APP": stack.celery})
+
+    def body(version: str) -> dict:
+        return {
+            "env": "dev",
+            "input_table": str(INPUT),
+            "output_table": str(OUTPUT),
+            "model_name": "bare",
+            "model_version": version,
+            "id_columns": ["PassengerId"],
+        }
+
+    with serve_wsgi(app) as url, celery_worker(stack.env, stack.cwd):
+        import requests
+
+        first = requests.post(f"{url}/predict", json=body("v1"), timeout=30)
+        assert first.status_code == 202, first.text
+        assert stack.wait(first.json()["job_id"])["state"] == "succeeded"
+        broken = requests.post(f"{url}/predict", json=body("v2"), timeout=30)
+        failed = stack.wait(broken.json()["job_id"])
+        again = requests.post(f"{url}/predict", json=body("v2"), timeout=30)
+
+    assert len(stack.output_rows()) == 300
+    entries = {e.version: e for e in read_registry(stack.warehouse, stack.settings, "dev")}
+    assert entries["v1"].status == "active"
+    assert entries["v1"].features == ["Sex", "Pclass"]
+    assert entries["v1"].metadata["inferred_from"] == "model"
+    assert failed["state"] == "failed" and "does not load" in failed["error"]["message"]
+    assert entries["v2"].status == "invalid"
+    assert_problem(again, 409, "does not load")
+    # A later sync of unchanged bytes keeps what the worker learned.
+    sync_registry(stack.warehouse, stack.store, stack.settings, "dev")
+    after = {e.version: e for e in read_registry(stack.warehouse, stack.settings, "dev")}
+    assert after == entries

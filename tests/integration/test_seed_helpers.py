@@ -198,7 +198,8 @@ def test_bucket_override_is_what_the_registry_scans(home, model, monkeypatch):
     assert (entry.model_name, entry.gcs_bucket) == ("titanic-survival", "acme-models-dev")
     # And the notebook reads the registry with bq_get, as the seed did.
     rows = bq_get("SELECT model_name, status FROM `mlsys-local.mlsys_dev.model_registry`")
-    assert rows.to_dict("records") == [{"model_name": "titanic-survival", "status": "active"}]
+    # A bare pickle is never unpickled by a sync: its features are read at its first predict.
+    assert rows.to_dict("records") == [{"model_name": "titanic-survival", "status": "pending"}]
 
 
 def test_mlsys_model_store_points_the_helpers_elsewhere(home, tmp_path, monkeypatch):

@@ -32,6 +32,7 @@ from worker.dispatch import send_unit
 pytestmark = pytest.mark.integration
 
 TOKEN = "registry-trust-token-0123"
+FEATURES = ["Pclass", "SibSp", "Fare"]
 
 
 class _Payload:
@@ -231,18 +232,18 @@ def test_a_pending_version_gets_its_features_in_the_worker_at_first_predict(
 ):
     """Bare pickles: the API never loads them; the worker does, after the hash check, and
     records what it read (or why the version is unusable) in the registry."""
+    from sklearn.tree import DecisionTreeClassifier
+
     from mlsys.artifacts import serialize
     from mlsys.registry import read_registry, sync_registry
-    from tests.models import ScriptedClassifier
     from tests.services import serve_wsgi
     from web import create_app
 
     stack = make_stack(tmp_path, redis_url)
     stack.load_table(300)
     bucket = stack.settings.bucket_for("dev")
-    model = ScriptedClassifier().fit(
-        stack.warehouse.read_table(INPUT).to_pandas()[["Sex", "Pclass"]]
-    )
+    frame = stack.warehouse.read_table(INPUT).to_pandas()
+    model = DecisionTreeClassifier(max_depth=3).fit(frame[FEATURES], frame["Survived"])
     stack.store.write(bucket, "bare/v1/model.pkl", serialize(model, "pickle"))
     stack.store.write(bucket, "bare/v2/model.pkl", b"not a pickle at all")
     sync_registry(stack.warehouse, stack.store, stack.settings, "dev")
@@ -263,7 +264,8 @@ def test_a_pending_version_gets_its_features_in_the_worker_at_first_predict(
 
         first = requests.post(f"{url}/predict", json=body("v1"), timeout=30)
         assert first.status_code == 202, first.text
-        assert stack.wait(first.json()["job_id"])["state"] == "succeeded"
+        done = stack.wait(first.json()["job_id"])
+        assert done["state"] == "succeeded", done["error"]
         broken = requests.post(f"{url}/predict", json=body("v2"), timeout=30)
         failed = stack.wait(broken.json()["job_id"])
         again = requests.post(f"{url}/predict", json=body("v2"), timeout=30)
@@ -271,7 +273,7 @@ def test_a_pending_version_gets_its_features_in_the_worker_at_first_predict(
     assert len(stack.output_rows()) == 300
     entries = {e.version: e for e in read_registry(stack.warehouse, stack.settings, "dev")}
     assert entries["v1"].status == "active"
-    assert entries["v1"].features == ["Sex", "Pclass"]
+    assert entries["v1"].features == FEATURES
     assert entries["v1"].metadata["inferred_from"] == "model"
     assert failed["state"] == "failed" and "does not load" in failed["error"]["message"]
     assert entries["v2"].status == "invalid"

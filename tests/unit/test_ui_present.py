@@ -66,7 +66,7 @@ def test_rate_and_eta_come_from_rows_done_since_start():
     assert present.eta_seconds(job, NOW) == pytest.approx(15.0)
     row = present.job_row(job, NOW)
     assert (row["rate"], row["eta"], row["percent"]) == ("40 rows/s", "15 s", 40.0)
-    assert row["target"] == "p.d.in \u2192 p.d.out"
+    assert (row["source"], row["sink"]) == ("p.d.in", "p.d.out")
     assert row["age"] == "1 min ago"
 
 
@@ -115,6 +115,11 @@ def test_output_query_names_the_job_and_escapes_backticks_for_a_shell():
     assert cloud["console_url"].startswith("https://console.cloud.google.com/bigquery?project=")
     assert "!1sproj-1!2sds!3spreds" in cloud["console_url"]
     assert present.output_query(None, "abc", "duckdb") is None
+
+
+def test_clock_reads_in_utc():
+    assert present.clock("2026-11-30T23:37:57.894+01:00") == "2026-11-30 22:37:57 UTC"
+    assert present.clock(None) == present.clock("garbage") == "-"
 
 
 def test_numbers_and_sizes():

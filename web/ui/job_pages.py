@@ -93,6 +93,7 @@ def _detail(job_id: str) -> dict[str, Any]:
             params.get("output_table"), job["job_id"], data.warehouse_kind()
         ),
         "number": present.number,
+        "clock": present.clock,
         "back": url_for("ui.jobs.detail", job_id=job["job_id"]),
     }
 

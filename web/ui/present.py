@@ -42,6 +42,14 @@ def parse_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def clock(value: str | None) -> str:
+    """An ISO timestamp as people read it, in UTC: '2026-11-30 22:37:57 UTC'."""
+    moment = parse_time(value)
+    if moment is None:
+        return "-"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def number(value: int | float | None) -> str:
     """12345 -> '12,345'; None -> '-'."""
     if value is None:
@@ -141,9 +149,9 @@ def job_row(job: dict[str, Any], now: datetime) -> dict[str, Any]:
     rate = rows_per_second(job, now)
     eta = eta_seconds(job, now)
     if job["kind"] == "predict":
-        target = f"{params.get('input_table', '-')} \u2192 {params.get('output_table', '-')}"
+        source, sink = params.get("input_table", "-"), params.get("output_table", "-")
     else:
-        target = f"registry of {params.get('env', '-')}"
+        source, sink = f"registry of {params.get('env', '-')}", None
     return {
         "id": job["job_id"],
         "short_id": job["job_id"][:8],
@@ -152,7 +160,8 @@ def job_row(job: dict[str, Any], now: datetime) -> dict[str, Any]:
         "phase": job.get("phase") or job["state"],
         "live": job["state"] in LIVE_STATES,
         "model": model_label(job) if job["kind"] == "predict" else "-",
-        "target": target,
+        "source": source,
+        "sink": sink,
         "percent": progress["percent"],
         "rows_done": number(progress["rows_done"]),
         "rows_total": number(progress["rows_total"]),

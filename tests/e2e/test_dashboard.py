@@ -1,0 +1,329 @@
+"""The dashboard in a real browser: Debian's headless Chromium, driven by Playwright, against
+the real stack (gunicorn, a Celery worker, Redis, DuckDB in tmp).
+
+Skipped only where /usr/bin/chromium is missing and MLSYS_REQUIRE_EMULATORS is unset (CI sets
+it, so CI fails instead). The screenshots of README are written by these tests: run them with
+MLSYS_UPDATE_SCREENSHOTS=1 to refresh docs/dashboard-*.png.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+
+from mlsys import datasets
+from tests.integration.jobs_support import INPUT, OUTPUT, make_stack
+from tests.models import FEATURES, ScriptedClassifier
+from tests.services import free_port, process, repo_root, serve_wsgi, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Flags this closed network needs: no background connections, no QUIC, no component updates.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TOKEN = "dashboard-token-0123456789"  # pragma: allowlist secret
+BIN = Path(sys.executable).parent
+ROWS = 20_000  # 20 batches of 1,000 rows
+SCREENSHOTS = repo_root() / "docs"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, never a downloaded one."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)."
+        if os.environ.get("MLSYS_REQUIRE_EMULATORS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, redis_url):
+    """gunicorn + a Celery worker over a 20,000-row table and three scripted models."""
+    tmp_path = tmp_path_factory.mktemp("dashboard")
+    port = free_port()
+    stack = make_stack(
+        tmp_path,
+        redis_url.rsplit("/", 1)[0] + "/7",  # a database of its own: other tests flush /0
+        MLSYS_API_TOKENS=TOKEN,
+        MLSYS_RECOVERY_TIMEOUT="10",
+    )
+    stack.jobs.r.flushdb()
+    stack.load_table(ROWS)
+    poisoned = datasets.titanic(2000)
+    poisoned.loc[poisoned.index[-1], "Sex"] = "poison"
+    stack.warehouse.write(poisoned, INPUT.with_table("poisoned"), "WRITE_TRUNCATE")
+    for name, delay in (("scripted", 0.3), ("scripted", 0.3), ("slow", 3.0)):  # scripted v1, v2
+        stack.register(ScriptedClassifier(delay=delay).fit(pd.DataFrame(columns=FEATURES)), name)
+    commands = {
+        "web": [
+            str(BIN / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "8",
+            "web:create_app()",
+        ],
+        "worker": [
+            str(BIN / "celery"),
+            "-A",
+            "worker",
+            "worker",
+            "--loglevel=INFO",
+            "--concurrency=2",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+    }
+    with contextlib.ExitStack() as running:
+        for name, args in commands.items():
+            running.enter_context(process(args, stack.env, stack.cwd, tmp_path / f"{name}.log"))
+        stack.url = f"http://127.0.0.1:{port}"
+        stack.api = requests.Session()
+        stack.api.headers["Authorization"] = f"Bearer {TOKEN}"
+        wait_for(lambda: _up(stack.url), timeout=60, what="gunicorn")
+        yield stack
+
+
+def _up(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/health", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def _submit(stack, model: str = "scripted", table: str = "passengers", **extra) -> str:
+    body = {
+        "env": "dev",
+        "input_table": str(INPUT.with_table(table)),
+        "output_table": str(OUTPUT.with_table(f"out_{model}_{table}")),
+        "model_name": model,
+        **extra,
+    }
+    answer = stack.api.post(f"{stack.url}/predict", json=body, timeout=30)
+    assert answer.status_code == 202, answer.text
+    return answer.json()["job_id"]
+
+
+@pytest.fixture
+def page(browser, stack):
+    """A fresh browser profile (no cookies) with script and policy errors collected."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.errors = []
+    page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.on("dialog", lambda dialog: dialog.accept())
+    yield page
+    context.close()
+
+
+def _sign_in(page, stack, then: str = "/ui/jobs") -> None:
+    page.goto(stack.url + then)
+    assert "/ui/signin" in page.url
+    page.get_by_label("API token").fill(TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(re.escape(stack.url + then) + "$"))
+
+
+def _row(page, job_id: str):
+    return page.locator(f'tr[data-job-id="{job_id}"]')
+
+
+def _shot(page, name: str, tmp_path: Path) -> Path:
+    path = tmp_path / name
+    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("MLSYS_UPDATE_SCREENSHOTS"):
+        SCREENSHOTS.mkdir(exist_ok=True)
+        shutil.copyfile(path, SCREENSHOTS / name)
+    return path
+
+
+def test_a_submitted_job_appears_and_its_progress_bar_reaches_100_without_reloading(page, stack):
+    _sign_in(page, stack)
+    page.evaluate("window.notReloaded = true")
+    job_id = _submit(stack, shards=2)
+    row = _row(page, job_id)
+    row.wait_for(timeout=30_000)  # appeared by itself
+    seen = []
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        seen.append(float(row.locator("progress").get_attribute("value")))
+        if row.get_attribute("data-state") == "succeeded":
+            break
+        time.sleep(0.2)
+    assert row.locator(".state").inner_text() == "succeeded"
+    assert seen[-1] == 100.0 and min(seen) < 100.0, seen
+    assert seen == sorted(seen), f"progress went backwards: {seen}"
+    assert page.evaluate("window.notReloaded") is True
+    assert "20,000 / 20,000 rows" in row.inner_text()
+    assert page.errors == []
+
+
+def test_the_job_page_follows_a_job_to_success_without_reloading(page, stack, tmp_path):
+    _sign_in(page, stack)
+    job_id = _submit(stack, shards=2)
+    page.goto(f"{stack.url}/ui/jobs/{job_id}")
+    page.evaluate("window.notReloaded = true")
+    assert page.locator("#job-state").inner_text() in ("queued", "running")
+    page.wait_for_selector('#job-state:text-is("succeeded")', timeout=180_000)
+    assert page.evaluate("window.notReloaded") is True
+    assert page.locator("#job-progress").get_attribute("value") == "100.0"
+    shards = page.locator("table.shards tbody tr")
+    assert shards.count() == 2
+    assert all("done" in text for text in shards.all_inner_texts())
+    assert "rows written" in page.locator("#live").inner_text()
+    assert f"WHERE JobId = '{job_id}'" in page.locator("pre.query").inner_text()
+    assert page.errors == []
+    _shot(page, "dashboard-job.png", tmp_path)
+
+
+def test_a_failed_job_says_why_in_plain_words(page, stack):
+    _sign_in(page, stack)
+    job_id = _submit(stack, table="poisoned")
+    wait_for(
+        lambda: stack.jobs.get(job_id)["state"] == "failed", timeout=120, what="the job to fail"
+    )
+    page.goto(f"{stack.url}/ui/jobs/{job_id}")
+    box = page.locator(".error-box")
+    assert "Why it failed" in box.inner_text()
+    assert "poison" in box.locator(".error-detail").inner_text()
+
+
+def test_cancelling_a_big_job_from_the_list(page, stack):
+    _sign_in(page, stack)
+    job_id = _submit(stack, model="slow")
+    row = _row(page, job_id)
+    page.wait_for_selector(f'tr[data-job-id="{job_id}"][data-state="running"]', timeout=60_000)
+    row.get_by_role("button", name=re.compile("Cancel job")).click()  # confirm() accepted
+    page.wait_for_selector(f'tr[data-job-id="{job_id}"][data-state="cancelled"]', timeout=60_000)
+    assert row.locator(".state").inner_text() == "cancelled"
+    assert row.get_by_role("button").count() == 0  # nothing left to cancel
+    assert stack.api.get(f"{stack.url}/jobs/{job_id}").json()["state"] == "cancelled"
+    assert page.errors == []
+
+
+def test_moving_an_alias_on_the_models_page(page, stack):
+    _sign_in(page, stack, then="/ui/models")
+    for version in ("v1", "v2"):
+        form = page.get_by_role("group", name="Move an alias of scripted")
+        form.get_by_label("Alias").fill("champion")
+        form.get_by_label("Version").select_option(version)
+        form.get_by_role("button", name="Move alias").click()
+        page.wait_for_load_state()
+        assert (
+            page.get_by_role("status").inner_text() == f"Moved: scripted@champion \u2192 {version}."
+        )
+        listed = stack.api.get(f"{stack.url}/models/scripted", params={"env": "dev"}).json()
+        aliases = {v["model_version"]: v["aliases"] for v in listed["versions"]}
+        assert aliases == {"v1": [], "v2": [], version: ["champion"]}
+        cell = page.locator(f'section:has(h2:text-is("scripted")) tr[data-version="{version}"]')
+        assert "@champion" in cell.inner_text()
+    assert page.errors == []
+
+
+def test_a_post_without_its_csrf_token_is_refused_with_400(page, stack):
+    _sign_in(page, stack)
+    job_id = _submit(stack, model="slow")
+    form = _row(page, job_id).locator("form")
+    form.wait_for(timeout=30_000)
+    form.evaluate("f => f.querySelector('input[name=csrf_token]').remove()")
+    with page.expect_response(re.compile(r"/cancel$")) as answer:
+        form.evaluate("f => f.submit()")
+    assert answer.value.status == 400
+    assert "CSRF" in page.locator("main").inner_text()
+    assert stack.jobs.get(job_id)["state"] in ("queued", "running")
+    stack.api.delete(f"{stack.url}/jobs/{job_id}")
+
+
+def test_a_form_posted_from_another_origin_is_refused(browser, page, stack):
+    """Another port of the same host is the same *site*, so the Strict cookie goes along: the
+    origin check must refuse it, even when the attacker somehow knows the CSRF token."""
+    _sign_in(page, stack)
+    job_id = _submit(stack, model="slow")
+    form = _row(page, job_id).locator("form")
+    form.wait_for(timeout=30_000)
+    token = form.locator("input[name=csrf_token]").get_attribute("value")
+    evil = (
+        "<!doctype html><title>win a prize</title>"
+        f'<form id="f" method="post" action="{stack.url}/ui/jobs/{job_id}/cancel">'
+        f'<input name="csrf_token" value="{token}"></form>'
+        '<script>document.getElementById("f").submit()</script>'
+    )
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/html")])
+        return [evil.encode()]
+
+    with serve_wsgi(app) as evil_url:
+        with page.expect_response(re.compile(r"/cancel$")) as answer:
+            page.goto(evil_url)
+        assert answer.value.status == 403
+        assert answer.value.request.headers.get("origin") == evil_url
+    assert stack.jobs.get(job_id)["state"] in ("queued", "running")
+    stack.api.delete(f"{stack.url}/jobs/{job_id}")
+
+
+def test_after_signing_out_the_dashboard_refuses_the_browser(page, stack):
+    _sign_in(page, stack)
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"/ui/signin"))
+    assert "You are signed out." in page.locator("main").inner_text()
+    assert not [c for c in page.context.cookies() if c["name"] == "mlsys_session"]
+    page.goto(f"{stack.url}/ui/models")
+    assert "/ui/signin" in page.url
+    status = page.evaluate("fetch('/ui/jobs/live').then(r => r.status)")
+    assert status == 401
+
+
+def test_the_pages_fit_a_phone_and_the_screenshots(page, stack, tmp_path):
+    _sign_in(page, stack)
+    finished = [_submit(stack, shards=2), _submit(stack, table="poisoned")]
+    cancelled = _submit(stack, model="slow")
+    stack.api.delete(f"{stack.url}/jobs/{cancelled}")
+    for job_id in finished:
+        wait_for(lambda j=job_id: stack.jobs.get(j)["state"] in ("succeeded", "failed"), 120)
+    running = _submit(stack, model="slow")
+    page.wait_for_selector(f'tr[data-job-id="{running}"][data-state="running"]', timeout=60_000)
+    wait_for(
+        lambda: float(_row(page, running).locator("progress").get_attribute("value")) > 0,
+        timeout=60,
+        what="the slow job to make progress",
+    )
+    assert page.locator("tr[data-job-id]").count() >= 4
+    _shot(page, "dashboard-jobs.png", tmp_path)
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in ("/ui/jobs", f"/ui/jobs/{running}", "/ui/models", "/ui/schedules"):
+        page.goto(stack.url + path)
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, (path, overflow)
+    assert page.errors == []
+    stack.api.delete(f"{stack.url}/jobs/{running}")

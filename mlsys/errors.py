@@ -94,6 +94,11 @@ class JobNotFound(MlsysError):
     title = "Job not found"
 
 
+class ScheduleNotFound(MlsysError):
+    status = 404
+    title = "Schedule not found"
+
+
 class JobConflict(MlsysError):
     status = 409
     title = "Job conflict"

@@ -127,7 +127,9 @@ class PredictSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], settings: Settings) -> PredictSpec:
-        return cls.parse(settings=settings, **data)
+        # A scheduled job's parameters also name their schedule (mlsys.schedules).
+        fields = {k: v for k, v in data.items() if k not in ("schedule_id", "trigger")}
+        return cls.parse(settings=settings, **fields)
 
 
 @dataclass(frozen=True)

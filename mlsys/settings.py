@@ -217,6 +217,12 @@ class Settings(BaseSettings):
         300.0,
         ge=0,
     )
+    schedule_min_interval: float = _env(
+        "MLSYS_SCHEDULE_MIN_INTERVAL",
+        "Shortest interval_seconds a schedule may ask for (seconds).",
+        60.0,
+        gt=0,
+    )
     monitoring: bool = _env(
         "MLSYS_MONITORING",
         "Profile every predict job's input and predictions and compare them with the model's "

@@ -8,11 +8,34 @@ from typing import Any
 from flask import Flask
 
 from mlsys.settings import get_settings
-from web import auth, docs, errors, guards, health, jobs, metrics, openapi, predict, registry
+from web import (
+    auth,
+    docs,
+    errors,
+    guards,
+    health,
+    jobs,
+    metrics,
+    monitoring,
+    openapi,
+    predict,
+    registry,
+    schedules,
+)
 from web.backends import Backends
 from web.ui import create_blueprint as dashboard
 
-BLUEPRINTS = (predict.bp, jobs.bp, registry.bp, health.bp, metrics.bp, openapi.bp, docs.bp)
+BLUEPRINTS = (
+    predict.bp,
+    jobs.bp,
+    registry.bp,
+    schedules.bp,
+    monitoring.bp,
+    health.bp,
+    metrics.bp,
+    openapi.bp,
+    docs.bp,
+)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

@@ -36,6 +36,8 @@ TAGS = [
     {"name": "predict", "description": "Submit batch predictions; each is a job."},
     {"name": "jobs", "description": "Follow, list and cancel jobs."},
     {"name": "registry", "description": "Registered models, versions and aliases."},
+    {"name": "schedules", "description": "Predict jobs run on a cron expression or interval."},
+    {"name": "monitoring", "description": "Drift of model inputs and predictions, job by job."},
     {"name": "operations", "description": "Liveness, readiness and metrics."},
     {"name": "documentation", "description": "This document and its page."},
 ]

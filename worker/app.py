@@ -76,7 +76,7 @@ def celery_config(settings: Settings) -> dict:
         # Beat through celery-redbeat: its schedule and a lock live in Redis, so a second beat
         # process waits instead of doubling every periodic job.
         # https://redbeat.readthedocs.io/en/latest/config.html
-        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "beat_scheduler": "worker.beat:MlsysScheduler",
         "redbeat_redis_url": settings.redis_url,
         "redbeat_redis_use_ssl": tls,
         "redbeat_key_prefix": "mlsys:redbeat:",
@@ -104,7 +104,7 @@ def beat_schedule(settings: Settings) -> dict:
 
 def create_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    app = Celery("mlsys", include=["worker.tasks"])
+    app = Celery("mlsys", include=["worker.tasks", "worker.schedules"])
     app.conf.update(celery_config(settings))
     return app
 

@@ -587,6 +587,8 @@ def test_unknown_route_and_method_are_problems(api):
 def _concrete(path: str) -> str:
     examples = {"job_id": "0123abcd", "name": "titanic-survival", "alias": "champion"}
     examples["filename"] = "viewer.js"
+    examples["schedule_id"] = "0123456789abcdef0123456789abcdef"
+    examples["version"] = "v1"
     return re.sub(r"{([^}]+)}", lambda m: examples[m.group(1)], path)
 
 

@@ -1,0 +1,246 @@
+"""Schedules: a predict spec run on a cron expression (in a time zone) or at an interval.
+
+A schedule's record lives in Redis next to the job records; beat fires it through a redbeat
+entry (worker/beat.py) and every firing becomes an ordinary job owned by the schedule's
+principal, or a recorded skip when the schedule's previous job is still running. The predict
+spec is stored as the user gave it, so a model reference naming an alias (`champion`) is
+resolved again at every run.
+
+Keys, all under `mlsys:`:
+  schedule:{id}       hash: data (the record as JSON), last_job
+  schedule:{id}:runs  list: the latest runs, newest first (job id or skip, with time)
+  schedules           sorted set of every schedule by creation time
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+import zoneinfo
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from mlsys.errors import InvalidRequest, ScheduleNotFound
+
+PREFIX = "mlsys:"
+RUNS_KEPT = 50
+#: What a run of a schedule did.
+SUBMITTED, SKIPPED_OVERLAP, SKIPPED_PAUSED, FAILED = (
+    "submitted",
+    "skipped_overlap",
+    "skipped_paused",
+    "failed",
+)
+
+_FIELDS = (  # name, low, high, names
+    ("minute", 0, 59, None),
+    ("hour", 0, 23, None),
+    ("day_of_month", 1, 31, None),
+    ("month_of_year", 1, 12, "jan feb mar apr may jun jul aug sep oct nov dec".split()),
+    ("day_of_week", 0, 6, "sun mon tue wed thu fri sat".split()),
+)
+_PART = re.compile(r"(\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:/([0-9]+))?")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _value(text: str, low: int, high: int, names: list[str] | None) -> int:
+    if names and text in names:
+        return names.index(text) + (1 if low == 1 else 0)
+    if not text.isdigit():
+        raise ValueError(text)
+    value = int(text)
+    if low == 0 and high == 6 and value == 7:  # Sunday as 7, as cron allows
+        value = 0
+    if not low <= value <= high:
+        raise ValueError(text)
+    return value
+
+
+def check_cron(expression: str) -> dict[str, str]:
+    """Split a five-field cron expression (minute hour day-of-month month day-of-week) into
+    celery crontab's arguments, checking every field.
+
+    Raises:
+        InvalidRequest: not five fields, or a field out of range.
+    """
+    parts = expression.lower().split()
+    if len(parts) != 5:
+        raise InvalidRequest(
+            f"Cron expression {expression!r} does not have five fields.",
+            hint='Use "minute hour day-of-month month day-of-week", e.g. "0 6 * * mon-fri".',
+        )
+    for text, (name, low, high, names) in zip(parts, _FIELDS, strict=True):
+        try:
+            for item in text.split(","):
+                match = _PART.fullmatch(item)
+                if match is None:
+                    raise ValueError(item)
+                span, step = match.groups()
+                if step is not None and int(step) < 1:
+                    raise ValueError(item)
+                if span != "*":
+                    bounds = [_value(v, low, high, names) for v in span.split("-")]
+                    if len(bounds) == 2 and bounds[0] > bounds[1] and name != "day_of_week":
+                        raise ValueError(item)
+        except ValueError:
+            raise InvalidRequest(
+                f"Cron field {name} {text!r} is not valid.",
+                hint=f"Use *, numbers {low}-{high}"
+                + (f" or names ({', '.join(names)})" if names else "")
+                + ", ranges a-b, steps */n and lists a,b.",
+            ) from None
+    return dict(zip([f[0] for f in _FIELDS], parts, strict=True))
+
+
+def check_timezone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidRequest(
+            f"Unknown time zone {name!r}.",
+            hint="Use an IANA name such as UTC, Europe/Paris or America/New_York.",
+        ) from None
+    return name
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule as stored and shown."""
+
+    schedule_id: str
+    principal: str
+    predict: dict[str, Any]  # the predict spec's JSON (PredictSpec.to_json)
+    cron: str | None = None
+    interval_seconds: float | None = None
+    timezone: str = "UTC"
+    name: str | None = None
+    paused: bool = False
+    created_at: str = field(default_factory=_now)
+    updated_at: str = field(default_factory=_now)
+
+    @property
+    def entry_name(self) -> str:
+        """Name of its redbeat entry."""
+        return f"schedule-{self.schedule_id}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Schedule:
+        return cls(**data)
+
+
+def check_timing(
+    cron: str | None, interval_seconds: float | None, timezone: str, min_interval: float
+) -> None:
+    """Exactly one of cron / interval, a known time zone, no interval below the minimum."""
+    if (cron is None) == (interval_seconds is None):
+        raise InvalidRequest(
+            "A schedule needs exactly one of cron and interval_seconds.",
+            hint='E.g. "cron": "0 6 * * *" with "timezone": "Europe/Paris", '
+            'or "interval_seconds": 3600.',
+        )
+    if cron is not None:
+        check_cron(cron)
+    if interval_seconds is not None and interval_seconds < min_interval:
+        raise InvalidRequest(
+            f"interval_seconds must be at least {min_interval:g}.",
+            hint="Raise it, or MLSYS_SCHEDULE_MIN_INTERVAL on the server.",
+        )
+    check_timezone(timezone)
+
+
+class ScheduleStore:
+    """Schedule records and their run history in Redis."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+
+    @staticmethod
+    def _key(schedule_id: str) -> str:
+        return f"{PREFIX}schedule:{schedule_id}"
+
+    @staticmethod
+    def _runs(schedule_id: str) -> str:
+        return f"{PREFIX}schedule:{schedule_id}:runs"
+
+    _INDEX = f"{PREFIX}schedules"
+
+    def create(self, schedule: Schedule) -> Schedule:
+        with self.r.pipeline() as pipe:
+            pipe.hset(self._key(schedule.schedule_id), "data", json.dumps(schedule.to_json()))
+            pipe.zadd(self._INDEX, {schedule.schedule_id: datetime.now(UTC).timestamp()})
+            pipe.execute()
+        return schedule
+
+    def get(self, schedule_id: str) -> Schedule | None:
+        if not re.fullmatch(r"[0-9a-f]{32}", schedule_id or ""):
+            return None
+        raw = self.r.hget(self._key(schedule_id), "data")
+        return Schedule.from_json(json.loads(raw)) if raw else None
+
+    def require(self, schedule_id: str, principal: str | None = None) -> Schedule:
+        """The schedule, if it exists and (unless `principal` is None: an admin) is theirs."""
+        schedule = self.get(schedule_id)
+        if schedule is None or (principal is not None and schedule.principal != principal):
+            raise ScheduleNotFound(
+                f"No schedule {schedule_id!r}.", hint="List schedules with GET /schedules."
+            )
+        return schedule
+
+    def update(self, schedule: Schedule, **changes: Any) -> Schedule:
+        updated = replace(schedule, **changes, updated_at=_now())
+        self.r.hset(self._key(schedule.schedule_id), "data", json.dumps(updated.to_json()))
+        return updated
+
+    def delete(self, schedule_id: str) -> None:
+        with self.r.pipeline() as pipe:
+            pipe.delete(self._key(schedule_id), self._runs(schedule_id))
+            pipe.zrem(self._INDEX, schedule_id)
+            pipe.execute()
+
+    def list(self, principal: str | None = None, limit: int = 200) -> list[Schedule]:
+        ids = self.r.zrevrange(self._INDEX, 0, max(0, limit * 4))
+        found = []
+        for schedule_id in ids:
+            schedule = self.get(schedule_id)
+            if schedule is not None and principal in (None, schedule.principal):
+                found.append(schedule)
+            if len(found) >= limit:
+                break
+        return found
+
+    # --- runs -------------------------------------------------------------------------------
+    def record_run(
+        self, schedule_id: str, outcome: str, job_id: str | None = None, detail: str = ""
+    ) -> dict[str, Any]:
+        run = {"at": _now(), "outcome": outcome, "job_id": job_id, "detail": detail}
+        with self.r.pipeline() as pipe:
+            pipe.lpush(self._runs(schedule_id), json.dumps(run))
+            pipe.ltrim(self._runs(schedule_id), 0, RUNS_KEPT - 1)
+            if job_id:
+                pipe.hset(self._key(schedule_id), "last_job", job_id)
+            pipe.execute()
+        return run
+
+    def runs(self, schedule_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        return [json.loads(r) for r in self.r.lrange(self._runs(schedule_id), 0, limit - 1)]
+
+    def last_job(self, schedule_id: str) -> str | None:
+        return self.r.hget(self._key(schedule_id), "last_job")
+
+    def lock(self, schedule_id: str, seconds: float = 30.0) -> Any:
+        """A short lock around one firing (check overlap, submit), against a redelivery."""
+        return self.r.lock(f"{PREFIX}schedule:{schedule_id}:firing", timeout=seconds)
+
+
+def new_schedule_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,93 @@
+"""The task beat sends for a schedule: submit its predict job, or record why not.
+
+A firing is skipped (and recorded) while the schedule's previous job is still queued or
+running, and when the schedule was paused after its entry fired. The predict spec is checked
+again and resolved now (a moved alias is picked up here), exactly as POST /predict checks a
+request, and the job is an ordinary one owned by the schedule's principal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from celery import shared_task
+
+from mlsys.errors import MlsysError
+from mlsys.predict import PredictSpec, prepare_predict
+from mlsys.schedules import (
+    FAILED,
+    SKIPPED_OVERLAP,
+    SKIPPED_PAUSED,
+    SUBMITTED,
+    Schedule,
+    ScheduleStore,
+)
+from worker import context
+from worker.beat import RUN_SCHEDULE
+from worker.dispatch import first_unit, send_unit
+
+log = logging.getLogger(__name__)
+
+LIVE = ("queued", "running")
+
+
+def schedule_store() -> ScheduleStore:
+    return ScheduleStore(context.jobs().r)
+
+
+def submit_scheduled(item: Schedule) -> str:
+    """Check and resolve the schedule's predict spec now, then record and queue its job."""
+    jobs, settings, warehouse = context.jobs(), context.settings(), context.warehouse()
+    spec = PredictSpec.from_json(item.predict, settings)
+    prepared = prepare_predict(spec, warehouse, settings)
+    params = {**spec.to_json(), "schedule_id": item.schedule_id, "trigger": "schedule"}
+    job, _ = jobs.create("predict", params, rows_total=prepared.rows_total)
+    job_id = job["job_id"]
+    unit = first_unit("predict")
+    try:
+        jobs.set_fields(
+            job_id,
+            prepared=json.dumps(prepared.to_json()),
+            principal=item.principal,
+            schedule_id=item.schedule_id,
+        )
+        jobs.init_units(job_id, [unit])
+        send_unit(job_id, unit)
+    except Exception:
+        jobs.delete(job_id)
+        raise
+    return job_id
+
+
+@shared_task(name=RUN_SCHEDULE, ignore_result=True)
+def run_schedule(schedule_id: str, timezone: str | None = None) -> str | None:
+    """Submit one run of a schedule (beat's entry point); returns the job id, if any."""
+    store = schedule_store()
+    if store.get(schedule_id) is None:
+        log.info("schedule %s is gone; nothing to run", schedule_id)
+        return None
+    # One firing at a time per schedule: a redelivered message waits, then sees the job the
+    # first delivery submitted as an overlap.
+    with store.lock(schedule_id):
+        item = store.get(schedule_id)
+        if item is None:
+            return None
+        if item.paused:
+            store.record_run(schedule_id, SKIPPED_PAUSED, detail="the schedule is paused")
+            return None
+        last = store.last_job(schedule_id)
+        state = context.jobs().state(last) if last else None
+        if state in LIVE:
+            store.record_run(schedule_id, SKIPPED_OVERLAP, detail=f"job {last} is still {state}")
+            log.info("schedule %s: skipped, job %s is still %s", schedule_id, last, state)
+            return None
+        try:
+            job_id = submit_scheduled(item)
+        except MlsysError as error:
+            store.record_run(schedule_id, FAILED, detail=str(error))
+            log.warning("schedule %s: could not submit: %s", schedule_id, error)
+            return None
+        store.record_run(schedule_id, SUBMITTED, job_id=job_id)
+        log.info("schedule %s submitted job %s", schedule_id, job_id)
+        return job_id

@@ -9,11 +9,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import requests
 
 from mlsys.demo import run_demo
 from mlsys.jobs import JobStore
+from mlsys.monitoring import PREDICTION, PROBABILITY, Profile, compare, reference_feature
+from mlsys.prediction_stats import KEYS, stats_rows, stats_table
 from mlsys.settings import Settings
 from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
@@ -307,3 +310,46 @@ def test_every_dashboard_route_refuses_a_signed_out_browser(served):
                 assert answer.headers["Location"].startswith("/ui/signin?next=")
             else:
                 assert answer.status_code == 401, (method, path, answer.status_code)
+
+
+def test_a_monitored_job_shows_its_drift_summary_and_prediction_charts(served, tmp_path):
+    url, jobs = served
+    config = _settings(tmp_path, "redis://unused")
+    warehouse = open_warehouse(settings=config)
+    (job_id,) = _add_jobs(jobs, 1)
+    # The monitoring of a job as the pipeline stores it: profiles of its outputs, a summary.
+    profile = Profile(
+        features={
+            PREDICTION: reference_feature(pa.array(["1"] * 30 + ["0"] * 70)),
+            PROBABILITY: reference_feature(pa.array([0.5 + n / 200 for n in range(100)])),
+            "Age": reference_feature(pa.array([float(n) for n in range(100)])),
+        },
+        rows=100,
+    )
+    report = compare(profile, None)
+    warehouse.merge(
+        stats_table(config, "dev"), stats_rows(job_id, "titanic-survival", 1, profile, report), KEYS
+    )
+    summary = {
+        **report.summary(),
+        "status": "warn",
+        "worst": [
+            {
+                "feature": "Age",
+                "status": "warn",
+                "psi": 0.21,
+                "null_rate_change": 0.0,
+                "unseen_rate": None,
+                "reasons": ["PSI 0.21 >= 0.1"],
+            }
+        ],
+    }
+    jobs.transition(job_id, ("queued",), state="running")
+    jobs.finish(job_id, "succeeded", result={"rows_written": 100, "monitoring": summary})
+    browser = _sign_in(url)
+    page = browser.get(f"{url}/ui/jobs/{job_id}").text
+    assert "Monitoring" in page and "PSI 0.21 &gt;= 0.1" in page
+    assert '<h2 id="chart-0-title">Predictions</h2>' in page
+    assert "Probability of the predicted class" in page
+    assert page.count("<rect ") == 2 + 10  # two classes, ten probability bins
+    assert "<td>0</td><td>70</td>" in page

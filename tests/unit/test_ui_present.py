@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pytest
 
 from web.ui import present
@@ -147,3 +148,20 @@ def test_shards_show_worker_and_time_taken_when_recorded():
     first, second = present.shard_rows(job, NOW)
     assert (first["worker"], first["took"], first["attempt"]) == ("w1:42", "25 s", 2)
     assert (second["worker"], second["took"]) == ("-", "-")
+
+
+def test_monitoring_profiles_become_chart_input():
+    from mlsys.monitoring import reference_feature
+
+    numbers = reference_feature(pa.array([0.1, 0.2, 0.2, 0.6, 0.9, 0.95]), bins=3)
+    chart = present.histogram(present.profile_distribution(numbers.to_json()))
+    assert chart["total"] == "6"
+    assert chart["bars"][0]["label"].startswith("0.1\u2013")
+    assert chart["bars"][-1]["label"].endswith("\u20130.95")
+    classes = reference_feature(pa.array(["1", "0", "0", None]))
+    assert present.profile_distribution(classes.to_json()) == {"counts": {"0": 2, "1": 1}}
+    many = reference_feature(pa.array([str(n % 20) for n in range(100)]))
+    counts = present.profile_distribution(many.to_json(), top=5)["counts"]
+    assert len(counts) == 6 and counts["other"] == 75
+    assert present.profile_distribution({"kind": "number", "edges": [], "bins": []}) is None
+    assert present.profile_distribution(None) is None

@@ -6,15 +6,26 @@ warehouse tables themselves.
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from mlsys.errors import JobNotFound, PermissionDenied
+from mlsys.monitoring import PREDICTION, PROBABILITY
+from mlsys.prediction_stats import stats_table
 from mlsys.registry import RegistryEntry, read_registry, set_alias
+from mlsys.warehouse.sql import sql_string
 from web.backends import backends
 from web.principal import Principal, Scope
 
 PAGE_SIZE = 50
+#: The monitoring profiles of a job's outputs shown as charts, and their titles.
+OUTPUT_FEATURES = {
+    PREDICTION: "Predictions",
+    PROBABILITY: "Probability of the predicted class",
+}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,3 +90,26 @@ def move_alias(
 def warehouse_kind() -> str:
     """'bigquery' or 'duckdb': how the output table can be queried."""
     return "bigquery" if backends().settings.warehouse.startswith("bigquery") else "duckdb"
+
+
+def output_profiles(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The merged profiles of a finished predict job's outputs, from the monitoring table:
+    {"__prediction__": {...}, "__probability__": {...}} (empty when not monitored)."""
+    params = job.get("params") or {}
+    if job["kind"] != "predict" or job["state"] != "succeeded" or not params.get("env"):
+        return {}
+    found = backends()
+    try:
+        table = stats_table(found.settings, params["env"])
+        if not found.warehouse.exists(table):
+            return {}
+        frame = found.warehouse.query(
+            # mlsys.monitoring's names of the model's outputs among the profiled features.
+            f"SELECT feature, profile FROM `{table}` WHERE job_id = {sql_string(job['job_id'])} "
+            f"AND feature IN ({', '.join(sql_string(name) for name in OUTPUT_FEATURES)})"
+        )
+    except Exception as error:
+        # A chart is a nicety: the job page still answers when the warehouse does not.
+        log.warning("no prediction profile for job %s: %s", job["job_id"], type(error).__name__)
+        return {}
+    return {row["feature"]: json.loads(row["profile"]) for row in frame.to_dict("records")}

@@ -80,7 +80,12 @@ def _detail(job_id: str) -> dict[str, Any]:
     now = datetime.now(UTC)
     params = job.get("params") or {}
     monitoring = job.get("monitoring") or (job.get("result") or {}).get("monitoring")
-    distribution = (monitoring or {}).get("predictions") if isinstance(monitoring, dict) else None
+    profiles = data.output_profiles(job)
+    charts = []
+    for feature, title in data.OUTPUT_FEATURES.items():
+        chart = present.histogram(present.profile_distribution(profiles.get(feature)))
+        if chart is not None:
+            charts.append({"title": title, "id": f"chart-{len(charts)}", **chart})
     return {
         "job": job,
         "row": present.job_row(job, now),
@@ -88,7 +93,7 @@ def _detail(job_id: str) -> dict[str, Any]:
         "shards": present.shard_rows(job, now),
         "error": present.plain_error(job.get("error")),
         "monitoring": monitoring if isinstance(monitoring, dict) else None,
-        "chart": present.histogram(distribution),
+        "charts": charts,
         "output": present.output_query(
             params.get("output_table"), job["job_id"], data.warehouse_kind()
         ),

@@ -246,6 +246,32 @@ def histogram(distribution: Any) -> dict[str, Any] | None:
     return {"bars": bars, "max": number(top), "total": number(sum(values))}
 
 
+def profile_distribution(profile: dict[str, Any] | None, top: int = 12) -> dict[str, Any] | None:
+    """A monitoring profile (mlsys.monitoring.FeatureProfile as JSON) as `histogram` input.
+
+    Numbers: the bins between the profile's inner edges, closed by its minimum and maximum.
+    Categories: the most frequent values, the rest summed as "other".
+    """
+    if not isinstance(profile, dict):
+        return None
+    if profile.get("kind") == "number":
+        inner, counts = profile.get("edges"), profile.get("bins")
+        low, high = profile.get("minimum"), profile.get("maximum")
+        if not counts or inner is None or low is None or high is None:
+            return None
+        edges = [min(low, *inner) if inner else low, *inner, max(high, *inner) if inner else high]
+        return {"edges": [round(e, 4) for e in edges], "counts": counts}
+    pool = {**(profile.get("others") or {}), **(profile.get("tracked") or {})}
+    if not pool:
+        return None
+    ranked = sorted(pool.items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = dict(ranked[:top])
+    rest = (profile.get("count") or 0) - (profile.get("nulls") or 0) - sum(shown.values())
+    if rest > 0:
+        shown["other"] = rest
+    return {"counts": shown}
+
+
 def _edge(value: Any) -> str:
     return f"{value:g}" if isinstance(value, int | float) else str(value)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
-from mlsys.registry import ACTIVE, RegistryEntry
+from mlsys.registry import LOADABLE, RegistryEntry
 from web.principal import Scope, current_principal
 from web.ui import data, present
 
@@ -32,7 +32,7 @@ def _version(entry: RegistryEntry) -> dict[str, Any]:
     return {
         "version": entry.version,
         "status": entry.status,
-        "active": entry.status == ACTIVE,
+        "loadable": entry.status in LOADABLE,  # what predictions and aliases may name
         "aliases": entry.aliases,
         "features": entry.features,
         "metrics": metrics if isinstance(metrics, dict) else {},

@@ -23,6 +23,7 @@ import datetime as dt
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -43,7 +44,7 @@ from mlsys.errors import (
 )
 from mlsys.ids import TableId, check_column
 from mlsys.settings import Settings, get_settings
-from mlsys.warehouse import bq_sql
+from mlsys.warehouse import bq_retry, bq_sql
 from mlsys.warehouse.base import (
     JobScope,
     KeyExclusion,
@@ -54,6 +55,7 @@ from mlsys.warehouse.base import (
 )
 from mlsys.warehouse.batches import rebatch
 from mlsys.warehouse.bq_output import StagedOutput, TableExists, snapshot_name
+from mlsys.warehouse.bq_retry import Backoff, is_transient
 from mlsys.warehouse.bq_schema import (
     arrow_schema,
     bq_fields,
@@ -123,6 +125,10 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
         self._pid = os.getpid()
         self._datasets: set[tuple[str, str]] = set()
         self._retry = bigquery.DEFAULT_RETRY.with_timeout(retry_timeout)
+        # Jobs that fail with a transient reason (the client's own retry covers API calls,
+        # not a job whose errorResult says jobRateLimitExceeded, quotaExceeded, ...).
+        self._backoff = Backoff(deadline=retry_timeout)
+        self._sleep = time.sleep
         self.emulated = bool(os.environ.get(REST_EMULATOR_ENV)) if emulated is None else emulated
 
     @classmethod
@@ -192,10 +198,14 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
         config = bigquery.QueryJobConfig(
             query_parameters=[_parameter(k, v) for k, v in (params or {}).items()]
         )
-        with translated(what):
+
+        def attempt() -> Any:
             job = self.client.query(sql, job_config=config, retry=self._retry)
             job.result(retry=self._retry)
-        return job
+            return job
+
+        with translated(what):
+            return self._backoff.call(attempt, transient, what, self._sleep)
 
     def _scalar(self, sql: str, params: dict[str, Any] | None = None) -> int:
         with translated("Query"):
@@ -340,10 +350,14 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
                 snapshot_time=dt.datetime.fromisoformat(shard["snapshot"])
             ),
         )
-        with translated(f"Reading {table}"):
+
+        def attempt() -> Any:
             return self.read_client.create_read_session(
                 parent=f"projects/{self.project}", read_session=request, max_stream_count=1
             )
+
+        with translated(f"Reading {table}"):
+            return self._backoff.call(attempt, transient, f"Reading {table}", self._sleep)
 
     def read_shard(self, shard: dict[str, Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Stream one shard as record batches of at most `batch_rows` rows.
@@ -431,12 +445,18 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
             config.clustering_fields = like.clustering_fields
         config.parquet_options = bigquery.ParquetOptions()
         config.parquet_options.enable_list_inference = True
-        with translated(f"Loading into {table}"):
+        start = source.tell()
+
+        def attempt() -> None:
+            source.seek(start)  # a retried load sends the file again, from its start
             # No size given: a resumable upload, one request per 100 MiB chunk.
             job = self.client.load_table_from_file(
                 source, str(table), job_config=config, location=self.location
             )
             job.result(retry=self._retry)
+
+        with translated(f"Loading into {table}"):
+            self._backoff.call(attempt, transient, f"Loading into {table}", self._sleep)
 
     def _write_arrow(
         self, data: pa.Table, table: TableId, fields: list, disposition: str, like: Any = None
@@ -541,18 +561,28 @@ def _api(table: Any) -> list[dict]:
     return [f.to_api_repr() for f in table.schema]
 
 
-# Reasons BigQuery gives with 403/400 for conditions that pass (quota, rate, backend).
-_TRANSIENT_REASONS = {"rateLimitExceeded", "backendError", "internalError", "jobBackendError"}
+#: Errors without a reason that pass by themselves: 5xx, 429, the network.
+_TRANSIENT_TYPES = (
+    gexc.ServerError,
+    gexc.TooManyRequests,
+    gexc.ServiceUnavailable,
+    gexc.DeadlineExceeded,
+    requests.ConnectionError,
+    requests.Timeout,
+    concurrent.futures.TimeoutError,
+)
 
 
-def _reason(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None) or [{}]
-    return str(errors[0].get("reason", "")) if isinstance(errors[0], dict) else ""
+def transient(exc: BaseException) -> bool:
+    """Whether a BigQuery error passes by itself (then retried, then BackendUnavailable)."""
+    return is_transient(exc, _TRANSIENT_TYPES)
 
 
 @contextmanager
 def translated(what: str) -> Iterator[None]:
-    """Map what the client raises, once its own retries are spent, to `mlsys.errors`."""
+    """Map what the client raises, once retries are spent, to `mlsys.errors`: PermissionDenied
+    only for accessDenied (or a reasonless 401/403), BackendUnavailable for what passes
+    (quota, rate limits, backend errors), InvalidRequest for the rest."""
     try:
         yield
     except MlsysError:
@@ -561,24 +591,31 @@ def translated(what: str) -> Iterator[None]:
         raise TableExists(f"{what}: {exc.message}") from exc
     except gexc.NotFound as exc:
         raise TableNotFound(f"{what}: {exc.message}") from exc
-    except (gexc.Forbidden, gexc.Unauthorized, gexc.PermissionDenied) as exc:
-        if _reason(exc) in _TRANSIENT_REASONS:
-            raise BackendUnavailable(f"{what}: BigQuery is busy: {exc.message}") from exc
-        raise PermissionDenied(
-            f"{what}: access denied: {exc.message}",
-            hint="Grant the service account BigQuery Data Editor and Job User.",
+    except gexc.GoogleAPICallError as exc:
+        found = bq_retry.reasons(exc)
+        if bq_retry.is_permission(exc) or (
+            not found and isinstance(exc, (gexc.Forbidden, gexc.Unauthorized))
+        ):
+            raise PermissionDenied(
+                f"{what}: access denied: {exc.message}",
+                hint="Grant this process' service account the role infra/permissions.toml "
+                "lists for this call (terraform apply does).",
+            ) from exc
+        if transient(exc):
+            raise BackendUnavailable(
+                f"{what}: BigQuery is busy or unavailable ({', '.join(sorted(found)) or exc.code})"
+                f": {exc.message}"
+            ) from exc
+        raise InvalidRequest(
+            f"{what}: {exc.message}" + (f" ({', '.join(sorted(found))})" if found else "")
         ) from exc
     except (
-        gexc.ServerError,
-        gexc.TooManyRequests,
         gexc.RetryError,
         requests.ConnectionError,
         requests.Timeout,
         concurrent.futures.TimeoutError,
     ) as exc:
         raise BackendUnavailable(f"{what}: BigQuery is unavailable: {exc}") from exc
-    except gexc.GoogleAPICallError as exc:
-        raise InvalidRequest(f"{what}: {exc.message}") from exc
     except auth_exc.DefaultCredentialsError as exc:
         raise PermissionDenied(
             f"{what}: no Google Cloud credentials found.",

@@ -56,9 +56,11 @@ def read_client():
 
 def _warehouse(client, read_client, emulated: bool) -> BigQueryWarehouse:
     settings = Settings(_env_file=None, GCP_PROJECT_ID=PROJECT)
-    return BigQueryWarehouse(
+    warehouse = BigQueryWarehouse(
         PROJECT, settings, client=client, read_client=read_client, emulated=emulated
     )
+    warehouse._sleep = lambda seconds: None  # retries back off without waiting here
+    return warehouse
 
 
 @pytest.fixture

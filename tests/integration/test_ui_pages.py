@@ -353,3 +353,45 @@ def test_a_monitored_job_shows_its_drift_summary_and_prediction_charts(served, t
     assert "Probability of the predicted class" in page
     assert page.count("<rect ") == 2 + 10  # two classes, ten probability bins
     assert "<td>0</td><td>70</td>" in page
+
+
+def test_schedules_list_their_next_run_and_pause_and_resume(served):
+    url, _ = served
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {TOKEN}"
+    predict = {
+        "env": "dev",
+        "input_table": "mlsys-local.titanic.passengers",
+        "output_table": "mlsys-local.titanic.scheduled",
+        "model_name": "titanic-survival",
+        "model_version": "latest",
+    }
+    created = api.post(
+        f"{url}/schedules",
+        json={
+            "name": "nightly",
+            "cron": "0 6 * * *",
+            "timezone": "Europe/Paris",
+            "predict": predict,
+        },
+    )
+    assert created.status_code == 201, created.text
+    schedule_id = created.json()["schedule_id"]
+    browser = _sign_in(url)
+    page = browser.get(f"{url}/ui/schedules")
+    assert "nightly" in page.text and "0 6 * * *" in page.text and "Europe/Paris" in page.text
+    assert "not run yet" in page.text
+    next_run = created.json()["next_run_at"]
+    assert next_run and next_run[:10] in page.text
+    paused = browser.post(
+        f"{url}/ui/schedules/{schedule_id}/pause", data={"csrf_token": _csrf(page)}
+    )
+    assert paused.status_code == 200 and "Paused" in paused.text and "Resume" in paused.text
+    assert api.get(f"{url}/schedules/{schedule_id}").json()["paused"] is True
+    resumed = browser.post(
+        f"{url}/ui/schedules/{schedule_id}/resume", data={"csrf_token": _csrf(paused)}
+    )
+    assert resumed.status_code == 200 and "Resumed." in resumed.text
+    assert api.get(f"{url}/schedules/{schedule_id}").json()["next_run_at"] is not None
+    missing = browser.post(f"{url}/ui/schedules/{'0' * 32}/pause", data={"csrf_token": _csrf(page)})
+    assert missing.status_code == 404

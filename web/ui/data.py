@@ -15,9 +15,12 @@ from mlsys.errors import JobNotFound, PermissionDenied
 from mlsys.monitoring import PREDICTION, PROBABILITY
 from mlsys.prediction_stats import stats_table
 from mlsys.registry import RegistryEntry, read_registry, set_alias
+from mlsys.schedules import Schedule, ScheduleStore
 from mlsys.warehouse.sql import sql_string
 from web.backends import backends
 from web.principal import Principal, Scope
+from worker.app import QUEUE
+from worker.beat import install, next_run
 
 PAGE_SIZE = 50
 #: The monitoring profiles of a job's outputs shown as charts, and their titles.
@@ -113,3 +116,38 @@ def output_profiles(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
         log.warning("no prediction profile for job %s: %s", job["job_id"], type(error).__name__)
         return {}
     return {row["feature"]: json.loads(row["profile"]) for row in frame.to_dict("records")}
+
+
+def _schedule_store() -> ScheduleStore:
+    return ScheduleStore(backends().jobs.r)
+
+
+def _schedule_owner(principal: Principal) -> str | None:
+    """Whose schedules a principal sees: their own, or (admin) everyone's."""
+    return None if principal.is_admin else principal.name
+
+
+def list_schedules(principal: Principal, runs: int = 5) -> list[dict[str, Any]]:
+    """The principal's schedules, newest first, with the next run and the last few runs, as
+    GET /schedules shows them."""
+    found, store = backends(), _schedule_store()
+    out = []
+    for item in store.list(principal=_schedule_owner(principal)):
+        last = store.runs(item.schedule_id, runs)
+        for run in last:
+            run["job_state"] = found.jobs.state(run["job_id"]) if run.get("job_id") else None
+        out.append({**item.to_json(), "next_run_at": next_run(found.celery, item), "runs": last})
+    return out
+
+
+def set_paused(principal: Principal, schedule_id: str, paused: bool) -> Schedule:
+    """Pause or resume a schedule, as PATCH /schedules/{id} with {"paused": ...} does."""
+    if not principal.has(Scope.PREDICT):
+        raise PermissionDenied(
+            f"{principal.name} may not change schedules.", hint="Ask for a token with 'predict'."
+        )
+    store = _schedule_store()
+    item = store.require(schedule_id, _schedule_owner(principal))
+    updated = store.update(item, paused=paused)
+    install(backends().celery, updated, QUEUE)
+    return updated

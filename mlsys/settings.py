@@ -193,6 +193,19 @@ class Settings(BaseSettings):
         "Hard time limit of one task, seconds (soft limit is 95%).",
         6 * 3600,
     )
+    spool_bytes: int = _env(
+        "MLSYS_SPOOL_BYTES",
+        "Largest local Parquet spool of a shard's output before it is loaded into BigQuery "
+        "(Cloud Run's local disk is memory: this bounds it). A shard larger than one spool is "
+        "loaded in parts.",
+        64 * 1024 * 1024,
+        ge=1,
+    )
+    spool_dir: Path | None = _env(
+        "MLSYS_SPOOL_DIR",
+        "Folder of those spools (e.g. a disk-backed mount). Default: the system's temp folder.",
+        None,
+    )
     container_memory: str | None = _env(
         "MLSYS_CONTAINER_MEMORY",
         "Memory limit of the container (Kubernetes/Cloud Run quantity: 4Gi, 512Mi); bounds "

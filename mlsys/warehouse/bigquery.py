@@ -120,6 +120,7 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
         self.settings = settings or get_settings()
         self.location = self.settings.bq_location
         self.staging_ttl = staging_ttl
+        self.spool_bytes = self.settings.spool_bytes
         self._given = (client, read_client)
         self._client, self._read_client = client, read_client
         self._pid = os.getpid()
@@ -485,6 +486,19 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
         meta.expires = dt.datetime.now(dt.UTC) + self.staging_ttl
         with translated(f"Setting the expiration of {table}"):
             self.client.update_table(meta, ["expires"], retry=self._retry)
+
+    def _copy(self, source: TableId, target: TableId) -> None:
+        """Replace `target` with a copy of `source` (one copy job: atomic)."""
+        config = bigquery.CopyJobConfig(write_disposition="WRITE_TRUNCATE")
+
+        def attempt() -> None:
+            job = self.client.copy_table(
+                str(source), str(target), job_config=config, location=self.location
+            )
+            job.result(retry=self._retry)
+
+        with translated(f"Copying {source} to {target}"):
+            self._backoff.call(attempt, transient, f"Copying {source}", self._sleep)
 
     def _drop(self, table: TableId) -> None:
         with translated(f"Dropping {table}"):

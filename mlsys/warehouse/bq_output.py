@@ -109,32 +109,68 @@ class StagedOutput:
         batches: Iterable[pa.RecordBatch],
         schema: pa.Schema,
     ) -> int:
-        """Spool `batches` to a local Parquet file (bounded memory), then load it with
-        WRITE_TRUNCATE into the shard's staging table, which expires after `staging_ttl`.
+        """Spool `batches` to local Parquet files of at most `spool_bytes` each and load them
+        into the shard's staging table, which expires after `staging_ttl`.
+
+        Memory stays bounded on Cloud Run, whose local disk is memory: one spool of at most
+        `spool_bytes` (MLSYS_SPOOL_BYTES) per shard at a time. A shard that fits one spool is
+        one load job into its staging table; a larger one appends its spools to a partial
+        table, copied onto the staging table at the end (a copy job is atomic). Either way the
+        staging table appears only once complete, which is what `staged_shards` reports.
 
         Returns:
             Rows staged.
         """
         table = self._stage_table(scope, shard_index)
+        partial = table.with_table(f"{table.table}_partial")
         fields = bq_fields(schema)
         loadable = loadable_schema(schema)
-        rows = 0
-        with tempfile.TemporaryFile(suffix=".parquet") as spool:
-            with pq.ParquetWriter(spool, loadable) as writer:
-                for batch in batches:
-                    writer.write_table(to_loadable(batch, loadable))
-                    rows += batch.num_rows
-            self._ensure_dataset(table.project, table.dataset)
-            # The staging table appears only once complete (a load job is atomic), so its
-            # existence is what `staged_shards` reports.
-            if rows:
-                spool.seek(0)
-                self._load(spool, table, fields, "WRITE_TRUNCATE")
-                self._expire(table)
-            else:
-                self._drop(table)
-                self._create(table, fields, exists_ok=True, expires=True)
+        rows = spools = 0
+        self._ensure_dataset(table.project, table.dataset)
+        spool = writer = None
+        try:
+            for batch in batches:
+                if writer is None:
+                    spool = tempfile.TemporaryFile(suffix=".parquet", dir=self._spool_dir())
+                    writer = pq.ParquetWriter(spool, loadable)
+                writer.write_table(to_loadable(batch, loadable))
+                rows += batch.num_rows
+                if spool.tell() >= self.spool_bytes:  # a full spool goes to the partial table
+                    writer.close()
+                    self._load_spool(spool, partial, fields, first=spools == 0)
+                    spool.close()
+                    spool = writer = None
+                    spools += 1
+            if writer is not None:
+                writer.close()
+                if spools == 0:  # the whole shard in one spool: straight to its staging
+                    spool.seek(0)
+                    self._load(spool, table, fields, "WRITE_TRUNCATE")
+                    self._expire(table)
+                    return rows
+                self._load_spool(spool, partial, fields, first=False)
+                spools += 1
+        finally:
+            if spool is not None:
+                spool.close()
+        if spools:
+            self._copy(partial, table)
+            self._expire(table)
+            self._drop(partial)
+        else:
+            self._drop(table)
+            self._create(table, fields, exists_ok=True, expires=True)
         return rows
+
+    def _load_spool(self, spool: Any, table: TableId, fields: list[dict], first: bool) -> None:
+        spool.seek(0)
+        self._load(spool, table, fields, "WRITE_TRUNCATE" if first else "WRITE_APPEND")
+        if first:
+            self._expire(table)
+
+    def _spool_dir(self) -> str | None:
+        """MLSYS_SPOOL_DIR when set (e.g. a disk-backed mount), else the system's temp dir."""
+        return str(self.settings.spool_dir) if self.settings.spool_dir else None
 
     def _staged(self, scope: JobScope) -> dict[int, TableId]:
         dataset = self.settings.dataset_for(scope.env)
@@ -260,9 +296,14 @@ class StagedOutput:
         self._run(bq_sql.create_from(target, sources, columns, True, spec), what=what)
 
     def discard(self, scope: JobScope) -> None:
-        """Drop the job's staging tables and input snapshot (and nothing else)."""
-        for table in self._staged(scope).values():
-            self._drop(table)
+        """Drop the job's staging tables (partial ones too) and input snapshot (and nothing
+        else)."""
+        prefix = stage_prefix(scope)
+        dataset = self.settings.dataset_for(scope.env)
+        for table in self._list(self.settings.gcp_project_id, dataset):
+            suffix = table.table.removeprefix(prefix)
+            if table.table.startswith(prefix) and suffix.removesuffix("_partial").isdigit():
+                self._drop(table)
         dataset = self.settings.dataset_for(scope.env)
         self._drop(TableId(self.settings.gcp_project_id, dataset, snapshot_name(scope)))
 

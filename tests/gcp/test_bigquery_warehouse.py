@@ -240,3 +240,15 @@ def test_every_disposition_keeps_a_partitioned_clustered_table(wh, table, dispos
     meta = wh.client.get_table(str(table))
     assert meta.description == "Scores of the nightly job"  # the same table, not a new one
     assert [f.name for f in meta.schema] == ["id", "PredictionTimestamp", JOB_ID_COLUMN]
+
+
+def test_a_shard_larger_than_one_spool_is_loaded_in_parts_and_appears_whole(wh, table, scope):
+    wh.spool_bytes = 1  # every batch fills a spool: bounded local memory on Cloud Run
+    output = _output(40, scope.job_id)
+
+    assert _stage(wh, scope, 0, output) == 40  # six batches of at most 7 rows
+    assert wh.staged_shards(scope) == {0}
+    listed = {t.table for t in wh._list(wh.project, "mlsys_dev")}
+    assert not any(name.endswith("_partial") for name in listed if scope.job_id[4:] in name)
+    assert wh.commit(scope, table, 1, "WRITE_APPEND").rows == 40
+    assert sorted(wh.read_table(table, ["id"]).column("id").to_pylist()) == list(range(40))

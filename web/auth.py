@@ -34,6 +34,13 @@ OPEN_ENDPOINTS = frozenset({"health.health"})
 OWN_AUTH_PREFIX = "ui."
 
 
+#: Logged at startup with no credentials, and shown on every dashboard page (web.ui).
+AUTH_OFF_WARNING = (
+    "AUTHENTICATION IS OFF: no MLSYS_API_TOKENS or MLSYS_API_PRINCIPALS, so anyone who can "
+    "reach this API can submit jobs and change aliases. Use this for a local demo only."
+)
+
+
 class AuthRequired(RuntimeError):
     """MLSYS_REQUIRE_AUTH is set but no token or principal is configured."""
 
@@ -152,9 +159,5 @@ def init_app(app: Flask) -> None:
                 "MLSYS_REQUIRE_AUTH is set but neither MLSYS_API_TOKENS nor "
                 "MLSYS_API_PRINCIPALS(_FILE) configures a token: refusing to start an open API."
             )
-        log.warning(
-            "AUTHENTICATION IS OFF: no MLSYS_API_TOKENS or MLSYS_API_PRINCIPALS, so anyone who "
-            "can reach this API can submit jobs and change aliases. Use this for a local demo "
-            "only."
-        )
+        log.warning(AUTH_OFF_WARNING)
     app.before_request(_authenticate)

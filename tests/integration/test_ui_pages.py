@@ -22,6 +22,7 @@ from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
 from tests.services import serve_wsgi
 from web import create_app
+from web.auth import AUTH_OFF_WARNING
 from worker.app import create_celery
 
 pytestmark = pytest.mark.integration
@@ -282,6 +283,7 @@ def test_with_auth_off_every_page_shows_the_warning_banner(tmp_path, redis_clien
             page = requests.get(url + path)
             assert page.status_code == 200
             assert "AUTHENTICATION IS OFF" in page.text and 'role="alert"' in page.text
+            assert AUTH_OFF_WARNING.split(": ", 1)[1] in page.text  # the log's very words
             assert "Sign out" not in page.text
         # Forms still need a CSRF token (from the mlsys_csrf cookie) and this origin.
         assert requests.post(f"{url}/ui/jobs/{'a' * 32}/cancel").status_code == 400

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from mlsys.errors import MlsysError
+from web.auth import AUTH_OFF_WARNING
 from web.principal import current_principal
 from web.ui import guard, job_pages, model_pages, schedule_pages, session_pages
 
@@ -21,6 +22,7 @@ def _context() -> dict[str, Any]:
     principal = current_principal() if "principal" in g else None
     return {
         "auth_off": not guard.auth_enabled(),
+        "auth_off_warning": AUTH_OFF_WARNING,
         "principal": principal,
         "signed_in": g.get("ui_session") is not None,
         "csrf_token": guard.csrf_token,

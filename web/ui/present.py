@@ -166,7 +166,7 @@ def job_row(job: dict[str, Any], now: datetime) -> dict[str, Any]:
         "rows_done": number(progress["rows_done"]),
         "rows_total": number(progress["rows_total"]),
         "has_total": progress["rows_total"] is not None,
-        "rate": f"{number(round(rate))} rows/s" if rate else "-",
+        "rate": f"{number(round(rate)) if rate >= 1 else f'{rate:.2f}'} rows/s" if rate else "-",
         "eta": duration(eta) if eta is not None else "-",
         "principal": job.get("principal") or "-",
         "submitted_at": job.get("submitted_at") or "",

@@ -44,15 +44,16 @@ class Service:
 
 
 @pytest.fixture
-def service(tmp_path, redis_client, redis_url) -> Iterator[Service]:
+def service(request, tmp_path, redis_client, redis_url) -> Iterator[Service]:
     """The API in this process; each test starts its worker when it is ready for it. The
-    worker waits one second for a locked DuckDB file, and its soft time limit is 5 s."""
+    worker waits one second for a locked DuckDB file; a test's `settings` mark adds more."""
+    marked = request.node.get_closest_marker("settings")
     stack = make_stack(
         tmp_path,
         redis_url,
         MLSYS_API_TOKENS=TOKEN,
         MLSYS_DUCKDB_LOCK_WAIT="1",
-        MLSYS_TASK_TIME_LIMIT="6",
+        **(marked.kwargs if marked else {}),
     )
     stack.load_table(ROWS)
     stack.register()
@@ -126,6 +127,7 @@ def test_a_transient_error_that_outlasts_every_attempt_fails_the_job(service):
     assert not service.stack.warehouse.exists(OUTPUT.with_table("never_written"))
 
 
+@pytest.mark.settings(MLSYS_TASK_TIME_LIMIT="6")  # soft limit: 5 s
 def test_a_unit_past_the_soft_time_limit_fails_the_job_naming_the_limit(service):
     job_id = service.submit("too_slow", model="slow")  # 8 batches of 1 s > the 5 s soft limit
     with service.worker("slow"):

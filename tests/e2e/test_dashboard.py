@@ -327,3 +327,53 @@ def test_the_pages_fit_a_phone_and_the_screenshots(page, stack, tmp_path):
         assert overflow <= 0, (path, overflow)
     assert page.errors == []
     stack.api.delete(f"{stack.url}/jobs/{running}")
+
+
+# Every visible form control has a label, every text meets WCAG AA contrast (4.5:1) against
+# the background it is drawn on: readable by a screen reader and on a washed-out projector.
+_AUDIT = """() => {
+  const problems = [];
+  const visible = e => e.offsetParent !== null || e.getClientRects().length > 0;
+  for (const control of document.querySelectorAll("input:not([type=hidden]), select, button")) {
+    if (!visible(control)) continue;
+    const named = control.labels && control.labels.length > 0 || control.getAttribute("aria-label")
+      || control.getAttribute("aria-labelledby") || control.textContent.trim();
+    if (!named) problems.push("unlabelled " + control.outerHTML.slice(0, 80));
+  }
+  const rgb = text => (text.match(/[0-9.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = c => (c /= 255) <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = e => {
+    for (; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const e = node.parentElement;
+    if (!node.textContent.trim() || !visible(e)) continue;
+    if (e.closest(".visually-hidden, .skip-link, option")) continue;
+    const a = lum(rgb(getComputedStyle(e).color).slice(0, 3)), b = lum(background(e));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const text = node.textContent.trim().slice(0, 40);
+    if (ratio < 4.5) problems.push(ratio.toFixed(2) + " on '" + text + "'");
+  }
+  if (!document.documentElement.lang) problems.push("no lang");
+  return problems;
+}"""
+
+
+def test_every_page_has_labels_and_readable_contrast(page, stack):
+    _sign_in(page, stack)
+    job_id = _submit(stack, table="poisoned")
+    wait_for(lambda: stack.jobs.get(job_id)["state"] == "failed", timeout=120, what="a failure")
+    for path in ("/ui/jobs", f"/ui/jobs/{job_id}", "/ui/models", "/ui/schedules"):
+        page.goto(stack.url + path)
+        assert page.evaluate(_AUDIT) == [], path
+    page.context.clear_cookies()
+    page.goto(f"{stack.url}/ui/signin")
+    assert page.evaluate(_AUDIT) == []

@@ -23,6 +23,9 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
 from tenacity import (
     RetryError,
     retry,
@@ -34,6 +37,7 @@ from tenacity import (
 from mlsys.errors import (
     BackendUnavailable,
     InvalidRequest,
+    PermissionDenied,
     SchemaMismatch,
     TableNotEmpty,
     TableNotFound,
@@ -90,6 +94,10 @@ def _translate(error: duckdb.Error, table: TableId | None = None) -> Exception:
         return TableNotFound(what, hint="Check the project.dataset.table name.")
     if isinstance(error, duckdb.BinderException | duckdb.ConversionException):
         return SchemaMismatch(text)
+    if isinstance(error, duckdb.PermissionException):
+        return PermissionDenied(
+            f"{text}.", hint="mlsys' DuckDB reads and writes only its own tables and staging."
+        )
     if isinstance(error, duckdb.ParserException | duckdb.InvalidInputException):
         return InvalidRequest(text)
     return error
@@ -168,9 +176,15 @@ class DuckDBWarehouse(Warehouse):
                 hint="Another mlsys process holds it; retry, or raise MLSYS_DUCKDB_LOCK_WAIT.",
             ) from None
         try:
+            _sandbox(con, self._allowed_directories())
             yield con
         finally:
             con.close()
+
+    def _allowed_directories(self) -> list[str]:
+        """The only folders SQL may touch: job snapshots and staging (and DuckDB's spill)."""
+        folders = {self.staging_dir, self.staging_dir.resolve(), Path(f"{self.path}.tmp")}
+        return sorted(f"{folder}/" for folder in folders)
 
     def _run(self, fn, table: TableId | None = None):
         """Run `fn(con)` on a fresh connection, mapping DuckDB errors."""
@@ -214,11 +228,11 @@ class DuckDBWarehouse(Warehouse):
 
     # --- reads --------------------------------------------------------------------------
     def query(self, sql: str) -> pd.DataFrame:
-        translated = bigquery_to_duckdb(sql, self.default_project)
+        translated = bigquery_to_duckdb(one_query(sql), self.default_project)
         return self._run(lambda con: con.sql(translated).df())
 
     def query_arrow(self, sql: str) -> pa.Table:
-        translated = bigquery_to_duckdb(sql, self.default_project)
+        translated = bigquery_to_duckdb(one_query(sql), self.default_project)
         return self._run(lambda con: con.sql(translated).to_arrow_table())
 
     def exists(self, table: TableId) -> bool:
@@ -494,6 +508,43 @@ class DuckDBWarehouse(Warehouse):
             return MergeResult(inserted=inserted, updated=updated)
 
         return self._run(fn, table)
+
+
+def _sandbox(con: duckdb.DuckDBPyConnection, folders: list[str]) -> None:
+    """Turn off DuckDB's external access but for `folders`: no file functions (read_csv,
+    read_text, glob), COPY, ATTACH, INSTALL or LOAD anywhere else. Once off, DuckDB refuses to
+    turn it on again or to widen the folders while the database is open (in this process)."""
+    for _ in range(3):
+        if not _exec(con, "SELECT current_setting('enable_external_access')")[0][0]:
+            return  # another connection of this process sandboxed the database already
+        try:
+            listed = ", ".join(sql_string(folder) for folder in folders)
+            _exec(con, f"SET allowed_directories = [{listed}]")
+            _exec(con, "SET enable_external_access = false")
+            return
+        except duckdb.InvalidInputException:
+            continue  # raced with another thread doing the same; look again
+    raise BackendUnavailable("Could not restrict DuckDB's file access.", hint="Retry.")
+
+
+def one_query(sql: str) -> str:
+    """`sql` if it is exactly one query (SELECT, WITH, UNION ...); refuses anything else, so
+    `mlsys query` and `bq_get` cannot chain statements or change the warehouse."""
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="bigquery") if s is not None]
+    except SqlglotError:
+        return sql  # bigquery_to_duckdb reports the syntax error
+    if len(statements) != 1:
+        raise InvalidRequest(
+            f"Expected exactly one SQL statement, got {len(statements)}.",
+            hint="Run one query at a time.",
+        )
+    if not isinstance(statements[0], exp.Query):
+        raise InvalidRequest(
+            "Only queries (SELECT ...) run here.",
+            hint="Write tables with bq_put or mlsys jobs; they validate what they write.",
+        )
+    return sql
 
 
 def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:

@@ -6,6 +6,7 @@ behaviour (live updates, a real worker) is in tests/e2e/test_dashboard.py.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from mlsys.warehouse import open_warehouse
 from tests.services import serve_wsgi
 from web import create_app
 from web.auth import AUTH_OFF_WARNING
+from web.credentials import token_hash
 from worker.app import create_celery
 
 pytestmark = pytest.mark.integration
@@ -397,3 +399,33 @@ def test_schedules_list_their_next_run_and_pause_and_resume(served):
     assert api.get(f"{url}/schedules/{schedule_id}").json()["next_run_at"] is not None
     missing = browser.post(f"{url}/ui/schedules/{'0' * 32}/pause", data={"csrf_token": _csrf(page)})
     assert missing.status_code == 404
+
+
+def test_a_session_acts_as_its_tokens_principal_with_its_scopes(tmp_path, redis_client, redis_url):
+    reader_token = "reader-token-0123456789abcdef"  # pragma: allowlist secret
+    principals = [
+        {"name": "analyst", "token_sha256": [token_hash(reader_token)], "scopes": ["predict"]}
+    ]
+    config = Settings(
+        _env_file=None,
+        MLSYS_HOME=str(tmp_path / "home"),
+        REDIS_URL=redis_url,
+        MLSYS_API_TOKENS=TOKEN,
+        MLSYS_API_PRINCIPALS=json.dumps(principals),
+    )
+    run_demo(open_warehouse(settings=config), open_store(settings=config), config, rows=200)
+    app = create_app({"SETTINGS": config, "CELERY_APP": create_celery(config)})
+    with serve_wsgi(app) as url:
+        browser = requests.Session()
+        form = browser.get(f"{url}/ui/signin")
+        browser.post(f"{url}/ui/signin", data={"token": reader_token, "csrf_token": _csrf(form)})
+        models = browser.get(f"{url}/ui/models")
+        assert "Signed in as <strong>analyst</strong>" in models.text
+        assert "titanic-survival" in models.text and "Move an alias" not in models.text
+        refused = browser.post(
+            f"{url}/ui/models/titanic-survival/aliases",
+            data={"csrf_token": _csrf(models), "env": "dev", "alias": "champion", "version": "v1"},
+        )
+        assert refused.status_code == 403 and "analyst may not move aliases" in refused.text
+        # The admin token's session is another principal.
+        assert "Signed in as <strong>admin</strong>" in _sign_in(url).get(f"{url}/ui/jobs").text

@@ -426,7 +426,15 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
                 ds = bigquery.Dataset(f"{project}.{dataset}")
                 if self.location:
                     ds.location = self.location
-                self.client.create_dataset(ds, exists_ok=True, retry=self._retry)
+                try:
+                    self.client.create_dataset(ds, exists_ok=True, retry=self._retry)
+                except gexc.Forbidden as exc:
+                    # On Google Cloud mlsys creates no dataset (no project-wide role).
+                    raise TableNotFound(
+                        f"Dataset {project}.{dataset} does not exist.",
+                        hint=f"Create it in location {self.location or 'US'} (where mlsys_{{env}} "
+                        "is) and list it in output_datasets (infra/envs/{env}/config.auto.tfvars).",
+                    ) from exc
         self._datasets.add((project, dataset))
 
     def _load(

@@ -173,6 +173,14 @@ def _predict_options(fn):
                 type=click.Choice(["WRITE_APPEND", "WRITE_TRUNCATE", "WRITE_EMPTY"]),
             ),
             _opt("shards", type=int, default=None, help="Parts to split the input into."),
+            _opt(
+                "mode",
+                default="full",
+                show_default=True,
+                type=click.Choice(["full", "incremental"]),
+                help="incremental: only rows whose keys this model version has not predicted.",
+            ),
+            _opt("key_columns", default=None, help="incremental: comma-separated key columns."),
         ]
     ):
         fn = option(fn)
@@ -219,6 +227,10 @@ def predict(workers: int | None, **params) -> None:
         if bar is not None:
             bar.close()
     click.echo(json.dumps(result.to_json(), indent=2))
+    from mlsys.prediction_stats import summary_lines
+
+    for line in summary_lines(result.monitoring):
+        click.echo(line)
 
 
 @main.group()
@@ -306,6 +318,8 @@ def token_new(name: str, scopes: tuple[str, ...]) -> None:
 
 
 from mlsys.cli_remote import jobs, submit  # noqa: E402  (registers the API commands)
+from mlsys.cli_schedules import schedule  # noqa: E402
 
 main.add_command(submit)
 main.add_command(jobs)
+main.add_command(schedule)

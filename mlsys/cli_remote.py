@@ -34,12 +34,16 @@ def submit() -> None:
 @_opt("id_columns", default=None, help="Comma-separated.")
 @_opt("write_disposition", default="WRITE_APPEND", show_default=True)
 @_opt("shards", type=int, default=None)
+@_opt("mode", type=click.Choice(["full", "incremental"]), default=None)
+@_opt("key_columns", default=None, help="incremental: comma-separated key columns.")
 @_opt("idempotency_key", default=None, help="Submitting twice with one key runs one job.")
 @click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it ends.")
 def submit_predict(wait: bool, **params) -> None:
     """Submit a predict job; prints the job id."""
     if params.get("id_columns"):
         params["id_columns"] = [c.strip() for c in params["id_columns"].split(",")]
+    if params.get("key_columns"):
+        params["key_columns"] = [c.strip() for c in params["key_columns"].split(",")]
     job = _client().submit_predict(**{k: v for k, v in params.items() if v is not None})
     _after_submit(job, wait)
 
@@ -74,6 +78,10 @@ def _follow(job_id: str) -> None:
     click.echo(
         json.dumps({k: job.get(k) for k in ("job_id", "state", "result", "error")}, indent=2)
     )
+    from mlsys.prediction_stats import summary_lines
+
+    for line in summary_lines((job.get("result") or {}).get("monitoring")):
+        click.echo(line)
     if job["state"] != "succeeded":
         raise SystemExit(1)
 

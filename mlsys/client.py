@@ -81,6 +81,60 @@ class MlsysClient:
             "PUT", f"/models/{name}/aliases/{alias}", json={"env": env, "version": version}
         )
 
+    # --- schedules ----------------------------------------------------------------------
+    def create_schedule(
+        self,
+        predict: dict[str, Any],
+        *,
+        cron: str | None = None,
+        interval_seconds: float | None = None,
+        timezone: str = "UTC",
+        name: str | None = None,
+        paused: bool = False,
+    ) -> dict:
+        """POST /schedules: run `predict` (the fields of submit_predict) on a cron expression
+        in `timezone`, or every `interval_seconds`."""
+        body = {
+            "predict": predict,
+            "cron": cron,
+            "interval_seconds": interval_seconds,
+            "timezone": timezone,
+            "name": name,
+            "paused": paused,
+        }
+        return self._call(
+            "POST", "/schedules", json={k: v for k, v in body.items() if v is not None}
+        )
+
+    def schedules(self) -> list[dict]:
+        return self._call("GET", "/schedules")["schedules"]
+
+    def schedule(self, schedule_id: str) -> dict:
+        """One schedule with its latest runs."""
+        return self._call("GET", f"/schedules/{schedule_id}")
+
+    def update_schedule(self, schedule_id: str, **changes: Any) -> dict:
+        """PATCH: paused, cron, interval_seconds, timezone, name."""
+        return self._call("PATCH", f"/schedules/{schedule_id}", json=changes)
+
+    def pause_schedule(self, schedule_id: str) -> dict:
+        return self.update_schedule(schedule_id, paused=True)
+
+    def resume_schedule(self, schedule_id: str) -> dict:
+        return self.update_schedule(schedule_id, paused=False)
+
+    def delete_schedule(self, schedule_id: str) -> dict:
+        return self._call("DELETE", f"/schedules/{schedule_id}")
+
+    # --- monitoring -------------------------------------------------------------------------
+    def monitoring(self, env: str, name: str, version: str, limit: int = 100) -> dict:
+        """Per-feature drift of every job that ran `version` of `name`, oldest first."""
+        return self._call(
+            "GET",
+            f"/models/{name}/versions/{version}/monitoring",
+            params={"env": env, "limit": limit},
+        )
+
     def wait(
         self,
         job_id: str,

@@ -216,3 +216,33 @@ def _iso(value: Any) -> str | None:
     if value is None:
         return None
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def summary_lines(summary: dict[str, Any] | None) -> list[str]:
+    """The closing lines of a CLI run: overall status, then the features that moved."""
+    if not summary:
+        return []
+    status = summary.get("status", "unavailable")
+    if status == "unavailable":
+        return [f"monitoring: unavailable ({summary.get('error', 'no detail')})"]
+    if not summary.get("has_reference"):
+        return [
+            f"monitoring: {status} - counts only; the model was saved without a training "
+            "profile (save_model(..., training_data=X) records one)"
+        ]
+    lines = [
+        f"monitoring: {status.upper()} - {summary.get('alert', 0)} alert, "
+        f"{summary.get('warn', 0)} warn of {summary.get('features', 0)} features"
+    ]
+    for worst in summary.get("worst") or []:
+        if worst["status"] == "ok":
+            continue
+        parts = []
+        if worst.get("psi") is not None:
+            parts.append(f"psi {worst['psi']:.3f}")
+        if worst.get("null_rate_change"):
+            parts.append(f"null rate {worst['null_rate_change']:+.1%}")
+        if worst.get("unseen_rate"):
+            parts.append(f"unseen {worst['unseen_rate']:.1%}")
+        lines.append(f"  {worst['status']:<5} {worst['feature']}: {', '.join(parts)}")
+    return lines

@@ -5,6 +5,7 @@ up, an overlapping firing is skipped and recorded."""
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -215,3 +216,59 @@ def test_a_firing_that_would_overlap_the_running_job_is_skipped_and_recorded(sta
     # Never two live jobs of one schedule: each job finished before the next was submitted.
     spans = sorted((j["submitted_at"], j["finished_at"]) for j in records)
     assert all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1)), spans
+
+
+def test_the_cli_and_the_python_client_drive_schedules(stack):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mlsys.client import ApiError, MlsysClient
+
+    mlsys = Path(sys.executable).parent / "mlsys"
+    with api(stack) as url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSYS_", "PYTEST_"))}
+        env.update(MLSYS_API_URL=url, MLSYS_HOME=str(stack.home / "cli-home"))
+
+        def cli(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [str(mlsys), "schedule", *args],
+                env=env,
+                cwd=stack.home,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+        made = cli(
+            "create", "--cron", "0 6 * * mon-fri", "--timezone", "America/New_York",
+            "--env", "dev", "--input-table", str(INPUT), "--output-table", str(OUTPUT),
+            "--model-name", "scripted", "--model-version", "champion", "--mode", "incremental",
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        item = json.loads(made.stdout)
+        assert item["predict"]["mode"] == "incremental"
+        assert item["next_run_at"].endswith(("-05:00", "-04:00"))
+        listed = cli("list")
+        assert item["schedule_id"] in listed.stdout and "America/New_York" in listed.stdout
+        assert "paused" in cli("pause", item["schedule_id"]).stdout
+
+        bad = cli("update", item["schedule_id"], "--cron", "0 6 * *")
+        assert bad.returncode == 2 and bad.stderr.startswith("error: 400")
+        assert len(bad.stderr.strip().splitlines()) == 1
+
+        client = MlsysClient(url)
+        assert client.schedule(item["schedule_id"])["paused"]
+        resumed = client.resume_schedule(item["schedule_id"])
+        assert not resumed["paused"] and resumed["next_run_at"]
+        every = client.create_schedule(predict(), interval_seconds=3600, name="hourly")
+        assert {s["schedule_id"] for s in client.schedules()} == {
+            item["schedule_id"],
+            every["schedule_id"],
+        }
+        assert cli("delete", item["schedule_id"]).returncode == 0
+        client.delete_schedule(every["schedule_id"])
+        assert client.schedules() == []
+        with pytest.raises(ApiError, match="404"):
+            client.schedule(every["schedule_id"])

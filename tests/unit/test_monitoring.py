@@ -161,3 +161,17 @@ def test_training_profile_records_features_target_and_predictions(passengers):
 def test_profiles_of_different_kinds_refuse_to_merge():
     with pytest.raises(ValueError):
         FeatureProfile("number").merge(FeatureProfile("category"))
+
+
+def test_the_cli_closing_lines_name_the_features_that_moved(passengers, reference):
+    from mlsys.prediction_stats import summary_lines
+
+    shifted = passengers.copy()
+    shifted["Fare"] = shifted["Fare"] * 3 + 40
+    summary = compare(profile_of(shifted, reference, 1), reference).summary()
+    lines = summary_lines(summary)
+    assert lines[0].startswith("monitoring: ALERT - 1 alert")
+    assert lines[1].split()[:2] == ["alert", "Fare:"] and "psi" in lines[1]
+    assert summary_lines(None) == []
+    assert "without a training profile" in summary_lines({"status": "ok"})[0]
+    assert "unavailable" in summary_lines({"status": "unavailable", "error": "x"})[0]

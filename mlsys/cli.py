@@ -139,6 +139,10 @@ def demo(rows: int, env: str) -> None:
         f"   In Python:   from mlsys.bq import bq_get\n"
         f'                bq_get("SELECT * FROM `{out}` LIMIT 10")'
     )
+    from mlsys.prediction_stats import summary_lines
+
+    for line in summary_lines(r.monitoring):
+        click.echo(f"   {line}")
 
 
 @main.command()
@@ -230,7 +234,7 @@ def predict(workers: int | None, **params) -> None:
     from mlsys.prediction_stats import summary_lines
 
     for line in summary_lines(result.monitoring):
-        click.echo(line)
+        click.echo(line, err=True)  # stdout stays one JSON document
 
 
 @main.group()

@@ -81,7 +81,7 @@ def _follow(job_id: str) -> None:
     from mlsys.prediction_stats import summary_lines
 
     for line in summary_lines((job.get("result") or {}).get("monitoring")):
-        click.echo(line)
+        click.echo(line, err=True)  # stdout stays one JSON document
     if job["state"] != "succeeded":
         raise SystemExit(1)
 

@@ -110,6 +110,9 @@ def run_demo(
             id_columns=[datasets.ID_COLUMN],
             metrics=metrics,
             description="Demo: survival of synthetic Titanic passengers.",
+            # The training profile every predict job is compared with (monitoring).
+            training_data=x_train,
+            training_target=y_train,
         )
         saved = True
         say(f"   accuracy {metrics['accuracy']:.3f}, ROC AUC {metrics['roc_auc']:.3f}")

@@ -186,7 +186,17 @@ class Settings(BaseSettings):
         ge=1,
     )
     job_keep_seconds: int = _env(
-        "MLSYS_JOB_KEEP_SECONDS", "How long finished job records stay listable.", 7 * 24 * 3600
+        "MLSYS_JOB_KEEP_SECONDS",
+        "Seconds a job's record (and its idempotency key) stays after the job ended.",
+        7 * 24 * 3600,
+        gt=0,
+    )
+    job_live_seconds: int = _env(
+        "MLSYS_JOB_LIVE_SECONDS",
+        "Seconds a queued or running job's record stays without activity; every claim, "
+        "heartbeat and progress report renews it, so only a job nothing works on expires.",
+        2 * 24 * 3600,
+        gt=0,
     )
     task_time_limit: int = _env(
         "MLSYS_TASK_TIME_LIMIT",

@@ -43,7 +43,7 @@ class Backends:
 
 def _job_store(settings: Settings) -> JobStore:
     # A request waiting on an unreachable Redis answers 503 within seconds, not hangs.
-    return JobStore.from_url(settings.redis_url, settings.job_keep_seconds, socket_timeout=10)
+    return JobStore.from_settings(settings, socket_timeout=10)
 
 
 def _celery(settings: Settings) -> Celery:

@@ -1,12 +1,18 @@
-"""Job status, listing and cancellation, from mlsys' own job records."""
+"""Job status, listing and cancellation, from mlsys' own job records.
+
+A caller sees only the jobs its principal submitted (an admin sees all); another principal's
+job answers 404, as if it did not exist, so job ids leak nothing.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from mlsys.jobs import Job, JobPage
 from web.backends import backends
 from web.openapi import doc
-from web.schemas import Job, JobList, JobsQuery
+from web.principal import current_principal
+from web.schemas import JobsQuery
 
 bp = Blueprint("jobs", __name__)
 
@@ -15,7 +21,8 @@ _EXAMPLE = {
     "job_id": "0f8e5c3a9b2d4e6f8a1b3c5d7e9f0a2b",
     "kind": "predict",
     "state": "running",
-    "phase": "running",
+    "phase": "predicting",
+    "principal": "data-science",
     "progress": {"rows_done": 400000, "rows_total": 1000000, "percent": 40.0},
     "params": {
         "env": "dev",
@@ -32,8 +39,16 @@ _EXAMPLE = {
     "submitted_at": "2024-06-10T08:00:00.000+00:00",
     "started_at": "2024-06-10T08:00:01.250+00:00",
     "finished_at": None,
-    "shards": [{"index": 0, "state": "running", "attempt": 1, "rows_done": 400000}],
+    "shards": [
+        {"index": 0, "state": "running", "attempt": 1, "worker": "w1:4711", "rows_done": 400000}
+    ],
 }
+
+
+def owner() -> str | None:
+    """Whose jobs the caller may see: its own, or everyone's (None) for an admin."""
+    principal = current_principal()
+    return None if principal.is_admin else principal.name
 
 
 @bp.get("/jobs")
@@ -41,15 +56,16 @@ _EXAMPLE = {
     "List recent jobs",
     tag="jobs",
     query=JobsQuery,
-    responses={200: JobList},
+    responses={200: JobPage},
     errors=(503,),
-    example={"jobs": [_EXAMPLE]},
+    example={"jobs": [_EXAMPLE], "next_cursor": "1718006400000000.0f8e5c3a9b2d4e6f"},
 )
 def list_jobs() -> Response:
-    """Most recent first, optionally only one state or kind."""
+    """The caller's jobs (an admin's: everyone's), most recent first, optionally only one state
+    or kind; page on with `cursor` = the previous page's `next_cursor`."""
     query = JobsQuery.model_validate(request.args.to_dict())
-    jobs = backends().jobs.list(state=query.state, kind=query.kind, limit=query.limit)
-    return jsonify(jobs=jobs)
+    page = backends().jobs.page(owner(), query.state, query.kind, query.limit, query.cursor)
+    return jsonify(page.model_dump(mode="json"))
 
 
 @bp.get("/jobs/<job_id>")
@@ -64,7 +80,7 @@ def list_jobs() -> Response:
 def get_job(job_id: str) -> Response:
     """State, progress, parameters, and the result or error once finished."""
     g.job_id = job_id
-    return jsonify(backends().jobs.require(job_id))
+    return jsonify(backends().jobs.require(job_id, owner()).to_json())
 
 
 @bp.delete("/jobs/<job_id>")
@@ -80,4 +96,4 @@ def cancel_job(job_id: str) -> Response:
     """Cancels a queued or running job; it leaves no partial output. A finished job, or one
     already committing its output, answers 409."""
     g.job_id = job_id
-    return jsonify(backends().jobs.cancel(job_id))
+    return jsonify(backends().jobs.cancel(job_id, owner()).to_json())

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from mlsys.errors import MetadataPending
+from mlsys.jobs import JobKind
 from mlsys.predict import PredictSpec, prepare_predict
 from web.auth import authorize_predict, requires
 from web.backends import backends
@@ -31,7 +32,7 @@ def enqueue_predict(fields: dict[str, Any]) -> Response:
     authorize_predict(spec.input_table, spec.output_table, spec.write_disposition)
     params = spec.to_json()
     # A retry of a submitted job answers with that job, even if its output now exists.
-    job = existing_job("predict", params, key)
+    job = existing_job(JobKind.PREDICT, params, key)
     if job is not None:
         return accepted(job, created=False)
     try:
@@ -40,14 +41,14 @@ def enqueue_predict(fields: dict[str, Any]) -> Response:
         # Registered without metadata.json: only a worker reads the model (after its hash
         # check), so the worker checks the input's columns; here only that it exists.
         rows = found.warehouse.count_rows(spec.input_table)
-        return submit_job("predict", params, rows_total=rows, key=key)
+        return submit_job(JobKind.PREDICT, params, rows_total=rows, key=key)
     # `prepared` pins the model version resolved now: the worker runs exactly that one.
     return submit_job(
-        "predict",
+        JobKind.PREDICT,
         params,
         rows_total=prepared.rows_total,
         key=key,
-        fields={"prepared": prepared.to_json()},
+        prepared=prepared.to_json(),
     )
 
 

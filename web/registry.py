@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from mlsys.errors import InvalidIdentifier, ModelNotFound
 from mlsys.ids import check_alias, check_model_name
+from mlsys.jobs import JobKind
 from mlsys.registry import set_alias
 from mlsys.registry_listing import MAX_PAGE_SIZE, list_versions
 from web.auth import requires
@@ -53,7 +54,7 @@ _ALIAS = {"schema": {"pattern": ALIAS_PATTERN}, "example": "champion"}
 
 def _sync(env: str) -> Response:
     backends().settings.check_env(env)
-    return submit_job("registry_sync", {"env": env})
+    return submit_job(JobKind.REGISTRY_SYNC, {"env": env})
 
 
 @bp.post("/model-registry")

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from mlsys.errors import MlsysError
 from mlsys.ids import TableId, VersionSpec, check_column, check_model_name
+from mlsys.jobs import JobKind, JobState
 from mlsys.predict import MAX_ID_COLUMNS
 
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
@@ -28,8 +29,6 @@ MODEL_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
 VERSION_PATTERN = r"^(?:latest|v?[1-9][0-9]{0,8}|@?[a-z][a-z0-9_-]{0,62})$"
 ALIAS_PATTERN = r"^(?!@?latest$)(?!@?v?[1-9][0-9]{0,8}$)@?[a-z][a-z0-9_-]{0,62}$"
 COLUMN_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,299}$"
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-JobKind = Literal["predict", "registry_sync"]
 WriteDisposition = Literal["WRITE_APPEND", "WRITE_TRUNCATE", "WRITE_EMPTY"]
 
 _TABLE = "A warehouse table as project.dataset.table (BigQuery's form, on every backend)."
@@ -197,11 +196,17 @@ class AliasRequest(Strict):
 
 
 class JobsQuery(Strict):
-    """Filters of GET /jobs."""
+    """Filters and paging of GET /jobs."""
 
     state: JobState | None = Field(None, description="Only jobs in this state.")
     kind: JobKind | None = Field(None, description="Only jobs of this kind.")
     limit: int = Field(50, ge=1, le=500, description="At most this many, most recent first.")
+    cursor: str | None = Field(
+        None,
+        max_length=200,
+        pattern=r"^[0-9]{1,20}\.[0-9a-f]{1,128}$",
+        description="next_cursor of the previous page.",
+    )
 
 
 # --- responses --------------------------------------------------------------------------------
@@ -210,45 +215,6 @@ class JobAccepted(BaseModel):
 
     job_id: str
     status_url: str = Field(description="Where to follow the job: GET it.")
-
-
-class Progress(BaseModel):
-    rows_done: int
-    rows_total: int | None
-    percent: float
-
-
-class ShardView(BaseModel):
-    index: int
-    state: str
-    attempt: int
-    rows_done: int
-
-
-class JobError(BaseModel):
-    type: str
-    message: str
-
-
-class Job(BaseModel):
-    """A job as recorded by mlsys (not Celery): state, progress, parameters and outcome."""
-
-    job_id: str
-    kind: JobKind
-    state: JobState
-    phase: str = Field(description="Finer step: queued, planning, running, committing, ...")
-    progress: Progress
-    params: dict[str, Any]
-    result: dict[str, Any] | None
-    error: JobError | None
-    submitted_at: str | None
-    started_at: str | None
-    finished_at: str | None
-    shards: list[ShardView]
-
-
-class JobList(BaseModel):
-    jobs: list[Job]
 
 
 class ModelVersion(BaseModel):

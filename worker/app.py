@@ -9,11 +9,11 @@ from celery import Celery
 from mlsys.settings import Settings, get_settings
 
 #: Task names, shared with the web app (which enqueues by name and imports no task code).
-PLAN = "mlsys.predict.plan"
-SHARD = "mlsys.predict.shard"
-COMMIT = "mlsys.predict.commit"
-SYNC = "mlsys.registry.sync"
-SYNC_PERIODIC = "mlsys.registry.periodic"
+PLAN_TASK = "mlsys.predict.plan"
+SHARD_TASK = "mlsys.predict.shard"
+COMMIT_TASK = "mlsys.predict.commit"
+SYNC_TASK = "mlsys.registry.sync"
+SYNC_PERIODIC_TASK = "mlsys.registry.periodic"
 QUEUE = "mlsys"
 
 
@@ -28,8 +28,8 @@ def celery_config(settings: Settings) -> dict:
     return {
         "broker_url": settings.redis_url,
         "broker_use_ssl": tls,
-        # Job state lives in mlsys' own records (mlsys.jobs); no result backend is needed, and
-        # none means no result keys piling up in Redis.
+        # Job state lives in mlsys' own records (the mlsys.jobs package); no result backend is
+        # needed, and none means no result keys piling up in Redis.
         "result_backend": None,
         "task_ignore_result": True,
         # JSON only: a pickle on the broker is code execution for whoever can write to Redis.
@@ -93,7 +93,7 @@ def beat_schedule(settings: Settings) -> dict:
         return {}
     return {
         f"registry-sync-{env}": {
-            "task": SYNC_PERIODIC,
+            "task": SYNC_PERIODIC_TASK,
             "schedule": settings.registry_sync_interval,
             "args": [env],
             "options": {"queue": QUEUE},

@@ -17,8 +17,7 @@ def settings() -> Settings:
 
 @functools.cache
 def jobs() -> JobStore:
-    s = settings()
-    return JobStore.from_url(s.redis_url, s.job_keep_seconds)
+    return JobStore.from_settings(settings())
 
 
 @functools.cache

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from celery import Celery
 
-from worker.app import COMMIT, PLAN, QUEUE, SHARD, SYNC, celery_app
+from mlsys.jobs import COMMIT, PLAN, SYNC, shard_index
+from worker.app import COMMIT_TASK, PLAN_TASK, QUEUE, SHARD_TASK, SYNC_TASK, celery_app
+
+_TASKS = {PLAN: PLAN_TASK, COMMIT: COMMIT_TASK, SYNC: SYNC_TASK}
 
 
 def send_unit(
@@ -12,13 +15,14 @@ def send_unit(
 ) -> None:
     """Enqueue `unit` ("plan", "shard:{k}", "commit", "sync") of a job for `attempt`."""
     app = app or celery_app
-    if unit.startswith("shard:"):
-        name, args = SHARD, [job_id, int(unit.split(":", 1)[1]), attempt]
+    index = shard_index(unit)
+    if index is not None:
+        name, args = SHARD_TASK, [job_id, index, attempt]
     else:
-        name = {"plan": PLAN, "commit": COMMIT, "sync": SYNC}[unit]
-        args = [job_id, attempt]
+        name, args = _TASKS[unit], [job_id, attempt]
     app.send_task(name, args=args, queue=QUEUE, countdown=countdown or None)
 
 
-def first_unit(kind: str) -> str:
-    return "plan" if kind == "predict" else "sync"
+def sender(app: Celery | None = None):
+    """`send_unit` bound to a Celery app, in the shape `JobStore.submit` takes."""
+    return lambda job_id, unit, attempt: send_unit(job_id, unit, attempt, app=app)

@@ -7,12 +7,14 @@ shard to finish dispatches the commit; the reaper re-dispatches any unit whose w
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+from datetime import UTC, datetime
 
 from celery import shared_task
 
+from mlsys.jobs import COMMIT, PLAN, SYNC, SYSTEM_PRINCIPAL, JobKind, JobRecord, NewJob, Phase
+from mlsys.jobs import shard_unit as shard_unit_name
 from mlsys.predict import (
     PredictSpec,
     PreparedPredict,
@@ -24,6 +26,7 @@ from mlsys.predict import (
 from mlsys.registry import sync_registry
 from mlsys.warehouse import JobScope
 from worker import context
+from worker.app import COMMIT_TASK, PLAN_TASK, SHARD_TASK, SYNC_PERIODIC_TASK, SYNC_TASK
 from worker.dispatch import send_unit
 from worker.units import claimed
 
@@ -39,66 +42,54 @@ def _discard(job_id: str, env: str):
     return lambda: context.warehouse().discard(JobScope(job_id, env))
 
 
-def _record(job_id: str) -> dict[str, str]:
-    raw = context.jobs().raw(job_id)
-    if raw is None:
+def _record(job_id: str) -> JobRecord:
+    record = context.jobs().record(job_id)
+    if record is None:
         raise LookupError(f"job {job_id} has no record (expired?)")
-    return raw
+    return record
 
 
-@shared_task(name="mlsys.predict.plan", **TASK_OPTIONS)
+@shared_task(name=PLAN_TASK, **TASK_OPTIONS)
 def plan(job_id: str, attempt: int = 1) -> None:
     """Resolve and freeze the job's input, then fan out one task per shard."""
     jobs, settings, warehouse = context.jobs(), context.settings(), context.warehouse()
-    raw = _record(job_id)
-    params = json.loads(raw["params"])
-    with claimed(jobs, settings, job_id, "plan", attempt, _discard(job_id, params["env"])) as run:
+    record = _record(job_id)
+    env = record.params["env"]
+    with claimed(jobs, settings, job_id, PLAN, attempt, _discard(job_id, env)) as run:
         if run is None:
             return
-        if raw.get("plan"):  # an earlier attempt planned, then died before fanning out
-            shards = json.loads(raw["plan"])
-        else:
-            if raw.get("prepared"):
-                prepared = PreparedPredict.from_json(json.loads(raw["prepared"]))
+        shards = record.plan  # set if an earlier attempt planned, then died before fanning out
+        if shards is None:
+            if record.prepared is not None:
+                prepared = PreparedPredict.from_json(record.prepared)
             else:
-                prepared = prepare_predict(
-                    PredictSpec.from_json(params, settings), warehouse, settings, context.store()
-                )
+                spec = PredictSpec.from_json(record.params, settings)
+                prepared = prepare_predict(spec, warehouse, settings, context.store())
             read_plan = plan_shards(prepared, warehouse, settings, job_id)
-            shards = read_plan.shards
             run.check()
-            # First writer wins, so shards of one job always read one plan.
-            jobs.r.hsetnx(jobs._job(job_id), "plan", json.dumps(shards))
-            shards = json.loads(jobs.r.hget(jobs._job(job_id), "plan"))
-            jobs.set_fields(
-                job_id,
-                prepared=json.dumps(prepared.to_json()),
-                rows_total=str(read_plan.rows_total),
-                shards_total=str(len(shards)),
-                phase="predicting",
+            shards = jobs.record_plan(
+                job_id, read_plan.shards, prepared.to_json(), read_plan.rows_total
             )
-        units = [f"shard:{i}" for i in range(len(shards))]
-        jobs.init_units(job_id, [*units, "commit"])
+        else:
+            jobs.record_plan(job_id, shards, record.prepared or {}, record.rows_total or 0)
         current = jobs.units(job_id)
-        for unit in units:
+        for unit in (shard_unit_name(i) for i in range(len(shards))):
             if current[unit]["state"] == "queued":
                 send_unit(job_id, unit, current[unit]["attempt"])
-        jobs.mark_done(job_id, "plan", attempt)
+        jobs.mark_done(job_id, PLAN, attempt)
 
 
-@shared_task(name="mlsys.predict.shard", **TASK_OPTIONS)
+@shared_task(name=SHARD_TASK, **TASK_OPTIONS)
 def shard(job_id: str, index: int, attempt: int = 1) -> None:
     """Stream one shard through the model into its staging."""
     jobs, settings = context.jobs(), context.settings()
-    raw = _record(job_id)
-    prepared = PreparedPredict.from_json(json.loads(raw["prepared"]))
-    unit = f"shard:{index}"
+    record = _record(job_id)
+    prepared = PreparedPredict.from_json(record.prepared)
+    unit = shard_unit_name(index)
     with claimed(jobs, settings, job_id, unit, attempt, _discard(job_id, prepared.env)) as run:
         if run is None:
             return
-        shard_spec = json.loads(raw["plan"])[index]
         done = 0
-        jobs.set_progress(job_id, index, 0)
 
         def progress(rows: int) -> None:
             nonlocal done
@@ -107,7 +98,7 @@ def shard(job_id: str, index: int, attempt: int = 1) -> None:
 
         run_shard(
             prepared,
-            shard_spec,
+            record.plan[index],
             index,
             job_id,
             context.warehouse(),
@@ -118,35 +109,35 @@ def shard(job_id: str, index: int, attempt: int = 1) -> None:
         )
         run.check()  # cancelled or superseded while staging: do not count this attempt
         finished = jobs.mark_done(job_id, unit, attempt)
-        if finished == int(raw["shards_total"]):
-            send_unit(job_id, "commit", jobs.units(job_id)["commit"]["attempt"])
+        if finished == record.shards_total:
+            send_unit(job_id, COMMIT, jobs.units(job_id)[COMMIT]["attempt"])
 
 
-@shared_task(name="mlsys.predict.commit", **TASK_OPTIONS)
+@shared_task(name=COMMIT_TASK, **TASK_OPTIONS)
 def commit(job_id: str, attempt: int = 1) -> None:
     """Land all staged shards in the output table, once."""
     jobs, settings, warehouse = context.jobs(), context.settings(), context.warehouse()
-    raw = _record(job_id)
-    prepared = PreparedPredict.from_json(json.loads(raw["prepared"]))
-    with claimed(jobs, settings, job_id, "commit", attempt, _discard(job_id, prepared.env)) as run:
+    record = _record(job_id)
+    prepared = PreparedPredict.from_json(record.prepared)
+    with claimed(jobs, settings, job_id, COMMIT, attempt, _discard(job_id, prepared.env)) as run:
         if run is None:
             return
         if not jobs.begin_commit(job_id):  # cancelled first
             run.check()
             return
         started = time.monotonic()
-        rows, already = commit_job(prepared, warehouse, job_id, int(raw["shards_total"]))
-        jobs.set_fields(job_id, phase="committed")
-        jobs.mark_done(job_id, "commit", attempt)
+        rows, already = commit_job(prepared, warehouse, job_id, record.shards_total)
+        jobs.set_phase(job_id, Phase.COMMITTED)
+        jobs.mark_done(job_id, COMMIT, attempt)
         result = {
             "rows_written": rows,
             "output_table": prepared.spec["output_table"],
             "model": prepared.model_ref,
-            "shards": int(raw["shards_total"]),
-            "seconds": round(_seconds_since(raw.get("started_at")), 3),
+            "shards": record.shards_total,
+            "seconds": round(_seconds_since(record.started_at), 3),
             "commit_seconds": round(time.monotonic() - started, 3),
         }
-        jobs.finish(job_id, "succeeded", result=result)
+        jobs.succeed(job_id, result)
         warehouse.discard(JobScope(job_id, prepared.env))
         log.info(
             "job %s committed %s rows to %s%s",
@@ -157,35 +148,29 @@ def commit(job_id: str, attempt: int = 1) -> None:
         )
 
 
-@shared_task(name="mlsys.registry.sync", **TASK_OPTIONS)
+@shared_task(name=SYNC_TASK, **TASK_OPTIONS)
 def registry_sync(job_id: str, attempt: int = 1) -> None:
     """Scan one environment's bucket into its registry table."""
     jobs, settings = context.jobs(), context.settings()
-    env = json.loads(_record(job_id)["params"])["env"]
-    with claimed(jobs, settings, job_id, "sync", attempt) as run:
+    env = _record(job_id).params["env"]
+    with claimed(jobs, settings, job_id, SYNC, attempt) as run:
         if run is None:
             return
         result = sync_registry(context.warehouse(), context.store(), settings, env)
-        jobs.mark_done(job_id, "sync", attempt)
-        jobs.finish(job_id, "succeeded", result=result.to_json())
+        jobs.mark_done(job_id, SYNC, attempt)
+        jobs.succeed(job_id, result.to_json())
 
 
-@shared_task(name="mlsys.registry.periodic", ignore_result=True)
+@shared_task(name=SYNC_PERIODIC_TASK, ignore_result=True)
 def registry_periodic(env: str) -> str:
     """Beat's entry point: record a registry sync job and run it here."""
-    jobs = context.jobs()
-    job, _ = jobs.create("registry_sync", {"env": env, "trigger": "schedule"})
-    jobs.init_units(job["job_id"], ["sync"])
-    registry_sync(job["job_id"], 1)
-    return job["job_id"]
+    new = NewJob(JobKind.REGISTRY_SYNC, {"env": env, "trigger": "schedule"}, SYSTEM_PRINCIPAL)
+    job, _ = context.jobs().create(new)
+    registry_sync(job.job_id, 1)
+    return job.job_id
 
 
 def _seconds_since(iso: str | None) -> float:
     if not iso:
         return 0.0
-    from datetime import UTC, datetime
-
     return (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds()
-
-
-from worker import reaper  # noqa: E402,F401  (starts the reaper in every worker)

@@ -71,12 +71,12 @@ class UnitRun:
         """True once the job was cancelled or failed, or this attempt lost its lease."""
         if self._lost.is_set():
             return True
-        return self.jobs.state(self.job_id) not in ("queued", "running")
+        return not self.jobs.is_live(self.job_id)
 
     def check(self) -> None:
         if self._lost.is_set():
             raise Superseded(f"{self.job_id}/{self.unit} attempt {self.attempt} lost its lease")
-        if self.jobs.state(self.job_id) not in ("queued", "running"):
+        if not self.jobs.is_live(self.job_id):
             raise Cancelled(f"Job {self.job_id} is no longer running.")
 
 
@@ -106,7 +106,7 @@ def claimed(
         jobs.release(job_id, unit, attempt)
         # Only a job that ended drops its staging; an attempt that merely lost its lease must
         # not touch what the attempt that replaced it (and the other shards) staged.
-        if cleanup and not run._lost.is_set() and jobs.state(job_id) not in ("queued", "running"):
+        if cleanup and not run._lost.is_set() and not jobs.is_live(job_id):
             cleanup()
     except TRANSIENT as error:
         jobs.release(job_id, unit, attempt)
@@ -115,7 +115,7 @@ def claimed(
             log.warning(
                 "%s/%s attempt %s: %s; retrying in %.0fs", job_id, unit, attempt, error, delay
             )
-            jobs.bump_attempt(job_id, unit, attempt + 1)
+            jobs.requeue(job_id, unit, attempt + 1)
             send_unit(job_id, unit, attempt + 1, countdown=delay)
         else:
             _fail(jobs, job_id, unit, error, cleanup, attempts=attempt)

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import redis
 
 from mlsys import datasets
 from mlsys.artifacts import save_model
 from mlsys.ids import TableId
-from mlsys.jobs import TERMINAL, JobStore
+from mlsys.jobs import Job, JobKind, JobStore, NewJob, keys
 from mlsys.predict import PredictSpec, prepare_predict
 from mlsys.registry import sync_registry
 from mlsys.settings import Settings
 from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
 from tests.models import ScriptedClassifier
-from tests.services import repo_root, wait_for
+from tests.services import repo_root
 from worker.app import create_celery
-from worker.dispatch import send_unit
+from worker.dispatch import sender
 
 PROJECT = "mlsys-local"
 INPUT = TableId(PROJECT, "titanic", "passengers")
@@ -40,9 +40,11 @@ class Stack:
     def __post_init__(self) -> None:
         self.warehouse = open_warehouse(settings=self.settings)
         self.store = open_store(settings=self.settings)
-        self.jobs = JobStore.from_url(self.settings.redis_url)
+        self.jobs = JobStore.from_settings(self.settings)
         self.celery = create_celery(self.settings)
         self.cwd = repo_root()
+        # The Celery broker's own keys (queues, unacked messages), not the job engine's.
+        self.broker = redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
 
     def load_table(self, rows: int, special: dict[int, str] | None = None) -> None:
         """The passengers table; `special` sets Sex of some PassengerIds (poison, crash)."""
@@ -73,6 +75,18 @@ class Stack:
         **extra,
     ) -> str:
         """What POST /predict does: validate, record, enqueue the first unit."""
+        job, _ = self.jobs.submit(self.new_job(model, shards, output, source, **extra), self.send)
+        return job.job_id
+
+    def new_job(
+        self,
+        model: str = "scripted",
+        shards: int | None = None,
+        output: TableId = OUTPUT,
+        source: TableId = INPUT,
+        **extra,
+    ) -> NewJob:
+        """A validated predict job, pinned to its model, as POST /predict records it."""
         spec = PredictSpec.parse(
             settings=self.settings,
             env="dev",
@@ -83,19 +97,23 @@ class Stack:
             **extra,
         )
         prepared = prepare_predict(spec, self.warehouse, self.settings)
-        job, _ = self.jobs.create("predict", spec.to_json(), rows_total=prepared.rows_total)
-        self.jobs.set_fields(job["job_id"], prepared=json.dumps(prepared.to_json()))
-        self.jobs.init_units(job["job_id"], ["plan"])
-        send_unit(job["job_id"], "plan", app=self.celery)
-        return job["job_id"]
-
-    def wait(self, job_id: str, timeout: float = 90) -> dict:
-        return wait_for(
-            lambda: (j := self.jobs.get(job_id)) and j["state"] in TERMINAL and j,
-            timeout=timeout,
-            interval=0.1,
-            what=f"job {job_id} to finish",
+        return NewJob(
+            JobKind.PREDICT,
+            spec.to_json(),
+            "local",
+            rows_total=prepared.rows_total,
+            prepared=prepared.to_json(),
         )
+
+    def send(self, job_id: str, unit: str, attempt: int) -> None:
+        sender(self.celery)(job_id, unit, attempt)
+
+    def wait(self, job_id: str, timeout: float = 90) -> Job:
+        """The job once it ended (the job engine's blocking wait, no polling)."""
+        job = self.jobs.wait(job_id, timeout)
+        if job is None or not job.state.terminal:
+            raise TimeoutError(f"timed out after {timeout}s waiting for job {job_id} to finish")
+        return job
 
     def output_rows(self, output: TableId = OUTPUT) -> pd.DataFrame:
         if not self.warehouse.exists(output):
@@ -128,6 +146,17 @@ def make_stack(tmp_path: Path, redis_url: str, **overrides: str) -> Stack:
     env.update(values)
     settings = Settings(_env_file=None, **values)
     return Stack(settings=settings, env=env, home=tmp_path)
+
+
+def rewind_to_committing(stack: Stack, job_id: str) -> None:
+    """Make a succeeded job look as if its commit ran and its worker then died before saying
+    so: running, committing, the commit unit held by a gone worker whose lease expired.
+    (Reaches under the job engine on purpose: no API should be able to do this.)"""
+    r, job = stack.jobs._redis, keys.job(job_id)
+    r.hset(job, mapping={"state": "running", "phase": "committing"})
+    r.hdel(job, "finished_at", "result")
+    r.sadd(keys.active(), job_id)
+    r.hset(keys.units(job_id), "commit", '{"state": "running", "attempt": 1, "worker": "gone:1"}')
 
 
 def unit_worker(stack: Stack, job_id: str, unit: str) -> str | None:

@@ -29,6 +29,7 @@ from mlsys import datasets
 from mlsys.artifacts import save_model
 from mlsys.demo import run_demo
 from mlsys.ids import TableId
+from mlsys.jobs import JobStore, keys
 from mlsys.registry import sync_registry
 from mlsys.settings import Settings
 from mlsys.store import open_store
@@ -37,7 +38,7 @@ from tests.models import FEATURES, ScriptedClassifier
 from tests.services import free_port, serve_wsgi
 from web import create_app
 from web.openapi import NOT_API_PREFIX, openapi_path
-from worker.app import PLAN, QUEUE, SYNC, create_celery
+from worker.app import PLAN_TASK, QUEUE, SYNC_TASK, create_celery
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +79,7 @@ class Api:
 
     def job_records(self) -> list[str]:
         """Keys of job records (not their units or progress hashes)."""
-        return sorted(k for k in self.redis.scan_iter("mlsys:job:*") if k.count(":") == 2)
+        return sorted(k for k in self.redis.scan_iter(keys.job("*")) if k.count(":") == 2)
 
 
 def _settings(home: Path, redis_url: str, tokens: tuple[str, ...] = TOKENS) -> Settings:
@@ -157,8 +158,7 @@ def message_args(message: dict) -> list:
 
 def pinned_version(api: Api, job_id: str) -> int:
     """The model version a job's record pinned at submit, for the worker."""
-    prepared = json.loads(api.redis.hget(f"mlsys:job:{job_id}", "prepared"))
-    return prepared["model"]["model_version"]
+    return JobStore.from_settings(api.settings).record(job_id).prepared["model"]["model_version"]
 
 
 def assert_problem(response: requests.Response, status: int, *phrases: str) -> dict:
@@ -192,7 +192,7 @@ def test_post_predict_queues_a_job_and_its_plan_message(api):
     # The version resolved at submit is pinned for the worker.
     assert pinned_version(api, job_id) == 1
     (message,) = api.queued()
-    assert message["headers"]["task"] == PLAN
+    assert message["headers"]["task"] == PLAN_TASK
     assert message_args(message) == [job_id, 1]
 
 
@@ -203,7 +203,7 @@ def test_get_predict_alias_queues_the_same_job(api):
     job = api.call("GET", response.headers["Location"]).json()
     assert job["params"]["model_version"] == "v1"
     assert job["params"]["input_table"] == PASSENGERS
-    assert [m["headers"]["task"] for m in api.queued()] == [PLAN]
+    assert [m["headers"]["task"] for m in api.queued()] == [PLAN_TASK]
 
 
 def test_idempotency_key_returns_the_first_job_and_enqueues_once(api):
@@ -427,7 +427,10 @@ def test_list_jobs_filters_and_validates(api):
     assert [j["job_id"] for j in everything] == [sync_id, predict_id]
     assert [j["job_id"] for j in predicts] == [predict_id]
     assert [j["job_id"] for j in one] == [sync_id]
-    assert api.call("GET", "/jobs", params={"state": "failed"}).json() == {"jobs": []}
+    assert api.call("GET", "/jobs", params={"state": "failed"}).json() == {
+        "jobs": [],
+        "next_cursor": None,
+    }
     for bad in ({"limit": 0}, {"limit": 501}, {"limit": "ten"}, {"state": "done"}, {"x": 1}):
         assert_problem(api.call("GET", "/jobs", params=bad), 400, next(iter(bad)))
 
@@ -439,7 +442,7 @@ def test_registry_sync_post_and_get_alias_queue_sync_jobs(api):
 
     assert posted.status_code == got.status_code == 202
     messages = api.queued()
-    assert [m["headers"]["task"] for m in messages] == [SYNC, SYNC]
+    assert [m["headers"]["task"] for m in messages] == [SYNC_TASK, SYNC_TASK]
     assert [message_args(m)[0] for m in messages] == [posted.json()["job_id"], got.json()["job_id"]]
     job = api.call("GET", posted.headers["Location"]).json()
     assert job["kind"] == "registry_sync" and job["params"] == {"env": "dev"}
@@ -565,7 +568,7 @@ def test_submit_when_the_broker_is_down_is_503_and_leaves_no_job(api, settings):
         response = requests.post(url + "/predict", json=predict_body(), headers=api.headers)
 
     assert_problem(response, 503, "broker")
-    assert api.job_records() == [] and api.redis.zcard("mlsys:jobs") == 0
+    assert api.job_records() == [] and JobStore.from_settings(api.settings).page().jobs == []
 
 
 def test_head_never_submits_a_job(api):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from mlsys.artifacts import save_model
+from mlsys.jobs import Job, JobKind
 from mlsys.registry import read_registry
 from tests.integration.jobs_support import make_stack
 from tests.models import FEATURES, ScriptedClassifier
@@ -44,11 +45,11 @@ def test_two_beats_send_each_sync_once_and_hand_over_when_the_holder_dies(
                id_columns=["PassengerId"])  # fmt: skip
     logs = {name: stack.home / f"beat-{name}.log" for name in ("a", "b")}
 
-    def scheduled() -> list[dict]:
+    def scheduled() -> list[Job]:
         return [
             j
-            for j in stack.jobs.list(kind="registry_sync", limit=500)
-            if j["params"].get("trigger") == "schedule"
+            for j in stack.jobs.page(kind=JobKind.REGISTRY_SYNC, limit=500).jobs
+            if j.params.get("trigger") == "schedule"
         ]
 
     with celery_worker(stack.env, stack.cwd, concurrency=2):
@@ -72,6 +73,6 @@ def test_two_beats_send_each_sync_once_and_hand_over_when_the_holder_dies(
         syncs = scheduled()
     assert len(syncs) == total
     # (newest first; the newest may have been mid-run when the worker stopped)
-    assert all(j["state"] == "succeeded" for j in syncs[1:]), [j["state"] for j in syncs]
+    assert all(j.state == "succeeded" for j in syncs[1:]), [j.state for j in syncs]
     entries = read_registry(stack.warehouse, stack.settings, "dev")
     assert [(e.model_name, e.version) for e in entries] == [("scheduled", "v1")]

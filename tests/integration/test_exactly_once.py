@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.integration.jobs_support import OUTPUT, make_stack, unit_worker
+from tests.integration.jobs_support import OUTPUT, make_stack, rewind_to_committing, unit_worker
 from tests.models import FEATURES, ScriptedClassifier
 from tests.services import celery_worker, kill_group, wait_for
 from worker.dispatch import send_unit
@@ -37,9 +37,13 @@ def test_sharded_job_equals_unsharded_row_for_row(stack):
         one = stack.submit(shards=1, output=OUTPUT.with_table("one"))
         four = stack.submit(shards=4, output=OUTPUT.with_table("four"))
         first, second = stack.wait(one), stack.wait(four)
-    assert (first["state"], second["state"]) == ("succeeded", "succeeded")
-    assert len(second["shards"]) == 4 and all(s["state"] == "done" for s in second["shards"])
-    assert second["progress"] == {"rows_done": 12_000, "rows_total": 12_000, "percent": 100.0}
+    assert (first.state, second.state) == ("succeeded", "succeeded")
+    assert len(second.shards) == 4 and all(s.state == "done" for s in second.shards)
+    assert second.progress.model_dump() == {
+        "rows_done": 12_000,
+        "rows_total": 12_000,
+        "percent": 100.0,
+    }
     columns = ["PassengerId", "Survived", "PredictionProbability", "ModelName", "ModelVersion"]
     a = stack.output_rows(OUTPUT.with_table("one")).sort_values("PassengerId")[columns]
     b = stack.output_rows(OUTPUT.with_table("four")).sort_values("PassengerId")[columns]
@@ -57,25 +61,36 @@ def test_kill_9_of_a_worker_mid_shard_loses_and_duplicates_nothing(stack):
         celery_worker(stack.env, stack.cwd, name="survivor"),
     ):
         job_id = stack.submit(shards=4)
-        percents: list[float] = []
+        seen: list[int] = []  # rows_done as a client polling the job sees it
+
+        def sample():
+            job = stack.jobs.get(job_id)
+            seen.append(job.progress.rows_done)
+            return job
 
         def victim_mid_shard():
-            job = stack.jobs.get(job_id)
-            percents.append(job["progress"]["percent"])
+            job = sample()
             return any(
-                s["state"] == "running"
-                and s["rows_done"] > 0
-                and (unit_worker(stack, job_id, f"shard:{s['index']}") or "").startswith("victim")
-                for s in job["shards"]
+                s.state == "running"
+                and s.rows_done > 0
+                and (unit_worker(stack, job_id, f"shard:{s.index}") or "").startswith("victim")
+                for s in job.shards
             )
 
         wait_for(victim_mid_shard, timeout=60, what="the victim to be mid-shard")
+        at_kill = len(seen)
         kill_group(victim)
-        final = stack.wait(job_id, timeout=120)
+        # Keep sampling through the lost lease, the redo from row 0 and the commit.
+        final = wait_for(
+            lambda: (job := sample()).state.terminal and job, timeout=120, what="the job to end"
+        )
 
-    assert final["state"] == "succeeded", final["error"]
-    assert any(s["attempt"] > 1 for s in final["shards"]), "the killed shard was never redone"
-    assert len(set(percents)) >= 2 and percents == sorted(percents), "progress did not move"
+    assert final.state == "succeeded", final.error
+    assert any(s.attempt > 1 for s in final.shards), "the killed shard was never redone"
+    assert len(set(seen[:at_kill])) >= 2, "progress did not move before the kill"
+    assert len(set(seen[at_kill:])) >= 2, "progress did not move after the kill"
+    assert seen == sorted(seen), f"progress went backwards: {seen}"
+    assert seen[-1] == final.progress.rows_total == 24_000
     _assert_exact(stack.output_rows(), 24_000, job_id)
     assert stack.staging(job_id) == []
 
@@ -86,14 +101,14 @@ def test_every_unit_delivered_twice_commits_once(stack):
     with celery_worker(stack.env, stack.cwd, concurrency=2):
         job_id = stack.submit(shards=3)
         send_unit(job_id, "plan", 1, app=stack.celery)  # a duplicate right away
-        assert stack.wait(job_id)["state"] == "succeeded"
+        assert stack.wait(job_id).state == "succeeded"
         for unit in ("plan", "shard:0", "shard:1", "shard:2", "commit"):
             send_unit(job_id, unit, 1, app=stack.celery)  # e.g. a visibility-timeout redelivery
         send_unit(job_id, "commit", 2, app=stack.celery)
-        broker = stack.jobs.r
+        broker = stack.broker
         wait_for(lambda: broker.llen("mlsys") == 0 and stack.settled(job_id), what="drain")
         wait_for(lambda: not broker.hlen("unacked"), timeout=30, what="acks")
-    assert stack.jobs.get(job_id)["state"] == "succeeded"
+    assert stack.jobs.get(job_id).state == "succeeded"
     _assert_exact(stack.output_rows(), 6_000, job_id)
 
 
@@ -102,15 +117,15 @@ def test_a_poison_row_fails_the_job_and_leaves_the_output_as_it_was(stack):
     stack.register()
     with celery_worker(stack.env, stack.cwd, concurrency=2):
         good = stack.submit(shards=2)
-        assert stack.wait(good)["state"] == "succeeded"
+        assert stack.wait(good).state == "succeeded"
         stack.load_table(3_000, special={1_700: "poison"})
         bad = stack.submit(shards=3)
         final = stack.wait(bad)
         wait_for(lambda: stack.settled(bad), what="shards to stop")
-    assert final["state"] == "failed"
+    assert final.state == "failed"
     # A readable reason: the estimator, its error and the row's problem.
-    assert final["error"]["type"] == "ModelFailed"
-    message = final["error"]["message"]
+    assert final.error.type == "ModelFailed"
+    message = final.error.message
     assert "ScriptedClassifier raised ValueError" in message and "poison" in message
     rows = stack.output_rows()
     assert set(rows["JobId"]) == {good}
@@ -128,9 +143,9 @@ def test_a_shard_that_kills_every_worker_fails_after_the_redelivery_cap(
     with celery_worker(stack.env, stack.cwd, concurrency=1):
         job_id = stack.submit(shards=1)
         final = stack.wait(job_id, timeout=90)
-    assert final["state"] == "failed"
-    assert final["error"]["type"] == "WorkerLost"
-    assert "MLSYS_MAX_ATTEMPTS=2" in final["error"]["message"]
+    assert final.state == "failed"
+    assert final.error.type == "WorkerLost"
+    assert "MLSYS_MAX_ATTEMPTS=2" in final.error.message
     assert not stack.warehouse.exists(OUTPUT)
 
 
@@ -140,15 +155,13 @@ def test_cancel_mid_fan_out_leaves_no_output_and_no_staging(stack):
     stack.register(_slow(0.06))
     with celery_worker(stack.env, stack.cwd, concurrency=2):
         job_id = stack.submit(shards=4)
-        wait_for(
-            lambda: stack.jobs.get(job_id)["progress"]["rows_done"] > 0, what="shards to start"
-        )
-        assert stack.jobs.cancel(job_id)["state"] == "cancelled"
+        wait_for(lambda: stack.jobs.get(job_id).progress.rows_done > 0, what="shards to start")
+        assert stack.jobs.cancel(job_id).state == "cancelled"
         wait_for(lambda: stack.settled(job_id), timeout=30, what="shards to stop")
-        wait_for(lambda: stack.jobs.r.llen("mlsys") == 0, timeout=30, what="queue to drain")
+        wait_for(lambda: stack.broker.llen("mlsys") == 0, timeout=30, what="queue to drain")
         wait_for(lambda: stack.staging(job_id) == [], timeout=30, what="staging cleanup")
     final = stack.jobs.get(job_id)
-    assert final["state"] == "cancelled"
+    assert final.state == "cancelled"
     assert not stack.warehouse.exists(OUTPUT)
 
 
@@ -157,21 +170,11 @@ def test_a_commit_that_landed_but_was_not_recorded_is_not_applied_twice(stack):
     stack.register()
     with celery_worker(stack.env, stack.cwd, concurrency=2):
         job_id = stack.submit(shards=2)
-        assert stack.wait(job_id)["state"] == "succeeded"
-        # Rewind the record to "the commit ran, then its worker died before saying so": the
-        # rows are in the table, the job is running, the commit unit lost its lease.
-        stack.jobs.r.hset(
-            stack.jobs._job(job_id), mapping={"state": "running", "phase": "committing"}
-        )
-        stack.jobs.r.hdel(stack.jobs._job(job_id), "finished_at", "result")
-        stack.jobs.r.sadd("mlsys:active", job_id)
-        stack.jobs.r.hset(
-            stack.jobs._units(job_id),
-            "commit",
-            '{"state": "running", "attempt": 1, "worker": "gone:1"}',
-        )
+        assert stack.wait(job_id).state == "succeeded"
+        # The rows are in the table, the job is running, the commit unit lost its lease.
+        rewind_to_committing(stack, job_id)
         final = stack.wait(job_id, timeout=60)  # the reaper redispatches the commit
-    assert final["state"] == "succeeded"
+    assert final.state == "succeeded"
     assert stack.jobs.units(job_id)["commit"]["attempt"] == 2
     _assert_exact(stack.output_rows(), 5_000, job_id)
 
@@ -182,11 +185,9 @@ def test_a_job_whose_first_message_was_lost_still_runs(stack):
     stack.register()
     spec_job = stack.submit(shards=1)  # a normal job, so the worker is known to be up
     # The API died after recording this job and before sending its message:
-    job, _ = stack.jobs.create("predict", stack.jobs.get(spec_job)["params"], rows_total=2_000)
-    stack.jobs.set_fields(job["job_id"], prepared=stack.jobs.raw(spec_job)["prepared"])
-    stack.jobs.init_units(job["job_id"], ["plan"])
+    job, _ = stack.jobs.create(stack.new_job(shards=1))
     with celery_worker(stack.env, stack.cwd, concurrency=2):
-        assert stack.wait(spec_job)["state"] == "succeeded"
-        final = stack.wait(job["job_id"], timeout=90)  # resent after 5 x recovery timeout
-    assert final["state"] == "succeeded"
+        assert stack.wait(spec_job).state == "succeeded"
+        final = stack.wait(job.job_id, timeout=90)  # resent after 5 x recovery timeout
+    assert final.state == "succeeded"
     assert len(stack.output_rows()) == 4_000

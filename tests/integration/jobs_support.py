@@ -155,6 +155,7 @@ def rewind_to_committing(stack: Stack, job_id: str) -> None:
     r, job = stack.jobs._redis, keys.job(job_id)
     r.hset(job, mapping={"state": "running", "phase": "committing"})
     r.hdel(job, "finished_at", "result")
+    r.delete(keys.done(job_id))
     r.sadd(keys.active(), job_id)
     r.hset(keys.units(job_id), "commit", '{"state": "running", "attempt": 1, "worker": "gone:1"}')
 

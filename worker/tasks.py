@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from celery import shared_task
 
-from mlsys.jobs import COMMIT, PLAN, SYNC, SYSTEM_PRINCIPAL, JobKind, JobRecord, NewJob, Phase
+from mlsys.jobs import COMMIT, PLAN, SYNC, SYSTEM_PRINCIPAL, JobKind, JobRecord, NewJob
 from mlsys.jobs import shard_unit as shard_unit_name
 from mlsys.predict import (
     PredictSpec,
@@ -126,8 +126,14 @@ def commit(job_id: str, attempt: int = 1) -> None:
             run.check()
             return
         started = time.monotonic()
-        rows, already = commit_job(prepared, warehouse, job_id, record.shards_total)
-        jobs.set_phase(job_id, Phase.COMMITTED)
+        if record.rows_written is not None:  # landed before a crash; only finish the job
+            rows, already = record.rows_written, True
+        else:
+            rows, already = commit_job(prepared, warehouse, job_id, record.shards_total)
+            jobs.mark_committed(job_id, rows)
+        # Staging goes before the job says succeeded: a client that sees it done sees no
+        # leftovers, and a crash in between re-runs this task, which finishes from the mark.
+        warehouse.discard(JobScope(job_id, prepared.env))
         jobs.mark_done(job_id, COMMIT, attempt)
         result = {
             "rows_written": rows,
@@ -138,7 +144,6 @@ def commit(job_id: str, attempt: int = 1) -> None:
             "commit_seconds": round(time.monotonic() - started, 3),
         }
         jobs.succeed(job_id, result)
-        warehouse.discard(JobScope(job_id, prepared.env))
         log.info(
             "job %s committed %s rows to %s%s",
             job_id,

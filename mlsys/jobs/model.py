@@ -90,6 +90,7 @@ class JobRecord:
     prepared: dict[str, Any] | None = None
     plan: list[Any] | None = None
     shards_total: int | None = None
+    rows_written: int | None = None  # set once the commit landed (phase committed)
     idempotency_key: str | None = None
 
     @classmethod
@@ -107,6 +108,7 @@ class JobRecord:
             prepared=json.loads(data["prepared"]) if data.get("prepared") else None,
             plan=json.loads(data["plan"]) if data.get("plan") else None,
             shards_total=_int(data.get("shards_total")),
+            rows_written=_int(data.get("rows_written")),
             idempotency_key=data.get("idempotency_key") or None,
         )
 

@@ -240,11 +240,12 @@ touch(ARGV[1], ARGV[2])
 return 1
 """)
 
-# Set the phase of a live job. ARGV: id, phase.
-SET_PHASE = script("""
+# Record that a job's rows landed (how many), before its staging is dropped and it is marked
+# succeeded: a commit re-run after a crash in between finishes from here. ARGV: id, rows.
+COMMITTED = script("""
 local job = jkey(ARGV[1])
 local state = redis.call('HGET', job, 'state')
 if state ~= 'queued' and state ~= 'running' then return 0 end
-redis.call('HSET', job, 'phase', ARGV[2])
+redis.call('HSET', job, 'phase', 'committed', 'rows_written', ARGV[2])
 return 1
 """)

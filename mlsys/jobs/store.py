@@ -86,7 +86,7 @@ class JobStore:
                 "FINISH",
                 "CANCEL",
                 "BEGIN_COMMIT",
-                "SET_PHASE",
+                "COMMITTED",
             )
         }
 
@@ -336,8 +336,9 @@ class JobStore:
         """Enter the commit phase unless the job was cancelled first."""
         return self._run("BEGIN_COMMIT", (), [job_id, self._live_ms]) == 1
 
-    def set_phase(self, job_id: str, phase: Phase) -> None:
-        self._run("SET_PHASE", (), [job_id, str(phase)])
+    def mark_committed(self, job_id: str, rows_written: int) -> None:
+        """The job's rows landed: it is past cancel, and a re-run of its commit only finishes."""
+        self._run("COMMITTED", (), [job_id, rows_written])
 
     def record_plan(
         self, job_id: str, shards: list[Any], prepared: dict[str, Any], rows_total: int

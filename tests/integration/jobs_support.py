@@ -149,12 +149,13 @@ def make_stack(tmp_path: Path, redis_url: str, **overrides: str) -> Stack:
 
 
 def rewind_to_committing(stack: Stack, job_id: str) -> None:
-    """Make a succeeded job look as if its commit ran and its worker then died before saying
-    so: running, committing, the commit unit held by a gone worker whose lease expired.
+    """Make a succeeded job look as if its commit transaction ran and its worker then died
+    before recording it: running, committing, the commit unit held by a gone worker whose
+    lease expired, no committed mark.
     (Reaches under the job engine on purpose: no API should be able to do this.)"""
     r, job = stack.jobs._redis, keys.job(job_id)
     r.hset(job, mapping={"state": "running", "phase": "committing"})
-    r.hdel(job, "finished_at", "result")
+    r.hdel(job, "finished_at", "result", "rows_written")
     r.delete(keys.done(job_id))
     r.sadd(keys.active(), job_id)
     r.hset(keys.units(job_id), "commit", '{"state": "running", "attempt": 1, "worker": "gone:1"}')

@@ -8,12 +8,11 @@ and the worker refuses a job record that names such a table anyway.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from click.testing import CliRunner
 
 from mlsys.cli import main
+from mlsys.jobs import JobKind, NewJob
 from mlsys.predict import PredictSpec, prepare_predict
 from mlsys.settings import get_settings
 from tests.integration.jobs_support import INPUT, OUTPUT, make_stack
@@ -129,19 +128,18 @@ def test_worker_refuses_a_job_record_that_names_the_registry(tmp_path, redis_url
     )
     prepared = prepare_predict(spec, stack.warehouse, stack.settings).to_json()
     forged = {**prepared, "spec": {**prepared["spec"], "output_table": REGISTRY}}
-    job, _ = stack.jobs.create("predict", forged["spec"], rows_total=200)
-    stack.jobs.set_fields(job["job_id"], prepared=json.dumps(forged))
-    stack.jobs.init_units(job["job_id"], ["plan"])
+    new = NewJob(JobKind.PREDICT, forged["spec"], "local", rows_total=200, prepared=forged)
+    job, _ = stack.jobs.create(new)
     registry = stack.warehouse.read_table(_registry(stack)).to_pylist()
 
     with celery_worker(stack.env, stack.cwd):
-        send_unit(job["job_id"], "plan", app=stack.celery)
-        done = stack.wait(job["job_id"])
+        send_unit(job.job_id, "plan", app=stack.celery)
+        done = stack.wait(job.job_id)
 
-    assert done["state"] == "failed", done
-    assert "mlsys keeps its own tables" in done["error"]["message"]
+    assert done.state == "failed", done
+    assert "mlsys keeps its own tables" in done.error.message
     assert stack.warehouse.read_table(_registry(stack)).to_pylist() == registry
-    assert stack.staging(job["job_id"]) == []
+    assert stack.staging(job.job_id) == []
 
 
 def _registry(stack):

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 
 from mlsys.artifacts import sha256_hex
+from mlsys.jobs import JobKind, NewJob
 from mlsys.predict import PredictSpec, prepare_predict
 from mlsys.registry import KEYS, SCHEMA, registry_table
 from tests.integration.jobs_support import INPUT, OUTPUT, make_stack
@@ -173,16 +174,15 @@ def test_worker_loads_only_the_artifact_the_registry_holds(tmp_path, redis_url, 
             "generation": None,
         },
     }
-    job, _ = stack.jobs.create("predict", spec.to_json(), rows_total=200)
-    stack.jobs.set_fields(job["job_id"], prepared=json.dumps(forged))
-    stack.jobs.init_units(job["job_id"], ["plan"])
+    new = NewJob(JobKind.PREDICT, spec.to_json(), "local", rows_total=200, prepared=forged)
+    job, _ = stack.jobs.create(new)
 
     with celery_worker(stack.env, stack.cwd):
-        send_unit(job["job_id"], "plan", app=stack.celery)
-        done = stack.wait(job["job_id"])
+        send_unit(job.job_id, "plan", app=stack.celery)
+        done = stack.wait(job.job_id)
 
-    assert done["state"] == "failed", done
-    assert "not the artifact the registry holds" in done["error"]["message"]
+    assert done.state == "failed", done
+    assert "not the artifact the registry holds" in done.error.message
     assert not marker.exists()
     assert stack.output_rows().empty
 

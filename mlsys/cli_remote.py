@@ -106,14 +106,18 @@ def jobs_status(job_id: str, wait: bool) -> None:
 @click.option("--state", default=None, help="queued, running, succeeded, failed or cancelled.")
 @click.option("--kind", default=None, help="predict or registry_sync.")
 @click.option("--limit", default=20, show_default=True)
-def jobs_list(state: str | None, kind: str | None, limit: int) -> None:
-    """List recent jobs."""
-    for job in _client().jobs(state=state, kind=kind, limit=limit)["jobs"]:
+@_opt("page_token", default=None, help="Where the previous page ended (it prints it).")
+def jobs_list(state: str | None, kind: str | None, limit: int, page_token: str | None) -> None:
+    """List your recent jobs (everyone's with an admin token), newest first."""
+    page = _client().jobs(state=state, kind=kind, limit=limit, page_token=page_token)
+    for job in page["jobs"]:
         progress = job.get("progress") or {}
         click.echo(
             f"{job['job_id']}  {job['kind']:<13} {job['state']:<9} "
             f"{progress.get('percent', 0):>5.1f}%  {job.get('submitted_at', '')}"
         )
+    if page.get("next_page_token"):
+        click.echo(f"more: --page-token {page['next_page_token']}", err=True)
 
 
 @jobs.command("cancel")

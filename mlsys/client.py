@@ -9,9 +9,10 @@ from typing import Any
 import requests
 
 from mlsys.errors import MlsysError
+from mlsys.jobs.names import TERMINAL
 from mlsys.settings import Settings
 
-TERMINAL_STATES = {"succeeded", "failed", "cancelled"}
+TERMINAL_STATES = {str(state) for state in TERMINAL}
 
 
 class ApiError(MlsysError):

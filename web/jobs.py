@@ -58,13 +58,13 @@ def owner() -> str | None:
     query=JobsQuery,
     responses={200: JobPage},
     errors=(503,),
-    example={"jobs": [_EXAMPLE], "next_cursor": "1718006400000000.0f8e5c3a9b2d4e6f"},
+    example={"jobs": [_EXAMPLE], "next_page_token": "1718006400000000.0f8e5c3a9b2d4e6f"},
 )
 def list_jobs() -> Response:
     """The caller's jobs (an admin's: everyone's), most recent first, optionally only one state
-    or kind; page on with `cursor` = the previous page's `next_cursor`."""
+    or kind; page on with `page_token` = the previous page's `next_page_token`."""
     query = JobsQuery.model_validate(request.args.to_dict())
-    page = backends().jobs.page(owner(), query.state, query.kind, query.limit, query.cursor)
+    page = backends().jobs.page(owner(), query.state, query.kind, query.limit, query.page_token)
     return jsonify(page.model_dump(mode="json"))
 
 

@@ -201,11 +201,11 @@ class JobsQuery(Strict):
     state: JobState | None = Field(None, description="Only jobs in this state.")
     kind: JobKind | None = Field(None, description="Only jobs of this kind.")
     limit: int = Field(50, ge=1, le=500, description="At most this many, most recent first.")
-    cursor: str | None = Field(
+    page_token: str | None = Field(
         None,
         max_length=200,
         pattern=r"^[0-9]{1,20}\.[0-9a-f]{1,128}$",
-        description="next_cursor of the previous page.",
+        description="next_page_token of the previous page.",
     )
 
 

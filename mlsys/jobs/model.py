@@ -56,8 +56,8 @@ class JobPage(BaseModel):
     """One page of jobs, most recent first."""
 
     jobs: list[Job]
-    next_cursor: str | None = Field(
-        description="Pass as `cursor` for the next page; null on the last page."
+    next_page_token: str | None = Field(
+        description="Pass as `page_token` for the next page; null on the last page."
     )
 
 

@@ -234,22 +234,22 @@ class JobStore:
         state: JobState | None = None,
         kind: JobKind | None = None,
         limit: int = 50,
-        cursor: str | None = None,
+        page_token: str | None = None,
     ) -> JobPage:
         """Most recent first, through the index of (owner, kind, state): O(limit) reads.
 
         Args:
             owner: only this principal's jobs (None: everyone's).
-            cursor: `next_cursor` of the previous page.
+            page_token: `next_page_token` of the previous page.
         Raises:
-            InvalidRequest: the cursor is not one this method handed out.
+            InvalidRequest: the page token is not one this method handed out.
         """
         index = keys.index(owner, kind, state)
-        high, after = _parse_cursor(cursor)
+        high, after = _parse_page_token(page_token)
         need = limit + 1  # one more than asked tells whether a next page exists
         found: list[tuple[float, str, Job]] = []
         while len(found) < need:
-            num = need - len(found) + 16  # a few spare for ties with the cursor's score
+            num = need - len(found) + 16  # a few spare for ties with the page token's score
             rows = self._redis.zrevrangebyscore(
                 index, high, "-inf", start=0, num=num, withscores=True
             )
@@ -266,11 +266,11 @@ class JobStore:
             if exhausted:
                 break
         jobs = [view for _, _, view in found[:limit]]
-        next_cursor = None
+        next_page_token = None
         if len(found) > limit:
             score, member, _ = found[limit - 1]
-            next_cursor = f"{int(score)}.{member}"
-        return JobPage(jobs=jobs, next_cursor=next_cursor)
+            next_page_token = f"{int(score)}.{member}"
+        return JobPage(jobs=jobs, next_page_token=next_page_token)
 
     def active_jobs(self) -> list[str]:
         return sorted(self._redis.smembers(keys.active()))
@@ -426,12 +426,12 @@ class JobStore:
         return bool(self._redis.set(keys.reaper_lock(), "1", nx=True, px=int(ttl_seconds * 1000)))
 
 
-def _parse_cursor(cursor: str | None) -> tuple[float | str, str | None]:
-    if not cursor:
+def _parse_page_token(token: str | None) -> tuple[float | str, str | None]:
+    if not token:
         return "+inf", None
-    score, _, job_id = cursor.partition(".")
-    if not score.isdigit() or not job_id or len(cursor) > 200:
+    score, _, job_id = token.partition(".")
+    if not score.isdigit() or not job_id or len(token) > 200:
         raise InvalidRequest(
-            f"Invalid cursor {cursor!r}.", hint="Pass the next_cursor of the previous page."
+            f"Invalid page token {token!r}.", hint="Pass the next_page_token of the previous page."
         )
     return float(score), job_id

@@ -429,7 +429,7 @@ def test_list_jobs_filters_and_validates(api):
     assert [j["job_id"] for j in one] == [sync_id]
     assert api.call("GET", "/jobs", params={"state": "failed"}).json() == {
         "jobs": [],
-        "next_cursor": None,
+        "next_page_token": None,
     }
     for bad in ({"limit": 0}, {"limit": 501}, {"limit": "ten"}, {"state": "done"}, {"x": 1}):
         assert_problem(api.call("GET", "/jobs", params=bad), 400, next(iter(bad)))

@@ -139,11 +139,11 @@ def test_listing_pages_through_the_callers_own_jobs(api):
 
     seen, cursor, pages = [], None, 0
     while True:
-        page = _list(api, ALICE, limit=2, **({"cursor": cursor} if cursor else {}))
+        page = _list(api, ALICE, limit=2, **({"page_token": cursor} if cursor else {}))
         assert len(page["jobs"]) <= 2
         seen += [j["job_id"] for j in page["jobs"]]
         pages += 1
-        cursor = page["next_cursor"]
+        cursor = page["next_page_token"]
         if cursor is None:
             break
     assert seen == alices[::-1] and pages == 3
@@ -152,8 +152,8 @@ def test_listing_pages_through_the_callers_own_jobs(api):
     assert everyone == [*bobs[::-1], *alices[::-1]]
     cancelled = _list(api, ALICE, state="cancelled")
     assert [j["job_id"] for j in cancelled["jobs"]] == [alices[1]]
-    assert cancelled["next_cursor"] is None
+    assert cancelled["next_page_token"] is None
     assert _list(api, BOB, state="cancelled")["jobs"] == []
     for bad in ("nope", "12.", "1.xyz"):
-        response = api.call("GET", "/jobs", params={"cursor": bad}, headers=_as(ALICE))
-        assert_problem(response, 400, "cursor")
+        response = api.call("GET", "/jobs", params={"page_token": bad}, headers=_as(ALICE))
+        assert_problem(response, 400, "page_token")

@@ -93,20 +93,20 @@ def test_pages_through_the_index_with_a_cursor(jobs):
 
     seen, cursor = [], None
     while True:
-        page = jobs.page(owner="alice", limit=3, cursor=cursor)
+        page = jobs.page(owner="alice", limit=3, page_token=cursor)
         seen += [j.job_id for j in page.jobs]
         assert len(page.jobs) <= 3
-        if page.next_cursor is None:
+        if page.next_page_token is None:
             break
-        cursor = page.next_cursor
+        cursor = page.next_page_token
     assert seen == ids[::-1]
     assert [j.job_id for j in jobs.page(limit=2).jobs] == [other, ids[6]]
     assert [j.job_id for j in jobs.page(owner="alice", state=JobState.SUCCEEDED).jobs] == [ids[2]]
     queued = jobs.page(owner="alice", state=JobState.QUEUED, limit=50).jobs
     assert ids[2] not in {j.job_id for j in queued} and len(queued) == 6
     assert jobs.page(owner="bob", kind=JobKind.REGISTRY_SYNC).jobs == []
-    with pytest.raises(InvalidRequest, match="cursor"):
-        jobs.page(cursor="not-a-cursor")
+    with pytest.raises(InvalidRequest, match="page token"):
+        jobs.page(page_token="not-a-token")
 
 
 def test_an_expired_record_leaves_its_index_when_listed(jobs, redis_client):

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from mlsys.demo import run_demo
-from mlsys.jobs import JobStore
+from mlsys.jobs import JobKind, JobStore, NewJob
 from mlsys.monitoring import PREDICTION, PROBABILITY, Profile, compare, reference_feature
 from mlsys.prediction_stats import KEYS, stats_rows, stats_table
 from mlsys.settings import Settings
@@ -100,17 +100,17 @@ def _add_jobs(jobs: JobStore, count: int) -> list[str]:
         "model_version": "latest",
     }
     for n in range(count):
-        job, _ = jobs.create("predict", params, rows_total=1000 + n)
-        job_id = job["job_id"]
+        job, _ = jobs.create(NewJob(JobKind.PREDICT, params, "ui-tester", rows_total=1000 + n))
+        job_id = job.job_id
         ids.append(job_id)
         kind = n % 5
         if kind == 0:
             continue  # queued
-        jobs.transition(job_id, ("queued",), state="running", started_at="2026-01-01T00:00:00Z")
-        jobs.init_units(job_id, ["plan", "shard:0", "shard:1", "commit"])
+        jobs.claim(job_id, "plan", 1, 60, "w1:4711")  # running
+        jobs.record_plan(job_id, [{}, {}], {}, 1000 + n)  # shard:0, shard:1 and commit
         jobs.set_progress(job_id, 0, 300)
         if kind == 2:
-            jobs.finish(job_id, "succeeded", result={"rows_written": 1000 + n, "model": "m/v1"})
+            jobs.succeed(job_id, {"rows_written": 1000 + n, "model": "m/v1"})
         elif kind == 3:
             jobs.fail(job_id, "shard:1: boom <b>not html</b>", error_type="SchemaMismatch")
         elif kind == 4:
@@ -189,7 +189,7 @@ def test_a_post_without_or_with_a_wrong_csrf_token_is_400(served):
     assert browser.post(target, data={}).status_code == 400
     refused = browser.post(target, data={"csrf_token": "x" * 43})
     assert refused.status_code == 400 and "CSRF" in refused.text
-    assert jobs.get(job_id)["state"] == "queued"
+    assert jobs.get(job_id).state == "queued"
     # The sign-in form needs its token too.
     assert requests.post(f"{url}/ui/signin", data={"token": TOKEN}).status_code == 400
 
@@ -209,12 +209,12 @@ def test_a_cross_origin_post_is_refused_even_with_the_right_token(served):
     ):
         refused = browser.post(target, data={"csrf_token": token}, headers=headers)
         assert refused.status_code == 403, headers
-    assert jobs.get(job_id)["state"] == "queued"
+    assert jobs.get(job_id).state == "queued"
     same = browser.post(
         target, data={"csrf_token": token, "next": "/ui/jobs"}, headers={"Origin": url}
     )
     assert same.status_code == 200 and same.url == f"{url}/ui/jobs"
-    assert jobs.get(job_id)["state"] == "cancelled"
+    assert jobs.get(job_id).state == "cancelled"
 
 
 def test_every_page_answers_for_an_empty_system_and_for_500_jobs(served):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlsys.errors import JobNotFound, PermissionDenied
+from mlsys.jobs import JobKind, JobState
 from mlsys.monitoring import PREDICTION, PROBABILITY
 from mlsys.prediction_stats import stats_table
 from mlsys.registry import RegistryEntry, read_registry, set_alias
@@ -40,30 +41,30 @@ class JobFilter:
     limit: int = PAGE_SIZE
 
 
-def visible(job: dict[str, Any], principal: Principal) -> bool:
-    """Whether `principal` may see a job: its own, or any with the admin scope."""
-    owner = job.get("principal")
-    return principal.is_admin or owner is None or owner == principal.name
+def _owner(principal: Principal) -> str | None:
+    """Whose jobs `principal` may see: its own, or everyone's (None) with the admin scope."""
+    return None if principal.is_admin else principal.name
 
 
 def list_jobs(principal: Principal, wanted: JobFilter) -> list[dict[str, Any]]:
     """Most recent first, only the jobs `principal` may see."""
-    found = backends().jobs.list(state=wanted.state, kind=wanted.kind, limit=wanted.limit)
-    return [job for job in found if visible(job, principal)]
+    state = JobState(wanted.state) if wanted.state else None
+    kind = JobKind(wanted.kind) if wanted.kind else None
+    page = backends().jobs.page(_owner(principal), state, kind, wanted.limit)
+    return [job.to_json() for job in page.jobs]
 
 
 def get_job(principal: Principal, job_id: str) -> dict[str, Any]:
     """One job, or JobNotFound (also for another principal's job: its existence is private)."""
-    job = backends().jobs.get(job_id)
-    if job is None or not visible(job, principal):
+    job = backends().jobs.get(job_id, _owner(principal))
+    if job is None:
         raise JobNotFound(f"No job {job_id!r}.", hint="Pick a job from the jobs page.")
-    return job
+    return job.to_json()
 
 
 def cancel_job(principal: Principal, job_id: str) -> dict[str, Any]:
     """Cancel a job the principal may see (the engine refuses a finished or committing one)."""
-    get_job(principal, job_id)
-    return backends().jobs.cancel(job_id)
+    return backends().jobs.cancel(job_id, _owner(principal)).to_json()
 
 
 def environments() -> list[str]:

@@ -8,13 +8,14 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 
+from mlsys.jobs import JobKind, JobState
 from web.principal import current_principal
 from web.ui import data, guard, present
 
 bp = Blueprint("jobs", __name__)
 
-STATES = ("queued", "running", "succeeded", "failed", "cancelled")
-KINDS = ("predict", "registry_sync")
+STATES = tuple(JobState)
+KINDS = tuple(JobKind)
 LIMITS = (50, 100, 200, 500)
 
 

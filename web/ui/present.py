@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-LIVE_STATES = ("queued", "running")
+from mlsys.jobs import LIVE
+
+LIVE_STATES = tuple(sorted(LIVE))
 
 # What an error type means for the person reading the job page; the engine's message follows.
 _ERROR_WORDS = {

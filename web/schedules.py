@@ -68,7 +68,7 @@ _EXAMPLE = {
 
 
 def _store() -> ScheduleStore:
-    return ScheduleStore(backends().jobs.r)
+    return ScheduleStore(backends().jobs.client)
 
 
 def _owner() -> str | None:

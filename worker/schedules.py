@@ -8,12 +8,12 @@ request, and the job is an ordinary one owned by the schedule's principal.
 
 from __future__ import annotations
 
-import json
 import logging
 
 from celery import shared_task
 
 from mlsys.errors import MlsysError
+from mlsys.jobs import LIVE, JobKind, NewJob
 from mlsys.predict import PredictSpec, prepare_predict
 from mlsys.schedules import (
     FAILED,
@@ -25,15 +25,13 @@ from mlsys.schedules import (
 )
 from worker import context
 from worker.beat import RUN_SCHEDULE
-from worker.dispatch import first_unit, send_unit
+from worker.dispatch import send_unit
 
 log = logging.getLogger(__name__)
 
-LIVE = ("queued", "running")
-
 
 def schedule_store() -> ScheduleStore:
-    return ScheduleStore(context.jobs().r)
+    return ScheduleStore(context.jobs().client)
 
 
 def submit_scheduled(item: Schedule) -> str:
@@ -42,22 +40,15 @@ def submit_scheduled(item: Schedule) -> str:
     spec = PredictSpec.from_json(item.predict, settings)
     prepared = prepare_predict(spec, warehouse, settings)
     params = {**spec.to_json(), "schedule_id": item.schedule_id, "trigger": "schedule"}
-    job, _ = jobs.create("predict", params, rows_total=prepared.rows_total)
-    job_id = job["job_id"]
-    unit = first_unit("predict")
-    try:
-        jobs.set_fields(
-            job_id,
-            prepared=json.dumps(prepared.to_json()),
-            principal=item.principal,
-            schedule_id=item.schedule_id,
-        )
-        jobs.init_units(job_id, [unit])
-        send_unit(job_id, unit)
-    except Exception:
-        jobs.delete(job_id)
-        raise
-    return job_id
+    new = NewJob(
+        JobKind.PREDICT,
+        params,
+        item.principal,
+        rows_total=prepared.rows_total,
+        prepared=prepared.to_json(),
+    )
+    job, _ = jobs.submit(new, send_unit)
+    return job.job_id
 
 
 @shared_task(name=RUN_SCHEDULE, ignore_result=True)

@@ -120,6 +120,12 @@ class JobStore:
     def _keep_ms(self) -> int:
         return int(self.retention.finished * 1000)
 
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis connection, for stores that keep their own keys beside the job engine's
+        (schedules); never for the job engine's keys."""
+        return self._redis
+
     def ping(self) -> bool:
         return bool(self._redis.ping())
 

@@ -121,7 +121,7 @@ def test_the_api_checks_schedules_like_predict_requests(stack):
         gone = requests.delete(f"{url}/schedules/{item['schedule_id']}", timeout=10)
         assert gone.status_code == 200
         assert requests.get(f"{url}/schedules/{item['schedule_id']}", timeout=10).status_code == 404
-        assert not stack.jobs.r.keys("mlsys:redbeat:schedule-*")
+        assert not stack.broker.keys("mlsys:redbeat:schedule-*")
 
 
 def settle(url: str, schedule_id: str) -> list[dict]:
@@ -148,11 +148,11 @@ def test_two_beats_fire_each_tick_once_pause_stops_and_a_moved_alias_is_used(sta
             schedule_id = created.json()["schedule_id"]
             wait_for(lambda: submitted(url, schedule_id), timeout=60, what="first run")
             jobs = [stack.jobs.get(r["job_id"]) for r in submitted(url, schedule_id)]
-            first = stack.wait(jobs[-1]["job_id"])
-            assert first["state"] == "succeeded" and first["result"]["model"] == "scripted/v1"
-            assert first["params"]["schedule_id"] == schedule_id
-            assert first["params"]["model_version"] == "champion"
-            assert stack.jobs.raw(first["job_id"]).get("principal") == "local"
+            first = stack.wait(jobs[-1].job_id)
+            assert first.state == "succeeded" and first.result["model"] == "scripted/v1"
+            assert first.params["schedule_id"] == schedule_id
+            assert first.params["model_version"] == "champion"
+            assert first.principal == "local"
 
             # Move the alias: a later run predicts with v2, the schedule unchanged.
             set_alias(stack.warehouse, stack.settings, "dev", "scripted", "champion", "v2")
@@ -161,8 +161,8 @@ def test_two_beats_fire_each_tick_once_pause_stops_and_a_moved_alias_is_used(sta
                     j
                     for r in submitted(url, schedule_id)
                     if (j := stack.jobs.get(r["job_id"]))
-                    and j["state"] == "succeeded"
-                    and j["result"]["model"] == "scripted/v2"
+                    and j.state == "succeeded"
+                    and j.result["model"] == "scripted/v2"
                 ],
                 timeout=90,
                 interval=0.5,
@@ -191,7 +191,7 @@ def test_two_beats_fire_each_tick_once_pause_stops_and_a_moved_alias_is_used(sta
                 lambda: len(submitted(url, schedule_id)) > before, timeout=60, what="resumed run"
             )
             requests.delete(f"{url}/schedules/{schedule_id}", timeout=10)
-    assert ScheduleStore(stack.jobs.r).get(schedule_id) is None
+    assert ScheduleStore(stack.jobs.client).get(schedule_id) is None
 
 
 def test_a_firing_that_would_overlap_the_running_job_is_skipped_and_recorded(stack):
@@ -214,7 +214,7 @@ def test_a_firing_that_would_overlap_the_running_job_is_skipped_and_recorded(sta
     skipped = [r for r in history if r["outcome"] == "skipped_overlap"]
     assert jobs and skipped and all("is still" in r["detail"] for r in skipped)
     # Never two live jobs of one schedule: each job finished before the next was submitted.
-    spans = sorted((j["submitted_at"], j["finished_at"]) for j in records)
+    spans = sorted((j.submitted_at, j.finished_at) for j in records)
     assert all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1)), spans
 
 

@@ -348,8 +348,8 @@ def test_a_monitored_job_shows_its_drift_summary_and_prediction_charts(served, t
             }
         ],
     }
-    jobs.transition(job_id, ("queued",), state="running")
-    jobs.finish(job_id, "succeeded", result={"rows_written": 100, "monitoring": summary})
+    jobs.claim(job_id, "plan", 1, 60, "w1:4711")  # running
+    jobs.succeed(job_id, {"rows_written": 100, "monitoring": summary})
     browser = _sign_in(url)
     page = browser.get(f"{url}/ui/jobs/{job_id}").text
     assert "Monitoring" in page and "PSI 0.21 &gt;= 0.1" in page

@@ -120,7 +120,7 @@ def output_profiles(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _schedule_store() -> ScheduleStore:
-    return ScheduleStore(backends().jobs.r)
+    return ScheduleStore(backends().jobs.client)
 
 
 def _schedule_owner(principal: Principal) -> str | None:

@@ -15,6 +15,7 @@ from web import (
     guards,
     health,
     jobs,
+    limits,
     metrics,
     monitoring,
     openapi,
@@ -65,6 +66,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     app.register_blueprint(dashboard())  # /ui: pages for people, signed in by session cookie
+    limits.init_app(app)  # after auth (budgets are per principal) and the views it wraps
     openapi.documented_routes(app)  # fails at startup if a route has no @doc
     return app
 

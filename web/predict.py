@@ -13,6 +13,7 @@ from web.auth import authorize_predict, requires
 from web.backends import backends
 from web.errors import read_json_object
 from web.guards import state_changing
+from web.limits import submits_jobs
 from web.openapi import IDEMPOTENCY_HEADER, doc
 from web.principal import Scope
 from web.schemas import JobAccepted, PredictQuery, PredictRequest
@@ -53,6 +54,7 @@ def enqueue_predict(fields: dict[str, Any]) -> Response:
 
 
 @bp.post("/predict")
+@submits_jobs
 @requires(Scope.PREDICT)
 @doc(
     "Submit a batch prediction",
@@ -70,6 +72,7 @@ def submit_predict() -> Response:
 
 
 @bp.get("/predict")
+@submits_jobs
 @requires(Scope.PREDICT)
 @state_changing
 @doc(

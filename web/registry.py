@@ -13,6 +13,7 @@ from web.auth import requires
 from web.backends import backends
 from web.errors import read_json_object
 from web.guards import state_changing
+from web.limits import submits_jobs
 from web.openapi import doc
 from web.principal import Scope
 from web.schemas import (
@@ -58,6 +59,7 @@ def _sync(env: str) -> Response:
 
 
 @bp.post("/model-registry")
+@submits_jobs
 @requires(Scope.REGISTRY)
 @doc(
     "Sync the registry of an environment",
@@ -73,6 +75,7 @@ def sync_registry() -> Response:
 
 
 @bp.get("/model-registry")
+@submits_jobs
 @requires(Scope.REGISTRY)
 @state_changing
 @doc(

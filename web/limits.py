@@ -1,0 +1,66 @@
+"""Per-principal rate limits on the routes that start jobs (flask-limiter, on the job Redis).
+
+Every submitting route shares one budget per principal (MLSYS_SUBMIT_RATE_LIMIT, e.g.
+`30/minute;500/hour`), counted in the same Redis as the jobs, so all API processes see one
+count. Over it: 429 problem+json with Retry-After. Reads are not limited.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import Flask, Response, current_app
+from flask_limiter import Limiter, RateLimitExceeded
+
+from web.errors import problem
+from web.principal import current_principal
+
+F = TypeVar("F", bound=Callable)
+
+
+def submits_jobs(view: F) -> F:
+    """Mark a view that starts jobs: it spends the principal's submit budget."""
+    view.submits_jobs = True  # type: ignore[attr-defined]
+    return view
+
+
+def _principal_key() -> str:
+    return f"principal:{current_principal().name}"
+
+
+def _submit_limit() -> str:
+    return current_app.config["SETTINGS"].submit_rate_limit
+
+
+def _too_many(error: RateLimitExceeded) -> Response:
+    limiter: Limiter = current_app.extensions["mlsys_limiter"]
+    reset = limiter.current_limit.reset_at if limiter.current_limit else None
+    retry = max(1, math.ceil(reset - time.time())) if reset else 60
+    return problem(
+        429,
+        "Too many requests",
+        f"Principal {current_principal().name!r} started more jobs than allowed "
+        f"({error.description}). Retry after {retry} seconds.",
+        "rate-limited",
+        headers={"Retry-After": str(retry)},
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Call after the views are registered and after auth (budgets are per principal)."""
+    settings = app.config["SETTINGS"]
+    app.config.setdefault("RATELIMIT_ENABLED", bool(settings.submit_rate_limit.strip()))
+    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.redis_url)
+    # A Redis outage answers 503 on submit anyway; the limiter must not turn it into a 500.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    limiter = Limiter(key_func=_principal_key, key_prefix="mlsys:ratelimit", app=app)
+    app.extensions["mlsys_limiter"] = limiter
+    shared = limiter.shared_limit(_submit_limit, scope="submit")
+    for endpoint, view in list(app.view_functions.items()):
+        if getattr(view, "submits_jobs", False):
+            app.view_functions[endpoint] = shared(view)
+    app.register_error_handler(RateLimitExceeded, _too_many)

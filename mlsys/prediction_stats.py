@@ -240,7 +240,7 @@ def summary_lines(summary: dict[str, Any] | None) -> list[str]:
         parts = []
         if worst.get("psi") is not None:
             parts.append(f"psi {worst['psi']:.3f}")
-        if worst.get("null_rate_change"):
+        if abs(worst.get("null_rate_change") or 0) >= 0.0005:
             parts.append(f"null rate {worst['null_rate_change']:+.1%}")
         if worst.get("unseen_rate"):
             parts.append(f"unseen {worst['unseen_rate']:.1%}")

@@ -267,3 +267,52 @@ def plot_feature_importance(
         ax.set(xlabel="importance", title="Feature importance (model)")
     ax.grid(axis="y", visible=False)
     return ax
+
+
+def drift_frame(history) -> pd.DataFrame:
+    """One row per (job, feature) from a monitoring history: the `jobs` of
+    GET /models/{name}/versions/{v}/monitoring (or that whole answer), or
+    `mlsys.prediction_stats.history(...)`."""
+    jobs = history.get("jobs", []) if isinstance(history, dict) else list(history)
+    rows = [
+        {"job": n, "job_id": job["job_id"], **feature}
+        for n, job in enumerate(jobs)
+        for feature in job["features"]
+    ]
+    return pd.DataFrame(rows)
+
+
+def plot_drift(
+    history,
+    metric: str = "psi",
+    thresholds: tuple[float, float] | None = (0.1, 0.25),
+    features: Sequence[str] | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """A drift metric per feature over a model version's jobs (oldest left), with the warn and
+    alert thresholds as dashed lines.
+
+    Args:
+        history: see `drift_frame`.
+        metric: psi, null_rate_change or unseen_rate.
+        features: which to draw (default: every feature with a value).
+    """
+    ax = _axes(ax)
+    frame = drift_frame(history)
+    if frame.empty or metric not in frame:
+        ax.set_title(f"{metric}: no monitored jobs yet")
+        return ax
+    table = frame.pivot_table(index="job", columns="feature", values=metric, aggfunc="first")
+    table = table.dropna(axis=1, how="all")
+    for name in features or list(table.columns):
+        if name in table:
+            ax.plot(table.index, table[name], marker="o", label=name)
+    if thresholds:
+        for value, label, colour in zip(thresholds, ("warn", "alert"), PALETTE[1::2], strict=False):
+            ax.axhline(value, linestyle="--", color=colour, linewidth=1, label=label)
+    ax.set_xlabel("job (oldest first)")
+    ax.set_ylabel(metric)
+    ax.set_xticks(list(table.index))
+    ax.set_title(f"Drift vs. training data: {metric}")
+    ax.legend(loc="upper left", ncol=2)
+    return ax

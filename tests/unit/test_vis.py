@@ -179,3 +179,22 @@ def test_setup_plot_style_is_the_seeds_name_for_set_style():
         vis.setup_plot_style(font_scale=1.5)
         assert plt.rcParams["font.size"] == 15
         assert plt.rcParams["axes.spines.top"] is False
+
+
+def test_plot_drift_draws_one_line_per_feature_and_the_thresholds():
+    history = [
+        {
+            "job_id": f"job-{n}",
+            "features": [
+                {"feature": "Fare", "psi": 0.02 + 0.2 * n, "status": "ok"},
+                {"feature": "Sex", "psi": 0.01, "status": "ok"},
+                {"feature": "Age", "psi": None, "status": "ok"},
+            ],
+        }
+        for n in range(3)
+    ]
+    ax = vis.plot_drift({"jobs": history})
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["Fare", "Sex", "warn", "alert"]  # Age has no PSI: not drawn
+    assert list(ax.get_lines()[0].get_ydata()) == pytest.approx([0.02, 0.22, 0.42])
+    assert "no monitored jobs" in vis.plot_drift([]).get_title()

@@ -98,6 +98,20 @@ resource "google_cloud_run_v2_service" "web" {
         value = "*"
       }
 
+      # The Host check (MLSYS_ALLOWED_HOSTS) stops DNS rebinding of an API on a developer's
+      # machine; a public service that requires tokens gains nothing from it, and Cloud Run's
+      # probes and custom domains use other names than *.run.app.
+      env {
+        name  = "MLSYS_ALLOWED_HOSTS"
+        value = "*"
+      }
+
+      # Fail closed (also the image's default for `start web`): no tokens, no revision.
+      env {
+        name  = "MLSYS_REQUIRE_AUTH"
+        value = "true"
+      }
+
       env {
         name = "MLSYS_API_TOKENS"
         value_source {

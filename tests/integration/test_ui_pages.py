@@ -89,6 +89,12 @@ def _sign_in(url: str) -> requests.Session:
     return browser
 
 
+def api_get(url: str, path: str) -> dict:
+    answer = requests.get(url + path, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
 def _add_jobs(jobs: JobStore, count: int) -> list[str]:
     """`count` predict jobs in every state, as the engine records them."""
     ids = []
@@ -243,6 +249,27 @@ def test_every_page_answers_for_an_empty_system_and_for_500_jobs(served):
     assert browser.get(f"{url}/ui/jobs?state=exploded").status_code == 400
 
 
+def test_jobs_come_in_pages_and_an_admin_can_pick_a_principal(served):
+    url, jobs = served
+    browser = _sign_in(url)
+    ids = _add_jobs(jobs, 120)
+    seen: list[str] = []
+    page = browser.get(f"{url}/ui/jobs")
+    while True:
+        seen += re.findall(r'<tr data-job-id="([0-9a-f]+)"', page.text)
+        older = re.search(r'<a href="([^"]+)">Older jobs', page.text)
+        if older is None:
+            break
+        page = browser.get(url + older.group(1).replace("&amp;", "&"))
+        assert page.status_code == 200 and "Newest jobs" in page.text
+    assert seen == ids[::-1]  # every job once, newest first, in pages of 50
+    mine = browser.get(f"{url}/ui/jobs?principal=ui-tester&state=queued").text
+    assert mine.count("<tr data-job-id=") == 24
+    assert "No jobs match" in browser.get(f"{url}/ui/jobs?principal=nobody").text
+    assert browser.get(f"{url}/ui/jobs?principal=a%20b").status_code == 400
+    assert browser.get(f"{url}/ui/jobs?page_token=forged").status_code == 400
+
+
 def test_pages_carry_a_strict_content_security_policy(served):
     url, _ = served
     browser = _sign_in(url)
@@ -270,6 +297,14 @@ def test_moving_an_alias_from_the_models_page(served):
         f"{url}/models/titanic-survival?env=dev", headers={"Authorization": f"Bearer {TOKEN}"}
     ).json()
     assert api["versions"][0]["aliases"] == ["champion"]
+    synced = browser.post(f"{url}/ui/models/sync", data={"csrf_token": _csrf(page), "env": "dev"})
+    assert synced.status_code == 200 and "/ui/jobs/" in synced.url
+    job = api_get(url, f"/jobs/{synced.url.rsplit('/', 1)[1]}")
+    assert (job["kind"], job["principal"], job["params"]) == (
+        "registry_sync",
+        "admin",
+        {"env": "dev"},
+    )
     bad = browser.post(
         f"{url}/ui/models/titanic-survival/aliases",
         data={"csrf_token": _csrf(page), "env": "dev", "alias": "v2", "version": "v1"},

@@ -20,6 +20,7 @@ from mlsys.schedules import Schedule, ScheduleStore
 from mlsys.warehouse.sql import sql_string
 from web.backends import backends
 from web.principal import Principal, Scope
+from web.submit import submit_job
 from worker.app import QUEUE
 from worker.beat import install, next_run
 
@@ -39,6 +40,8 @@ class JobFilter:
     state: str | None = None
     kind: str | None = None
     limit: int = PAGE_SIZE
+    principal: str | None = None  # an admin's choice of whose jobs; others see their own
+    page_token: str | None = None  # where an older page starts (the engine's token)
 
 
 def _owner(principal: Principal) -> str | None:
@@ -46,12 +49,16 @@ def _owner(principal: Principal) -> str | None:
     return None if principal.is_admin else principal.name
 
 
-def list_jobs(principal: Principal, wanted: JobFilter) -> list[dict[str, Any]]:
-    """Most recent first, only the jobs `principal` may see."""
+def list_jobs(principal: Principal, wanted: JobFilter) -> tuple[list[dict[str, Any]], str | None]:
+    """One page, most recent first, of the jobs `principal` may see; and the next page's
+    token (None on the last page)."""
     state = JobState(wanted.state) if wanted.state else None
     kind = JobKind(wanted.kind) if wanted.kind else None
-    page = backends().jobs.page(_owner(principal), state, kind, wanted.limit)
-    return [job.to_json() for job in page.jobs]
+    owner = _owner(principal)
+    if owner is None and wanted.principal:
+        owner = wanted.principal
+    page = backends().jobs.page(owner, state, kind, wanted.limit, wanted.page_token)
+    return [job.to_json() for job in page.jobs], page.next_page_token
 
 
 def get_job(principal: Principal, job_id: str) -> dict[str, Any]:
@@ -152,3 +159,14 @@ def set_paused(principal: Principal, schedule_id: str, paused: bool) -> Schedule
     updated = store.update(item, paused=paused)
     install(backends().celery, updated, QUEUE)
     return updated
+
+
+def sync_registry(principal: Principal, env: str) -> str:
+    """Queue a registry sync of `env` exactly as POST /model-registry does; its job id."""
+    if not principal.has(Scope.REGISTRY):
+        raise PermissionDenied(
+            f"{principal.name} may not sync the registry.", hint="Ask for a token with 'registry'."
+        )
+    backends().settings.check_env(env)
+    answer = submit_job(JobKind.REGISTRY_SYNC, {"env": env})  # the API's own submit path
+    return answer.get_json()["job_id"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ bp = Blueprint("jobs", __name__)
 STATES = tuple(JobState)
 KINDS = tuple(JobKind)
 LIMITS = (50, 100, 200, 500)
+PRINCIPAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
 
 
 def _filters() -> data.JobFilter:
@@ -30,19 +32,35 @@ def _filters() -> data.JobFilter:
         abort(400, description=f"Unknown kind {kind!r}: use one of {', '.join(KINDS)}.")
     if not limit.isdigit() or int(limit) not in LIMITS:
         abort(400, description=f"Show 50, 100, 200 or 500 jobs, not {limit!r}.")
-    return data.JobFilter(state=state, kind=kind, limit=int(limit))
+    principal = request.args.get("principal", "").strip() or None
+    if principal is not None and not PRINCIPAL_NAME.fullmatch(principal):
+        abort(400, description="A principal's name: letters, digits, '_', '.', '@' and '-'.")
+    return data.JobFilter(
+        state=state,
+        kind=kind,
+        limit=int(limit),
+        principal=principal,
+        page_token=request.args.get("page_token") or None,
+    )
 
 
-def _query(wanted: data.JobFilter) -> dict[str, Any]:
-    query: dict[str, Any] = {"state": wanted.state, "kind": wanted.kind}
+def _query(wanted: data.JobFilter, **changes: Any) -> dict[str, Any]:
+    query: dict[str, Any] = {
+        "state": wanted.state,
+        "kind": wanted.kind,
+        "principal": wanted.principal,
+        "page_token": wanted.page_token,
+    }
     if wanted.limit != data.PAGE_SIZE:
         query["limit"] = wanted.limit
+    query.update(changes)
     return {k: v for k, v in query.items() if v is not None}
 
 
-def _rows(wanted: data.JobFilter) -> list[dict[str, Any]]:
+def _rows(wanted: data.JobFilter) -> tuple[list[dict[str, Any]], str | None]:
     now = datetime.now(UTC)
-    return [present.job_row(job, now) for job in data.list_jobs(current_principal(), wanted)]
+    jobs, next_token = data.list_jobs(current_principal(), wanted)
+    return [present.job_row(job, now) for job in jobs], next_token
 
 
 @bp.get("/jobs")
@@ -50,10 +68,18 @@ def index() -> str:
     """Every job the principal may see, newest first, updating in place."""
     wanted = _filters()
     query = _query(wanted)
+    rows, next_token = _rows(wanted)
     return render_template(
         "ui/jobs.html",
         active="jobs",
-        rows=_rows(wanted),
+        rows=rows,
+        older=url_for("ui.jobs.index", **_query(wanted, page_token=next_token))
+        if next_token
+        else None,
+        newest=url_for("ui.jobs.index", **_query(wanted, page_token=None))
+        if wanted.page_token
+        else None,
+        can_see_all=current_principal().is_admin,
         wanted=wanted,
         states=STATES,
         kinds=KINDS,
@@ -69,7 +95,7 @@ def index_live() -> Response:
     wanted = _filters()
     back = url_for("ui.jobs.index", **_query(wanted))
     rows = []
-    for row in _rows(wanted):
+    for row in _rows(wanted)[0]:
         html = render_template("ui/_job_row.html", row=row, back=back)
         rows.append({"id": row["id"], "state": row["state"], "html": html, "tag": _tag(html)})
     empty = render_template("ui/_jobs_empty.html", wanted=wanted) if not rows else ""

@@ -82,3 +82,10 @@ def move_alias(name: str) -> Response:
     entry = data.move_alias(current_principal(), env, name, alias, version)
     moved = f"{name}@{alias.lstrip('@')} \u2192 {entry.version}"
     return redirect(url_for("ui.models.index", env=env, moved=moved), code=303)
+
+
+@bp.post("/models/sync")
+def sync() -> Response:
+    """Queue a registry sync (a job, as POST /model-registry), then follow it on its page."""
+    job_id = data.sync_registry(current_principal(), _env())
+    return redirect(url_for("ui.jobs.detail", job_id=job_id), code=303)

@@ -23,6 +23,7 @@ from mlsys.predict import (
     prepare_predict,
     run_shard,
 )
+from mlsys.prediction_stats import ShardProfiles, record_job_stats, shard_monitor
 from mlsys.registry import sync_registry
 from mlsys.warehouse import JobScope
 from worker import context
@@ -96,6 +97,7 @@ def shard(job_id: str, index: int, attempt: int = 1) -> None:
             done += rows
             jobs.set_progress(job_id, index, done)
 
+        monitor = shard_monitor(prepared) if settings.monitoring else None
         run_shard(
             prepared,
             record.plan[index],
@@ -106,8 +108,11 @@ def shard(job_id: str, index: int, attempt: int = 1) -> None:
             settings,
             progress=progress,
             cancelled=run.should_stop,
+            observe=monitor.observe if monitor else None,
         )
         run.check()  # cancelled or superseded while staging: do not count this attempt
+        if monitor is not None:
+            ShardProfiles(jobs.client).save(job_id, index, monitor.result())
         finished = jobs.mark_done(job_id, unit, attempt)
         if finished == record.shards_total:
             send_unit(job_id, COMMIT, jobs.units(job_id)[COMMIT]["attempt"])
@@ -131,6 +136,13 @@ def commit(job_id: str, attempt: int = 1) -> None:
         else:
             rows, already = commit_job(prepared, warehouse, job_id, record.shards_total)
             jobs.mark_committed(job_id, rows)
+        # Drift of the whole input: the shards' profiles merged (never fails the job).
+        profiles = ShardProfiles(jobs.client)
+        monitoring = (
+            record_job_stats(warehouse, settings, prepared, job_id, profiles.load(job_id))
+            if settings.monitoring
+            else None
+        )
         # Staging goes before the job says succeeded: a client that sees it done sees no
         # leftovers, and a crash in between re-runs this task, which finishes from the mark.
         warehouse.discard(JobScope(job_id, prepared.env))
@@ -142,8 +154,10 @@ def commit(job_id: str, attempt: int = 1) -> None:
             "shards": record.shards_total,
             "seconds": round(_seconds_since(record.started_at), 3),
             "commit_seconds": round(time.monotonic() - started, 3),
+            "monitoring": monitoring,
         }
         jobs.succeed(job_id, result)
+        profiles.forget(job_id)
         log.info(
             "job %s committed %s rows to %s%s",
             job_id,

@@ -41,7 +41,12 @@ class Job(BaseModel):
     principal: str = Field(description="Who submitted it (a principal's name, never a token).")
     progress: Progress
     params: dict[str, Any]
-    result: dict[str, Any] | None
+    result: dict[str, Any] | None = Field(
+        description="A predict job's: rows_written, output_table, model, shards, seconds, and "
+        "monitoring: {status: ok|warn|alert|unavailable, has_reference, features, warn, alert, "
+        "rows, worst: [{feature, status, psi, null_rate_change, unseen_rate, reasons}]} "
+        "(per-feature detail: GET /models/{name}/versions/{v}/monitoring)."
+    )
     error: JobError | None
     submitted_at: str | None
     started_at: str | None

@@ -7,8 +7,12 @@ import json
 import click
 from tqdm import tqdm
 
-from mlsys.client import MlsysClient
+from mlsys.client import TERMINAL_STATES, MlsysClient
 from mlsys.settings import get_settings
+
+#: `--wait` first lets the server hold the answer this long (Prefer: wait), then polls with a
+#: progress bar: a short job costs one request, a long one still shows its progress.
+PREFER_WAIT = 10
 
 
 def _client() -> MlsysClient:
@@ -37,15 +41,19 @@ def submit() -> None:
 @_opt("mode", type=click.Choice(["full", "incremental"]), default=None)
 @_opt("key_columns", default=None, help="incremental: comma-separated key columns.")
 @_opt("idempotency_key", default=None, help="Submitting twice with one key runs one job.")
-@click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it ends.")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Return when the job ends: the server waits up to 10 s, then a progress bar polls.",
+)
 def submit_predict(wait: bool, **params) -> None:
     """Submit a predict job; prints the job id."""
     if params.get("id_columns"):
         params["id_columns"] = [c.strip() for c in params["id_columns"].split(",")]
     if params.get("key_columns"):
         params["key_columns"] = [c.strip() for c in params["key_columns"].split(",")]
-    job = _client().submit_predict(**{k: v for k, v in params.items() if v is not None})
-    _after_submit(job, wait)
+    params = {k: v for k, v in params.items() if v is not None}
+    _after_submit(_client().submit_predict(wait=PREFER_WAIT if wait else None, **params), wait)
 
 
 @submit.command("registry")
@@ -53,12 +61,14 @@ def submit_predict(wait: bool, **params) -> None:
 @click.option("--wait", is_flag=True)
 def submit_registry(env: str, wait: bool) -> None:
     """Submit a registry sync job."""
-    _after_submit(_client().submit_registry_sync(env), wait)
+    _after_submit(_client().submit_registry_sync(env, wait=PREFER_WAIT if wait else None), wait)
 
 
 def _after_submit(job: dict, wait: bool) -> None:
     click.echo(job["job_id"])
-    if wait:
+    if wait and job.get("state") in TERMINAL_STATES:  # the server waited it out (Prefer)
+        _report(job)
+    elif wait:
         _follow(job["job_id"])
 
 
@@ -75,6 +85,10 @@ def _follow(job_id: str) -> None:
 
     job = _client().wait(job_id, on_update=update)
     bar.close()
+    _report(job)
+
+
+def _report(job: dict) -> None:
     click.echo(
         json.dumps({k: job.get(k) for k in ("job_id", "state", "result", "error")}, indent=2)
     )

@@ -32,10 +32,15 @@ class MlsysClient:
         token = settings.api_token.get_secret_value() if settings.api_token else None
         return cls(settings.api_url, token)
 
-    def _call(self, method: str, path: str, **kwargs) -> Any:
+    def _call(self, method: str, path: str, wait: float | None = None, **kwargs) -> Any:
         url = f"{self.base_url}{path}"
+        timeout = self.timeout
+        if wait:
+            # RFC 7240: the server may hold the answer until the job ends (at most `wait` s).
+            kwargs["headers"] = {**kwargs.get("headers", {}), "Prefer": f"wait={int(wait)}"}
+            timeout = self.timeout + wait
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            response = self.session.request(method, url, timeout=timeout, **kwargs)
         except requests.RequestException as error:
             raise ApiError(
                 f"Cannot reach the mlsys API at {self.base_url} ({type(error).__name__}).",
@@ -52,11 +57,19 @@ class MlsysClient:
             raise error
         return response.json() if response.content else None
 
-    def submit_predict(self, **params: Any) -> dict:
-        return self._call("POST", "/predict", json=params)
+    def submit_predict(self, wait: float | None = None, **params: Any) -> dict:
+        """Submit a predict job. With `wait`, ask the server to answer once the job ended
+        (Prefer: wait=N): a finished job comes back whole (it has a `state`), else {job_id}."""
+        return self._call("POST", "/predict", wait=wait, json=params)
 
-    def submit_registry_sync(self, env: str) -> dict:
-        return self._call("POST", "/model-registry", json={"env": env})
+    def submit_registry_sync(self, env: str, wait: float | None = None) -> dict:
+        return self._call("POST", "/model-registry", wait=wait, json={"env": env})
+
+    def run_predict(self, wait: float = 30.0, **params: Any) -> dict:
+        """Submit a predict job and return it once it ended: the server waits first
+        (Prefer: wait), then this polls."""
+        job = self.submit_predict(wait=wait, **params)
+        return job if job.get("state") in TERMINAL_STATES else self.wait(job["job_id"])
 
     def job(self, job_id: str) -> dict:
         return self._call("GET", f"/jobs/{job_id}")

@@ -234,6 +234,21 @@ class Settings(BaseSettings):
         "own safe types are always allowed.",
         [],
     )
+    sync_wait_seconds: float = _env(
+        "MLSYS_SYNC_WAIT_SECONDS",
+        "Longest a request waits for its job (the seed's GET /predict and GET /model-registry, "
+        "or Prefer: wait=N) before answering 202; keep it below the request timeouts of Cloud "
+        "Run and gunicorn (60 s in this repository's configs).",
+        50.0,
+        ge=0,
+    )
+    max_waiting_requests: int | None = _env(
+        "MLSYS_MAX_WAITING_REQUESTS",
+        "Requests one web process lets wait for their jobs at once; the next ones answer 202 "
+        "at once. Default: half the process' gunicorn threads (16 without gunicorn).",
+        None,
+        ge=1,
+    )
     registry_sync_interval: float = _env(
         "MLSYS_REGISTRY_SYNC_INTERVAL",
         "Seconds between periodic registry syncs run by beat (0 disables).",

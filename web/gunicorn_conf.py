@@ -48,3 +48,8 @@ def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_fork(server, worker) -> None:
+    """Tell the app its thread count: at most half the threads wait for jobs (web/waiting.py)."""
+    os.environ["MLSYS_WEB_THREADS"] = str(server.cfg.threads)

@@ -18,6 +18,7 @@ from web.openapi import IDEMPOTENCY_HEADER, doc
 from web.principal import Scope
 from web.schemas import JobAccepted, PredictQuery, PredictRequest
 from web.submit import accepted, existing_job, idempotency_key, refuse_head, submit_job
+from web.waiting import PREFER_HEADER, SeedAnswer, honour_prefer, seed_answer
 
 bp = Blueprint("predict", __name__)
 
@@ -63,12 +64,15 @@ def enqueue_predict(fields: dict[str, Any]) -> Response:
     responses={202: JobAccepted, 200: JobAccepted},
     errors=_ERRORS,
     example=_EXAMPLE,
-    headers=[IDEMPOTENCY_HEADER],
+    headers=[IDEMPOTENCY_HEADER, PREFER_HEADER],
 )
 def submit_predict() -> Response:
     """Validates the tables, the model reference and the input's columns, then queues a job
-    and answers 202 with its id at once. An idempotent retry answers 200 with the first job."""
-    return enqueue_predict(PredictRequest.model_validate(read_json_object()).model_dump())
+    and answers 202 with its id at once. An idempotent retry answers 200 with the first job.
+    With `Prefer: wait=N` it answers 200 with the job (as GET /jobs/{id}) once it ended within
+    N seconds, and says so in `Preference-Applied`."""
+    body = PredictRequest.model_validate(read_json_object()).model_dump()
+    return honour_prefer(enqueue_predict(body))
 
 
 @bp.get("/predict")
@@ -79,14 +83,24 @@ def submit_predict() -> Response:
     "Submit a batch prediction (seed-compatible query form)",
     tag="predict",
     query=PredictQuery,
-    responses={202: JobAccepted, 200: JobAccepted},
-    errors=_ERRORS,
+    responses={200: SeedAnswer, 202: JobAccepted},
+    errors=(*_ERRORS, 500),
     example=_EXAMPLE,
-    headers=[IDEMPOTENCY_HEADER],
+    headers=[IDEMPOTENCY_HEADER, PREFER_HEADER],
 )
 def submit_predict_query() -> Response:
     """The seed's GET /predict?env=&input_table=&output_table=&model_name=&model_version=,
-    kept for existing callers; it queues the same job as POST /predict."""
+    kept for existing callers with the seed's contract: it queues the same job as POST
+    /predict and answers when the predictions are written (200 `{status, message}`), or 500
+    naming the job and why it failed. A job still running after MLSYS_SYNC_WAIT_SECONDS
+    answers 202 with its id and Location."""
     refuse_head()
     query = PredictQuery.model_validate(request.args.to_dict())
-    return enqueue_predict(query.model_dump())
+    return seed_answer(enqueue_predict(query.model_dump()), _predicted)
+
+
+def _predicted(result: dict[str, Any]) -> str:
+    return (
+        f"Wrote {result.get('rows_written', 0)} predictions of {result.get('model', 'the model')}"
+        f" to {result.get('output_table', 'the output table')}"
+    )

@@ -29,6 +29,7 @@ from web.schemas import (
     RegistrySyncRequest,
 )
 from web.submit import refuse_head, submit_job
+from web.waiting import PREFER_HEADER, SeedAnswer, honour_prefer, seed_answer
 
 bp = Blueprint("registry", __name__)
 
@@ -65,13 +66,15 @@ def _sync(env: str) -> Response:
     "Sync the registry of an environment",
     tag="registry",
     body=RegistrySyncRequest,
-    responses={202: JobAccepted},
+    responses={202: JobAccepted, 200: JobAccepted},
     errors=(503,),
     example=_JOB_EXAMPLE,
+    headers=[PREFER_HEADER],
 )
 def sync_registry() -> Response:
-    """Queues a job that scans the environment's model store and merges what changed."""
-    return _sync(RegistrySyncRequest.model_validate(read_json_object()).env)
+    """Queues a job that scans the environment's model store and merges what changed. With
+    `Prefer: wait=N` it answers 200 with the job once it ended within N seconds."""
+    return honour_prefer(_sync(RegistrySyncRequest.model_validate(read_json_object()).env))
 
 
 @bp.get("/model-registry")
@@ -82,14 +85,24 @@ def sync_registry() -> Response:
     "Sync the registry of an environment (seed-compatible query form)",
     tag="registry",
     query=EnvQuery,
-    responses={202: JobAccepted},
-    errors=(503,),
+    responses={200: SeedAnswer, 202: JobAccepted},
+    errors=(500, 503),
     example=_JOB_EXAMPLE,
+    headers=[PREFER_HEADER],
 )
 def sync_registry_query() -> Response:
-    """The seed's GET /model-registry?env=dev; queues the same job as POST /model-registry."""
+    """The seed's GET /model-registry?env=dev, with the seed's contract: it queues the same
+    job as POST /model-registry and answers when the registry is synced (200 `{status,
+    message}`), 500 naming the job and why it failed, or 202 past MLSYS_SYNC_WAIT_SECONDS."""
     refuse_head()
-    return _sync(EnvQuery.model_validate(request.args.to_dict()).env)
+    return seed_answer(_sync(EnvQuery.model_validate(request.args.to_dict()).env), _synced)
+
+
+def _synced(result: dict) -> str:
+    return (
+        f"Registry {result.get('table', '')} synced: {result.get('scanned', 0)} versions "
+        f"scanned, {result.get('inserted', 0)} new, {result.get('updated', 0)} updated"
+    )
 
 
 @bp.get("/models")

@@ -88,6 +88,8 @@ def _settings(home: Path, redis_url: str, tokens: tuple[str, ...] = TOKENS) -> S
         MLSYS_HOME=str(home),
         REDIS_URL=redis_url,
         MLSYS_API_TOKENS=",".join(tokens),
+        # No worker runs here: the seed's GET aliases answer 202 at once instead of waiting.
+        MLSYS_SYNC_WAIT_SECONDS="0",
     )
 
 

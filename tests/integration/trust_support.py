@@ -70,6 +70,8 @@ def serve_api(
 ) -> Iterator[Api]:
     """The real app on a copy of the demo home, served on a free port."""
     shutil.copytree(demo_home, home, dirs_exist_ok=True)
+    # No worker runs here: the seed's GET aliases answer 202 at once instead of waiting.
+    env = {"MLSYS_SYNC_WAIT_SECONDS": "0", **env}
     settings = Settings(_env_file=None, MLSYS_HOME=str(home), REDIS_URL=redis_url, **env)
     celery = create_celery(settings)
     app = create_app({"SETTINGS": settings, "CELERY_APP": celery})

@@ -229,3 +229,17 @@ def test_twenty_waiting_requests_leave_job_status_answering(api):
     # Cancelled: every waiter learns it (the seed's error status), or was told 202 at once.
     assert {a.status_code for a in answers} <= {500, 202}
     assert any(a.status_code == 500 and a.json()["state"] == "cancelled" for a in answers)
+
+
+def test_the_client_lets_the_server_wait_then_polls(api):
+    from mlsys.client import MlsysClient
+
+    client = MlsysClient(api.url)
+    done = client.run_predict(wait=30, **_predict("fast", "client"))
+    assert done["state"] == "succeeded" and done["result"]["rows_written"] == ROWS
+    assert api.rows(INPUT.with_table("client")) == ROWS
+
+    pending = client.submit_predict(wait=1, **_predict("slow", "client_slow"))
+    assert "state" not in pending  # still running after 1 s: the 202 body, to poll
+    client.cancel(pending["job_id"])
+    assert client.wait(pending["job_id"], interval=0.2)["state"] == "cancelled"

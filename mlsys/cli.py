@@ -168,7 +168,9 @@ def _predict_options(fn):
                 "model_version", default="latest", show_default=True, help="vN, latest or an alias."
             ),
             _opt(
-                "id_columns", default=None, help="Comma-separated id columns (default: metadata)."
+                "id_columns",
+                default=None,
+                help="Comma-separated id columns (default: metadata, else non-feature columns).",
             ),
             _opt(
                 "write_disposition",

@@ -83,7 +83,7 @@ def submit_predict() -> Response:
     "Submit a batch prediction (seed-compatible query form)",
     tag="predict",
     query=PredictQuery,
-    responses={200: SeedAnswer, 202: JobAccepted},
+    responses={202: JobAccepted, 200: SeedAnswer},
     errors=(*_ERRORS, 500),
     example=_EXAMPLE,
     headers=[IDEMPOTENCY_HEADER, PREFER_HEADER],

@@ -85,7 +85,7 @@ def sync_registry() -> Response:
     "Sync the registry of an environment (seed-compatible query form)",
     tag="registry",
     query=EnvQuery,
-    responses={200: SeedAnswer, 202: JobAccepted},
+    responses={202: JobAccepted, 200: SeedAnswer},
     errors=(500, 503),
     example=_JOB_EXAMPLE,
     headers=[PREFER_HEADER],

@@ -111,7 +111,7 @@ class PredictRequest(Strict):
         None,
         max_length=MAX_ID_COLUMNS,
         description="Input columns copied to the output to join predictions back "
-        "(default: the model's metadata).",
+        "(default: the model's metadata, else every input column that is not a feature).",
     )
     write_disposition: WriteDisposition = Field(
         "WRITE_APPEND",

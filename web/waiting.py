@@ -183,9 +183,9 @@ def seed_answer(response: Response, success_message) -> Response:
         "job_id": g.job_id,
         "status_url": job_url,
         "state": job["state"] if job else "queued",
-        "message": f"Job {g.job_id} is still running after {seconds:g}s"
+        "message": f"Job {g.job_id} is still running after {seconds:g}s; follow it at {job_url}"
         if waited
-        else f"Job {g.job_id} was queued; the server is not waiting for it (busy)",
+        else f"Job {g.job_id} was queued; follow it at {job_url}",
     }
     answer = Response(json.dumps(body), status=202, mimetype="application/json")
     answer.headers.update({"Location": job_url, "Retry-After": "5"})

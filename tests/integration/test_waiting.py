@@ -80,6 +80,7 @@ def api(tmp_path_factory, redis_url):
         "MLSYS_BATCH_ROWS": "500",
         "MLSYS_REGISTRY_SYNC_INTERVAL": "0",
         "MLSYS_OPEN_GET_SUBMITS": "true",  # auth is off here; the seed's GET aliases may run
+        "MLSYS_SUBMIT_RATE_LIMIT": "1000 per minute",  # twenty callers at once are expected
     }
     settings = Settings(_env_file=None, **values)
     warehouse = open_warehouse(settings=settings)

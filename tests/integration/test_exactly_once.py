@@ -6,17 +6,42 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.integration.jobs_support import OUTPUT, make_stack, rewind_to_committing, unit_worker
+from mlsys.client import MlsysClient
+from tests.integration.jobs_support import (
+    INPUT,
+    OUTPUT,
+    make_stack,
+    rewind_to_committing,
+    unit_worker,
+)
 from tests.models import FEATURES, ScriptedClassifier
-from tests.services import celery_worker, kill_group, wait_for
+from tests.services import celery_worker, kill_group, serve_wsgi, wait_for
+from web import create_app
 from worker.dispatch import send_unit
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
+TOKEN = "exactly-once-token-0123456789"  # pragma: allowlist secret
+
+
 @pytest.fixture
 def stack(tmp_path, redis_client, redis_url):
-    return make_stack(tmp_path, redis_url)
+    """A stack whose `submit` is the real POST /predict (the app served in this process):
+    validation, idempotency and the record-then-send of web/submit.py, as users reach them."""
+    stack = make_stack(tmp_path, redis_url, MLSYS_API_TOKENS=TOKEN)
+    app = create_app({"SETTINGS": stack.settings, "CELERY_APP": stack.celery})
+    with serve_wsgi(app) as url:
+        client = MlsysClient(url, TOKEN)
+
+        def submit(model="scripted", shards=None, output=OUTPUT, source=INPUT, **extra) -> str:
+            body = {"env": "dev", "input_table": str(source), "output_table": str(output)}
+            body.update(model_name=model, **({"shards": shards} if shards else {}), **extra)
+            return client.submit_predict(**body)["job_id"]
+
+        stack.submit = submit
+        yield stack
+    stack.celery.close()
 
 
 def _slow(delay: float) -> ScriptedClassifier:

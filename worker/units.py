@@ -143,6 +143,9 @@ def claimed(
 
 def _fail(jobs, job_id, unit, error, cleanup, attempts: int) -> None:
     message = str(error) or type(error).__name__
+    if not isinstance(error, MlsysError):
+        # Unexpected errors say what they were: "KeyError: 'Fare'", not just "'Fare'".
+        message = f"{type(error).__name__}: {message}"
     if jobs.fail(job_id, f"{unit}: {message}", error_type=type(error).__name__):
         log.error("job %s failed in %s after %s attempt(s): %s", job_id, unit, attempts, message)
     if cleanup:

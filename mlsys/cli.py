@@ -14,6 +14,8 @@ from typing import NoReturn
 import click
 from tqdm import tqdm
 
+from mlsys.cli_remote import jobs, submit
+from mlsys.cli_schedules import schedule
 from mlsys.client import ApiError
 from mlsys.errors import MlsysError
 from mlsys.settings import get_settings
@@ -323,9 +325,7 @@ def token_new(name: str, scopes: tuple[str, ...]) -> None:
     click.echo(json.dumps(entry))
 
 
-from mlsys.cli_remote import jobs, submit  # noqa: E402  (registers the API commands)
-from mlsys.cli_schedules import schedule  # noqa: E402
-
+# The commands that drive the API live in their own modules; they join the group here.
 main.add_command(submit)
 main.add_command(jobs)
 main.add_command(schedule)

@@ -179,6 +179,17 @@ class Settings(BaseSettings):
         None,
         ge=1,
     )
+    duckdb_lock_wait: float = _env(
+        "MLSYS_DUCKDB_LOCK_WAIT",
+        "Seconds an embedded-warehouse call waits for another process to release the file.",
+        120.0,
+        gt=0,
+    )
+    duckdb_commit_memory: str = _env(
+        "MLSYS_DUCKDB_COMMIT_MEMORY",
+        "DuckDB's memory cap while a job's commit appends its rows (it spills beyond it).",
+        "512MB",
+    )
     predict_workers: int | None = _env(
         "MLSYS_PREDICT_WORKERS",
         "Processes `mlsys predict` runs shards in. Default: the CPUs this process may use.",

@@ -71,7 +71,7 @@ def _sync(env: str) -> Response:
     example=_JOB_EXAMPLE,
     headers=[PREFER_HEADER],
 )
-def sync_registry() -> Response:
+def submit_registry_sync() -> Response:
     """Queues a job that scans the environment's model store and merges what changed. With
     `Prefer: wait=N` it answers 200 with the job once it ended within N seconds."""
     return honour_prefer(_sync(RegistrySyncRequest.model_validate(read_json_object()).env))
@@ -90,7 +90,7 @@ def sync_registry() -> Response:
     example=_JOB_EXAMPLE,
     headers=[PREFER_HEADER],
 )
-def sync_registry_query() -> Response:
+def submit_registry_sync_query() -> Response:
     """The seed's GET /model-registry?env=dev, with the seed's contract: it queues the same
     job as POST /model-registry and answers when the registry is synced (200 `{status,
     message}`), 500 naming the job and why it failed, or 202 past MLSYS_SYNC_WAIT_SECONDS."""

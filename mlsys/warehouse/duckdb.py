@@ -66,11 +66,7 @@ from mlsys.warehouse.sql import (
     sql_string,
 )
 
-#: How long an operation waits for another process to release the file before giving up.
-LOCK_WAIT_SECONDS = float(os.environ.get("MLSYS_DUCKDB_LOCK_WAIT", "120"))
 _SHARD_FILE = "shard-{:05d}.parquet"
-#: DuckDB memory cap while committing (it spills to disk beyond it).
-COMMIT_MEMORY_LIMIT = os.environ.get("MLSYS_DUCKDB_COMMIT_MEMORY", "512MB")
 
 
 def _is_lock_conflict(error: BaseException) -> bool:
@@ -78,12 +74,14 @@ def _is_lock_conflict(error: BaseException) -> bool:
     return isinstance(error, duckdb.IOException) and ("lock" in text or "conflicting" in text)
 
 
-_retry_on_lock = retry(
-    retry=retry_if_exception(_is_lock_conflict),
-    wait=wait_exponential_jitter(multiplier=0.01, max=0.5),
-    stop=stop_after_delay(LOCK_WAIT_SECONDS),
-    reraise=False,
-)
+def _retry_on_lock(seconds: float):
+    """Retry while another process holds the file, for at most `seconds`."""
+    return retry(
+        retry=retry_if_exception(_is_lock_conflict),
+        wait=wait_exponential_jitter(multiplier=0.01, max=0.5),
+        stop=stop_after_delay(seconds),
+        reraise=False,
+    )
 
 
 def _translate(error: duckdb.Error, table: TableId | None = None) -> Exception:
@@ -115,8 +113,14 @@ class DuckDBWarehouse(Warehouse):
         staging_dir: Path,
         default_project: str,
         config: dict[str, str | int] | None = None,
+        lock_wait: float = 120.0,
+        commit_memory: str = "512MB",
     ) -> None:
         self.path = Path(path)
+        #: How long an operation waits for another process to release the file.
+        self.lock_wait = lock_wait
+        #: DuckDB's memory cap while committing (it spills to disk beyond it).
+        self.commit_memory = commit_memory
         #: Connection settings (memory_limit, threads); see mlsys.resources.duckdb_config.
         self.config = dict(config or {})
         self.staging_dir = Path(staging_dir)
@@ -135,7 +139,12 @@ class DuckDBWarehouse(Warehouse):
                 hint="Use duckdb:///path/to/warehouse.duckdb (several processes share it).",
             )
         return cls(
-            Path(path), settings.staging_dir, settings.gcp_project_id, duckdb_config(settings)
+            Path(path),
+            settings.staging_dir,
+            settings.gcp_project_id,
+            duckdb_config(settings),
+            lock_wait=settings.duckdb_lock_wait,
+            commit_memory=settings.duckdb_commit_memory,
         )
 
     def __repr__(self) -> str:
@@ -168,11 +177,11 @@ class DuckDBWarehouse(Warehouse):
     @contextlib.contextmanager
     def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
         try:
-            con = _retry_on_lock(duckdb.connect)(str(self.path), config=self.config)
+            con = _retry_on_lock(self.lock_wait)(duckdb.connect)(str(self.path), config=self.config)
         except RetryError:
             raise BackendUnavailable(
                 f"The warehouse file {self.path} stayed locked by another process for "
-                f"{LOCK_WAIT_SECONDS:.0f}s.",
+                f"{self.lock_wait:.0f}s.",
                 hint="Another mlsys process holds it; retry, or raise MLSYS_DUCKDB_LOCK_WAIT.",
             ) from None
         try:
@@ -444,7 +453,7 @@ class DuckDBWarehouse(Warehouse):
                 source = f"read_parquet([{', '.join(sql_string(f) for f in files)}])"
                 # The append streams from Parquet; a cap keeps DuckDB from buffering the whole
                 # output in memory (it spills instead).
-                _exec(con, f"SET memory_limit = {sql_string(COMMIT_MEMORY_LIMIT)}")
+                _exec(con, f"SET memory_limit = {sql_string(self.commit_memory)}")
                 if exists and disposition == "WRITE_EMPTY":
                     if _exec(con, f"SELECT count(*) FROM {name}")[0][0]:
                         raise TableNotEmpty(

@@ -265,7 +265,7 @@ def test_a_pending_version_gets_its_features_in_the_worker_at_first_predict(
         first = requests.post(f"{url}/predict", json=body("v1"), timeout=30)
         assert first.status_code == 202, first.text
         done = stack.wait(first.json()["job_id"])
-        assert done["state"] == "succeeded", done["error"]
+        assert done.state == "succeeded", done.error
         broken = requests.post(f"{url}/predict", json=body("v2"), timeout=30)
         failed = stack.wait(broken.json()["job_id"])
         again = requests.post(f"{url}/predict", json=body("v2"), timeout=30)
@@ -275,7 +275,7 @@ def test_a_pending_version_gets_its_features_in_the_worker_at_first_predict(
     assert entries["v1"].status == "active"
     assert entries["v1"].features == FEATURES
     assert entries["v1"].metadata["inferred_from"] == "model"
-    assert failed["state"] == "failed" and "does not load" in failed["error"]["message"]
+    assert failed.state == "failed" and "does not load" in failed.error.message
     assert entries["v2"].status == "invalid"
     assert_problem(again, 409, "does not load")
     # A later sync of unchanged bytes keeps what the worker learned.

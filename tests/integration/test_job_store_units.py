@@ -1,0 +1,170 @@
+"""The job engine's unit lifecycle and bookkeeping on a real Redis: claims, leases, attempts,
+plans, final states, cancel outcomes and the reaper's markers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlsys.errors import InvalidRequest, JobConflict, JobNotFound
+from mlsys.jobs import JobKind, JobState, JobStore, NewJob, Retention
+from mlsys.jobs.names import Phase
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def jobs(redis_client, redis_url) -> JobStore:
+    return JobStore.from_url(redis_url, Retention(finished=700, live=300))
+
+
+def _new(principal: str = "alice", **kwargs) -> NewJob:
+    return NewJob(JobKind.PREDICT, {"env": "dev"}, principal, **kwargs)
+
+
+def test_a_new_job_is_recorded_queued_with_what_submit_knew(jobs):
+    job, created = jobs.create(_new(rows_total=40, prepared={"m": 1}, idempotency_key="k"))
+
+    assert created and len(job.job_id) == 32
+    assert (job.state, job.phase, job.kind, job.principal) == (
+        JobState.QUEUED, Phase.QUEUED, JobKind.PREDICT, "alice"
+    )  # fmt: skip
+    assert job.progress.model_dump() == {"rows_done": 0, "rows_total": 40, "percent": 0.0}
+    assert job.submitted_at and job.started_at is None and job.shards == []
+    record = jobs.record(job.job_id)
+    assert (record.prepared, record.rows_total, record.idempotency_key) == ({"m": 1}, 40, "k")
+    assert jobs.units(job.job_id) == {"plan": {"state": "queued", "attempt": 1}}
+    assert jobs.state(job.job_id) == JobState.QUEUED and jobs.is_live(job.job_id)
+    assert jobs.active_jobs() == [job.job_id]
+    assert jobs.find_by_idempotency_key("alice", "k").job_id == job.job_id
+    assert jobs.record("0123456789abcdef") is None and jobs.state("nope") is None
+
+
+def test_a_unit_is_claimed_once_per_attempt_and_its_lease_is_fenced(jobs):
+    job_id = jobs.create(_new())[0].job_id
+
+    assert jobs.claim(job_id, "plan", 1, 10, "w:1").status == "ok"
+    assert jobs.claim(job_id, "plan", 1, 10, "w:2").status == "busy"  # a second delivery
+    assert jobs.lease_alive(job_id, "plan")
+    assert jobs.units(job_id)["plan"]["worker"] == "w:1"
+    assert jobs.get(job_id).state == JobState.RUNNING and jobs.get(job_id).started_at
+    assert jobs.renew(job_id, "plan", 1, 10) and not jobs.renew(job_id, "plan", 2, 10)
+    jobs.release(job_id, "plan", 2)  # another attempt's release leaves the lease alone
+    assert jobs.lease_alive(job_id, "plan")
+    jobs.release(job_id, "plan", 1)
+    assert not jobs.lease_alive(job_id, "plan") and not jobs.renew(job_id, "plan", 1, 10)
+
+    jobs.requeue(job_id, "plan", 2)  # the reaper dispatches attempt 2
+    assert jobs.units(job_id)["plan"]["attempt"] == 2
+    assert jobs.claim(job_id, "plan", 1, 10).status == "stale"
+    assert jobs.claim(job_id, "plan", 2, 10).ok
+    assert jobs.mark_done(job_id, "plan", 1) == -1  # superseded
+    assert jobs.mark_done(job_id, "plan", 2) == 0  # no shard is done yet
+    assert jobs.claim(job_id, "plan", 2, 10).status == "done"
+
+
+def test_the_first_plan_wins_and_declares_the_shards_and_the_commit(jobs):
+    job_id = jobs.create(_new())[0].job_id
+    jobs.claim(job_id, "plan", 1, 10)
+
+    first = jobs.record_plan(job_id, [{"s": 0}, {"s": 1}], {"p": 1}, 20)
+    second = jobs.record_plan(job_id, [{"s": 9}], {"p": 2}, 99)
+
+    assert first == second == [{"s": 0}, {"s": 1}]
+    record = jobs.record(job_id)
+    assert (record.plan, record.prepared, record.rows_total, record.shards_total) == (
+        [{"s": 0}, {"s": 1}], {"p": 1}, 20, 2
+    )  # fmt: skip
+    assert set(jobs.units(job_id)) == {"plan", "shard:0", "shard:1", "commit"}
+    for unit in ("shard:0", "shard:1"):
+        assert jobs.claim(job_id, unit, 1, 10, "w").ok
+    assert jobs.get(job_id).phase == Phase.PREDICTING
+    assert jobs.mark_done(job_id, "shard:1", 1) == 1
+    assert jobs.mark_done(job_id, "shard:0", 1) == 2
+    assert [s.state for s in jobs.get(job_id).shards] == ["done", "done"]
+
+
+def test_the_first_final_state_wins_and_keeps_its_reason(jobs):
+    job_id = jobs.create(_new())[0].job_id
+
+    assert jobs.fail(job_id, ValueError("bad row"))
+    assert not jobs.succeed(job_id, {"rows_written": 1})
+    assert not jobs.fail(job_id, "later")
+
+    job = jobs.get(job_id)
+    assert job.state == JobState.FAILED and job.finished_at
+    assert job.error.model_dump() == {"type": "ValueError", "message": "bad row"}
+    assert job.result is None and not jobs.is_live(job_id)
+    other = jobs.create(_new())[0].job_id
+    assert jobs.fail(other, "text only")
+    assert jobs.get(other).error.model_dump() == {"type": "Error", "message": "text only"}
+    third = jobs.create(_new())[0].job_id
+    assert jobs.fail(third, "typed", error_type="WorkerLost")
+    assert jobs.get(third).error.type == "WorkerLost"
+
+
+def test_commit_marks_and_cancel_outcomes(jobs):
+    job_id = jobs.create(_new())[0].job_id
+    with pytest.raises(JobNotFound, match="No job 'nope'"):
+        jobs.cancel("nope")
+    cancelled = jobs.cancel(job_id)
+    assert cancelled.state == JobState.CANCELLED and cancelled.finished_at
+    with pytest.raises(JobConflict, match="already cancelled"):
+        jobs.cancel(job_id)
+    assert not jobs.begin_commit(job_id)  # a cancelled job never commits
+
+    landed = jobs.create(_new())[0].job_id
+    assert not jobs.begin_commit(landed)  # queued: no worker has run it
+    assert jobs.claim(landed, "plan", 1, 10).ok
+    assert jobs.begin_commit(landed)
+    assert jobs.get(landed).phase == Phase.COMMITTING
+    jobs.mark_committed(landed, 12)
+    assert jobs.record(landed).rows_written == 12 and jobs.get(landed).phase == Phase.COMMITTED
+    with pytest.raises(JobConflict, match="committing"):
+        jobs.cancel(landed)
+
+
+def test_delete_forgets_the_record_its_indexes_and_its_key(jobs):
+    job_id = jobs.create(_new(idempotency_key="gone"))[0].job_id
+
+    jobs.delete(job_id)
+    jobs.delete(job_id)  # twice is fine
+
+    assert jobs.get(job_id) is None and jobs.page(owner="alice").jobs == []
+    assert jobs.find_by_idempotency_key("alice", "gone") is None
+    with pytest.raises(JobNotFound):
+        jobs.require(job_id)
+
+
+def test_the_reapers_markers(jobs):
+    assert jobs.lead(10) and not jobs.lead(10)
+    assert jobs.once("resend", "j1", 10) and not jobs.once("resend", "j1", 10)
+    assert jobs.once("resend", "j2", 10)
+    first = jobs.first_seen("stalled", "j1", 10)
+    assert jobs.first_seen("stalled", "j1", 10) == first
+    jobs.forget_seen("stalled", "j1")
+    assert jobs.first_seen("stalled", "j1", 10) >= first
+    job_id = jobs.create(_new())[0].job_id
+    jobs.forget_inactive(job_id)
+    assert jobs.active_jobs() == []
+
+
+@pytest.mark.parametrize("token", ["abc.j1", "12.", ".j1", "1" * 199 + ".j1", "-5.j1"])
+def test_a_page_token_not_handed_out_is_refused(jobs, token):
+    with pytest.raises(InvalidRequest, match="Invalid page token"):
+        jobs.page(page_token=token)
+
+
+def test_a_full_page_says_where_the_next_one_starts(jobs):
+    ids = [jobs.create(_new())[0].job_id for _ in range(3)]
+
+    page = jobs.page(limit=2)
+    rest = jobs.page(limit=2, page_token=page.next_page_token)
+
+    assert [j.job_id for j in page.jobs] == ids[:0:-1]
+    score, _, last = page.next_page_token.partition(".")
+    assert score.isdigit() and last == ids[1]
+    assert [j.job_id for j in rest.jobs] == [ids[0]] and rest.next_page_token is None
+    assert jobs.page(limit=3).next_page_token is None
+    assert json.loads(jobs.page(limit=1).model_dump_json())["jobs"][0]["job_id"] == ids[2]

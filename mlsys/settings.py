@@ -214,6 +214,13 @@ class Settings(BaseSettings):
         "Hard time limit of one task, seconds (soft limit is 95%).",
         6 * 3600,
     )
+    alias_wait_seconds: float = _env(
+        "MLSYS_ALIAS_WAIT_SECONDS",
+        "How long PUT /models/{name}/aliases/{alias} waits for the worker's alias move before "
+        "it answers 202 with the job (below the request timeouts of gunicorn and Cloud Run).",
+        20.0,
+        ge=0,
+    )
     spool_bytes: int = _env(
         "MLSYS_SPOOL_BYTES",
         "Largest local Parquet spool of a shard's output before it is loaded into BigQuery "

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from mlsys.errors import InvalidIdentifier, ModelNotFound
-from mlsys.ids import check_alias, check_model_name
-from mlsys.jobs import JobKind
-from mlsys.registry import set_alias
+from mlsys import errors
+from mlsys.errors import BackendUnavailable, InvalidIdentifier, MlsysError, ModelNotFound
+from mlsys.ids import ModelRef, check_alias, check_model_name
+from mlsys.jobs import Job, JobKind, JobState, NewJob
+from mlsys.registry import RegistryEntry, resolve
 from mlsys.registry_listing import MAX_PAGE_SIZE, list_versions
 from web.auth import requires
 from web.backends import backends
 from web.errors import read_json_object
 from web.guards import state_changing
 from web.limits import submits_jobs
+from web.metrics import job_submitted
 from web.openapi import doc
-from web.principal import Scope
+from web.principal import Scope, current_principal
 from web.schemas import (
     ALIAS_PATTERN,
     MODEL_NAME_PATTERN,
@@ -28,8 +30,9 @@ from web.schemas import (
     ModelVersions,
     RegistrySyncRequest,
 )
-from web.submit import refuse_head, submit_job
+from web.submit import accepted, refuse_head, submit_job
 from web.waiting import PREFER_HEADER, SeedAnswer, honour_prefer, seed_answer
+from worker.dispatch import sender
 
 bp = Blueprint("registry", __name__)
 
@@ -170,30 +173,85 @@ def get_model(name: str) -> Response:
 
 
 @bp.put("/models/<name>/aliases/<alias>")
+@submits_jobs
 @requires(Scope.REGISTRY)
 @doc(
     "Point an alias at a version",
     tag="registry",
     body=AliasRequest,
-    responses={200: ModelVersion},
+    responses={200: ModelVersion, 202: JobAccepted},
     errors=(404, 409, 503),
     example=_ENTRY_EXAMPLE,
     path_params={"name": _NAME, "alias": _ALIAS},
 )
 def put_alias(name: str, alias: str) -> Response:
     """Moves `alias` (e.g. champion) to `version` of `name`; predictions may then ask for it
-    as model_version. Answers the version it now points at."""
+    as model_version. The move is a job a worker runs (the API only reads the registry): the
+    answer is the version the alias now points at once it is done, or, if that takes longer
+    than a few seconds, 202 with the job to poll."""
     body = AliasRequest.model_validate(read_json_object())
     if alias != alias.strip():
         raise InvalidIdentifier(f"Invalid alias {alias!r}.", hint="Remove the surrounding spaces.")
     found = backends()
-    found.settings.check_env(body.env)
-    entry = set_alias(
-        found.warehouse,
-        found.settings,
-        body.env,
-        check_model_name(name),
-        check_alias(alias),
-        body.version,
+    env = found.settings.check_env(body.env)
+    name, alias = check_model_name(name), check_alias(alias)
+    # Refuse what cannot work before queueing anything: unknown model or version (404).
+    target = resolve(found.warehouse, found.settings, env, ModelRef.parse(name, body.version))
+    params = {"env": env, "model_name": name, "alias": alias, "version": target.version}
+    job = submit_alias_move(params, current_principal().name)
+    return wait_for_move(job, found.settings.alias_wait_seconds)
+
+
+def submit_alias_move(params: dict, principal: str) -> Job:
+    """Record an alias move as `principal`'s job and send it to a worker."""
+    found = backends()
+    new = NewJob(JobKind.ALIAS_MOVE, params, principal)
+    job, created = found.jobs.submit(new, sender(found.celery))
+    if created:
+        job_submitted(JobKind.ALIAS_MOVE)
+    return job
+
+
+def wait_for_move(job: Job, seconds: float) -> Response:
+    """200 with the entry once the move succeeded; its error if it failed; else 202."""
+    done = backends().jobs.wait(job.job_id, seconds) or job
+    if done.state == JobState.SUCCEEDED and done.result is not None:
+        return jsonify(done.result)
+    if done.state in (JobState.FAILED, JobState.CANCELLED):
+        raise job_failure(done)
+    return accepted(done, created=True)
+
+
+def move_alias_and_wait(
+    env: str, name: str, alias: str, version: object, principal: str
+) -> RegistryEntry:
+    """For pages that need the answer: queue the move, wait for it, return the version the
+    alias now points at. Raises the job's error, or BackendUnavailable if it takes too long."""
+    found = backends()
+    target = resolve(found.warehouse, found.settings, env, ModelRef.parse(name, version))
+    params = {
+        "env": env,
+        "model_name": name,
+        "alias": check_alias(alias),
+        "version": target.version,
+    }
+    job = submit_alias_move(params, principal)
+    done = found.jobs.wait(job.job_id, found.settings.alias_wait_seconds) or job
+    if done.state == JobState.SUCCEEDED:
+        return target
+    if done.state in (JobState.FAILED, JobState.CANCELLED):
+        raise job_failure(done)
+    raise BackendUnavailable(
+        f"The alias move (job {job.job_id}) is still queued or running.",
+        hint="No worker took it yet; see GET /jobs/" + job.job_id + ".",
     )
-    return jsonify(entry.to_json())
+
+
+def job_failure(job: Job) -> MlsysError:
+    """The mlsys error a failed job recorded, as the API reports it."""
+    error = job.error
+    kind = getattr(errors, error.type, None) if error is not None else None
+    message = error.message if error is not None else f"Job {job.job_id} was {job.state}."
+    if isinstance(kind, type) and issubclass(kind, MlsysError):
+        return kind(message, hint=f"See GET /jobs/{job.job_id}.")
+    return BackendUnavailable(message, hint=f"See GET /jobs/{job.job_id}; retry shortly.")

@@ -13,6 +13,7 @@ PLAN_TASK = "mlsys.predict.plan"
 SHARD_TASK = "mlsys.predict.shard"
 COMMIT_TASK = "mlsys.predict.commit"
 SYNC_TASK = "mlsys.registry.sync"
+ALIAS_TASK = "mlsys.registry.alias"
 SYNC_PERIODIC_TASK = "mlsys.registry.periodic"
 QUEUE = "mlsys"
 

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from celery import Celery
 
-from mlsys.jobs import COMMIT, PLAN, SYNC, shard_index
-from worker.app import COMMIT_TASK, PLAN_TASK, QUEUE, SHARD_TASK, SYNC_TASK, celery_app
+from mlsys.jobs import ALIAS, COMMIT, PLAN, SYNC, shard_index
+from worker.app import (
+    ALIAS_TASK,
+    COMMIT_TASK,
+    PLAN_TASK,
+    QUEUE,
+    SHARD_TASK,
+    SYNC_TASK,
+    celery_app,
+)
 
-_TASKS = {PLAN: PLAN_TASK, COMMIT: COMMIT_TASK, SYNC: SYNC_TASK}
+_TASKS = {PLAN: PLAN_TASK, COMMIT: COMMIT_TASK, SYNC: SYNC_TASK, ALIAS: ALIAS_TASK}
 
 
 def send_unit(
     job_id: str, unit: str, attempt: int = 1, countdown: float = 0, app: Celery | None = None
 ) -> None:
-    """Enqueue `unit` ("plan", "shard:{k}", "commit", "sync") of a job for `attempt`."""
+    """Enqueue `unit` ("plan", "shard:{k}", "commit", "sync", "alias") of a job."""
     app = app or celery_app
     index = shard_index(unit)
     if index is not None:

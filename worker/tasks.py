@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from celery import shared_task
 
-from mlsys.jobs import COMMIT, PLAN, SYNC, SYSTEM_PRINCIPAL, JobKind, JobRecord, NewJob
+from mlsys.jobs import ALIAS, COMMIT, PLAN, SYNC, SYSTEM_PRINCIPAL, JobKind, JobRecord, NewJob
 from mlsys.jobs import shard_unit as shard_unit_name
 from mlsys.predict import (
     PredictSpec,
@@ -24,10 +24,17 @@ from mlsys.predict import (
     run_shard,
 )
 from mlsys.prediction_stats import ShardProfiles, record_job_stats, shard_monitor
-from mlsys.registry import sync_registry
+from mlsys.registry import set_alias, sync_registry
 from mlsys.warehouse import JobScope
 from worker import context
-from worker.app import COMMIT_TASK, PLAN_TASK, SHARD_TASK, SYNC_PERIODIC_TASK, SYNC_TASK
+from worker.app import (
+    ALIAS_TASK,
+    COMMIT_TASK,
+    PLAN_TASK,
+    SHARD_TASK,
+    SYNC_PERIODIC_TASK,
+    SYNC_TASK,
+)
 from worker.dispatch import send_unit
 from worker.units import claimed
 
@@ -178,6 +185,26 @@ def registry_sync(job_id: str, attempt: int = 1) -> None:
         result = sync_registry(context.warehouse(), context.store(), settings, env)
         jobs.mark_done(job_id, SYNC, attempt)
         jobs.succeed(job_id, result.to_json())
+
+
+@shared_task(name=ALIAS_TASK, **TASK_OPTIONS)
+def alias_move(job_id: str, attempt: int = 1) -> None:
+    """Point an alias at a version in the registry table (the API only reads it)."""
+    jobs, settings = context.jobs(), context.settings()
+    params = _record(job_id).params
+    with claimed(jobs, settings, job_id, ALIAS, attempt) as run:
+        if run is None:
+            return
+        entry = set_alias(
+            context.warehouse(),
+            settings,
+            params["env"],
+            params["model_name"],
+            params["alias"],
+            params["version"],
+        )
+        jobs.mark_done(job_id, ALIAS, attempt)
+        jobs.succeed(job_id, entry.to_json())
 
 
 @shared_task(name=SYNC_PERIODIC_TASK, ignore_result=True)

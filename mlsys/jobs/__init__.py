@@ -9,6 +9,7 @@ without any service (tests/unit/test_import_boundaries.py holds both lines).
 
 from mlsys.jobs.model import Job, JobError, JobPage, JobRecord, NewJob, Progress, ShardView
 from mlsys.jobs.names import (
+    ALIAS,
     COMMIT,
     LIVE,
     PLAN,
@@ -24,6 +25,7 @@ from mlsys.jobs.names import (
 from mlsys.jobs.store import MAX_WAIT_SECONDS, Claim, JobStore, Retention, Send, new_job_id
 
 __all__ = [
+    "ALIAS",
     "COMMIT",
     "LIVE",
     "MAX_WAIT_SECONDS",

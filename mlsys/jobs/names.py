@@ -28,11 +28,12 @@ class JobKind(StrEnum):
 
     PREDICT = "predict"
     REGISTRY_SYNC = "registry_sync"
+    ALIAS_MOVE = "alias_move"  # a registry write: the API only reads, a worker writes
 
     @property
     def first_unit(self) -> str:
         """The unit a new job of this kind starts with."""
-        return PLAN if self is JobKind.PREDICT else SYNC
+        return {JobKind.PREDICT: PLAN, JobKind.ALIAS_MOVE: ALIAS}.get(self, SYNC)
 
 
 class Phase(StrEnum):
@@ -53,6 +54,7 @@ class Phase(StrEnum):
 PLAN = "plan"
 COMMIT = "commit"
 SYNC = "sync"
+ALIAS = "alias"
 _SHARD = "shard:"
 
 #: The principal of jobs nobody submitted over the API (beat's periodic syncs).
@@ -64,7 +66,7 @@ def shard_unit(index: int) -> str:
 
 
 def shard_index(unit: str) -> int | None:
-    """The shard number of a unit name, or None for plan/commit/sync."""
+    """The shard number of a unit name, or None for plan/commit/sync/alias."""
     return int(unit[len(_SHARD) :]) if unit.startswith(_SHARD) else None
 
 

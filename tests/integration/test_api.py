@@ -10,6 +10,7 @@ import base64
 import contextlib
 import json
 import logging
+import os
 import re
 import shutil
 import threading
@@ -35,7 +36,7 @@ from mlsys.settings import Settings
 from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
 from tests.models import FEATURES, ScriptedClassifier
-from tests.services import free_port, serve_wsgi
+from tests.services import celery_worker, free_port, repo_root, serve_wsgi
 from web import create_app
 from web.openapi import NOT_API_PREFIX, openapi_path
 from worker.app import PLAN_TASK, QUEUE, SYNC_TASK, create_celery
@@ -474,10 +475,41 @@ def test_models_lists_the_demo_model_and_its_versions(api):
     assert_problem(api.call("GET", "/models"), 400, "env: required")
 
 
-def test_alias_set_over_http_is_usable_by_predict(api):
+@contextlib.contextmanager
+def alias_worker(api: Api) -> Iterator[None]:
+    """A real Celery worker on the test's Redis and home: an alias move is a job it runs."""
+    env = {
+        **os.environ,
+        "MLSYS_HOME": str(api.settings.home),
+        "REDIS_URL": api.settings.redis_url,
+    }
+    with celery_worker(env, repo_root(), name="aliases"):
+        yield
+
+
+def test_alias_moves_are_jobs_a_worker_runs(api):
+    # Without a worker nothing writes: the API queues the move and answers 202 with the job.
+    api.settings.alias_wait_seconds = 0
     response = api.call(
         "PUT", "/models/titanic-survival/aliases/champion", json={"env": "dev", "version": "v1"}
     )
+    assert response.status_code == 202, response.text
+    job = api.call("GET", response.headers["Location"]).json()
+    assert job["kind"] == "alias_move" and job["state"] == "queued"
+    assert job["params"] == {
+        "env": "dev", "model_name": "titanic-survival", "alias": "champion", "version": "v1"
+    }  # fmt: skip
+    listing = api.call("GET", "/models/titanic-survival", params={"env": "dev"}).json()
+    assert listing["versions"][0]["aliases"] == []
+
+
+def test_alias_set_over_http_is_usable_by_predict(api):
+    with alias_worker(api):
+        response = api.call(
+            "PUT",
+            "/models/titanic-survival/aliases/champion",
+            json={"env": "dev", "version": "v1"},
+        )
 
     assert response.status_code == 200, response.text
     assert response.json()["aliases"] == ["champion"]
@@ -501,10 +533,11 @@ def test_alias_moves_between_versions_over_http(api):
         listing = api.call("GET", "/models/titanic-survival", params={"env": "dev"}).json()
         return {v["model_version"]: v["aliases"] for v in listing["versions"]}
 
-    to_v1 = api.call("PUT", alias, json={"env": "dev", "version": "v1"})
-    before = api.call("POST", "/predict", json=predict_body(model_version="champion"))
-    to_v2 = api.call("PUT", alias, json={"env": "dev", "version": "v2"})
-    after = api.call("POST", "/predict", json=predict_body(model_version="champion"))
+    with alias_worker(api):
+        to_v1 = api.call("PUT", alias, json={"env": "dev", "version": "v1"})
+        before = api.call("POST", "/predict", json=predict_body(model_version="champion"))
+        to_v2 = api.call("PUT", alias, json={"env": "dev", "version": "v2"})
+        after = api.call("POST", "/predict", json=predict_body(model_version="champion"))
 
     assert (to_v1.status_code, to_v2.status_code) == (200, 200), to_v2.text
     assert to_v2.json()["model_version"] == "v2" and to_v2.json()["aliases"] == ["champion"]
@@ -512,7 +545,8 @@ def test_alias_moves_between_versions_over_http(api):
     # A job pins what the alias meant when it was submitted.
     assert pinned_version(api, before.json()["job_id"]) == 1
     assert pinned_version(api, after.json()["job_id"]) == 2
-    back = api.call("PUT", alias, json={"env": "dev", "version": "v1"})
+    with alias_worker(api):
+        back = api.call("PUT", alias, json={"env": "dev", "version": "v1"})
     assert back.status_code == 200 and aliases() == {"v1": ["champion"], "v2": []}
 
 

@@ -111,9 +111,11 @@ def test_registry_routes_need_the_registry_scope(api):
     assert api.queued() == [] and api.job_records() == []
     assert all(not row["aliases"] or row["aliases"] == "[]" for row in api.registry_rows())
 
+    api.settings.alias_wait_seconds = 0  # no worker here: the move stays a queued job
     synced = api.call("POST", "/model-registry", json={"env": "dev"}, headers=_as(OPS))
     moved = api.call("PUT", calls[1][1], headers=_as(OPS), **calls[1][2])
-    assert synced.status_code == 202 and moved.status_code == 200, (synced.text, moved.text)
+    assert synced.status_code == 202 and moved.status_code == 202, (synced.text, moved.text)
+    assert len(api.job_records()) == 2  # the sync and the alias move, both queued
 
 
 def test_predict_needs_the_predict_scope(api):

@@ -7,6 +7,7 @@ behaviour (live updates, a real worker) is in tests/e2e/test_dashboard.py.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from mlsys.prediction_stats import KEYS, stats_rows, stats_table
 from mlsys.settings import Settings
 from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
-from tests.services import serve_wsgi
+from tests.services import celery_worker, repo_root, serve_wsgi
 from web import create_app
 from web.auth import AUTH_OFF_WARNING
 from web.credentials import token_hash
@@ -282,15 +283,18 @@ def test_pages_carry_a_strict_content_security_policy(served):
     assert assets and all(requests.get(url + a).status_code == 200 for a in assets)
 
 
-def test_moving_an_alias_from_the_models_page(served):
+def test_moving_an_alias_from_the_models_page(served, tmp_path, redis_url):
     url, _ = served
     browser = _sign_in(url)
     page = browser.get(f"{url}/ui/models?env=dev")
     assert "titanic-survival" in page.text and "Move an alias" in page.text
-    moved = browser.post(
-        f"{url}/ui/models/titanic-survival/aliases",
-        data={"csrf_token": _csrf(page), "env": "dev", "alias": "champion", "version": "v1"},
-    )
+    # The move is a job: a worker writes the registry, the page waits for it.
+    env = {**os.environ, "MLSYS_HOME": str(tmp_path / "home"), "REDIS_URL": redis_url}
+    with celery_worker(env, repo_root(), name="ui-aliases"):
+        moved = browser.post(
+            f"{url}/ui/models/titanic-survival/aliases",
+            data={"csrf_token": _csrf(page), "env": "dev", "alias": "champion", "version": "v1"},
+        )
     assert moved.status_code == 200
     assert "Moved: titanic-survival@champion \u2192 v1." in moved.text
     api = requests.get(

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlsys.errors import JobNotFound, PermissionDenied
+from mlsys.ids import check_model_name
 from mlsys.jobs import JobKind, JobState
 from mlsys.monitoring import PREDICTION, PROBABILITY
 from mlsys.prediction_stats import stats_table
-from mlsys.registry import RegistryEntry, read_registry, set_alias
+from mlsys.registry import RegistryEntry, read_registry
 from mlsys.schedules import Schedule, ScheduleStore
 from mlsys.warehouse.sql import sql_string
 from web.backends import backends
@@ -95,7 +96,10 @@ def move_alias(
         )
     found = backends()
     found.settings.check_env(env)
-    return set_alias(found.warehouse, found.settings, env, name, alias, version)
+    # A registry write: a worker runs it as a job (the web process only reads).
+    from web.registry import move_alias_and_wait
+
+    return move_alias_and_wait(env, check_model_name(name), alias, version, principal.name)
 
 
 def warehouse_kind() -> str:

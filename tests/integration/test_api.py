@@ -483,6 +483,9 @@ def alias_worker(api: Api) -> Iterator[None]:
         "MLSYS_HOME": str(api.settings.home),
         "REDIS_URL": api.settings.redis_url,
     }
+    # The API answers as soon as the move is done; the bound only covers the worker's start on
+    # a busy machine.
+    api.settings.alias_wait_seconds = 240
     with celery_worker(env, repo_root(), name="aliases"):
         yield
 

@@ -58,6 +58,7 @@ def _settings(tmp_path, redis_url: str, tokens: str = TOKEN) -> Settings:
 def served(tmp_path, redis_client, redis_url):
     """The app with authentication on, over HTTP, with the demo model registered."""
     config = _settings(tmp_path, redis_url)
+    config.alias_wait_seconds = 240  # an alias move waits for a worker that may start slowly
     run_demo(
         open_warehouse(settings=config),
         open_store(settings=config),

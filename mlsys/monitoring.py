@@ -112,13 +112,10 @@ class FeatureProfile:
         self.minimum = low if self.minimum is None else min(self.minimum, low)
         self.maximum = high if self.maximum is None else max(self.maximum, high)
         if self.edges is not None and self.bins is not None:
-            index = np.searchsorted(np.asarray(self.edges), valid, side="right")
-            counts = np.bincount(index, minlength=len(self.bins))
-            self.bins = [a + int(b) for a, b in zip(self.bins, counts, strict=True)]
+            counts = bin_counts(valid, self.edges)
+            self.bins = [a + b for a, b in zip(self.bins, counts, strict=True)]
 
     def _update_category(self, column: pa.Array | pa.ChunkedArray) -> None:
-        if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
-            column = pc.cast(column, pa.string())
         self.count += len(column)
         self.nulls += column.null_count
         if self.tracked is None:
@@ -129,6 +126,9 @@ class FeatureProfile:
         if not len(counts):
             return
         values, numbers = counts.field("values"), counts.field("counts")
+        if not pa.types.is_string(values.type):
+            # Categories are compared as text; cast the few distinct values, not the column.
+            values = pc.cast(values, pa.string())
         known = pc.is_in(values, value_set=pa.array(list(self.tracked), pa.string()))
         for value, n in zip(
             pc.filter(values, known).to_pylist(), pc.filter(numbers, known).to_pylist(), strict=True
@@ -218,6 +218,21 @@ class FeatureProfile:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FeatureProfile:
         return cls(**data)
+
+
+def bin_counts(values: np.ndarray, edges: list[float]) -> list[int]:
+    """Counts of `values` per bin (-inf, e0), [e0, e1), ..., [e_last, inf).
+
+    One vectorised comparison per edge: with the handful of edges a profile has, faster than
+    a binary search per value."""
+    above = [int(np.count_nonzero(values >= edge)) for edge in edges]  # non-increasing
+    if not above:
+        return [len(values)]
+    return (
+        [len(values) - above[0]]
+        + [a - b for a, b in zip(above[:-1], above[1:], strict=True)]
+        + [above[-1]]
+    )
 
 
 def kind_of(data_type: pa.DataType) -> Kind:

@@ -24,10 +24,13 @@ bp = Blueprint("openapi", __name__)
 _ERROR_TEXT = {
     400: "The request is invalid; `detail` says what to fix.",
     401: "Missing or invalid bearer token.",
+    403: "Not allowed: the principal lacks a scope or a dataset, the table is one of mlsys' own, "
+    "or a browser sent it from another site.",
     404: "Not found.",
     409: "Conflicts with the current state.",
     413: "The request body is larger than 64 KiB.",
     422: "The input table does not fit the model (missing columns, output schema).",
+    429: "The principal submitted more jobs than MLSYS_SUBMIT_RATE_LIMIT allows; see Retry-After.",
     500: "Unexpected server error (logged server-side).",
     503: "A backend (Redis, warehouse, model store) is unavailable; retry.",
 }

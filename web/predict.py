@@ -22,7 +22,7 @@ from web.waiting import PREFER_HEADER, SeedAnswer, honour_prefer, seed_answer
 
 bp = Blueprint("predict", __name__)
 
-_ERRORS = (400, 404, 409, 422, 503)
+_ERRORS = (400, 403, 404, 409, 422, 429, 503)
 _EXAMPLE = {"job_id": "0f8e5c3a9b2d4e6f8a1b3c5d7e9f0a2b", "status_url": "/jobs/0f8e5c3a..."}
 
 

@@ -70,7 +70,7 @@ def _sync(env: str) -> Response:
     tag="registry",
     body=RegistrySyncRequest,
     responses={202: JobAccepted, 200: JobAccepted},
-    errors=(503,),
+    errors=(403, 429, 503),
     example=_JOB_EXAMPLE,
     headers=[PREFER_HEADER],
 )
@@ -89,7 +89,7 @@ def submit_registry_sync() -> Response:
     tag="registry",
     query=EnvQuery,
     responses={202: JobAccepted, 200: SeedAnswer},
-    errors=(500, 503),
+    errors=(403, 429, 500, 503),
     example=_JOB_EXAMPLE,
     headers=[PREFER_HEADER],
 )
@@ -180,7 +180,7 @@ def get_model(name: str) -> Response:
     tag="registry",
     body=AliasRequest,
     responses={200: ModelVersion, 202: JobAccepted},
-    errors=(404, 409, 503),
+    errors=(403, 404, 409, 429, 503),
     example=_ENTRY_EXAMPLE,
     path_params={"name": _NAME, "alias": _ALIAS},
 )

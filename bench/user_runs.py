@@ -509,6 +509,13 @@ def main_parent(args: argparse.Namespace) -> None:
             service_env = {**env, "REDIS_URL": redis_url}
             os.environ.update(service_env)
             results.update(measure_service(rows_list, service_env, cpus))
+    if not args.skip_fairness:
+        import fairness
+
+        small = _table(SMALL)
+        print(f"  burst of {args.burst:,} small jobs, and a Redis crash mid-job", flush=True)
+        results["fairness"] = fairness.burst(env, cpus, small, args.burst)
+        results["recovery"] = fairness.redis_crash(env, cpus, _table(min(rows_list)))
     results["load_average_end"] = os.getloadavg()[0]
     checks = targets(results, rows_list)
     results["targets"] = [{"target": n, "figure": f, "ok": ok} for n, f, ok in checks]
@@ -532,6 +539,8 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=10_000, help="Registry size.")
     parser.add_argument("--skip-registry", action="store_true")
     parser.add_argument("--skip-service", action="store_true")
+    parser.add_argument("--skip-fairness", action="store_true", help="No burst, no Redis crash.")
+    parser.add_argument("--burst", type=int, default=100, help="Jobs in the burst (issue: 1000).")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.child:

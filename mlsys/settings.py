@@ -159,6 +159,14 @@ class Settings(BaseSettings):
     max_shards: int = _env(
         "MLSYS_MAX_SHARDS", "Upper bound on shards per job (automatic or requested).", 64, ge=1
     )
+    fair_lanes: int = _env(
+        "MLSYS_FAIR_LANES",
+        "Queues the starts of jobs are spread over by principal; workers take them in turn, "
+        "so one principal's burst does not hold up the others (1: one FIFO of starts).",
+        8,
+        ge=1,
+        le=64,
+    )
     model_cache_mb: int = _env(
         "MLSYS_MODEL_CACHE_MB",
         "Verified models each process keeps loaded across jobs, in MB of artifact size "

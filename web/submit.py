@@ -79,7 +79,7 @@ def submit_job(
     record if sending fails, and answers 503)."""
     found = backends()
     new = NewJob(kind, params, current_principal().name, rows_total, key, prepared)
-    job, created = found.jobs.submit(new, sender(found.celery))
+    job, created = found.jobs.submit(new, sender(found.celery, new.principal))
     if created:
         job_submitted(kind)
         log.info("job %s submitted (%s)", job.job_id, kind)

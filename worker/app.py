@@ -7,6 +7,7 @@ import os
 from celery import Celery
 
 from mlsys.settings import Settings, get_settings
+from worker import fairness
 
 #: Task names, shared with the web app (which enqueues by name and imports no task code).
 PLAN_TASK = "mlsys.predict.plan"
@@ -55,7 +56,18 @@ def celery_config(settings: Settings) -> dict:
         # longer than the hard time limit, and fast recovery of dead workers comes from mlsys'
         # own leases (MLSYS_RECOVERY_TIMEOUT), not from this timeout.
         # https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
-        "broker_transport_options": {"visibility_timeout": int(hard * 1.5) + 60},
+        #
+        # Priorities (kombu keeps one Redis list per step; 0 is served first) and one queue
+        # per lane that workers consume round robin: started jobs finish before new ones
+        # start, and principals take turns (worker/fairness.py).
+        # https://docs.celeryq.dev/en/stable/userguide/routing.html#redis-message-priorities
+        "broker_transport_options": {
+            "visibility_timeout": int(hard * 1.5) + 60,
+            "priority_steps": fairness.PRIORITY_STEPS,
+            "queue_order_strategy": "round_robin",
+        },
+        "task_queues": fairness.queues(QUEUE, settings.fair_lanes),
+        "task_default_priority": fairness.PLAN_PRIORITY,
         # A lost broker connection makes Redis redeliver unacked messages; cancel the running
         # copies rather than run them twice (leases would fence them anyway).
         "worker_cancel_long_running_tasks_on_connection_loss": True,
@@ -97,7 +109,7 @@ def beat_schedule(settings: Settings) -> dict:
             "task": SYNC_PERIODIC_TASK,
             "schedule": settings.registry_sync_interval,
             "args": [env],
-            "options": {"queue": QUEUE},
+            "options": {"queue": QUEUE, "priority": fairness.PLAN_PRIORITY},
         }
         for env in settings.environments
     }
@@ -105,7 +117,10 @@ def beat_schedule(settings: Settings) -> dict:
 
 def create_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    app = Celery("mlsys", include=["worker.tasks", "worker.schedules"])
+    # UnitTask gives back the units Celery cancels when the broker connection drops.
+    app = Celery(
+        "mlsys", include=["worker.tasks", "worker.schedules"], task_cls="worker.reconnect:UnitTask"
+    )
     app.conf.update(celery_config(settings))
     return app
 

@@ -40,6 +40,7 @@ from tests.services import celery_worker, free_port, repo_root, serve_wsgi
 from web import create_app
 from web.openapi import NOT_API_PREFIX, openapi_path
 from worker.app import PLAN_TASK, QUEUE, SYNC_TASK, create_celery
+from worker.fairness import redis_keys
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +77,11 @@ class Api:
 
     def queued(self) -> list[dict]:
         """Celery messages waiting in the broker's mlsys queue, oldest first."""
-        return [json.loads(raw) for raw in reversed(self.redis.lrange(QUEUE, 0, -1))]
+        return [
+            json.loads(raw)
+            for key in redis_keys(QUEUE, self.settings.fair_lanes)
+            for raw in reversed(self.redis.lrange(key, 0, -1))
+        ]
 
     def job_records(self) -> list[str]:
         """Keys of job records (not their units or progress hashes)."""

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from mlsys.client import MlsysClient
+from mlsys.settings import get_settings
 from tests.integration.jobs_support import (
     INPUT,
     OUTPUT,
@@ -17,7 +18,9 @@ from tests.integration.jobs_support import (
 from tests.models import FEATURES, ScriptedClassifier
 from tests.services import celery_worker, kill_group, serve_wsgi, wait_for
 from web import create_app
+from worker.app import QUEUE
 from worker.dispatch import send_unit
+from worker.fairness import redis_keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -134,7 +137,7 @@ def test_every_unit_delivered_twice_commits_once(stack):
             send_unit(job_id, unit, 1, app=stack.celery)  # e.g. a visibility-timeout redelivery
         send_unit(job_id, "commit", 2, app=stack.celery)
         broker = stack.broker
-        wait_for(lambda: broker.llen("mlsys") == 0 and stack.settled(job_id), what="drain")
+        wait_for(lambda: _waiting(broker) == 0 and stack.settled(job_id), what="drain")
         wait_for(lambda: not broker.hlen("unacked"), timeout=30, what="acks")
     assert stack.jobs.get(job_id).state == "succeeded"
     _assert_exact(stack.output_rows(), 6_000, job_id)
@@ -190,7 +193,7 @@ def test_cancel_mid_fan_out_leaves_no_output_and_no_staging(stack):
         )
         assert stack.jobs.cancel(job_id).state == "cancelled"
         wait_for(lambda: stack.settled(job_id), timeout=30, what="shards to stop")
-        wait_for(lambda: stack.broker.llen("mlsys") == 0, timeout=30, what="queue to drain")
+        wait_for(lambda: _waiting(stack.broker) == 0, timeout=30, what="queue to drain")
         wait_for(lambda: stack.staging(job_id) == [], timeout=30, what="staging cleanup")
     final = stack.jobs.get(job_id)
     assert final.state == "cancelled"
@@ -223,3 +226,8 @@ def test_a_job_whose_first_message_was_lost_still_runs(stack):
         final = stack.wait(job.job_id, timeout=90)  # resent after 5 x recovery timeout
     assert final.state == "succeeded"
     assert len(stack.output_rows()) == 4_000
+
+
+def _waiting(broker) -> int:
+    """Messages waiting in any of the worker's queues and priorities."""
+    return sum(broker.llen(key) for key in redis_keys(QUEUE, get_settings().fair_lanes))

@@ -14,12 +14,13 @@ import requests
 
 from mlsys.demo import run_demo
 from mlsys.ids import TableId
-from mlsys.settings import Settings
+from mlsys.settings import Settings, get_settings
 from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
 from tests.services import serve_wsgi
 from web import create_app
 from worker.app import QUEUE, create_celery
+from worker.fairness import redis_keys
 
 PROJECT = "mlsys-local"
 PASSENGERS = f"{PROJECT}.titanic.passengers"
@@ -54,7 +55,11 @@ class Api:
 
     def queued(self) -> list[dict]:
         """Celery messages waiting in the broker's mlsys queue."""
-        return [json.loads(raw) for raw in self.redis.lrange(QUEUE, 0, -1)]
+        return [
+            json.loads(raw)
+            for key in redis_keys(QUEUE, get_settings().fair_lanes)
+            for raw in self.redis.lrange(key, 0, -1)
+        ]
 
     def job_records(self) -> list[str]:
         return sorted(k for k in self.redis.scan_iter("mlsys:job:*") if k.count(":") == 2)

@@ -1,0 +1,249 @@
+"""The service under a burst, and through a Redis crash (sections of bench/user_runs.py).
+
+burst:        N small jobs submitted at once by one principal ("alice", 16 clients), then one
+              small job by another ("bob") while the burst is still queued. Targets: alice's
+              first job succeeds within 5 s of its submit; bob's within 10 s; POST /predict
+              p99 <= 200 ms while the workers are busy.
+redis_crash:  one job run undisturbed, then the same job with Redis killed (-9) mid-job and
+              restarted from its AOF. Target: the disturbed run ends <= 15 s after the
+              undisturbed one would have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+from _stack import ROOT, celery_worker, free_port, gunicorn, redis_server, wait_for
+
+TOKENS = {"alice": "alice-token-0123456789abcdef", "bob": "bob-token-0123456789abcdef"}
+
+
+def _principals() -> str:
+    return json.dumps(
+        [
+            {
+                "name": name,
+                "token_sha256": [hashlib.sha256(token.encode()).hexdigest()],
+                "scopes": ["predict", "truncate", "registry"],
+            }
+            for name, token in TOKENS.items()
+        ]
+    )
+
+
+def _body(table: str, output: str) -> dict:
+    return {
+        "env": "dev",
+        "input_table": table,
+        "output_table": output,
+        "model_name": "titanic-survival",
+        "model_version": "v1",
+    }
+
+
+def _state(http, url: str, job_id: str, token: str) -> dict:
+    return http.get(
+        f"{url}/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ).json()
+
+
+def _service_env(env: dict[str, str], redis_url: str) -> dict[str, str]:
+    return {
+        **env,
+        "REDIS_URL": redis_url,
+        "MLSYS_API_PRINCIPALS": _principals(),
+        "MLSYS_SUBMIT_RATE_LIMIT": "",
+    }
+
+
+def burst(env: dict[str, str], cpus: int, table: str, jobs: int) -> dict:
+    """Submit `jobs` small jobs as alice, then one as bob; measure from the client."""
+    home = Path(env["MLSYS_HOME"])
+    with redis_server(home / "redis-burst") as redis_url:
+        service = _service_env(env, redis_url)
+        os.environ.update(service)
+        port = free_port()
+        with (
+            gunicorn(service, port) as url,
+            celery_worker(service, ROOT, concurrency=cpus, name="burst"),
+        ):
+            wait_for(lambda: _up(url), timeout=120, what="API")
+            alice = requests.Session()
+            alice.headers["Authorization"] = f"Bearer {TOKENS['alice']}"
+            warm = alice.post(f"{url}/predict", json=_body(table, f"{table}_warm"), timeout=60)
+            job = warm.json()["job_id"]
+            wait_for(
+                lambda: _state(alice, url, job, TOKENS["alice"])["state"] == "succeeded",
+                timeout=300,
+            )
+
+            submits: list[tuple[float, float, str]] = []  # (sent, answered, job_id)
+
+            def submit(i: int) -> None:
+                sent = time.perf_counter()
+                response = alice.post(
+                    f"{url}/predict", json=_body(table, f"{table}_burst_{i % 20}"), timeout=60
+                )
+                submits.append((sent, time.perf_counter(), response.json().get("job_id", "")))
+
+            started = time.perf_counter()
+            with ThreadPoolExecutor(16) as pool:
+                futures = [pool.submit(submit, i) for i in range(jobs)]
+                first_sent = time.perf_counter()
+                # bob arrives when half of alice's burst is in
+                wait_for(lambda: len(submits) >= jobs // 2, timeout=600, interval=0.01)
+                bob_sent = time.perf_counter()
+                bob_job = requests.post(
+                    f"{url}/predict",
+                    json=_body(table, f"{table}_bob"),
+                    headers={"Authorization": f"Bearer {TOKENS['bob']}"},
+                    timeout=60,
+                ).json()["job_id"]
+                for future in futures:
+                    future.result()
+            ordered = sorted(submits)
+            first_job = ordered[0][2]
+            first_done = _wait_done(alice, url, first_job, TOKENS["alice"])
+            bob_done = _wait_done(requests.Session(), url, bob_job, TOKENS["bob"])
+            latencies = [answered - sent for sent, answered, _ in submits]
+            last = _wait_done(alice, url, ordered[-1][2], TOKENS["alice"], timeout=3600)
+            total = time.perf_counter() - started
+    p50 = statistics.median(latencies)
+    p99 = statistics.quantiles(latencies, n=100, method="inclusive")[98]
+    first_s = first_done - min(ordered[0][0], first_sent)
+    bob_s = bob_done - bob_sent
+    return {
+        "jobs": jobs,
+        "first_job_s": first_s,
+        "bob_job_s": bob_s,
+        "submit_p50_s": p50,
+        "submit_p99_s": p99,
+        "burst_s": total,
+        "last_job_done_s": last - started,
+        "targets": [
+            (f"burst of {jobs:,}: first job succeeds <= 5 s after its submit", f"{first_s:.1f} s",
+             first_s <= 5),
+            (f"burst of {jobs:,}: another principal's job succeeds <= 10 s", f"{bob_s:.1f} s",
+             bob_s <= 10),
+            (f"burst of {jobs:,}: POST /predict p99 <= 200 ms (workers busy)",
+             f"p99 {p99 * 1000:.0f} ms, p50 {p50 * 1000:.0f} ms", p99 <= 0.2),
+        ],
+    }  # fmt: skip
+
+
+def _wait_done(http, url, job_id, token, timeout=600.0) -> float:
+    http.headers["Authorization"] = f"Bearer {token}"
+
+    def done():
+        return _state_of(http, url, job_id) in ("succeeded", "failed", "cancelled")
+
+    wait_for(done, timeout=timeout, interval=0.02, what=f"job {job_id}")
+    return time.perf_counter()
+
+
+@contextlib.contextmanager
+def _aof_redis(folder: Path, port: int):
+    """A redis-server with AOF on a fixed port, so it can be killed and come back as it was."""
+    folder.mkdir(parents=True, exist_ok=True)
+    args = [
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+        "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+    ]  # fmt: skip
+    state = {"proc": subprocess.Popen(args, stdout=subprocess.DEVNULL)}
+
+    def up() -> bool:
+        with contextlib.suppress(Exception):
+            import redis
+
+            return redis.Redis(port=port).ping()
+        return False
+
+    def crash_and_restart(down_seconds: float = 1.0) -> None:
+        state["proc"].send_signal(signal.SIGKILL)
+        state["proc"].wait(10)
+        time.sleep(down_seconds)
+        state["proc"] = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+        wait_for(up, timeout=30, what="redis back")
+
+    wait_for(up, timeout=30, what="redis")
+    try:
+        yield f"redis://127.0.0.1:{port}/0", crash_and_restart
+    finally:
+        state["proc"].terminate()
+        state["proc"].wait(10)
+
+
+def redis_crash(env: dict[str, str], cpus: int, table: str) -> dict:
+    """A job undisturbed, then the same job through a Redis kill -9 + restart."""
+    home = Path(env["MLSYS_HOME"])
+    with _aof_redis(home / "redis-aof", free_port()) as (redis_url, crash_and_restart):
+        service = _service_env(env, redis_url)
+        os.environ.update(service)
+        port = free_port()
+        with (
+            gunicorn(service, port) as url,
+            celery_worker(service, ROOT, concurrency=cpus, name="crash"),
+        ):
+            wait_for(lambda: _up(url), timeout=120, what="API")
+            http = requests.Session()
+            http.headers["Authorization"] = f"Bearer {TOKENS['alice']}"
+
+            def run(crash: bool) -> float:
+                body = {**_body(table, f"{table}_crash"), "write_disposition": "WRITE_TRUNCATE"}
+                started = time.perf_counter()
+                job = http.post(f"{url}/predict", json=body, timeout=60).json()["job_id"]
+                if crash:
+                    wait_for(
+                        lambda: (
+                            _state(http, url, job, TOKENS["alice"])["progress"]["rows_done"] > 0
+                        ),
+                        timeout=300,
+                        interval=0.05,
+                    )
+                    crash_and_restart()
+                wait_for(
+                    lambda: _state_of(http, url, job) in ("succeeded", "failed"),
+                    timeout=900,
+                    interval=0.05,
+                )
+                final = _state(http, url, job, TOKENS["alice"])
+                assert final["state"] == "succeeded", final.get("error")
+                return time.perf_counter() - started
+
+            run(False)  # warm the pool processes
+            calm = run(False)
+            crashed = run(True)
+    extra = crashed - calm
+    return {
+        "undisturbed_s": calm,
+        "with_crash_s": crashed,
+        "targets": [
+            ("job through a Redis kill -9 + restart ends <= 15 s later than undisturbed",
+             f"+{extra:.1f} s ({crashed:.1f} s vs {calm:.1f} s)", extra <= 15),
+        ],
+    }  # fmt: skip
+
+
+def _state_of(http, url: str, job_id: str) -> str | None:
+    """The job's state, or None while the API cannot answer (Redis restarting)."""
+    try:
+        return http.get(f"{url}/jobs/{job_id}", timeout=30).json().get("state")
+    except (requests.RequestException, ValueError):
+        return None
+
+
+def _up(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/health", timeout=2).ok
+    except requests.RequestException:
+        return False

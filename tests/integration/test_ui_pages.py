@@ -376,6 +376,7 @@ def test_a_monitored_job_shows_its_drift_summary_and_prediction_charts(served, t
     )
     summary = {
         **report.summary(),
+        "has_reference": True,
         "status": "warn",
         "worst": [
             {

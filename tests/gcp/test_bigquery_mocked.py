@@ -466,3 +466,44 @@ def test_a_truncating_load_states_the_tables_own_partitioning(wh, client):
 
     config = client.load_table_from_file.call_args.kwargs["job_config"]
     assert config.time_partitioning.field == "when" and config.clustering_fields == ["x"]
+
+
+def test_an_incremental_plan_freezes_the_new_keys_in_bigquery_and_reads_that(wh, client):
+    # bqemulator has no IS NOT DISTINCT FROM: the anti-join statement is checked here.
+    from mlsys.warehouse import KeyExclusion
+
+    output = TableId(PROJECT, "d", "scores")
+    snapshot = TableId(PROJECT, "mlsys_dev", "_mlsys_snapshot_job_1")
+    tables = {
+        str(output): _table(output, {"a": "INT64", "ModelName": "STRING"}),
+        str(snapshot): _table(snapshot, {"a": "INT64"}, rows=4),
+    }
+    answer(client, "get_table", lambda name, **_: tables[str(name)])
+    sent = []
+
+    def query(sql, job_config=None, **_):
+        sent.append((sql, {p.name: p.value for p in job_config.query_parameters}))
+        return _query_job()
+
+    answer(client, "query", query)
+    exclude = KeyExclusion(output, ("a",), (("ModelName", "m"), ("ModelVersion", "v1")))
+    plan = wh.plan_read(TABLE, ["a"], 2, JobScope("job-1", "dev"), exclude)
+
+    [(sql, params)] = sent
+    assert sql.startswith(f"CREATE TABLE IF NOT EXISTS `{snapshot}`")
+    assert f"FROM `{TABLE}` AS I" in sql and f"FROM `{output}` AS O" in sql
+    assert params == {"match_0": "m", "match_1": "v1"}
+    assert plan.rows_total == 4
+    assert {s["table"] for s in plan.shards} == {str(snapshot)}
+
+    # No output table yet: nothing to leave out, the input is read as it is.
+    tables.pop(str(output))
+    tables[str(TABLE)] = _table(TABLE, {"a": "INT64"}, rows=9)
+    answer(
+        client,
+        "get_table",
+        lambda name, **_: tables.get(str(name)) or (_ for _ in ()).throw(gexc.NotFound("x")),
+    )
+    plan = wh.plan_read(TABLE, ["a"], 2, JobScope("job-2", "dev"), exclude)
+    assert len(sent) == 1 and plan.rows_total == 9
+    assert {s["table"] for s in plan.shards} == {str(TABLE)}

@@ -1,0 +1,73 @@
+"""A unit Celery cancels on a lost broker connection is given back and redispatched at once,
+instead of after its lease expires (real Redis, the real job engine and the real app)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from celery.exceptions import Retry
+
+from mlsys.jobs import JobKind, JobStore, NewJob
+from mlsys.settings import get_settings
+from tests.services import wait_for
+from worker import context
+from worker.app import PLAN_TASK, QUEUE, celery_app
+from worker.fairness import redis_keys
+from worker.reconnect import UnitTask, give_back
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def jobs(settings, redis_url, redis_client, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    for cached in (get_settings, context.settings, context.jobs):
+        cached.cache_clear()
+    broker, celery_app.conf.broker_url = celery_app.conf.broker_url, redis_url
+    yield JobStore.from_settings(get_settings())
+    celery_app.conf.broker_url = broker
+    for cached in (get_settings, context.settings, context.jobs):
+        cached.cache_clear()
+
+
+def _running_plan(jobs: JobStore) -> str:
+    job, _ = jobs.create(NewJob(JobKind.PREDICT, {"env": "dev"}, "alice"))
+    assert jobs.claim(job.job_id, "plan", 1, 600, "w1:1").ok
+    assert jobs.lease_alive(job.job_id, "plan")
+    return job.job_id
+
+
+def _sent(redis_client) -> list[list]:
+    """Arguments of the plan messages waiting in any queue."""
+    return [
+        json.loads(base64.b64decode(json.loads(raw)["body"]))[0]
+        for key in redis_keys(QUEUE, get_settings().fair_lanes)
+        for raw in redis_client.lrange(key, 0, -1)
+    ]
+
+
+def test_a_cancelled_unit_runs_again_at_once(jobs, redis_client):
+    job_id = _running_plan(jobs)
+    assert give_back(job_id, "plan", 1) == f"{job_id} plan: attempt 2 dispatched"
+    unit = jobs.units(job_id)["plan"]
+    assert (unit["state"], int(unit["attempt"])) == ("queued", 2)
+    assert not jobs.lease_alive(job_id, "plan")
+    assert _sent(redis_client) == [[job_id, 2]]
+    # Given back twice (a duplicate cancel): the unit already moved on, nothing more is sent.
+    assert give_back(job_id, "plan", 1).endswith("already moved on")
+    assert len(_sent(redis_client)) == 1
+
+
+def test_celerys_cancel_hook_gives_the_unit_back(jobs, redis_client):
+    """Celery's Request.cancel calls the task's on_retry without exception info."""
+    job_id = _running_plan(jobs)
+    celery_app.loader.import_default_modules()  # the worker imports its tasks so
+    task = celery_app.tasks[PLAN_TASK]
+    assert isinstance(task, UnitTask)
+    task.on_retry(Retry("boom"), "a-task-id", [job_id, 1], {}, object())  # a real retry: no
+    assert jobs.lease_alive(job_id, "plan")
+    task.on_retry(Retry("cancelled by Celery"), "a-task-id", [job_id, 1], {}, None)
+    wait_for(lambda: int(jobs.units(job_id)["plan"]["attempt"]) == 2, what="give back")
+    assert _sent(redis_client) == [[job_id, 2]]

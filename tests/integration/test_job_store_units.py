@@ -137,17 +137,37 @@ def test_delete_forgets_the_record_its_indexes_and_its_key(jobs):
         jobs.require(job_id)
 
 
-def test_the_reapers_markers(jobs):
+def test_the_reapers_markers(jobs, redis_client):
     assert jobs.lead(10) and not jobs.lead(10)
     assert jobs.once("resend", "j1", 10) and not jobs.once("resend", "j1", 10)
-    assert jobs.once("resend", "j2", 10)
+    assert jobs.once("resend", "j2", 10) and jobs.once("stalled-commit", "j1", 10)
+    # Every marker expires on its own: a dead reaper's lock or note never sticks.
+    for key in ("mlsys:reaper-lock", "mlsys:seen:resend:j1", "mlsys:seen:stalled-commit:j1"):
+        assert 0 < redis_client.pttl(key) <= 10_000, key
     first = jobs.first_seen("stalled", "j1", 10)
     assert jobs.first_seen("stalled", "j1", 10) == first
+    assert 0 < redis_client.pttl("mlsys:seen:stalled:j1") <= 10_000
+    assert jobs.first_seen("stalled", "j2", 10) >= first  # its own marker
     jobs.forget_seen("stalled", "j1")
+    assert redis_client.exists("mlsys:seen:stalled:j2")
     assert jobs.first_seen("stalled", "j1", 10) >= first
     job_id = jobs.create(_new())[0].job_id
     jobs.forget_inactive(job_id)
     assert jobs.active_jobs() == []
+
+
+def test_submit_sends_the_first_unit_once_and_a_replay_sends_nothing(jobs):
+    sent: list[tuple] = []
+
+    job, created = jobs.submit(_new(idempotency_key="r"), lambda *unit: sent.append(unit))
+    again, replayed = jobs.submit(_new(idempotency_key="r"), lambda *unit: sent.append(unit))
+
+    assert (created, replayed) == (True, False) and again.job_id == job.job_id
+    assert sent == [(job.job_id, "plan", 1)]
+    other_kind = NewJob(JobKind.REGISTRY_SYNC, {"env": "dev"}, "alice", idempotency_key="r")
+    with pytest.raises(JobConflict, match="different request") as refused:
+        jobs.submit(other_kind, lambda *unit: sent.append(unit))
+    assert refused.value.hint == "Use a new key for a new request." and len(sent) == 1
 
 
 @pytest.mark.parametrize("token", ["abc.j1", "12.", ".j1", "1" * 199 + ".j1", "-5.j1"])

@@ -33,6 +33,7 @@ UNITS = {
 
 def test_a_running_job_shows_its_shards_in_order_and_its_progress():
     job = job_view(RECORD, UNITS, {"0": "300", "1": "200"}).to_json()
+    assert type(job["kind"]) is str and type(job["state"]) is str  # JSON, not enums
 
     assert job == {
         "job_id": "j1",

@@ -32,8 +32,7 @@ WORKER = textwrap.dedent(
     from pathlib import Path
 
     import duckdb
-    import duckdb
-import pandas as pd
+    import pandas as pd
     import pyarrow as pa
 
     real_connect = duckdb.connect

@@ -56,14 +56,14 @@ def test_a_sharded_job_reports_drift_and_the_api_serves_its_history(stack):
     with celery_worker(stack.env, stack.cwd, concurrency=2):
         ok = stack.wait(stack.submit("watched", shards=3))
         bad = stack.wait(stack.submit("watched", shards=2, source=shifted_table))
+        # The shards' profiles are dropped once the job succeeded (while the worker runs).
+        wait_for(lambda: not stack.jobs.client.keys("mlsys:profiles:*"), what="profiles dropped")
     assert ok.state == bad.state == "succeeded"
     calm, moved = ok.result["monitoring"], bad.result["monitoring"]
     assert calm["status"] == "ok" and calm["rows"] == 4_000, calm
     assert moved["status"] == "alert" and moved["rows"] == 4_000, moved
     flagged = {w["feature"] for w in moved["worst"] if w["status"] != "ok"}
     assert {"Pclass", "Sex"} <= flagged
-    # The shards' profiles are dropped once the job succeeded.
-    wait_for(lambda: not stack.jobs.client.keys("mlsys:profiles:*"), what="profiles dropped")
 
     app = create_app({"SETTINGS": stack.settings, "CELERY_APP": stack.celery})
     with serve_wsgi(app) as url:

@@ -52,7 +52,7 @@ class Service:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, redis_url) -> Iterator[Service]:
     """The API on a real port and one worker (two processes), over a registered `scripted`
-    model and a slow one, and a passengers table."""
+    model, slow ones, and a passengers table."""
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
@@ -61,6 +61,10 @@ def service(tmp_path_factory, redis_url) -> Iterator[Service]:
     stack.register()
     slow = ScriptedClassifier(delay=0.3).fit(pd.DataFrame(columns=FEATURES))
     stack.register(slow, name="slow")
+    # Slow enough that a cancel sent by a freshly started CLI process on a busy machine still
+    # arrives while the job runs.
+    glacial = ScriptedClassifier(delay=2.0).fit(pd.DataFrame(columns=FEATURES))
+    stack.register(glacial, name="glacial")
     app = create_app({"SETTINGS": stack.settings, "CELERY_APP": stack.celery})
     with celery_worker(stack.env, stack.cwd, concurrency=2), serve_wsgi(app) as url:
         yield Service(stack, url)
@@ -99,7 +103,7 @@ def test_client_submits_and_follows_a_job_to_the_end(service):
 
 def test_client_wait_gives_up_and_cancel_stops_the_job(service):
     client = service.client()
-    job = client.submit_predict(**predict("cancelled_by_client", model="slow"))
+    job = client.submit_predict(**predict("cancelled_by_client", model="glacial"))
 
     with pytest.raises(ApiError, match=f"Job {job['job_id']} is still (queued|running)"):
         client.wait(job["job_id"], interval=0.05, timeout=0.2)
@@ -173,13 +177,13 @@ def test_cli_submit_wait_then_status_and_list(service):
 def test_cli_submit_without_wait_prints_the_id_and_cancel_stops_it(service):
     submitted = service.cli(
         "submit", "predict", "--env", "dev", "--input-table", str(INPUT),
-        "--output-table", str(OUTPUT.with_table("cancelled_by_cli")), "--model-name", "slow",
+        "--output-table", str(OUTPUT.with_table("cancelled_by_cli")), "--model-name", "glacial",
         "--idempotency-key", "cli-cancel-1",
     )  # fmt: skip
     job_id = submitted.stdout.strip()
     again = service.cli(
         "submit", "predict", "--env", "dev", "--input-table", str(INPUT),
-        "--output-table", str(OUTPUT.with_table("cancelled_by_cli")), "--model-name", "slow",
+        "--output-table", str(OUTPUT.with_table("cancelled_by_cli")), "--model-name", "glacial",
         "--idempotency-key", "cli-cancel-1",
     )  # fmt: skip
 

@@ -125,12 +125,16 @@ def claimed(
             jobs,
             job_id,
             unit,
-            TimeoutError(f"{unit} ran longer than MLSYS_TASK_TIME_LIMIT"),
+            _time_limit(unit),
             cleanup,
             attempts=attempt,
         )
     except Exception as error:  # every other error fails the job with its reason
         jobs.release(job_id, unit, attempt)
+        if isinstance(error.__cause__, SoftTimeLimitExceeded):
+            # The pipeline wraps what the model raised (ModelFailed); the limit is still ours.
+            _fail(jobs, job_id, unit, _time_limit(unit), cleanup, attempts=attempt)
+            return
         if run._lost.is_set():  # a newer attempt owns the unit; its outcome decides
             log.warning("superseded %s/%s attempt %s failed: %s", job_id, unit, attempt, error)
             return
@@ -139,6 +143,10 @@ def claimed(
         _fail(jobs, job_id, unit, error, cleanup, attempts=attempt)
     finally:
         run._stop.set()
+
+
+def _time_limit(unit: str) -> TimeoutError:
+    return TimeoutError(f"{unit} ran longer than MLSYS_TASK_TIME_LIMIT")
 
 
 def _fail(jobs, job_id, unit, error, cleanup, attempts: int) -> None:

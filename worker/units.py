@@ -104,9 +104,11 @@ def claimed(
     except (Cancelled, Superseded) as stop:
         log.info("stop %s/%s attempt %s: %s", job_id, unit, attempt, stop)
         jobs.release(job_id, unit, attempt)
-        # Only a job that ended drops its staging; an attempt that merely lost its lease must
-        # not touch what the attempt that replaced it (and the other shards) staged.
-        if cleanup and not run._lost.is_set() and not jobs.is_live(job_id):
+        # Only a job that ended drops its staging: while it runs, an attempt that merely lost
+        # its lease must not touch what the attempt that replaced it (and the other shards)
+        # staged. Once it ended nothing staged is wanted, whoever holds the lease, and this
+        # attempt may have staged after the failing unit's cleanup ran.
+        if cleanup and not jobs.is_live(job_id):
             cleanup()
     except TRANSIENT as error:
         jobs.release(job_id, unit, attempt)
@@ -137,6 +139,8 @@ def claimed(
             return
         if run._lost.is_set():  # a newer attempt owns the unit; its outcome decides
             log.warning("superseded %s/%s attempt %s failed: %s", job_id, unit, attempt, error)
+            if cleanup and not jobs.is_live(job_id):
+                cleanup()
             return
         if not isinstance(error, MlsysError):
             log.exception("%s/%s failed", job_id, unit)

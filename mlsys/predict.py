@@ -444,12 +444,13 @@ def commit_job(
     return result.rows, result.already_committed
 
 
-def local_shards(prepared: PreparedPredict, settings: Settings, workers: int) -> int | None:
-    """Shards for a job run by `workers` local processes: one per process once each gets at
-    least a full batch (None: the spec's or the automatic count)."""
-    if prepared.spec.get("shards") or workers <= 1:
+def shards_for_slots(prepared: PreparedPredict, settings: Settings, slots: int) -> int | None:
+    """Shards for a job that `slots` processes can run at once (the local pool of `mlsys
+    predict`, or every worker of the service): one per slot once each gets at least a full
+    batch (None: the spec's or the automatic count)."""
+    if prepared.spec.get("shards") or slots <= 1:
         return None
-    useful = min(workers, prepared.rows_total // settings.batch_rows)
+    useful = min(slots, prepared.rows_total // settings.batch_rows)
     return max(settings.auto_shards(prepared.rows_total), useful) if useful > 1 else None
 
 
@@ -507,7 +508,7 @@ def predict_table(
     loader = _Preload(prepared, store, settings)
     try:
         plan = plan_shards(
-            prepared, warehouse, settings, job_id, local_shards(prepared, settings, workers)
+            prepared, warehouse, settings, job_id, shards_for_slots(prepared, settings, workers)
         )
         loader.result()
         if workers > 1 and len(plan.shards) > 1:

@@ -1,7 +1,8 @@
 """Run the job engine's recovery pass (`mlsys.jobs.recovery`) in every worker.
 
 Every worker's main process runs the loop in a thread; one pass at a time holds a Redis lock.
-A dead worker is noticed within MLSYS_RECOVERY_TIMEOUT plus a quarter of it.
+A dead worker is noticed within MLSYS_RECOVERY_TIMEOUT plus a quarter of it. The same loop
+announces how many units the worker runs at once, so a plan can give a job every slot.
 """
 
 from __future__ import annotations
@@ -29,10 +30,17 @@ def _discard(job_id: str, env: str) -> None:
         context.warehouse().discard(JobScope(job_id, env))
 
 
-def run_forever(settings: Settings) -> None:
+def run_forever(settings: Settings, name: str = "", slots: int = 0) -> None:
     jobs = JobStore.from_settings(settings)
     interval = max(0.25, settings.recovery_timeout / 4)
-    while not _stop.wait(interval):
+    while True:
+        try:
+            if slots:
+                jobs.announce_worker(name, slots, ttl_seconds=interval * 3)
+        except redis.RedisError as error:
+            log.warning("could not announce this worker: %s", error)
+        if _stop.wait(interval):
+            return
         try:
             if not jobs.lead(interval * 0.9):
                 continue
@@ -45,10 +53,15 @@ def run_forever(settings: Settings) -> None:
             log.exception("reaper pass failed")
 
 
-def _start(**_kwargs) -> None:
+def _start(sender=None, **_kwargs) -> None:
     _stop.clear()
+    name = getattr(sender, "hostname", "") or ""
+    slots = getattr(getattr(sender, "controller", None), "concurrency", 0) or 0
     threading.Thread(
-        target=run_forever, args=(context.settings(),), name="mlsys-reaper", daemon=True
+        target=run_forever,
+        args=(context.settings(), name, int(slots)),
+        name="mlsys-reaper",
+        daemon=True,
     ).start()
 
 

@@ -22,6 +22,7 @@ from mlsys.predict import (
     plan_shards,
     prepare_predict,
     run_shard,
+    shards_for_slots,
 )
 from mlsys.prediction_stats import ShardProfiles, record_job_stats, shard_monitor
 from mlsys.registry import set_alias, sync_registry
@@ -73,7 +74,9 @@ def plan(job_id: str, attempt: int = 1) -> None:
             else:
                 spec = PredictSpec.from_json(record.params, settings)
                 prepared = prepare_predict(spec, warehouse, settings, context.store())
-            read_plan = plan_shards(prepared, warehouse, settings, job_id)
+            # A job without `shards` gets every worker slot once it is big enough to share.
+            slots = shards_for_slots(prepared, settings, jobs.worker_slots())
+            read_plan = plan_shards(prepared, warehouse, settings, job_id, slots)
             run.check()
             shards = jobs.record_plan(
                 job_id, read_plan.shards, prepared.to_json(), read_plan.rows_total

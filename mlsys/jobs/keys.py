@@ -16,6 +16,8 @@ idem:{len}:{principal}:{key}
                     job id submitted by that principal with that idempotency key
 seen:{what}:{id}    the reaper's notes on a job (first sighting of a stall, a resend)
 reaper-lock         one reaper pass at a time across workers
+workers             sorted set: "{slots}|{worker name}" -> when that announcement lapses (epoch
+                    seconds); slots is how many units the worker runs at once
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ def seen(what: str, job_id: str) -> str:
 
 def reaper_lock() -> str:
     return f"{PREFIX}reaper-lock"
+
+
+def workers() -> str:
+    return f"{PREFIX}workers"
 
 
 def index(principal: str | None = None, kind: str | None = None, state: str | None = None) -> str:

@@ -431,6 +431,20 @@ class JobStore:
         """Take the reaper lock for `ttl_seconds` (one reaper pass at a time)."""
         return bool(self._redis.set(keys.reaper_lock(), "1", nx=True, px=int(ttl_seconds * 1000)))
 
+    def announce_worker(self, name: str, slots: int, ttl_seconds: float) -> None:
+        """Say that worker `name` runs `slots` units at once, for the next `ttl_seconds`
+        (workers repeat it while they live; a dead one drops out when it lapses)."""
+        self._redis.zadd(keys.workers(), {f"{int(slots)}|{name}": time.time() + ttl_seconds})
+
+    def worker_slots(self) -> int:
+        """Units the live workers run at once, all together (0: no worker announced)."""
+        now = time.time()
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(keys.workers(), "-inf", now)
+            pipe.zrange(keys.workers(), 0, -1)
+            _removed, live = pipe.execute()
+        return sum(int(member.partition("|")[0]) for member in live)
+
 
 def _parse_page_token(token: str | None) -> tuple[float | str, str | None]:
     if not token:

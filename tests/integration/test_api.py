@@ -36,7 +36,7 @@ from mlsys.settings import Settings
 from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
 from tests.models import FEATURES, ScriptedClassifier
-from tests.services import celery_worker, free_port, repo_root, serve_wsgi
+from tests.services import celery_worker, free_port, repo_root, serve_wsgi, wait_for
 from web import create_app
 from web.openapi import NOT_API_PREFIX, openapi_path
 from worker.app import PLAN_TASK, QUEUE, SYNC_TASK, create_celery
@@ -789,3 +789,32 @@ def test_docs_page_serves_its_assets_itself(api):
         assert asset.status_code == 200 and asset.content, url
     assert_problem(api.call("GET", "/docs/assets/..%2Fapp.py"), 404)
     assert_problem(api.call("GET", "/docs/assets/nope.js"), 404, "nope.js")
+
+
+def test_a_job_without_shards_gets_every_worker_slot(api):
+    # 5,000 rows in batches of 100 (and snapshot row groups of 2,048): big enough to share, so
+    # the plan gives each of the worker's two pool processes a shard; `shards` still wins.
+    warehouse, store = open_warehouse(settings=api.settings), open_store(settings=api.settings)
+    sync_registry(warehouse, store, api.settings, "dev")  # the copied home's files are new files
+    many = TableId(PROJECT, "titanic", "many")
+    warehouse.write(datasets.titanic(5000), many, "WRITE_TRUNCATE")
+    env = {
+        **os.environ,
+        "MLSYS_HOME": str(api.settings.home),
+        "REDIS_URL": api.settings.redis_url,
+        "MLSYS_BATCH_ROWS": "100",
+    }
+    jobs = JobStore.from_url(api.settings.redis_url)
+    with celery_worker(env, repo_root(), concurrency=2, name="slots"):
+        wait_for(lambda: jobs.worker_slots() == 2, timeout=120, what="the worker's announcement")
+        submitted = [
+            api.call("POST", "/predict", json=predict_body(input_table=str(many), **options))
+            for options in ({}, {"shards": 1})
+        ]
+        shared, pinned = (jobs.wait(r.json()["job_id"], timeout=240) for r in submitted)
+    assert shared.state == "succeeded", shared
+    assert len(shared.shards) == 2
+    assert sum(s.rows_done for s in shared.shards) == 5000
+    assert shared.result["rows_written"] == 5000
+    assert pinned.state == "succeeded", pinned
+    assert len(pinned.shards) == 1

@@ -155,3 +155,13 @@ def test_cancel_loses_to_a_commit_that_started_first(jobs):
     assert jobs.succeed(job.job_id, {})
     with pytest.raises(JobConflict, match="already succeeded"):
         jobs.cancel(job.job_id)
+
+
+def test_worker_slots_add_up_the_live_announcements_only(jobs):
+    assert jobs.worker_slots() == 0
+    jobs.announce_worker("w1@host", 2, ttl_seconds=60)
+    jobs.announce_worker("w2@host", 4, ttl_seconds=60)
+    jobs.announce_worker("gone@host", 8, ttl_seconds=-1)  # its last announcement lapsed
+    assert jobs.worker_slots() == 6
+    jobs.announce_worker("w1@host", 2, ttl_seconds=60)  # repeating it does not count twice
+    assert jobs.worker_slots() == 6

@@ -119,7 +119,10 @@ class PredictRequest(Strict):
         "refuses a table that has rows.",
     )
     shards: int | None = Field(
-        None, ge=1, description="Parallel parts to split the input into (default: by size)."
+        None,
+        ge=1,
+        description="Parallel parts to split the input into (default: by size, and at least "
+        "one per worker slot once each gets a full batch).",
     )
     mode: Literal["full", "incremental"] = Field(
         "full",

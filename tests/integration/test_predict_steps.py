@@ -29,13 +29,13 @@ from mlsys.predict import (
     build_output_schema,
     commit_job,
     load_model,
-    local_shards,
     output_schema_for,
     plan_shards,
     predict_batch,
     predict_table,
     prepare_predict,
     run_shard,
+    shards_for_slots,
 )
 from mlsys.registry import sync_registry
 from mlsys.store import open_store
@@ -417,14 +417,16 @@ def test_local_runs_shard_per_process_once_each_gets_a_full_batch(
     warehouse.write(passengers(rows), INPUT, "WRITE_TRUNCATE")
     prepared = prepare(warehouse, settings, shards=shards)
 
-    assert local_shards(prepared, settings, workers) == expected
+    assert shards_for_slots(prepared, settings, workers) == expected
 
 
-def test_local_shards_keep_the_automatic_count_when_it_is_higher(warehouse, settings, classifier):
+def test_shards_for_slots_keep_the_automatic_count_when_it_is_higher(
+    warehouse, settings, classifier
+):
     dense = settings.model_copy(update={"rows_per_shard": 2})
     prepared = prepare(warehouse, dense)
 
-    assert local_shards(prepared, dense, 2) == dense.auto_shards(ROWS) == 5
+    assert shards_for_slots(prepared, dense, 2) == dense.auto_shards(ROWS) == 5
 
 
 def test_commit_lands_every_shard_once(warehouse, store, settings, classifier):

@@ -420,7 +420,7 @@ def test_local_runs_shard_per_process_once_each_gets_a_full_batch(
     assert shards_for_slots(prepared, settings, workers) == expected
 
 
-def test_shards_for_slots_keep_the_automatic_count_when_it_is_higher(
+def test_slot_shards_keep_the_automatic_count_when_it_is_higher(
     warehouse, settings, classifier
 ):
     dense = settings.model_copy(update={"rows_per_shard": 2})

@@ -254,15 +254,21 @@ class JobStore:
         high, after = _parse_page_token(page_token)
         need = limit + 1  # one more than asked tells whether a next page exists
         found: list[tuple[float, str, Job]] = []
+        skip = 0  # ties at the cursor's score, already listed, that the next read passes over
         while len(found) < need:
             num = need - len(found) + 16  # a few spare for ties with the page token's score
             rows = self._redis.zrevrangebyscore(
-                index, high, "-inf", start=0, num=num, withscores=True
+                index, high, "-inf", start=skip, num=num, withscores=True
             )
             exhausted = len(rows) < num
+            fetched = len(rows)
             rows = [(m, s) for m, s in rows if not (after and s == high and m >= after)]
             if not rows:
-                break
+                if exhausted:
+                    break
+                skip += fetched  # more listed ties than one read returns: read past them
+                continue
+            skip = 0
             for (member, score), view in zip(rows, self._views([m for m, _ in rows]), strict=True):
                 if view is None:  # an expired record: drop it from this index for good
                     self._redis.zrem(index, member)

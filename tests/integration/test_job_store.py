@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -107,6 +108,25 @@ def test_pages_through_the_index_with_a_cursor(jobs):
     assert jobs.page(owner="bob", kind=JobKind.REGISTRY_SYNC).jobs == []
     with pytest.raises(InvalidRequest, match="page token"):
         jobs.page(page_token="not-a-token")
+
+
+def test_jobs_recorded_in_the_same_microsecond_are_listed_once_each(jobs, monkeypatch):
+    # Submits on several API processes can share a score; the job id orders them.
+    clock = SimpleNamespace(time=lambda: 1_790_000_000.25)
+    with monkeypatch.context() as frozen:
+        frozen.setattr("mlsys.jobs.store.time", clock)
+        tied = [jobs.create(_new(n=i))[0].job_id for i in range(30)]
+    later = jobs.create(_new())[0].job_id
+
+    seen, cursor = [], None
+    while True:
+        page = jobs.page(owner="alice", limit=2, page_token=cursor)
+        seen += [j.job_id for j in page.jobs]
+        if page.next_page_token is None:
+            break
+        assert len(page.jobs) == 2
+        cursor = page.next_page_token
+    assert seen == [later, *sorted(tied, reverse=True)]
 
 
 def test_an_expired_record_leaves_its_index_when_listed(jobs, redis_client):

@@ -57,6 +57,27 @@ def test_wait_times_out_with_the_live_job_and_knows_no_unknown_job(jobs):
     assert jobs.wait(job.job_id, timeout=0.2, owner="bob") is None
 
 
+def test_a_wait_under_a_second_blocks_until_the_job_ends(jobs, redis_client):
+    job, _ = jobs.create(_new())
+    ended = []
+    waiter = threading.Thread(target=lambda: ended.append(jobs.wait(job.job_id, timeout=0.9)))
+    waiter.start()
+    while waiter.is_alive() and not redis_client.info("clients")["blocked_clients"]:
+        time.sleep(0.01)
+    assert jobs.succeed(job.job_id, {"rows_written": 1})
+    waiter.join(10)
+
+    assert [j.state for j in ended] == [JobState.SUCCEEDED]
+
+
+@pytest.mark.parametrize("timeout", [0, -1])
+def test_a_wait_of_no_time_answers_at_once(jobs, timeout):
+    job, _ = jobs.create(_new())
+
+    # Redis would read a zero timeout as "block forever".
+    assert jobs.wait(job.job_id, timeout=timeout).state == JobState.QUEUED
+
+
 def test_progress_is_the_best_attempt_of_each_shard_and_never_goes_back(jobs):
     job, _ = jobs.create(_new(rows_total=100))
     jobs.record_plan(job.job_id, [{"k": 0}, {"k": 1}], {}, 100)

@@ -55,6 +55,13 @@ def test_a_running_job_shows_its_shards_in_order_and_its_progress():
     }
 
 
+def test_a_shard_that_has_not_reported_shows_no_rows():
+    job = job_view(RECORD, UNITS, {"1": "200"})
+
+    assert [(s.index, s.rows_done) for s in job.shards] == [(0, 0), (1, 200)]
+    assert job.progress.rows_done == 200
+
+
 @pytest.mark.parametrize(
     ("state", "progress", "done", "percent"),
     [

@@ -5,6 +5,10 @@ a mutation tester)."""
 
 from __future__ import annotations
 
+import io
+import time
+
+import joblib
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -17,6 +21,7 @@ from mlsys.errors import (
     Cancelled,
     InvalidIdentifier,
     InvalidRequest,
+    MetadataPending,
     ProtectedTable,
     SchemaMismatch,
     TableNotEmpty,
@@ -37,6 +42,7 @@ from mlsys.predict import (
     run_shard,
     shards_for_slots,
 )
+from mlsys.prediction_stats import read_stats
 from mlsys.registry import sync_registry
 from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
@@ -420,9 +426,7 @@ def test_local_runs_shard_per_process_once_each_gets_a_full_batch(
     assert shards_for_slots(prepared, settings, workers) == expected
 
 
-def test_slot_shards_keep_the_automatic_count_when_it_is_higher(
-    warehouse, settings, classifier
-):
+def test_slot_shards_keep_the_automatic_count_when_it_is_higher(warehouse, settings, classifier):
     dense = settings.model_copy(update={"rows_per_shard": 2})
     prepared = prepare(warehouse, dense)
 
@@ -450,19 +454,18 @@ def test_commit_lands_every_shard_once(warehouse, store, settings, classifier):
 
 
 def run(warehouse, store, settings, job_id="job-1", **options):
-    callbacks = {
-        k: options.pop(k) for k in ("progress", "cancelled", "on_prepared") if k in options
-    }
-    return predict_table(
-        parse(settings, **options), warehouse, store, settings, job_id, **callbacks
-    )
+    run_options = ("progress", "cancelled", "on_prepared", "workers")
+    extra = {k: options.pop(k) for k in run_options if k in options}
+    return predict_table(parse(settings, **options), warehouse, store, settings, job_id, **extra)
 
 
 def test_a_run_reports_its_result_progress_and_prepared_job(warehouse, store, settings, classifier):
     done: list[int] = []
     prepared = []
 
+    before = time.monotonic()
     result = run(warehouse, store, settings, progress=done.append, on_prepared=prepared.append)
+    took = time.monotonic() - before
 
     assert done == [4, 4, 2]
     assert [p.rows_total for p in prepared] == [ROWS]
@@ -472,8 +475,10 @@ def test_a_run_reports_its_result_progress_and_prepared_job(warehouse, store, se
     assert result.model == "clf/v1"
     assert result.shards == 1
     assert result.already_committed is False
-    assert result.seconds >= 0
+    assert isinstance(result.seconds, float) and 0 < result.seconds <= round(took, 3) + 0.001
     assert result.monitoring is not None and result.monitoring["rows"] == ROWS
+    stats = read_stats(warehouse, settings, ENV, "clf", 1)
+    assert stats and {row["job_id"] for row in stats} == {"job-1"}
     assert warehouse.count_rows(OUTPUT) == ROWS
     assert not any(settings.staging_dir.rglob("*.parquet"))
 
@@ -499,3 +504,47 @@ def test_a_cancelled_run_writes_nothing(warehouse, store, settings, classifier, 
     assert sum(seen) == (BATCH_ROWS if when == "mid-stream" else ROWS)
     assert not warehouse.exists(OUTPUT)
     assert not any(settings.staging_dir.rglob("*.parquet"))
+
+
+def test_a_rerun_of_a_committed_job_adds_nothing(warehouse, store, settings, classifier):
+    first = run(warehouse, store, settings, "job-1")
+    again = run(warehouse, store, settings, "job-1")
+
+    assert (first.already_committed, again.already_committed) == (False, True)
+    assert again.rows_written == ROWS
+    assert warehouse.count_rows(OUTPUT) == ROWS
+
+
+@pytest.mark.parametrize(
+    ("options", "shards"),
+    [
+        ({}, 1),  # one process, automatic count: one shard
+        ({"shards": 2}, 2),  # the spec's count, run in this process
+        ({"workers": 2}, 2),  # one shard per pool process
+    ],
+    ids=["automatic", "spec", "pool"],
+)
+def test_a_run_splits_its_input_as_asked(warehouse, store, settings, classifier, options, shards):
+    rows = 5_000  # the embedded warehouse splits a snapshot in row groups of 2048 or more
+    warehouse.write(passengers(rows), INPUT, "WRITE_TRUNCATE")
+    settings = settings.model_copy(update={"batch_rows": 1_000})
+    done: list[int] = []
+
+    result = run(warehouse, store, settings, progress=done.append, **options)
+
+    assert (result.shards, result.rows_written, sum(done)) == (shards, rows, rows)
+    frame = warehouse.read_table(OUTPUT).to_pandas()
+    assert sorted(frame["PassengerId"]) == list(range(1, rows + 1))
+
+
+def test_a_model_saved_without_metadata_is_read_where_models_may_load(warehouse, store, settings):
+    # The seed's way: only model.pkl in the bucket; the API may not unpickle it, a run may.
+    buffer = io.BytesIO()
+    joblib.dump(ScriptedClassifier().fit(passengers()[FEATURES]), buffer)
+    store.write(settings.bucket_for(ENV), "bare/v1/model.pkl", buffer.getvalue())
+    sync_registry(warehouse, store, settings, ENV)
+
+    with pytest.raises(MetadataPending, match="bare/v1 was registered without metadata.json"):
+        prepare(warehouse, settings, model_name="bare")
+    result = run(warehouse, store, settings, model_name="bare", id_columns=["PassengerId"])
+    assert (result.model, result.rows_written) == ("bare/v1", ROWS)

@@ -1,10 +1,15 @@
 """The embedded warehouse: one DuckDB file, safe to share between processes.
 
 DuckDB lets one process at a time open a file for writing. The web app, every worker and beat
-use the same file, so each operation opens a connection for one short statement and retries
-with backoff while another process holds the lock. Long work stays outside the file: a job's
-input is snapshotted once to Parquet (shards read the snapshot, not the database), shards stage
-their output as Parquet files, and the commit is one short INSERT ... SELECT in a transaction.
+use the same file, so each operation opens a connection for one short statement. They queue for
+it on a lock file beside it (`{file}.lock`), polled every few milliseconds: retrying DuckDB's
+own open with backoff left a waiter asleep while the file was free (an API request waited
+seconds behind a busy worker), and each failed open costs milliseconds of CPU. A process that
+is not mlsys' (the DuckDB CLI) may still hold the file: that open is retried with backoff.
+
+Long work stays outside the file: a job's input is snapshotted once to Parquet (shards read the
+snapshot, not the database), shards stage their output as Parquet files, and the commit is one
+short INSERT ... SELECT in a transaction.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import math
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import filelock
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -127,6 +134,10 @@ class DuckDBWarehouse(Warehouse):
         self.default_project = default_project
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        # Per thread (each opens its own descriptor) and reset in a forked child.
+        self._queue = filelock.FileLock(
+            f"{self.path}.lock", poll_interval=0.002, preserve_lock_file=True
+        )
 
     @classmethod
     def from_url(cls, url: str, settings: Settings) -> DuckDBWarehouse:
@@ -176,19 +187,31 @@ class DuckDBWarehouse(Warehouse):
 
     @contextlib.contextmanager
     def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        started = time.monotonic()
         try:
-            con = _retry_on_lock(self.lock_wait)(duckdb.connect)(str(self.path), config=self.config)
-        except RetryError:
-            raise BackendUnavailable(
-                f"The warehouse file {self.path} stayed locked by another process for "
-                f"{self.lock_wait:.0f}s.",
-                hint="Another mlsys process holds it; retry, or raise MLSYS_DUCKDB_LOCK_WAIT.",
-            ) from None
+            self._queue.acquire(timeout=self.lock_wait)
+        except filelock.Timeout:
+            raise self._locked() from None
         try:
-            _sandbox(con, self._allowed_directories())
-            yield con
+            left = max(0.1, self.lock_wait - (time.monotonic() - started))
+            try:
+                con = _retry_on_lock(left)(duckdb.connect)(str(self.path), config=self.config)
+            except RetryError:
+                raise self._locked() from None
+            try:
+                _sandbox(con, self._allowed_directories())
+                yield con
+            finally:
+                con.close()
         finally:
-            con.close()
+            self._queue.release()
+
+    def _locked(self) -> BackendUnavailable:
+        return BackendUnavailable(
+            f"The warehouse file {self.path} stayed locked by another process for "
+            f"{self.lock_wait:.0f}s.",
+            hint="Another process holds it; retry, or raise MLSYS_DUCKDB_LOCK_WAIT.",
+        )
 
     def _allowed_directories(self) -> list[str]:
         """The only folders SQL may touch: job snapshots and staging (and DuckDB's spill)."""

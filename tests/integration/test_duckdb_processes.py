@@ -25,29 +25,47 @@ STAGE_ROWS = 10
 PROJECT = "mlsys-local"
 
 # One worker process: waits for the go file, then writes, reads, snapshots, stages, commits and
-# merges in a tight loop. It counts the lock conflicts it met (observing duckdb.connect only).
+# merges in a tight loop. It counts the lock conflicts it met: turns it waited for on the
+# warehouse's lock file, and failed DuckDB opens (there should be none: the queue comes first).
 WORKER = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
 
     import duckdb
+    import filelock
     import pandas as pd
     import pyarrow as pa
 
     real_connect = duckdb.connect
     conflicts = 0
+    failed_opens = 0
 
     def observed_connect(*args, **kwargs):
-        global conflicts
+        global failed_opens
         try:
             return real_connect(*args, **kwargs)
         except duckdb.IOException as error:
             if "lock" in str(error).lower():
-                conflicts += 1
+                failed_opens += 1
             raise
 
     duckdb.connect = observed_connect
+
+    class ObservedQueue:
+        def __init__(self, lock):
+            self.lock = lock
+
+        def acquire(self, timeout):
+            global conflicts
+            try:
+                return self.lock.acquire(blocking=False)
+            except filelock.Timeout:
+                conflicts += 1  # another process's call holds the file: wait for our turn
+            return self.lock.acquire(timeout=timeout)
+
+        def release(self):
+            self.lock.release()
 
     from mlsys.ids import TableId
     from mlsys.warehouse import JOB_ID_COLUMN, JobScope
@@ -57,6 +75,7 @@ WORKER = textwrap.dedent(
     writer, rounds = int(writer), int(rounds)
     write_rows, stage_rows = int(write_rows), int(stage_rows)
     wh = DuckDBWarehouse(Path(db), Path(staging), "mlsys-local")
+    wh._queue = ObservedQueue(wh._queue)
     shared = TableId("mlsys-local", "race", "shared")
     output = TableId("mlsys-local", "race", "output")
     registry = TableId("mlsys-local", "race", "registry")
@@ -96,8 +115,8 @@ WORKER = textwrap.dedent(
         row = pa.table({"writer": [writer], "round": [i], "value": [f"w{writer}r{i}"]})
         merged = wh.merge(registry, row, ["writer", "round"])
         assert (merged.inserted, merged.updated) == (1, 0)
-    print(json.dumps({"writer": writer, "conflicts": conflicts, "started": started,
-                      "finished": time.time()}), flush=True)
+    print(json.dumps({"writer": writer, "conflicts": conflicts, "failed_opens": failed_opens,
+                      "started": started, "finished": time.time()}), flush=True)
     """
 )
 
@@ -145,6 +164,7 @@ def test_processes_share_one_duckdb_file_without_losing_rows(tmp_path):
     # They really ran at the same time, and met each other's locks.
     assert max(r["started"] for r in results) < min(r["finished"] for r in results)
     assert sum(r["conflicts"] for r in results) > 0, results
+    assert sum(r["failed_opens"] for r in results) == 0, results
 
     wh = DuckDBWarehouse(db, tmp_path / "staging", PROJECT)
     shared = wh.query(
@@ -226,3 +246,62 @@ def test_a_held_lock_is_waited_for(tmp_path, monkeypatch):
             holder.kill()
     assert written == [3]  # ...and then wrote
     assert wh.count_rows(table) == 3
+
+
+def test_mlsys_processes_queue_on_the_lock_file_without_failed_opens(tmp_path, monkeypatch):
+    """Another mlsys process in the middle of a call holds the queue: a second one waits on the
+    lock file (no failed DuckDB open, no backoff sleep) and runs once the first lets go."""
+    db = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from pathlib import Path\n"
+            "from mlsys.warehouse.duckdb import DuckDBWarehouse\n"
+            "wh = DuckDBWarehouse(Path(sys.argv[1]), Path(sys.argv[2]), 'mlsys-local')\n"
+            "with wh.session():\n"
+            "    wh.query('SELECT 1')\n"
+            "    print('holding', flush=True)\n"
+            "    sys.stdin.readline()\n",
+            str(db),
+            str(tmp_path / "staging"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    failed_opens: list[BaseException] = []
+    real_connect = duckdb.connect
+
+    def observed_connect(*args, **kwargs):
+        try:
+            return real_connect(*args, **kwargs)
+        except duckdb.IOException as error:
+            failed_opens.append(error)
+            raise
+
+    monkeypatch.setattr(duckdb, "connect", observed_connect)
+    wh = DuckDBWarehouse(db, tmp_path / "staging", PROJECT)
+    table = TableId(PROJECT, "race", "queued")
+    written: list[int] = []
+    writer = threading.Thread(
+        target=lambda: written.append(wh.write(pd.DataFrame({"x": [1]}), table, "WRITE_APPEND"))
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        writer.start()
+        # The writer is queued behind the holder's call: it has not written, and it never
+        # tried DuckDB's file (it waits for its turn on the lock file).
+        writer.join(timeout=1.0)
+        assert writer.is_alive() and written == []
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=30) == 0
+        writer.join(timeout=60)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert written == [1]
+    assert failed_opens == []
+    assert (tmp_path / "warehouse.duckdb.lock").exists()

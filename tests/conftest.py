@@ -55,6 +55,25 @@ def settings(tmp_path, monkeypatch) -> Settings:
     return Settings(_env_file=None, MLSYS_HOME=str(home))
 
 
+@pytest.fixture
+def warehouse(settings):
+    """The embedded warehouse in this test's home, empty: a module's own `warehouse` fixture
+    asks for this one to fill it."""
+    from mlsys.warehouse import open_warehouse
+
+    warehouse = open_warehouse(settings=settings)
+    yield warehouse
+    warehouse.close()
+
+
+@pytest.fixture
+def store(settings):
+    """The model store (a folder) in this test's home."""
+    from mlsys.store import open_store
+
+    return open_store(settings=settings)
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> str:
     """A private redis-server for the whole test session."""

@@ -26,8 +26,6 @@ from mlsys.artifacts import save_model
 from mlsys.ids import TableId
 from mlsys.predict import PredictSpec, predict_table
 from mlsys.registry import sync_registry
-from mlsys.store import open_store
-from mlsys.warehouse import open_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -95,16 +93,9 @@ def settings(settings):
 
 
 @pytest.fixture
-def warehouse(settings):
-    wh = open_warehouse(settings=settings)
-    datasets.write_titanic(wh, INPUT, ROWS, seed=2)
-    yield wh
-    wh.close()
-
-
-@pytest.fixture
-def store(settings):
-    return open_store(settings=settings)
+def warehouse(warehouse):
+    datasets.write_titanic(warehouse, INPUT, ROWS, seed=2)
+    return warehouse
 
 
 @pytest.fixture

@@ -44,8 +44,6 @@ from mlsys.predict import (
 )
 from mlsys.prediction_stats import read_stats
 from mlsys.registry import sync_registry
-from mlsys.store import open_store
-from mlsys.warehouse import open_warehouse
 from tests.models import FEATURES, ScriptedClassifier
 
 pytestmark = pytest.mark.integration
@@ -81,16 +79,9 @@ def settings(settings):
 
 
 @pytest.fixture
-def warehouse(settings):
-    wh = open_warehouse(settings=settings)
-    wh.write(passengers(), INPUT, "WRITE_TRUNCATE")
-    yield wh
-    wh.close()
-
-
-@pytest.fixture
-def store(settings):
-    return open_store(settings=settings)
+def warehouse(warehouse):
+    warehouse.write(passengers(), INPUT, "WRITE_TRUNCATE")
+    return warehouse
 
 
 @pytest.fixture

@@ -24,8 +24,6 @@ from mlsys.registry import (
     set_alias,
     sync_registry,
 )
-from mlsys.store import open_store
-from mlsys.warehouse import open_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -46,18 +44,6 @@ def models(train):
         LogisticRegression(C=c, max_iter=1000).fit(train[NUMERIC], train["Survived"])
         for c in (0.01, 1.0, 100.0)
     ]
-
-
-@pytest.fixture
-def warehouse(settings):
-    wh = open_warehouse(settings=settings)
-    yield wh
-    wh.close()
-
-
-@pytest.fixture
-def store(settings):
-    return open_store(settings=settings)
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ from mlsys.artifacts import sha256_hex
 from mlsys.errors import InvalidRequest
 from mlsys.registry import read_registry, registry_table, sync_registry
 from mlsys.registry_listing import list_versions
-from mlsys.store import open_store
-from mlsys.warehouse import open_warehouse
 from tests.services import serve_wsgi
 from web import create_app
 
@@ -24,16 +22,8 @@ VERSIONS = {"alpha": 4, "beta": 9, "gamma": 3}
 
 
 @pytest.fixture
-def warehouse(settings):
-    wh = open_warehouse(settings=settings)
-    yield wh
-    wh.close()
-
-
-@pytest.fixture
-def registered(settings, warehouse):
+def registered(settings, warehouse, store):
     """16 versions of three models, synced."""
-    store = open_store(settings=settings)
     bucket = settings.bucket_for(ENV)
     meta = json.dumps({"features": ["a"], "target": "y", "sha256": sha256_hex(DATA)}).encode()
     for name, count in VERSIONS.items():

@@ -18,7 +18,6 @@ from tests.integration.trust_support import (
     PASSENGERS,
     PROJECT,
     assert_problem,
-    build_demo_home,
     serve_api,
 )
 from tests.services import free_port, repo_root
@@ -44,11 +43,6 @@ CROSS_SITE = [
     {"Origin": "http://evil.example"},
     {"Origin": "null"},
 ]
-
-
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory):
-    return build_demo_home(tmp_path_factory.mktemp("demo") / "home")
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from tests.integration.trust_support import (
     PASSENGERS,
     PROJECT,
     assert_problem,
-    build_demo_home,
+    bearer,
     serve_api,
 )
 from web.credentials import token_hash
@@ -29,11 +29,6 @@ PRINCIPALS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory):
-    return build_demo_home(tmp_path_factory.mktemp("demo") / "home")
-
-
 @pytest.fixture
 def api(tmp_path, demo_home, redis_url, redis_client):
     with serve_api(
@@ -46,10 +41,6 @@ def api(tmp_path, demo_home, redis_url, redis_client):
         yield api
 
 
-def _as(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def _submit(api, token: str, **extra) -> str:
     body = {
         "env": "dev",
@@ -59,13 +50,13 @@ def _submit(api, token: str, **extra) -> str:
         "model_version": "v1",
         **extra,
     }
-    response = api.call("POST", "/predict", json=body, headers=_as(token))
+    response = api.call("POST", "/predict", json=body, headers=bearer(token))
     assert response.status_code in (200, 202), response.text
     return response.json()["job_id"]
 
 
 def _list(api, token: str, **params) -> dict:
-    response = api.call("GET", "/jobs", params=params, headers=_as(token))
+    response = api.call("GET", "/jobs", params=params, headers=bearer(token))
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -73,23 +64,23 @@ def _list(api, token: str, **params) -> dict:
 def test_another_principals_job_is_not_found_and_cannot_be_cancelled(api):
     job_id = _submit(api, ALICE)
 
-    assert_problem(api.call("GET", f"/jobs/{job_id}", headers=_as(BOB)), 404, "no job")
-    assert_problem(api.call("DELETE", f"/jobs/{job_id}", headers=_as(BOB)), 404, "no job")
-    mine = api.call("GET", f"/jobs/{job_id}", headers=_as(ALICE)).json()
+    assert_problem(api.call("GET", f"/jobs/{job_id}", headers=bearer(BOB)), 404, "no job")
+    assert_problem(api.call("DELETE", f"/jobs/{job_id}", headers=bearer(BOB)), 404, "no job")
+    mine = api.call("GET", f"/jobs/{job_id}", headers=bearer(ALICE)).json()
     assert mine["state"] == "queued" and mine["principal"] == "alice"
-    assert api.call("GET", f"/jobs/{job_id}", headers=_as(ADMIN)).status_code == 200
+    assert api.call("GET", f"/jobs/{job_id}", headers=bearer(ADMIN)).status_code == 200
 
-    cancelled = api.call("DELETE", f"/jobs/{job_id}", headers=_as(ALICE))
+    cancelled = api.call("DELETE", f"/jobs/{job_id}", headers=bearer(ALICE))
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
 
 
 def test_an_admin_may_cancel_anyones_job(api):
     job_id = _submit(api, BOB)
 
-    cancelled = api.call("DELETE", f"/jobs/{job_id}", headers=_as(ADMIN))
+    cancelled = api.call("DELETE", f"/jobs/{job_id}", headers=bearer(ADMIN))
 
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
-    assert api.call("GET", f"/jobs/{job_id}", headers=_as(BOB)).json()["state"] == "cancelled"
+    assert api.call("GET", f"/jobs/{job_id}", headers=bearer(BOB)).json()["state"] == "cancelled"
 
 
 def test_idempotency_keys_are_per_principal(api):
@@ -105,7 +96,7 @@ def test_idempotency_keys_are_per_principal(api):
             "model_name": "titanic-survival",
             "model_version": "v1",
         },
-        headers={**_as(ALICE), "Idempotency-Key": "nightly-2024-06-10"},
+        headers={**bearer(ALICE), "Idempotency-Key": "nightly-2024-06-10"},
     )
 
     assert bobs != alices
@@ -129,13 +120,13 @@ def test_jobs_record_the_principal_name_and_never_the_token(api):
         stored.append(f"{key} {value}")
     assert any(job_id in entry for entry in stored)
     assert not [entry for entry in stored if ALICE in entry]
-    assert api.call("GET", f"/jobs/{job_id}", headers=_as(ALICE)).json()["principal"] == "alice"
+    assert api.call("GET", f"/jobs/{job_id}", headers=bearer(ALICE)).json()["principal"] == "alice"
 
 
 def test_listing_pages_through_the_callers_own_jobs(api):
     alices = [_submit(api, ALICE) for _ in range(5)]
     bobs = [_submit(api, BOB) for _ in range(2)]
-    api.call("DELETE", f"/jobs/{alices[1]}", headers=_as(ALICE))
+    api.call("DELETE", f"/jobs/{alices[1]}", headers=bearer(ALICE))
 
     seen, cursor, pages = [], None, 0
     while True:
@@ -155,5 +146,5 @@ def test_listing_pages_through_the_callers_own_jobs(api):
     assert cancelled["next_page_token"] is None
     assert _list(api, BOB, state="cancelled")["jobs"] == []
     for bad in ("nope", "12.", "1.xyz"):
-        response = api.call("GET", "/jobs", params={"page_token": bad}, headers=_as(ALICE))
+        response = api.call("GET", "/jobs", params={"page_token": bad}, headers=bearer(ALICE))
         assert_problem(response, 400, "page_token")

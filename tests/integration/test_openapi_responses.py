@@ -9,16 +9,11 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from mlsys.jobs import JobStore
-from tests.integration.trust_support import PASSENGERS, PROJECT, build_demo_home, serve_api
+from tests.integration.trust_support import PASSENGERS, PROJECT, serve_api
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "openapi-token-0123456789"
-
-
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory):
-    return build_demo_home(tmp_path_factory.mktemp("demo") / "home")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from tests.integration.trust_support import (
     PASSENGERS,
     PROJECT,
     assert_problem,
-    build_demo_home,
+    bearer,
     serve_api,
 )
 from web.credentials import token_hash
@@ -39,11 +39,6 @@ PRINCIPALS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory):
-    return build_demo_home(tmp_path_factory.mktemp("demo") / "home")
-
-
 @pytest.fixture
 def api(tmp_path, demo_home, redis_url, redis_client):
     with serve_api(
@@ -54,10 +49,6 @@ def api(tmp_path, demo_home, redis_url, redis_client):
         MLSYS_API_PRINCIPALS=json.dumps(PRINCIPALS),
     ) as api:
         yield api
-
-
-def _as(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _body(**overrides) -> dict:
@@ -74,14 +65,14 @@ def _body(**overrides) -> dict:
 
 def test_a_predict_principal_submits_with_either_of_its_tokens(api):
     for token in (SCORER, SCORER_NEXT):
-        response = api.call("POST", "/predict", json=_body(), headers=_as(token))
+        response = api.call("POST", "/predict", json=_body(), headers=bearer(token))
         assert response.status_code == 202, response.text
     assert len(api.queued()) == 2
 
 
 def test_write_truncate_needs_the_truncate_scope(api):
     response = api.call(
-        "POST", "/predict", json=_body(write_disposition="WRITE_TRUNCATE"), headers=_as(SCORER)
+        "POST", "/predict", json=_body(write_disposition="WRITE_TRUNCATE"), headers=bearer(SCORER)
     )
 
     assert_problem(response, 403, "'truncate' scope")
@@ -93,7 +84,7 @@ def test_datasets_outside_a_principals_globs_are_refused(api):
         (_body(output_table=f"{PROJECT}.finance.out"), "as output_table"),
         (_body(input_table=f"{PROJECT}.scores_daily.in"), "as input_table"),
     ):
-        assert_problem(api.call("POST", "/predict", json=body, headers=_as(SCORER)), 403, phrase)
+        assert_problem(api.call("POST", "/predict", json=body, headers=bearer(SCORER)), 403, phrase)
     assert api.queued() == [] and api.job_records() == []
 
 
@@ -107,26 +98,26 @@ def test_registry_routes_need_the_registry_scope(api):
         ),
     ]
     for method, path, kwargs in calls:
-        assert_problem(api.call(method, path, headers=_as(SCORER), **kwargs), 403, "'registry'")
+        assert_problem(api.call(method, path, headers=bearer(SCORER), **kwargs), 403, "'registry'")
     assert api.queued() == [] and api.job_records() == []
     assert all(not row["aliases"] or row["aliases"] == "[]" for row in api.registry_rows())
 
     api.settings.alias_wait_seconds = 0  # no worker here: the move stays a queued job
-    synced = api.call("POST", "/model-registry", json={"env": "dev"}, headers=_as(OPS))
-    moved = api.call("PUT", calls[1][1], headers=_as(OPS), **calls[1][2])
+    synced = api.call("POST", "/model-registry", json={"env": "dev"}, headers=bearer(OPS))
+    moved = api.call("PUT", calls[1][1], headers=bearer(OPS), **calls[1][2])
     assert synced.status_code == 202 and moved.status_code == 202, (synced.text, moved.text)
     assert len(api.job_records()) == 2  # the sync and the alias move, both queued
 
 
 def test_predict_needs_the_predict_scope(api):
-    response = api.call("POST", "/predict", json=_body(), headers=_as(OPS))
+    response = api.call("POST", "/predict", json=_body(), headers=bearer(OPS))
 
     assert_problem(response, 403, "'predict' scope")
     assert api.queued() == []
 
 
 def test_plain_tokens_keep_working_as_admin(api):
-    headers = _as(ADMIN)
+    headers = bearer(ADMIN)
     truncate = _body(output_table=f"{PROJECT}.finance.out", write_disposition="WRITE_TRUNCATE")
 
     assert api.call("POST", "/predict", json=truncate, headers=headers).status_code == 202

@@ -21,7 +21,6 @@ from tests.integration.trust_support import (
     PROJECT,
     REGISTRY,
     assert_problem,
-    build_demo_home,
     serve_api,
 )
 from tests.services import celery_worker
@@ -30,11 +29,6 @@ from worker.dispatch import send_unit
 pytestmark = pytest.mark.integration
 
 TOKEN = "protected-tables-token-0123"
-
-
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory):
-    return build_demo_home(tmp_path_factory.mktemp("demo") / "home")
 
 
 @pytest.fixture

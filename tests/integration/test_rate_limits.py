@@ -15,7 +15,7 @@ from tests.integration.trust_support import (
     PASSENGERS,
     PROJECT,
     assert_problem,
-    build_demo_home,
+    bearer,
     serve_api,
 )
 from web.credentials import token_hash
@@ -37,11 +37,6 @@ BODY = {
 }
 
 
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory):
-    return build_demo_home(tmp_path_factory.mktemp("demo") / "home")
-
-
 @pytest.fixture
 def api(tmp_path, demo_home, redis_url, redis_client):
     with serve_api(
@@ -54,12 +49,8 @@ def api(tmp_path, demo_home, redis_url, redis_client):
         yield api
 
 
-def _as(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def test_submits_over_the_budget_are_429_with_retry_after(api):
-    noisy = _as(NOISY)
+    noisy = bearer(NOISY)
     accepted = [
         api.call("POST", "/predict", json=BODY, headers=noisy),
         api.call("POST", "/model-registry", json={"env": "dev"}, headers=noisy),
@@ -74,4 +65,4 @@ def test_submits_over_the_budget_are_429_with_retry_after(api):
     assert len(api.queued()) == 3 and len(api.job_records()) == 3
     # Reading is not limited, and another principal has its own budget.
     assert api.call("GET", "/jobs", headers=noisy).status_code == 200
-    assert api.call("POST", "/predict", json=BODY, headers=_as(QUIET)).status_code == 202
+    assert api.call("POST", "/predict", json=BODY, headers=bearer(QUIET)).status_code == 202

@@ -24,7 +24,6 @@ from tests.integration.trust_support import (
     PASSENGERS,
     PROJECT,
     assert_problem,
-    build_demo_home,
     serve_api,
 )
 from tests.services import celery_worker
@@ -105,11 +104,6 @@ def plant(warehouse, store, settings, marker) -> dict[str, dict]:
     table = pa.Table.from_pylist(list(rows.values()), schema=SCHEMA)
     warehouse.merge(registry_table(settings, "dev"), table, KEYS)
     return rows
-
-
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory):
-    return build_demo_home(tmp_path_factory.mktemp("demo") / "home")
 
 
 @pytest.fixture

@@ -81,12 +81,17 @@ def serve_api(
     celery = create_celery(settings)
     app = create_app({"SETTINGS": settings, "CELERY_APP": celery})
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = bearer(token) if token else {}
     try:
         with serve_wsgi(app) as url:
             yield Api(url, settings, client, headers)
     finally:
         celery.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The headers that authenticate a request with `token`."""
+    return {"Authorization": f"Bearer {token}"}
 
 
 def assert_problem(response: requests.Response, status: int, *phrases: str) -> dict:

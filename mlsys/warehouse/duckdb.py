@@ -134,10 +134,7 @@ class DuckDBWarehouse(Warehouse):
         self.default_project = default_project
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        # Per thread (each opens its own descriptor) and reset in a forked child.
-        self._queue = filelock.FileLock(
-            f"{self.path}.lock", poll_interval=0.002, preserve_lock_file=True
-        )
+        self._queues: dict[int, filelock.FileLock] = {}
 
     @classmethod
     def from_url(cls, url: str, settings: Settings) -> DuckDBWarehouse:
@@ -185,11 +182,25 @@ class DuckDBWarehouse(Warehouse):
         with self._open() as con:
             yield con
 
+    @property
+    def _queue(self) -> filelock.FileLock:
+        """This process's place in the queue for the file: one descriptor per thread, and a
+        new lock in a forked child (a pool process must not share its parent's)."""
+        pid = os.getpid()
+        queue = self._queues.get(pid)
+        if queue is None:
+            queue = filelock.FileLock(
+                f"{self.path}.lock", poll_interval=0.002, preserve_lock_file=True
+            )
+            self._queues = {pid: queue}
+        return queue
+
     @contextlib.contextmanager
     def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
         started = time.monotonic()
+        queue = self._queue
         try:
-            self._queue.acquire(timeout=self.lock_wait)
+            queue.acquire(timeout=self.lock_wait)
         except filelock.Timeout:
             raise self._locked() from None
         try:
@@ -204,7 +215,7 @@ class DuckDBWarehouse(Warehouse):
             finally:
                 con.close()
         finally:
-            self._queue.release()
+            queue.release()
 
     def _locked(self) -> BackendUnavailable:
         return BackendUnavailable(

@@ -29,7 +29,7 @@ PROJECT = "mlsys-local"
 # warehouse's lock file, and failed DuckDB opens (there should be none: the queue comes first).
 WORKER = textwrap.dedent(
     """
-    import json, sys, time
+    import json, os, sys, time
     from pathlib import Path
 
     import duckdb
@@ -75,7 +75,7 @@ WORKER = textwrap.dedent(
     writer, rounds = int(writer), int(rounds)
     write_rows, stage_rows = int(write_rows), int(stage_rows)
     wh = DuckDBWarehouse(Path(db), Path(staging), "mlsys-local")
-    wh._queue = ObservedQueue(wh._queue)
+    wh._queues = {os.getpid(): ObservedQueue(wh._queue)}
     shared = TableId("mlsys-local", "race", "shared")
     output = TableId("mlsys-local", "race", "output")
     registry = TableId("mlsys-local", "race", "registry")

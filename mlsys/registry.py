@@ -136,8 +136,17 @@ def read_registry(warehouse: Warehouse, settings: Settings, env: str) -> list[Re
     table = registry_table(settings, env)
     if not warehouse.exists(table):
         return []
+    entries = trusted_entries(warehouse.read_table(table).to_pylist(), settings, env, table)
+    return sorted(entries, key=lambda e: (e.model_name, e.model_version))
+
+
+def trusted_entries(
+    rows: list[dict[str, Any]], settings: Settings, env: str, table: object
+) -> list[RegistryEntry]:
+    """The registry rows that may be loaded, as entries; any other is skipped with a warning
+    (see `untrusted_reason`)."""
     entries = []
-    for row in warehouse.read_table(table).to_pylist():
+    for row in rows:
         try:
             entry = RegistryEntry.from_row(row)
             reason = untrusted_reason(entry, settings, env)
@@ -147,7 +156,7 @@ def read_registry(warehouse: Warehouse, settings: Settings, env: str) -> list[Re
             log.warning("registry %s: skipping a row that is never loaded: %s", table, reason)
             continue
         entries.append(entry)
-    return sorted(entries, key=lambda e: (e.model_name, e.model_version))
+    return entries
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -11,17 +11,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 import re
 from dataclasses import dataclass
 
 from mlsys.errors import InvalidRequest, MlsysError
 from mlsys.ids import check_model_name
-from mlsys.registry import RegistryEntry, registry_table, untrusted_reason
+from mlsys.registry import RegistryEntry, registry_table, trusted_entries
 from mlsys.settings import Settings
 from mlsys.warehouse.base import Warehouse
-
-log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 1000
 _ENV = re.compile(r"[a-z][a-z0-9_-]{0,63}")
@@ -103,17 +100,7 @@ def list_versions(
         rows = warehouse.query_arrow(sql).to_pylist()
     more = len(rows) > page_size
     rows = rows[:page_size]
-    entries = []
-    for row in rows:
-        try:
-            entry = RegistryEntry.from_row(row)
-            reason = untrusted_reason(entry, settings, env)
-        except (KeyError, TypeError, ValueError) as error:
-            reason = f"malformed row ({type(error).__name__}: {error})"
-        if reason is not None:
-            log.warning("registry %s: skipping a row that is never loaded: %s", table, reason)
-            continue
-        entries.append(entry)
+    entries = trusted_entries(rows, settings, env, table)
     last = rows[-1] if rows else None
     token = encode_token(last["model_name"], int(last["model_version"])) if more and last else None
     return VersionPage(entries, token)

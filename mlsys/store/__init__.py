@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mlsys.errors import InvalidRequest
 from mlsys.settings import Settings, get_settings
 from mlsys.store.base import BlobInfo, ModelStore
+from mlsys.urls import by_scheme
 
 __all__ = ["BlobInfo", "ModelStore", "open_store"]
 
@@ -28,12 +28,5 @@ def open_store(url: str | None = None, settings: Settings | None = None) -> Mode
     """The model store at `url` (default: settings' MLSYS_MODEL_STORE)."""
     settings = settings or get_settings()
     url = url or settings.model_store
-    scheme = url.split("://", 1)[0] if "://" in url else ""
-    try:
-        opener = _BACKENDS[scheme]
-    except KeyError:
-        raise InvalidRequest(
-            f"Unknown model store URL {url!r}.",
-            hint=f"MLSYS_MODEL_STORE takes one of: {', '.join(f'{k}://' for k in _BACKENDS)}.",
-        ) from None
+    opener = by_scheme(url, _BACKENDS, "model store", "MLSYS_MODEL_STORE")
     return opener(url, settings)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mlsys.errors import InvalidRequest
 from mlsys.settings import Settings, get_settings
+from mlsys.urls import by_scheme
 from mlsys.warehouse.base import (
     JOB_ID_COLUMN,
     CommitResult,
@@ -49,12 +49,5 @@ def open_warehouse(url: str | None = None, settings: Settings | None = None) -> 
     """The warehouse at `url` (default: settings' MLSYS_WAREHOUSE)."""
     settings = settings or get_settings()
     url = url or settings.warehouse
-    scheme = url.split("://", 1)[0] if "://" in url else ""
-    try:
-        opener = _BACKENDS[scheme]
-    except KeyError:
-        raise InvalidRequest(
-            f"Unknown warehouse URL {url!r}.",
-            hint=f"MLSYS_WAREHOUSE takes one of: {', '.join(f'{k}://' for k in _BACKENDS)}.",
-        ) from None
+    opener = by_scheme(url, _BACKENDS, "warehouse", "MLSYS_WAREHOUSE")
     return opener(url, settings)

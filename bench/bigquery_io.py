@@ -37,6 +37,7 @@ from google.cloud.bigquery_storage_v1.services.big_query_read.transports import 
 )
 
 from mlsys import datasets
+from mlsys.commit import commit_output
 from mlsys.ids import TableId
 from mlsys.settings import Settings
 from mlsys.warehouse import JOB_ID_COLUMN, JobScope
@@ -143,7 +144,7 @@ def main() -> None:
             target = source.with_table(f"out_{uuid.uuid4().hex[:8]}")
             started = time.perf_counter()
             rows = _stage_all(wh, scope, data, streams)
-            wh.commit(scope, target, streams, "WRITE_APPEND")
+            commit_output(wh, scope, target, streams, "WRITE_APPEND")
             took = time.perf_counter() - started
             wh.discard(scope)
             print(f"{'write':<7}{streams:>8}{rows:>12,}{took:>9.2f}{rows / took:>12,.0f}")
@@ -161,8 +162,8 @@ def main() -> None:
             )
             schema = data.schema.append(pa.field(JOB_ID_COLUMN, pa.string()))
             wh.stage(scope, index, batches, schema)
-        result = wh.commit(scope, source.with_table(f"job_{uuid.uuid4().hex[:8]}"),
-                           len(plan.shards), "WRITE_APPEND")  # fmt: skip
+        output = source.with_table(f"job_{uuid.uuid4().hex[:8]}")
+        result = commit_output(wh, scope, output, len(plan.shards), "WRITE_APPEND")
         wh.discard(scope)
         print(f"\nround trips of one {result.rows:,}-row job, {len(plan.shards)} shards "
               f"(plan, read, stage, commit, discard):")  # fmt: skip

@@ -20,7 +20,8 @@ import pyarrow as pa
 
 from mlsys import labels
 from mlsys.artifacts import MODEL_CACHE, load_verified, warn_on_version_drift
-from mlsys.errors import Cancelled, InvalidRequest, SchemaMismatch, TableNotEmpty
+from mlsys.commit import check_output, commit_output
+from mlsys.errors import Cancelled, InvalidRequest, SchemaMismatch
 from mlsys.ids import ModelRef, TableId, check_column
 from mlsys.incremental import Mode, check_keys, check_mode, exclusion
 from mlsys.output_columns import default_id_columns
@@ -271,20 +272,9 @@ def _prepare(
 
 
 def _check_output(warehouse: Warehouse, spec: PredictSpec, schema: pa.Schema) -> None:
-    if spec.write_disposition == "WRITE_TRUNCATE" or not warehouse.exists(spec.output_table):
-        return
-    existing = warehouse.schema(spec.output_table)
-    if set(existing.names) != set(schema.names):
-        raise SchemaMismatch(
-            f"Output table {spec.output_table} exists with columns {existing.names}, but "
-            f"{spec.model.name} writes {schema.names}.",
-            hint="Choose a new output table, or write_disposition WRITE_TRUNCATE to replace it.",
-        )
-    if spec.write_disposition == "WRITE_EMPTY" and warehouse.count_rows(spec.output_table):
-        raise TableNotEmpty(
-            f"Output table {spec.output_table} has rows and write_disposition is WRITE_EMPTY.",
-            hint="Use WRITE_APPEND or WRITE_TRUNCATE, or another table.",
-        )
+    check_output(
+        warehouse, spec.output_table, schema.names, spec.write_disposition, spec.model.name
+    )
 
 
 def plan_shards(
@@ -435,7 +425,8 @@ def commit_job(
     settings: Settings | None = None,
 ) -> tuple[int, bool]:
     _input, output = job_tables(prepared, settings or get_settings())
-    result = warehouse.commit(
+    result = commit_output(
+        warehouse,
         JobScope(job_id, prepared.env),
         output,
         shard_count,

@@ -82,6 +82,67 @@ class CommitResult:
 
 
 @dataclass(frozen=True)
+class StagedRows:
+    """What a job staged: its columns and rows, or the shards it has not staged."""
+
+    columns: list[str]
+    rows: int
+    missing: list[int] = field(default_factory=list)
+
+
+#: How an append stays harmless when repeated: insert only while no row of the job is in the
+#: target ("job", WRITE_APPEND), or only while the target has no row at all ("empty").
+AppendGuard = Literal["job", "empty"]
+
+
+class OutputLanding(ABC):
+    """The primitives of a commit, for one job's staged output and one output table. The rules
+    (which disposition does what, when a job counts as landed) are `mlsys.commit`'s."""
+
+    @abstractmethod
+    def columns(self) -> list[str] | None:
+        """The output table's columns; None when it does not exist."""
+
+    @abstractmethod
+    def landed(self) -> int:
+        """Rows of this job already in the (existing) output table; 0 when none."""
+
+    @abstractmethod
+    def row_count(self) -> int:
+        """Rows of the (existing) output table."""
+
+    @abstractmethod
+    def staged(self) -> StagedRows:
+        """The job's staged output; `missing` lists the shards that staged nothing."""
+
+    @abstractmethod
+    def create_from_staged(self) -> bool:
+        """Create the output table holding the staged rows.
+
+        Returns:
+            False when another writer created the table meanwhile (nothing was written).
+        """
+
+    @abstractmethod
+    def replace_with_staged(self) -> None:
+        """Replace every row of the output table with the staged rows, atomically.
+
+        Raises:
+            SchemaMismatch: the table's layout cannot hold the staged rows.
+        """
+
+    @abstractmethod
+    def append_staged(self, guard: AppendGuard) -> int:
+        """Insert the staged rows while `guard` holds.
+
+        Returns:
+            Rows inserted (0 when the guard did not hold).
+        Raises:
+            SchemaMismatch: staged columns the table lacks, or of other types.
+        """
+
+
+@dataclass(frozen=True)
 class MergeResult:
     inserted: int
     updated: int
@@ -195,22 +256,13 @@ class Warehouse(ABC):
         """Shard indexes whose staging is complete."""
 
     @abstractmethod
-    def commit(
-        self,
-        scope: JobScope,
-        target: TableId,
-        shard_count: int,
-        disposition: WriteDisposition,
-    ) -> CommitResult:
-        """Land the staged output of all shards in `target` in one atomic step.
-
-        Idempotent: when rows tagged with this job's id are already in `target`, nothing is
-        written and `already_committed` is true. Creates `target` when it does not exist.
-
-        Raises:
-            InvalidRequest: a shard's staging is missing.
-            TableNotEmpty: WRITE_EMPTY and the target has rows.
-        """
+    def landing(
+        self, scope: JobScope, target: TableId, shard_count: int
+    ) -> contextlib.AbstractContextManager[OutputLanding]:
+        """Meet the job's staged output (of `shard_count` shards) with its output table, for
+        `mlsys.commit` to land it. Everything done through the landing is one atomic step where
+        the backend has transactions (DuckDB: committed when the block ends, rolled back when
+        it raises); elsewhere each step is atomic by itself and `append_staged` is guarded."""
 
     @abstractmethod
     def discard(self, scope: JobScope) -> None:

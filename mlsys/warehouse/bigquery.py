@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import datetime as dt
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,15 +49,18 @@ from mlsys.warehouse import bq_retry, bq_sql
 from mlsys.warehouse.base import (
     JobScope,
     KeyExclusion,
+    MergeResult,
+    OutputLanding,
     ReadPlan,
     Warehouse,
     WriteDisposition,
     check_disposition,
 )
 from mlsys.warehouse.batches import rebatch
-from mlsys.warehouse.bq_output import StagedOutput, TableExists, snapshot_name
+from mlsys.warehouse.bq_output import StagedOutput, TableExists
 from mlsys.warehouse.bq_retry import Backoff, is_transient
 from mlsys.warehouse.bq_schema import (
+    api_fields,
     arrow_schema,
     bq_fields,
     check_append,
@@ -88,59 +92,39 @@ STORAGE_EMULATOR_ENV = "BIGQUERY_STORAGE_EMULATOR_HOST"
 STAGING_TTL = dt.timedelta(days=2)
 
 
-class BigQueryWarehouse(StagedOutput, Warehouse):
-    """Tables in BigQuery; mlsys' own tables (staging, registry) in `{project}.mlsys_{env}`."""
-
-    scheme = "bigquery"
+class BigQueryTables:
+    """The client side of BigQuery: the clients (rebuilt after a fork), retries, and the table
+    and job primitives the warehouse and its job output (`bq_output`) are written against, each
+    mapping what the client raises to `mlsys.errors`."""
 
     def __init__(
         self,
         project: str,
-        settings: Settings | None = None,
-        client: Any = None,
-        read_client: Any = None,
-        staging_ttl: dt.timedelta = STAGING_TTL,
-        retry_timeout: float = 600.0,
-        emulated: bool | None = None,
+        location: str | None,
+        client: Any,
+        read_client: Any,
+        staging_ttl: dt.timedelta,
+        retry_timeout: float,
+        emulated: bool,
     ) -> None:
-        """
-        Args:
-            project: project that runs (and pays for) jobs.
-            client: a `bigquery.Client` (tests inject one); default: Application Default
-                Credentials, or anonymous against BIGQUERY_EMULATOR_HOST.
-            read_client: a `bigquery_storage.BigQueryReadClient`; default likewise, or an
-                insecure channel to BIGQUERY_STORAGE_EMULATOR_HOST.
-            staging_ttl: expiration of staging tables, so abandoned staging disappears.
-            retry_timeout: seconds transient API errors are retried (with backoff) before
-                BackendUnavailable.
-            emulated: work around what bqemulator lacks (query results through the Storage
-                Read API, DML statistics); default: whether BIGQUERY_EMULATOR_HOST is set.
-        """
-        self.project = self.default_project = project
-        self.settings = settings or get_settings()
-        self.location = self.settings.bq_location
+        self.project = project
+        self.location = location
         self.staging_ttl = staging_ttl
-        self.spool_bytes = self.settings.spool_bytes
+        self.emulated = emulated
         self._given = (client, read_client)
         self._client, self._read_client = client, read_client
         self._pid = os.getpid()
         self._datasets: set[tuple[str, str]] = set()
-        self._retry = bigquery.DEFAULT_RETRY.with_timeout(retry_timeout)
+        #: The client's retry of API calls (transient errors, with backoff).
+        self.retry = bigquery.DEFAULT_RETRY.with_timeout(retry_timeout)
         # Jobs that fail with a transient reason (the client's own retry covers API calls,
         # not a job whose errorResult says jobRateLimitExceeded, quotaExceeded, ...).
         self._backoff = Backoff(deadline=retry_timeout)
-        self._sleep = time.sleep
-        self.emulated = bool(os.environ.get(REST_EMULATOR_ENV)) if emulated is None else emulated
+        self.sleep = time.sleep
 
-    @classmethod
-    def from_url(cls, url: str, settings: Settings | None = None) -> BigQueryWarehouse:
-        """Open `bigquery://PROJECT` (`bigquery://` alone: GCP_PROJECT_ID)."""
-        settings = settings or get_settings()
-        project = url.split("://", 1)[1].strip("/") or settings.gcp_project_id
-        TableId(project, "d", "t")  # validates the project id
-        return cls(project, settings)
-
-    # --- clients ----------------------------------------------------------------------------
+    def retried(self, attempt: Callable[[], Any], what: str) -> Any:
+        """`attempt()`, again with backoff while it fails with a transient reason."""
+        return self._backoff.call(attempt, transient, what, self.sleep)
 
     def _fresh(self) -> None:
         # gRPC channels and HTTP sessions do not survive fork(): a forked worker builds its own.
@@ -191,9 +175,7 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
             self._client.close()
         self._client, self._read_client = self._given
 
-    # --- reading -------------------------------------------------------------------------
-
-    def _run(self, sql: str, params: dict[str, Any] | None = None, what: str = "Query") -> Any:
+    def run(self, sql: str, params: dict[str, Any] | None = None, what: str = "Query") -> Any:
         """Run one query job to completion; `params` are query parameters (str: STRING,
         datetime: TIMESTAMP)."""
         config = bigquery.QueryJobConfig(
@@ -201,17 +183,211 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
         )
 
         def attempt() -> Any:
-            job = self.client.query(sql, job_config=config, retry=self._retry)
-            job.result(retry=self._retry)
+            job = self.client.query(sql, job_config=config, retry=self.retry)
+            job.result(retry=self.retry)
             return job
 
         with translated(what):
-            return self._backoff.call(attempt, transient, what, self._sleep)
+            return self.retried(attempt, what)
 
-    def _scalar(self, sql: str, params: dict[str, Any] | None = None) -> int:
+    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> int:
         with translated("Query"):
-            rows = list(self._run(sql, params).result())
+            rows = list(self.run(sql, params).result())
         return int(rows[0][0]) if rows else 0
+
+    def get(self, table: TableId) -> Any:
+        with translated(f"Table {table}"):
+            return self.client.get_table(str(table), retry=self.retry)
+
+    def get_or_none(self, table: TableId) -> Any:
+        with translated(f"Table {table}"):
+            try:
+                return self.client.get_table(str(table), retry=self.retry)
+            except gexc.NotFound:
+                return None
+
+    def rows(self, meta: Any) -> int:
+        if meta.table_type == "TABLE" and meta.num_rows is not None and not self.emulated:
+            return int(meta.num_rows)  # kept exact by load jobs and DML; no query needed
+        # Views have no row count, and bqemulator does not update it after DML.
+        return self.scalar(bq_sql.count_rows(_id(meta)))
+
+    def ensure_dataset(self, project: str, dataset: str) -> None:
+        if (project, dataset) in self._datasets:
+            return
+        with translated(f"Dataset {project}.{dataset}"):
+            try:
+                self.client.get_dataset(f"{project}.{dataset}", retry=self.retry)
+            except gexc.NotFound:
+                ds = bigquery.Dataset(f"{project}.{dataset}")
+                if self.location:
+                    ds.location = self.location
+                try:
+                    self.client.create_dataset(ds, exists_ok=True, retry=self.retry)
+                except gexc.Forbidden as exc:
+                    # On Google Cloud mlsys creates no dataset (no project-wide role).
+                    raise TableNotFound(
+                        f"Dataset {project}.{dataset} does not exist.",
+                        hint=f"Create it in location {self.location or 'US'} (where mlsys_{{env}} "
+                        "is) and list it in output_datasets (infra/envs/{env}/config.auto.tfvars).",
+                    ) from exc
+        self._datasets.add((project, dataset))
+
+    def load(
+        self, source: Any, table: TableId, fields: list[dict], disposition: str, like: Any = None
+    ) -> None:
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            schema=[bigquery.SchemaField.from_api_repr(f) for f in fields],
+            write_disposition=disposition,
+            create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
+        )
+        if like is not None:
+            # WRITE_TRUNCATE of a partitioned or clustered table must state the same spec
+            # ("Incompatible table partitioning specification" otherwise); it keeps both.
+            config.time_partitioning = like.time_partitioning
+            config.range_partitioning = like.range_partitioning
+            config.clustering_fields = like.clustering_fields
+        config.parquet_options = bigquery.ParquetOptions()
+        config.parquet_options.enable_list_inference = True
+        start = source.tell()
+
+        def attempt() -> None:
+            source.seek(start)  # a retried load sends the file again, from its start
+            # No size given: a resumable upload, one request per 100 MiB chunk.
+            job = self.client.load_table_from_file(
+                source, str(table), job_config=config, location=self.location
+            )
+            job.result(retry=self.retry)
+
+        with translated(f"Loading into {table}"):
+            self.retried(attempt, f"Loading into {table}")
+
+    def write_arrow(
+        self, data: pa.Table, table: TableId, fields: list, disposition: str, like: Any = None
+    ) -> None:
+        if data.num_rows == 0:
+            # An empty Parquet file is not a valid load source everywhere: create the table.
+            if disposition == "WRITE_TRUNCATE":
+                self.drop(table)
+            self.create(table, fields, exists_ok=True)
+            return
+        with tempfile.TemporaryFile(suffix=".parquet") as spool:
+            pq.write_table(data, spool)
+            spool.seek(0)
+            self.load(spool, table, fields, disposition, like)
+
+    def create(self, table: TableId, fields: list, exists_ok: bool, expires: bool = False) -> Any:
+        meta = bigquery.Table(str(table), [bigquery.SchemaField.from_api_repr(f) for f in fields])
+        if expires:
+            meta.expires = dt.datetime.now(dt.UTC) + self.staging_ttl
+        with translated(f"Creating {table}"):
+            return self.client.create_table(meta, exists_ok=exists_ok, retry=self.retry)
+
+    def expire(self, table: TableId) -> None:
+        """Let `table` expire after `staging_ttl` (after a load job, which creates it)."""
+        meta = bigquery.Table(str(table))
+        meta.expires = dt.datetime.now(dt.UTC) + self.staging_ttl
+        with translated(f"Setting the expiration of {table}"):
+            self.client.update_table(meta, ["expires"], retry=self.retry)
+
+    def copy(self, source: TableId, target: TableId) -> None:
+        """Replace `target` with a copy of `source` (one copy job: atomic)."""
+        config = bigquery.CopyJobConfig(write_disposition="WRITE_TRUNCATE")
+
+        def attempt() -> None:
+            job = self.client.copy_table(
+                str(source), str(target), job_config=config, location=self.location
+            )
+            job.result(retry=self.retry)
+
+        with translated(f"Copying {source} to {target}"):
+            self.retried(attempt, f"Copying {source}")
+
+    def drop(self, table: TableId) -> None:
+        with translated(f"Dropping {table}"):
+            self.client.delete_table(str(table), not_found_ok=True, retry=self.retry)
+
+    def list(self, project: str, dataset: str) -> list[TableId]:
+        """Tables of a dataset; a missing dataset has none."""
+        with translated(f"Listing {project}.{dataset}"):
+            try:
+                listed = list(self.client.list_tables(f"{project}.{dataset}", retry=self.retry))
+            except gexc.NotFound:
+                return []
+        return [TableId(t.project, t.dataset_id, t.table_id) for t in listed]
+
+
+class BigQueryWarehouse(Warehouse):
+    """Tables in BigQuery; mlsys' own tables (staging, registry) in `{project}.mlsys_{env}`."""
+
+    scheme = "bigquery"
+
+    def __init__(
+        self,
+        project: str,
+        settings: Settings | None = None,
+        client: Any = None,
+        read_client: Any = None,
+        staging_ttl: dt.timedelta = STAGING_TTL,
+        retry_timeout: float = 600.0,
+        emulated: bool | None = None,
+    ) -> None:
+        """
+        Args:
+            project: project that runs (and pays for) jobs.
+            client: a `bigquery.Client` (tests inject one); default: Application Default
+                Credentials, or anonymous against BIGQUERY_EMULATOR_HOST.
+            read_client: a `bigquery_storage.BigQueryReadClient`; default likewise, or an
+                insecure channel to BIGQUERY_STORAGE_EMULATOR_HOST.
+            staging_ttl: expiration of staging tables, so abandoned staging disappears.
+            retry_timeout: seconds transient API errors are retried (with backoff) before
+                BackendUnavailable.
+            emulated: work around what bqemulator lacks (query results through the Storage
+                Read API, DML statistics); default: whether BIGQUERY_EMULATOR_HOST is set.
+        """
+        self.project = self.default_project = project
+        self.settings = settings or get_settings()
+        if emulated is None:
+            emulated = bool(os.environ.get(REST_EMULATOR_ENV))
+        self.tables = BigQueryTables(
+            project,
+            self.settings.bq_location,
+            client,
+            read_client,
+            staging_ttl,
+            retry_timeout,
+            emulated,
+        )
+        self.output = StagedOutput(self.tables, self.settings)
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings | None = None) -> BigQueryWarehouse:
+        """Open `bigquery://PROJECT` (`bigquery://` alone: GCP_PROJECT_ID)."""
+        settings = settings or get_settings()
+        project = url.split("://", 1)[1].strip("/") or settings.gcp_project_id
+        TableId(project, "d", "t")  # validates the project id
+        return cls(project, settings)
+
+    @property
+    def client(self) -> Any:
+        """The `bigquery.Client` (for what the warehouse does not wrap)."""
+        return self.tables.client
+
+    @property
+    def read_client(self) -> Any:
+        """The `bigquery_storage.BigQueryReadClient`."""
+        return self.tables.read_client
+
+    @property
+    def emulated(self) -> bool:
+        return self.tables.emulated
+
+    def close(self) -> None:
+        """Release connections (clients this object made)."""
+        self.tables.close()
+
+    # --- reading -------------------------------------------------------------------------
 
     def query(self, sql: str) -> pd.DataFrame:
         """Run BigQuery SQL and return the result.
@@ -221,38 +397,23 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
             InvalidRequest: the SQL does not parse or run.
         """
         with translated("Query"):
-            job = self._run(sql)
+            job = self.tables.run(sql)
             # Large results come through the Storage Read API; small ones over REST.
-            storage = None if self.emulated else self.read_client
+            storage = None if self.emulated else self.tables.read_client
             table = job.to_arrow(bqstorage_client=storage, create_bqstorage_client=False)
         return table.to_pandas()
 
-    def _table(self, table: TableId) -> Any:
-        with translated(f"Table {table}"):
-            return self.client.get_table(str(table), retry=self._retry)
-
     def exists(self, table: TableId) -> bool:
         """Whether the table exists."""
-        with translated(f"Table {table}"):
-            try:
-                self.client.get_table(str(table), retry=self._retry)
-            except gexc.NotFound:
-                return False
-        return True
+        return self.tables.get_or_none(table) is not None
 
     def schema(self, table: TableId) -> pa.Schema:
         """Arrow schema of the table. Raises TableNotFound."""
-        return arrow_schema([f.to_api_repr() for f in self._table(table).schema])
+        return arrow_schema(api_fields(self.tables.get(table)))
 
     def count_rows(self, table: TableId) -> int:
         """Number of rows. Raises TableNotFound."""
-        return self._rows(self._table(table))
-
-    def _rows(self, meta: Any) -> int:
-        if meta.table_type == "TABLE" and meta.num_rows is not None and not self.emulated:
-            return int(meta.num_rows)  # kept exact by load jobs and DML; no query needed
-        # Views have no row count, and bqemulator does not update it after DML.
-        return self._scalar(bq_sql.count_rows(_id(meta)))
+        return self.tables.rows(self.tables.get(table))
 
     def read_table(self, table: TableId, columns: list[str] | None = None) -> pa.Table:
         """Read a whole (small) table, e.g. the registry. Raises TableNotFound.
@@ -261,7 +422,7 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
         `bigquery.tables.getData` on the table's dataset, which is what the API's service
         account holds on `mlsys_{env}` (no read sessions, no jobs: the web process only reads).
         """
-        meta = self._table(table)
+        meta = self.tables.get(table)
         names = [f.name for f in meta.schema]
         columns = [check_column(c) for c in (columns or names)]
         unknown = [c for c in columns if c not in names]
@@ -269,7 +430,9 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
             raise InvalidRequest(f"Table {table} has no column(s) {unknown}.")
         fields = [f for f in meta.schema if f.name in columns]
         with translated(f"Reading {table}"):
-            rows = self.client.list_rows(meta, selected_fields=fields, retry=self._retry)
+            rows = self.tables.client.list_rows(
+                meta, selected_fields=fields, retry=self.tables.retry
+            )
             data = rows.to_arrow(create_bqstorage_client=False)
         schema = arrow_schema([f.to_api_repr() for f in fields])
         return to_loadable(data, pa.schema([pa.field(f.name, f.type) for f in schema])).select(
@@ -292,16 +455,12 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
         (the anti-join runs in BigQuery), and the session reads that.
         """
         if exclude is not None and self.exists(exclude.table):
-            snapshot = self._snapshot_table(scope)
-            self._ensure_dataset(snapshot.project, snapshot.dataset)
+            snapshot = self.output.snapshot_table(scope)
+            self.tables.ensure_dataset(snapshot.project, snapshot.dataset)
             sql, params = bq_sql.snapshot_new_keys(snapshot, table, columns, exclude)
-            self._run(sql, params, what=f"Selecting new keys of {table}")
+            self.tables.run(sql, params, what=f"Selecting new keys of {table}")
             table = snapshot
         return self._plan(table, columns, shards)
-
-    def _snapshot_table(self, scope: JobScope) -> TableId:
-        dataset = self.settings.dataset_for(scope.env)
-        return TableId(self.settings.gcp_project_id, dataset, snapshot_name(scope))
 
     def _plan(self, table: TableId, columns: list[str], shards: int) -> ReadPlan:
         """Freeze the read, open nothing yet: each shard opens its own read session when it
@@ -310,8 +469,8 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
         as of one snapshot time, and shard k of n keeps the rows whose fingerprint is k mod n.
         """
         columns = [check_column(c) for c in columns]
-        meta = self._table(table)
-        rows = self._rows(meta)
+        meta = self.tables.get(table)
+        rows = self.tables.rows(meta)
         # The server's clock decides what a snapshot holds: never ask for a time before the
         # table's last change (a table created a moment ago did not exist then).
         snapshot = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
@@ -353,12 +512,12 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
         )
 
         def attempt() -> Any:
-            return self.read_client.create_read_session(
+            return self.tables.read_client.create_read_session(
                 parent=f"projects/{self.project}", read_session=request, max_stream_count=1
             )
 
         with translated(f"Reading {table}"):
-            return self._backoff.call(attempt, transient, f"Reading {table}", self._sleep)
+            return self.tables.retried(attempt, f"Reading {table}")
 
     def read_shard(self, shard: dict[str, Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Stream one shard as record batches of at most `batch_rows` rows.
@@ -404,7 +563,7 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
                 pa.ipc.read_record_batch(
                     pa.py_buffer(message.arrow_record_batch.serialized_record_batch), schema
                 ).select(shard["columns"])  # the API sends table order, whatever was asked
-                for message in self.read_client.read_rows(stream)
+                for message in self.tables.read_client.read_rows(stream)
                 if message.row_count
             )
             yield from rebatch(pages, batch_rows)
@@ -415,111 +574,6 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
                 raise
 
     # --- writing -------------------------------------------------------------------------
-
-    def _ensure_dataset(self, project: str, dataset: str) -> None:
-        if (project, dataset) in self._datasets:
-            return
-        with translated(f"Dataset {project}.{dataset}"):
-            try:
-                self.client.get_dataset(f"{project}.{dataset}", retry=self._retry)
-            except gexc.NotFound:
-                ds = bigquery.Dataset(f"{project}.{dataset}")
-                if self.location:
-                    ds.location = self.location
-                try:
-                    self.client.create_dataset(ds, exists_ok=True, retry=self._retry)
-                except gexc.Forbidden as exc:
-                    # On Google Cloud mlsys creates no dataset (no project-wide role).
-                    raise TableNotFound(
-                        f"Dataset {project}.{dataset} does not exist.",
-                        hint=f"Create it in location {self.location or 'US'} (where mlsys_{{env}} "
-                        "is) and list it in output_datasets (infra/envs/{env}/config.auto.tfvars).",
-                    ) from exc
-        self._datasets.add((project, dataset))
-
-    def _load(
-        self, source: Any, table: TableId, fields: list[dict], disposition: str, like: Any = None
-    ) -> None:
-        config = bigquery.LoadJobConfig(
-            source_format=bigquery.SourceFormat.PARQUET,
-            schema=[bigquery.SchemaField.from_api_repr(f) for f in fields],
-            write_disposition=disposition,
-            create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
-        )
-        if like is not None:
-            # WRITE_TRUNCATE of a partitioned or clustered table must state the same spec
-            # ("Incompatible table partitioning specification" otherwise); it keeps both.
-            config.time_partitioning = like.time_partitioning
-            config.range_partitioning = like.range_partitioning
-            config.clustering_fields = like.clustering_fields
-        config.parquet_options = bigquery.ParquetOptions()
-        config.parquet_options.enable_list_inference = True
-        start = source.tell()
-
-        def attempt() -> None:
-            source.seek(start)  # a retried load sends the file again, from its start
-            # No size given: a resumable upload, one request per 100 MiB chunk.
-            job = self.client.load_table_from_file(
-                source, str(table), job_config=config, location=self.location
-            )
-            job.result(retry=self._retry)
-
-        with translated(f"Loading into {table}"):
-            self._backoff.call(attempt, transient, f"Loading into {table}", self._sleep)
-
-    def _write_arrow(
-        self, data: pa.Table, table: TableId, fields: list, disposition: str, like: Any = None
-    ) -> None:
-        if data.num_rows == 0:
-            # An empty Parquet file is not a valid load source everywhere: create the table.
-            if disposition == "WRITE_TRUNCATE":
-                self._drop(table)
-            self._create(table, fields, exists_ok=True)
-            return
-        with tempfile.TemporaryFile(suffix=".parquet") as spool:
-            pq.write_table(data, spool)
-            spool.seek(0)
-            self._load(spool, table, fields, disposition, like)
-
-    def _create(self, table: TableId, fields: list, exists_ok: bool, expires: bool = False) -> Any:
-        meta = bigquery.Table(str(table), [bigquery.SchemaField.from_api_repr(f) for f in fields])
-        if expires:
-            meta.expires = dt.datetime.now(dt.UTC) + self.staging_ttl
-        with translated(f"Creating {table}"):
-            return self.client.create_table(meta, exists_ok=exists_ok, retry=self._retry)
-
-    def _expire(self, table: TableId) -> None:
-        """Let `table` expire after `staging_ttl` (after a load job, which creates it)."""
-        meta = bigquery.Table(str(table))
-        meta.expires = dt.datetime.now(dt.UTC) + self.staging_ttl
-        with translated(f"Setting the expiration of {table}"):
-            self.client.update_table(meta, ["expires"], retry=self._retry)
-
-    def _copy(self, source: TableId, target: TableId) -> None:
-        """Replace `target` with a copy of `source` (one copy job: atomic)."""
-        config = bigquery.CopyJobConfig(write_disposition="WRITE_TRUNCATE")
-
-        def attempt() -> None:
-            job = self.client.copy_table(
-                str(source), str(target), job_config=config, location=self.location
-            )
-            job.result(retry=self._retry)
-
-        with translated(f"Copying {source} to {target}"):
-            self._backoff.call(attempt, transient, f"Copying {source}", self._sleep)
-
-    def _drop(self, table: TableId) -> None:
-        with translated(f"Dropping {table}"):
-            self.client.delete_table(str(table), not_found_ok=True, retry=self._retry)
-
-    def _list(self, project: str, dataset: str) -> list[TableId]:
-        """Tables of a dataset; a missing dataset has none."""
-        with translated(f"Listing {project}.{dataset}"):
-            try:
-                listed = list(self.client.list_tables(f"{project}.{dataset}", retry=self._retry))
-            except gexc.NotFound:
-                return []
-        return [TableId(t.project, t.dataset_id, t.table_id) for t in listed]
 
     def write(
         self, data: pd.DataFrame | pa.Table, table: TableId, disposition: WriteDisposition
@@ -537,26 +591,46 @@ class BigQueryWarehouse(StagedOutput, Warehouse):
             data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
         )
         fields = bq_fields(arrow.schema)
-        self._ensure_dataset(table.project, table.dataset)
-        if (existing := self._table_or_none(table)) is not None:
-            if disposition == "WRITE_EMPTY" and self._rows(existing) > 0:
+        self.tables.ensure_dataset(table.project, table.dataset)
+        if (existing := self.tables.get_or_none(table)) is not None:
+            if disposition == "WRITE_EMPTY" and self.tables.rows(existing) > 0:
                 raise TableNotEmpty(f"Table {table} already has rows (WRITE_EMPTY).")
             if disposition == "WRITE_APPEND":
-                fields = check_append(_api(existing), arrow.schema, table, null_counts(arrow))
+                fields = check_append(api_fields(existing), arrow.schema, table, null_counts(arrow))
         schema = loadable_schema(arrow_schema(fields))
         for f in fields:  # columns the table has and the data lacks are NULL
             if f["name"] not in arrow.column_names:
                 arrow = arrow.append_column(f["name"], pa.nulls(arrow.num_rows, pa.null()))
         like = existing if disposition == "WRITE_TRUNCATE" else None
-        self._write_arrow(to_loadable(arrow, schema), table, fields, disposition, like)
+        self.tables.write_arrow(to_loadable(arrow, schema), table, fields, disposition, like)
         return arrow.num_rows
 
-    def _table_or_none(self, table: TableId) -> Any:
-        with translated(f"Table {table}"):
-            try:
-                return self.client.get_table(str(table), retry=self._retry)
-            except gexc.NotFound:
-                return None
+    # --- job output: staging, landing, discard, and the registry's MERGE (bq_output) ------
+
+    def stage(
+        self,
+        scope: JobScope,
+        shard_index: int,
+        batches: Iterable[pa.RecordBatch],
+        schema: pa.Schema,
+    ) -> int:
+        return self.output.stage(scope, shard_index, batches, schema)
+
+    def staged_shards(self, scope: JobScope) -> set[int]:
+        return self.output.staged_shards(scope)
+
+    def landing(
+        self, scope: JobScope, target: TableId, shard_count: int
+    ) -> contextlib.AbstractContextManager[OutputLanding]:
+        """No transaction: each landing step is one atomic statement, and the append is
+        guarded (see `bq_output.Landing`)."""
+        return contextlib.nullcontext(self.output.landing(scope, target, shard_count))
+
+    def discard(self, scope: JobScope) -> None:
+        self.output.discard(scope)
+
+    def merge(self, table: TableId, rows: pa.Table, keys: list[str]) -> MergeResult:
+        return self.output.merge(table, rows, keys)
 
 
 def _parameter(name: str, value: Any) -> Any:
@@ -577,10 +651,6 @@ def _stream_schema(shard: dict[str, Any]) -> pa.Schema:
 
 def _id(meta: Any) -> TableId:
     return TableId(meta.project, meta.dataset_id, meta.table_id)
-
-
-def _api(table: Any) -> list[dict]:
-    return [f.to_api_repr() for f in table.schema]
 
 
 #: Errors without a reason that pass by themselves: 5xx, 429, the network.

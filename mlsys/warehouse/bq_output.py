@@ -1,8 +1,8 @@
-"""Job output and the registry on BigQuery: staging, the atomic commit, MERGE.
+"""Job output and the registry on BigQuery: staging, the landing primitives, MERGE.
 
-The workflow half of `BigQueryWarehouse`, written against its table primitives (`_load`,
-`_create`, `_drop`, `_expire`, `_list`, `_table_or_none`, `_rows`, `_run`, `_scalar`), so it
-holds no Cloud SDK import and no error mapping: those stay in `bigquery.py`.
+The workflow half of `BigQueryWarehouse`, written against the table primitives of
+`BigQueryTables` (load, create, copy, drop, run, ...), so it holds no Cloud SDK import and no
+error mapping: those stay in `bigquery.py`. The rules of a commit are `mlsys.commit`'s.
 """
 
 from __future__ import annotations
@@ -11,23 +11,24 @@ import datetime as dt
 import tempfile
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlsys.errors import InvalidRequest, SchemaMismatch, TableNotEmpty
+from mlsys.errors import InvalidRequest, SchemaMismatch
 from mlsys.ids import TableId, check_column
+from mlsys.settings import Settings
 from mlsys.warehouse import bq_sql
 from mlsys.warehouse.base import (
-    JOB_ID_COLUMN,
-    CommitResult,
+    AppendGuard,
     JobScope,
     MergeResult,
-    WriteDisposition,
-    check_disposition,
+    OutputLanding,
+    StagedRows,
 )
 from mlsys.warehouse.bq_schema import (
+    api_fields,
     arrow_schema,
     bq_fields,
     check_append,
@@ -36,6 +37,9 @@ from mlsys.warehouse.bq_schema import (
     relaxed,
     to_loadable,
 )
+
+if TYPE_CHECKING:  # the SDK side, imported by bigquery.py only
+    from mlsys.warehouse.bigquery import BigQueryTables
 
 
 class TableExists(InvalidRequest):
@@ -50,10 +54,6 @@ def stage_prefix(scope: JobScope) -> str:
 def snapshot_name(scope: JobScope) -> str:
     """Table name of an incremental job's frozen input (its new keys' rows)."""
     return f"_mlsys_snapshot_{scope.job_id.replace('-', '_')}"
-
-
-def _api(meta: Any) -> list[dict]:
-    return [f.to_api_repr() for f in meta.schema]
 
 
 def _spec_of(meta: Any, target: TableId, columns: list[str]) -> bq_sql.TableSpec:
@@ -95,12 +95,116 @@ def _inserted(job: Any) -> int:
     return int(job.num_dml_affected_rows or 0)
 
 
-class StagedOutput:
-    """stage / staged_shards / commit / discard / merge of `BigQueryWarehouse`."""
+class Landing(OutputLanding):
+    """A job's staging tables and its output table, landed by single statements, each atomic
+    in BigQuery: CREATE TABLE ... AS SELECT for a new table, DELETE + INSERT in one
+    transaction (or CREATE OR REPLACE) for WRITE_TRUNCATE, and for appends an INSERT ... SELECT
+    guarded by "no row of this JobId yet" or "table empty", so a repeated commit writes nothing.
+    Metadata is read once per landing: one GET of the target, one per staging table."""
 
-    def _stage_table(self, scope: JobScope, shard_index: int) -> TableId:
-        dataset = self.settings.dataset_for(scope.env)
-        return TableId(self.settings.gcp_project_id, dataset, f"{stage_prefix(scope)}{shard_index}")
+    def __init__(
+        self, tables: BigQueryTables, target: TableId, sources: list[TableId], params: dict
+    ) -> None:
+        self.tables, self.target, self.sources = tables, target, sources
+        #: @job_id and @since of the landed check and the append guard.
+        self.params = params
+        self.what = f"Committing job {params['job_id']} into {target}"
+        self._existing: Any = None
+        self._fields: list[dict] = []
+
+    def columns(self) -> list[str] | None:
+        self._existing = self.tables.get_or_none(self.target)
+        if self._existing is None:
+            return None
+        return [f.name for f in self._existing.schema]
+
+    def _target_columns(self) -> list[str]:
+        return [f.name for f in self._existing.schema]
+
+    def landed(self) -> int:
+        sql = bq_sql.rows_of_job(self.target, self._target_columns())
+        return self.tables.scalar(sql, self.params)
+
+    def row_count(self) -> int:
+        return self.tables.rows(self._existing)
+
+    def staged(self) -> StagedRows:
+        # One GET per shard (not a listing): it also yields each staging table's schema and
+        # row count.
+        metas = [self.tables.get_or_none(source) for source in self.sources]
+        missing = [i for i, meta in enumerate(metas) if meta is None]
+        if missing or not metas:
+            return StagedRows(columns=[], rows=0, missing=missing)
+        self._fields = api_fields(metas[0])
+        columns = [check_column(f["name"]) for f in self._fields]
+        rows = sum(int(m.num_rows or 0) for m in metas)  # loaded by load jobs: exact
+        return StagedRows(columns=columns, rows=rows)
+
+    def _staged_columns(self) -> list[str]:
+        return [f["name"] for f in self._fields]
+
+    def create_from_staged(self) -> bool:
+        self.tables.ensure_dataset(self.target.project, self.target.dataset)
+        sql = bq_sql.create_from(self.target, self.sources, self._staged_columns(), False)
+        try:
+            self.tables.run(sql, what=self.what)
+        except TableExists:
+            return False
+        return True
+
+    def replace_with_staged(self) -> None:
+        """Keep what the table is: with the same columns, DELETE + INSERT in one transaction
+        (partitioning, clustering, description, labels and policies stay); with other columns,
+        CREATE OR REPLACE with the table's own partitioning, clustering and description
+        (BigQuery refuses to change those there).
+
+        Raises:
+            SchemaMismatch: the table's partitioning cannot be kept (ingestion-time, or on a
+                column the job does not write).
+        """
+        columns = self._staged_columns()
+        have = api_fields(self._existing)
+        same = {f["name"] for f in have} == set(columns)
+        if same:
+            try:
+                check_append(have, arrow_schema(self._fields), self.target)
+            except SchemaMismatch:
+                same = False
+        if same:
+            sql = bq_sql.truncate_insert(self.target, self.sources, columns)
+            self.tables.run(sql, what=self.what)
+            return
+        spec = _spec_of(self._existing, self.target, columns)
+        sql = bq_sql.create_from(self.target, self.sources, columns, True, spec)
+        self.tables.run(sql, what=self.what)
+
+    def append_staged(self, guard: AppendGuard) -> int:
+        check_append(api_fields(self._existing), arrow_schema(self._fields), self.target)
+        sql = bq_sql.insert_from(
+            self.target, self.sources, self._staged_columns(), guard, self._target_columns()
+        )
+        job = self.tables.run(sql, self.params if guard == "job" else None, what=self.what)
+        return _inserted(job)
+
+
+class StagedOutput:
+    """A job's staging tables, their landing in an output table, discard, and MERGE."""
+
+    def __init__(self, tables: BigQueryTables, settings: Settings) -> None:
+        self.tables = tables
+        self.settings = settings
+        #: Largest local spool of a shard's output before it is loaded (MLSYS_SPOOL_BYTES).
+        self.spool_bytes = settings.spool_bytes
+
+    def _dataset_table(self, scope: JobScope, name: str) -> TableId:
+        """A table of mlsys' own dataset for the job's environment."""
+        return TableId(self.settings.gcp_project_id, self.settings.dataset_for(scope.env), name)
+
+    def stage_table(self, scope: JobScope, shard_index: int) -> TableId:
+        return self._dataset_table(scope, f"{stage_prefix(scope)}{shard_index}")
+
+    def snapshot_table(self, scope: JobScope) -> TableId:
+        return self._dataset_table(scope, snapshot_name(scope))
 
     def stage(
         self,
@@ -121,12 +225,12 @@ class StagedOutput:
         Returns:
             Rows staged.
         """
-        table = self._stage_table(scope, shard_index)
+        table = self.stage_table(scope, shard_index)
         partial = table.with_table(f"{table.table}_partial")
         fields = bq_fields(schema)
         loadable = loadable_schema(schema)
         rows = spools = 0
-        self._ensure_dataset(table.project, table.dataset)
+        self.tables.ensure_dataset(table.project, table.dataset)
         spool = writer = None
         try:
             for batch in batches:
@@ -145,8 +249,8 @@ class StagedOutput:
                 writer.close()
                 if spools == 0:  # the whole shard in one spool: straight to its staging
                     spool.seek(0)
-                    self._load(spool, table, fields, "WRITE_TRUNCATE")
-                    self._expire(table)
+                    self.tables.load(spool, table, fields, "WRITE_TRUNCATE")
+                    self.tables.expire(table)
                     return rows
                 self._load_spool(spool, partial, fields, first=False)
                 spools += 1
@@ -154,158 +258,61 @@ class StagedOutput:
             if spool is not None:
                 spool.close()
         if spools:
-            self._copy(partial, table)
-            self._expire(table)
-            self._drop(partial)
+            self.tables.copy(partial, table)
+            self.tables.expire(table)
+            self.tables.drop(partial)
         else:
-            self._drop(table)
-            self._create(table, fields, exists_ok=True, expires=True)
+            self.tables.drop(table)
+            self.tables.create(table, fields, exists_ok=True, expires=True)
         return rows
 
     def _load_spool(self, spool: Any, table: TableId, fields: list[dict], first: bool) -> None:
         spool.seek(0)
-        self._load(spool, table, fields, "WRITE_TRUNCATE" if first else "WRITE_APPEND")
+        self.tables.load(spool, table, fields, "WRITE_TRUNCATE" if first else "WRITE_APPEND")
         if first:
-            self._expire(table)
+            self.tables.expire(table)
 
     def _spool_dir(self) -> str | None:
         """MLSYS_SPOOL_DIR when set (e.g. a disk-backed mount), else the system's temp dir."""
         return str(self.settings.spool_dir) if self.settings.spool_dir else None
 
     def _staged(self, scope: JobScope) -> dict[int, TableId]:
-        dataset = self.settings.dataset_for(scope.env)
         prefix = stage_prefix(scope)
         found = {}
-        for table in self._list(self.settings.gcp_project_id, dataset):
+        for table in self._own_tables(scope):
             suffix = table.table.removeprefix(prefix)
             if table.table.startswith(prefix) and suffix.isdigit():
                 found[int(suffix)] = table
         return found
 
+    def _own_tables(self, scope: JobScope) -> list[TableId]:
+        return self.tables.list(self.settings.gcp_project_id, self.settings.dataset_for(scope.env))
+
     def staged_shards(self, scope: JobScope) -> set[int]:
         """Shard indexes whose staging table exists (a load job creates it atomically)."""
         return set(self._staged(scope))
 
-    def _job_params(self, scope: JobScope) -> dict[str, Any]:
+    def job_params(self, scope: JobScope) -> dict[str, Any]:
         """@job_id, and @since: no row of a job that can still commit is older than this. A
         shard's rows are timestamped while it runs (at most the task time limit), its staging
         expires `staging_ttl` after it landed, and a redelivered commit comes within the
         broker's visibility timeout (1.5 x the time limit): 3 x the time limit covers both."""
-        window = self.staging_ttl + dt.timedelta(seconds=3 * self.settings.task_time_limit)
+        window = self.tables.staging_ttl + dt.timedelta(seconds=3 * self.settings.task_time_limit)
         return {"job_id": scope.job_id, "since": dt.datetime.now(dt.UTC) - window}
 
-    def _landed(self, target: TableId, scope: JobScope, columns: list[str]) -> int:
-        sql = bq_sql.rows_of_job(target, columns)
-        return self._scalar(sql, self._job_params(scope))
-
-    def commit(
-        self,
-        scope: JobScope,
-        target: TableId,
-        shard_count: int,
-        disposition: WriteDisposition,
-    ) -> CommitResult:
-        """Land all staged shards in `target` with one statement (atomic in BigQuery):
-        CREATE TABLE ... AS SELECT for a new target, CREATE OR REPLACE for WRITE_TRUNCATE, else
-        an INSERT ... SELECT guarded by "no row of this JobId yet" (WRITE_APPEND) or "target
-        empty" (WRITE_EMPTY). A job that already landed is not written again.
-
-        Raises:
-            InvalidRequest: a shard's staging is missing.
-            TableNotEmpty: WRITE_EMPTY and the target has rows.
-            SchemaMismatch: the target was not written by mlsys (no JobId) and the disposition
-                is not WRITE_TRUNCATE, or staged columns the target does not have.
-        """
-        disposition = check_disposition(disposition)
-        existing = self._table_or_none(target)
-        names = [f.name for f in existing.schema] if existing is not None else []
-        if existing is not None and JOB_ID_COLUMN not in names:
-            if disposition != "WRITE_TRUNCATE":
-                raise SchemaMismatch(
-                    f"Output table {target} exists but has no {JOB_ID_COLUMN} column, "
-                    "so it was not written by mlsys.",
-                    hint="Choose a new output table, or WRITE_TRUNCATE to replace it.",
-                )
-        elif existing is not None and (landed := self._landed(target, scope, names)):
-            return CommitResult(rows=landed, already_committed=True)
-        # One GET per shard (not a listing): it also yields each staging table's schema and
-        # row count.
-        sources = [self._stage_table(scope, i) for i in range(shard_count)]
-        metas = [self._table_or_none(source) for source in sources]
-        missing = [i for i, meta in enumerate(metas) if meta is None]
-        if missing:
-            raise InvalidRequest(
-                f"Job {scope.job_id} has no staged output for shards {missing}; cannot commit."
-            )
-        fields = _api(metas[0]) if metas else []
-        columns = [check_column(f["name"]) for f in fields]
-        if JOB_ID_COLUMN not in columns:
-            raise SchemaMismatch(f"Staged output of job {scope.job_id} has no {JOB_ID_COLUMN}.")
-        rows = sum(int(m.num_rows or 0) for m in metas)  # loaded by load jobs: exact
-        what = f"Committing job {scope.job_id} into {target}"
-        if existing is None:
-            self._ensure_dataset(target.project, target.dataset)
-            try:
-                self._run(bq_sql.create_from(target, sources, columns, False), what=what)
-            except TableExists:
-                # Another writer created the target since we looked: append to it instead.
-                return self.commit(scope, target, shard_count, disposition)
-            return CommitResult(rows=rows)
-        if disposition == "WRITE_TRUNCATE":
-            self._truncate(existing, target, sources, columns, fields, what)
-            return CommitResult(rows=rows)
-        check_append(_api(existing), arrow_schema(fields), target)
-        if disposition == "WRITE_EMPTY" and self._rows(existing) > 0:
-            raise TableNotEmpty(
-                f"Output table {target} already has rows (WRITE_EMPTY).",
-                hint="Use WRITE_APPEND or WRITE_TRUNCATE, or another table.",
-            )
-        guard = "empty" if disposition == "WRITE_EMPTY" else "job"
-        params = self._job_params(scope) if guard == "job" else None
-        sql = bq_sql.insert_from(target, sources, columns, guard, names)
-        job = self._run(sql, params, what=what)
-        if rows and not _inserted(job):
-            # The guard held: another attempt landed this job meanwhile, or (WRITE_EMPTY)
-            # someone else wrote first.
-            if landed := self._landed(target, scope, names):
-                return CommitResult(rows=landed, already_committed=True)
-            raise TableNotEmpty(f"Output table {target} already has rows (WRITE_EMPTY).")
-        return CommitResult(rows=rows)
-
-    def _truncate(self, existing, target, sources, columns, fields, what) -> None:
-        """WRITE_TRUNCATE of an existing table, keeping what it is: with the same columns,
-        DELETE + INSERT in one transaction (partitioning, clustering, description, labels and
-        policies stay); with other columns, CREATE OR REPLACE with the table's own
-        partitioning, clustering and description (BigQuery refuses to change those there).
-
-        Raises:
-            SchemaMismatch: the table's partitioning cannot be kept (ingestion-time, or on a
-                column the job does not write).
-        """
-        have = _api(existing)
-        same = {f["name"] for f in have} == set(columns)
-        if same:
-            try:
-                check_append(have, arrow_schema(fields), target)
-            except SchemaMismatch:
-                same = False
-        if same:
-            self._run(bq_sql.truncate_insert(target, sources, columns), what=what)
-            return
-        spec = _spec_of(existing, target, columns)
-        self._run(bq_sql.create_from(target, sources, columns, True, spec), what=what)
+    def landing(self, scope: JobScope, target: TableId, shard_count: int) -> Landing:
+        sources = [self.stage_table(scope, i) for i in range(shard_count)]
+        return Landing(self.tables, target, sources, self.job_params(scope))
 
     def discard(self, scope: JobScope) -> None:
         """Drop the job's staging tables (partial ones too) and input snapshot (and nothing
         else)."""
         prefix = stage_prefix(scope)
-        dataset = self.settings.dataset_for(scope.env)
-        for table in self._list(self.settings.gcp_project_id, dataset):
+        for table in self._own_tables(scope):
             suffix = table.table.removeprefix(prefix)
             if table.table.startswith(prefix) and suffix.removesuffix("_partial").isdigit():
-                self._drop(table)
-        dataset = self.settings.dataset_for(scope.env)
-        self._drop(TableId(self.settings.gcp_project_id, dataset, snapshot_name(scope)))
+                self.tables.drop(table)
+        self.tables.drop(self.snapshot_table(scope))
 
     def merge(self, table: TableId, rows: pa.Table, keys: list[str]) -> MergeResult:
         """Upsert `rows` by `keys` with one MERGE from a temporary table next to `table`.
@@ -318,27 +325,30 @@ class StagedOutput:
         keys = [check_column(k) for k in keys]
         if not keys or set(keys) - set(columns):
             raise SchemaMismatch(f"Merge keys {keys} must be columns of the rows ({columns}).")
-        self._ensure_dataset(table.project, table.dataset)
-        existing = self._table_or_none(table)
+        self.tables.ensure_dataset(table.project, table.dataset)
+        existing = self.tables.get_or_none(table)
         if existing is None:
-            self._create(table, fields, exists_ok=True)
+            self.tables.create(table, fields, exists_ok=True)
         else:
-            fields = check_append(_api(existing), rows.schema, table, null_counts(rows))
+            fields = check_append(api_fields(existing), rows.schema, table, null_counts(rows))
             # The temporary source holds NULLABLE columns; the MERGE into `table` is where
             # BigQuery enforces its REQUIRED ones.
             fields = relaxed([f for f in fields if f["name"] in columns])
         if rows.num_rows == 0:
             return MergeResult(inserted=0, updated=0)
         source = table.with_table(f"_mlsys_merge_{table.table}_{uuid.uuid4().hex[:12]}")
-        self._create(source, fields, exists_ok=False, expires=True)
+        self.tables.create(source, fields, exists_ok=False, expires=True)
         try:
             data = to_loadable(rows, loadable_schema(arrow_schema(fields)))
-            self._write_arrow(data, source, fields, "WRITE_TRUNCATE")
+            self.tables.write_arrow(data, source, fields, "WRITE_TRUNCATE")
             # bqemulator reports no DML statistics: count the new keys beforehand there.
-            new = self._scalar(bq_sql.count_new_keys(table, source, keys)) if self.emulated else 0
-            job = self._run(bq_sql.merge(table, source, columns, keys), what=f"Merging {table}")
+            new = 0
+            if self.tables.emulated:
+                new = self.tables.scalar(bq_sql.count_new_keys(table, source, keys))
+            sql = bq_sql.merge(table, source, columns, keys)
+            job = self.tables.run(sql, what=f"Merging {table}")
         finally:
-            self._drop(source)
+            self.tables.drop(source)
         stats = job.dml_stats
         if stats is not None:
             return MergeResult(

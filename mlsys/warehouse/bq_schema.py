@@ -200,6 +200,11 @@ def _mode(field: dict) -> str:
     return str(field.get("mode") or "NULLABLE").upper()
 
 
+def api_fields(meta: Any) -> list[dict]:
+    """The fields of a table's metadata (a `bigquery.Table`), as the REST API spells them."""
+    return [f.to_api_repr() for f in meta.schema]
+
+
 def check_append(
     existing: list[dict],
     data: pa.Schema,

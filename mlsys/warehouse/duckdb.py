@@ -54,11 +54,13 @@ from mlsys.resources import duckdb_config
 from mlsys.settings import Settings
 from mlsys.warehouse.base import (
     JOB_ID_COLUMN,
-    CommitResult,
+    AppendGuard,
     JobScope,
     KeyExclusion,
     MergeResult,
+    OutputLanding,
     ReadPlan,
+    StagedRows,
     Warehouse,
     WriteDisposition,
     check_disposition,
@@ -240,31 +242,13 @@ class DuckDBWarehouse(Warehouse):
                 raise
             raise mapped from None
 
-    def _exists(self, con: duckdb.DuckDBPyConnection, table: TableId) -> bool:
-        row = _exec(
-            con,
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_schema = ? AND table_name = ?",
-            [duckdb_schema_name(table.project, table.dataset), table.table],
-        )
-        return bool(row and row[0][0])
-
-    def _columns(self, con: duckdb.DuckDBPyConnection, table: TableId) -> list[str]:
-        rows = _exec(
-            con,
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [duckdb_schema_name(table.project, table.dataset), table.table],
-        )
-        return [row[0] for row in rows]
-
     @staticmethod
     def _ensure_schema(con: duckdb.DuckDBPyConnection, table: TableId) -> None:
         schema = quote_ident(duckdb_schema_name(table.project, table.dataset))
         _exec(con, f"CREATE SCHEMA IF NOT EXISTS {schema}")
 
     def _require(self, con: duckdb.DuckDBPyConnection, table: TableId) -> None:
-        if not self._exists(con, table):
+        if not _table_exists(con, table):
             raise TableNotFound(
                 f"Table {table} does not exist.", hint="Check the project.dataset.table name."
             )
@@ -279,7 +263,7 @@ class DuckDBWarehouse(Warehouse):
         return self._run(lambda con: con.sql(translated).to_arrow_table())
 
     def exists(self, table: TableId) -> bool:
-        return self._run(lambda con: self._exists(con, table))
+        return self._run(lambda con: _table_exists(con, table))
 
     def schema(self, table: TableId) -> pa.Schema:
         def fn(con):
@@ -319,7 +303,7 @@ class DuckDBWarehouse(Warehouse):
             _exec(con, "BEGIN TRANSACTION")
             try:
                 self._ensure_schema(con, table)
-                exists = self._exists(con, table)
+                exists = _table_exists(con, table)
                 if exists and disposition == "WRITE_EMPTY":
                     if _exec(con, f"SELECT count(*) FROM {target}")[0][0]:
                         raise TableNotEmpty(
@@ -330,7 +314,7 @@ class DuckDBWarehouse(Warehouse):
                 if not exists or disposition == "WRITE_TRUNCATE":
                     _exec(con, f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM _mlsys_input")
                 else:
-                    _check_append_columns(self._columns(con, table), arrow.schema.names, table)
+                    _check_append_columns(_table_columns(con, table), arrow.schema.names, table)
                     _exec(con, f"INSERT INTO {target} BY NAME SELECT * FROM _mlsys_input")
                 _exec(con, "COMMIT")
             except BaseException:
@@ -381,7 +365,7 @@ class DuckDBWarehouse(Warehouse):
         def fn(con):
             self._require(con, table)
             # A missing output table has no keys to leave out.
-            anti = exclude if exclude is not None and self._exists(con, exclude.table) else None
+            anti = exclude if exclude is not None and _table_exists(con, exclude.table) else None
             select = duckdb_select_new_keys(table, columns, anti)
             rows = _exec(con, f"SELECT count(*) FROM {duckdb_table(table)}")[0][0]
             group = min(122_880, max(2_048, math.ceil(rows / max(1, shards * 4))))
@@ -447,67 +431,27 @@ class DuckDBWarehouse(Warehouse):
             return set()
         return {int(p.stem.split("-")[1]) for p in out.glob("shard-*.parquet")}
 
-    def commit(
-        self,
-        scope: JobScope,
-        target: TableId,
-        shard_count: int,
-        disposition: WriteDisposition,
-    ) -> CommitResult:
-        disposition = check_disposition(disposition)
-        missing = set(range(shard_count)) - self.staged_shards(scope)
-        files = [str(self._out_dir(scope) / _SHARD_FILE.format(i)) for i in range(shard_count)]
-        name = duckdb_table(target)
-
-        def fn(con):
-            _exec(con, "BEGIN TRANSACTION")
-            try:
-                self._ensure_schema(con, target)
-                exists = self._exists(con, target)
-                columns = self._columns(con, target) if exists else []
-                if exists and JOB_ID_COLUMN not in columns and disposition != "WRITE_TRUNCATE":
-                    raise SchemaMismatch(
-                        f"Output table {target} exists but has no {JOB_ID_COLUMN} column, "
-                        "so it was not written by mlsys.",
-                        hint="Choose a new output table, or WRITE_TRUNCATE to replace it.",
-                    )
-                job_rows = f"FROM {name} WHERE {quote_ident(JOB_ID_COLUMN)} = ?"
-                # Probe first: a job lands once, so the count is needed only in that rare case
-                # (the probe stops at the first match instead of counting the whole table).
-                if JOB_ID_COLUMN in columns and _exec(
-                    con, f"SELECT 1 {job_rows} LIMIT 1", [scope.job_id]
-                ):
-                    landed = _exec(con, f"SELECT count(*) {job_rows}", [scope.job_id])[0][0]
-                    _exec(con, "ROLLBACK")
-                    return CommitResult(rows=landed, already_committed=True)
-                if missing:
-                    raise InvalidRequest(
-                        f"Job {scope.job_id} has no staged output for shards {sorted(missing)}."
-                    )
-                source = f"read_parquet([{', '.join(sql_string(f) for f in files)}])"
-                # The append streams from Parquet; a cap keeps DuckDB from buffering the whole
-                # output in memory (it spills instead).
-                _exec(con, f"SET memory_limit = {sql_string(self.commit_memory)}")
-                if exists and disposition == "WRITE_EMPTY":
-                    if _exec(con, f"SELECT count(*) FROM {name}")[0][0]:
-                        raise TableNotEmpty(
-                            f"Output table {target} already has rows (WRITE_EMPTY).",
-                            hint="Use WRITE_APPEND or WRITE_TRUNCATE, or another table.",
-                        )
-                if not exists or disposition == "WRITE_TRUNCATE":
-                    _exec(con, f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {source}")
-                else:
-                    _exec(con, f"INSERT INTO {name} BY NAME SELECT * FROM {source}")
-                _exec(con, "COMMIT")
-                # The rows are those staged: counted from the Parquet footers, not by reading
-                # the table back.
-                return CommitResult(rows=sum(pq.read_metadata(f).num_rows for f in files))
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    _exec(con, "ROLLBACK")
+    @contextlib.contextmanager
+    def landing(self, scope: JobScope, target: TableId, shard_count: int) -> Iterator[_Landing]:
+        """One transaction: the landed check, the checks of the rules and the write see the
+        same table, and either all of it commits or none."""
+        files = [self._out_dir(scope) / _SHARD_FILE.format(i) for i in range(shard_count)]
+        try:
+            with self._connect() as con:
+                _exec(con, "BEGIN TRANSACTION")
+                try:
+                    self._ensure_schema(con, target)
+                    yield _Landing(con, scope, target, files, self.commit_memory)
+                    _exec(con, "COMMIT")
+                except BaseException:
+                    with contextlib.suppress(duckdb.Error):
+                        _exec(con, "ROLLBACK")
+                    raise
+        except duckdb.Error as error:
+            mapped = _translate(error, target)
+            if mapped is error:
                 raise
-
-        return self._run(fn, target)
+            raise mapped from None
 
     def discard(self, scope: JobScope) -> None:
         shutil.rmtree(self._job_dir(scope), ignore_errors=True)
@@ -529,7 +473,7 @@ class DuckDBWarehouse(Warehouse):
             _exec(con, "BEGIN TRANSACTION")
             try:
                 self._ensure_schema(con, table)
-                if not self._exists(con, table):
+                if not _table_exists(con, table):
                     _exec(con, f"CREATE TABLE {name} AS SELECT * FROM _mlsys_source LIMIT 0")
                 updated = 0
                 if others:
@@ -551,6 +495,67 @@ class DuckDBWarehouse(Warehouse):
             return MergeResult(inserted=inserted, updated=updated)
 
         return self._run(fn, table)
+
+
+class _Landing(OutputLanding):
+    """A job's staged Parquet files and its output table, inside the landing's transaction.
+
+    The transaction is the guard: nothing else writes the table between the landed check and
+    the append, so `append_staged` inserts unconditionally."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        scope: JobScope,
+        target: TableId,
+        files: list[Path],
+        memory_limit: str,
+    ) -> None:
+        self.con, self.scope, self.target, self.files = con, scope, target, files
+        self.memory_limit = memory_limit
+        self.name = duckdb_table(target)
+
+    def columns(self) -> list[str] | None:
+        if not _table_exists(self.con, self.target):
+            return None
+        return _table_columns(self.con, self.target)
+
+    def landed(self) -> int:
+        job_rows = f"FROM {self.name} WHERE {quote_ident(JOB_ID_COLUMN)} = ?"
+        # Probe first: a job lands once, so the count is needed only in that rare case (the
+        # probe stops at the first match instead of counting the whole table).
+        if not _exec(self.con, f"SELECT 1 {job_rows} LIMIT 1", [self.scope.job_id]):
+            return 0
+        return _exec(self.con, f"SELECT count(*) {job_rows}", [self.scope.job_id])[0][0]
+
+    def row_count(self) -> int:
+        return _exec(self.con, f"SELECT count(*) FROM {self.name}")[0][0]
+
+    def staged(self) -> StagedRows:
+        missing = [i for i, f in enumerate(self.files) if not f.exists()]
+        if missing or not self.files:
+            return StagedRows(columns=[], rows=0, missing=missing)
+        # The rows are those staged: counted from the Parquet footers, not by reading the
+        # table back.
+        rows = sum(pq.read_metadata(f).num_rows for f in self.files)
+        return StagedRows(columns=pq.read_schema(self.files[0]).names, rows=rows)
+
+    def _source(self) -> str:
+        # The write streams from Parquet; a cap keeps DuckDB from buffering the whole output in
+        # memory (it spills instead).
+        _exec(self.con, f"SET memory_limit = {sql_string(self.memory_limit)}")
+        return f"read_parquet([{', '.join(sql_string(str(f)) for f in self.files)}])"
+
+    def create_from_staged(self) -> bool:
+        self.replace_with_staged()
+        return True
+
+    def replace_with_staged(self) -> None:
+        _exec(self.con, f"CREATE OR REPLACE TABLE {self.name} AS SELECT * FROM {self._source()}")
+
+    def append_staged(self, guard: AppendGuard) -> int:
+        source = self._source()
+        return _exec(self.con, f"INSERT INTO {self.name} BY NAME SELECT * FROM {source}")[0][0]
 
 
 def _sandbox(con: duckdb.DuckDBPyConnection, folders: list[str]) -> None:
@@ -588,6 +593,25 @@ def one_query(sql: str) -> str:
             hint="Write tables with bq_put or mlsys jobs; they validate what they write.",
         )
     return sql
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, table: TableId) -> bool:
+    row = _exec(
+        con,
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [duckdb_schema_name(table.project, table.dataset), table.table],
+    )
+    return bool(row and row[0][0])
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection, table: TableId) -> list[str]:
+    rows = _exec(
+        con,
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        [duckdb_schema_name(table.project, table.dataset), table.table],
+    )
+    return [row[0] for row in rows]
 
 
 def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:

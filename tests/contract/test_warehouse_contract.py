@@ -8,6 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from mlsys.commit import commit_output
 from mlsys.errors import InvalidRequest, SchemaMismatch, TableNotEmpty, TableNotFound
 from mlsys.ids import TableId
 from mlsys.warehouse import JOB_ID_COLUMN, JobScope
@@ -112,8 +113,8 @@ def test_commit_lands_once_and_leaves_nothing_before(warehouse, table, scope):
     assert warehouse.staged_shards(scope) == set(range(len(plan.shards)))
     assert not warehouse.exists(target)  # staging is invisible
 
-    first = warehouse.commit(scope, target, len(plan.shards), "WRITE_APPEND")
-    again = warehouse.commit(scope, target, len(plan.shards), "WRITE_APPEND")
+    first = commit_output(warehouse, scope, target, len(plan.shards), "WRITE_APPEND")
+    again = commit_output(warehouse, scope, target, len(plan.shards), "WRITE_APPEND")
     assert (first.rows, first.already_committed) == (1000, False)
     assert again.already_committed
     assert warehouse.count_rows(target) == 1000
@@ -127,14 +128,14 @@ def test_restaging_a_shard_replaces_it(warehouse, table, scope):
     plan = warehouse.plan_read(table, ["id", "x"], 1, scope)
     _stage_all(warehouse, scope, plan, scope.job_id)
     _stage_all(warehouse, scope, plan, scope.job_id)  # a redelivered shard runs again
-    assert warehouse.commit(scope, target, 1, "WRITE_APPEND").rows == 500
+    assert commit_output(warehouse, scope, target, 1, "WRITE_APPEND").rows == 500
     assert warehouse.count_rows(target) == 500
 
 
 def test_commit_refuses_missing_shards(warehouse, table, scope):
     target = table.with_table(table.table + "_out")
     with pytest.raises(InvalidRequest):
-        warehouse.commit(scope, target, 2, "WRITE_APPEND")
+        commit_output(warehouse, scope, target, 2, "WRITE_APPEND")
     assert not warehouse.exists(target)
 
 
@@ -149,7 +150,7 @@ def test_commit_truncate_replaces_and_appends_add(warehouse, table):
         scope = JobScope(f"{job}-{uuid.uuid4().hex[:6]}", "dev")
         plan = warehouse.plan_read(table, ["id", "x"], 1, scope)
         _stage_all(warehouse, scope, plan, scope.job_id)
-        warehouse.commit(scope, target, 1, disposition)
+        commit_output(warehouse, scope, target, 1, disposition)
         warehouse.discard(scope)
         assert warehouse.count_rows(target) == expected
 
@@ -159,7 +160,7 @@ def test_commit_refuses_a_table_mlsys_did_not_write(warehouse, table, scope):
     plan = warehouse.plan_read(table, ["id", "x"], 1, scope)
     _stage_all(warehouse, scope, plan, scope.job_id)
     with pytest.raises(SchemaMismatch):
-        warehouse.commit(scope, table, 1, "WRITE_APPEND")
+        commit_output(warehouse, scope, table, 1, "WRITE_APPEND")
     assert warehouse.count_rows(table) == 10
 
 

@@ -14,6 +14,7 @@ import uuid
 import pyarrow as pa
 import pytest
 
+from mlsys.commit import commit_output
 from mlsys.ids import TableId
 from mlsys.warehouse import JOB_ID_COLUMN, JobScope, bq_sql
 
@@ -54,13 +55,13 @@ def test_an_append_reads_the_same_bytes_after_1_10_and_100_prior_jobs(real_bigqu
     for done in range(1, 101):
         scope = JobScope(f"job-{uuid.uuid4().hex[:12]}", "dev")
         wh.stage(scope, 0, _job_output(scope.job_id).to_batches(), _job_output("x").schema)
-        wh.commit(scope, target, 1, "WRITE_APPEND")
+        commit_output(wh, scope, target, 1, "WRITE_APPEND")
         wh.discard(scope)
         if done in (1, 10, 100):
             probe = JobScope(f"job-{uuid.uuid4().hex[:12]}", "dev")
             columns = [f.name for f in wh.client.get_table(str(target)).schema]
             sql = bq_sql.rows_of_job(target, columns)
-            figures[done] = _dry_run_bytes(wh, sql, wh._job_params(probe))
+            figures[done] = _dry_run_bytes(wh, sql, wh.output.job_params(probe))
     print(f"\nbytes processed by the landed check of one append into {target}:")
     for done, processed in figures.items():
         print(f"  after {done:>3} prior jobs ({done * ROWS_PER_JOB:>9,} rows): {processed:>12,}")

@@ -131,7 +131,7 @@ def wh(client):
         emulated=False,
     )
     warehouse.waits = []
-    warehouse._sleep = warehouse.waits.append
+    warehouse.tables.sleep = warehouse.waits.append
     return warehouse
 
 

@@ -25,6 +25,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, bigquery_storage
 from google.cloud.bigquery.table import Row
 
+from mlsys.commit import commit_output
 from mlsys.errors import (
     BackendUnavailable,
     InvalidRequest,
@@ -59,7 +60,7 @@ def _warehouse(client, read_client, emulated: bool) -> BigQueryWarehouse:
     warehouse = BigQueryWarehouse(
         PROJECT, settings, client=client, read_client=read_client, emulated=emulated
     )
-    warehouse._sleep = lambda seconds: None  # retries back off without waiting here
+    warehouse.tables.sleep = lambda seconds: None  # retries back off without waiting here
     return warehouse
 
 
@@ -402,7 +403,7 @@ def test_landed_check_passes_the_job_and_a_time_bound_as_typed_parameters(wh, cl
     answer(client, "query", _query_job(rows=[(5,)]))
     before = dt.datetime.now(dt.UTC)
 
-    result = wh.commit(JobScope("job-1", "dev"), TABLE, 1, "WRITE_APPEND")
+    result = commit_output(wh, JobScope("job-1", "dev"), TABLE, 1, "WRITE_APPEND")
 
     assert result.already_committed and result.rows == 5
     (sql,), kwargs = client.query.call_args
@@ -428,7 +429,7 @@ def test_truncating_a_table_of_other_columns_keeps_its_partitioning_and_clusteri
     answer(client, "get_table", _in_turn(existing, staged))
     answer(client, "query", _query_job())
 
-    wh.commit(JobScope("job-1", "dev"), TABLE, 1, "WRITE_TRUNCATE")
+    commit_output(wh, JobScope("job-1", "dev"), TABLE, 1, "WRITE_TRUNCATE")
 
     (sql,), _ = client.query.call_args
     assert sql.startswith(
@@ -442,7 +443,7 @@ def test_truncating_a_table_of_the_same_columns_is_one_transaction(wh, client):
     answer(client, "get_table", _in_turn(existing, _table(STAGED, OUT, rows=3)))
     answer(client, "query", _in_turn(_query_job(rows=[(0,)]), _query_job()))
 
-    assert wh.commit(JobScope("job-1", "dev"), TABLE, 1, "WRITE_TRUNCATE").rows == 3
+    assert commit_output(wh, JobScope("job-1", "dev"), TABLE, 1, "WRITE_TRUNCATE").rows == 3
 
     landed, truncate = (c.args[0] for c in client.query.call_args_list)
     assert "@since" in landed
@@ -454,7 +455,7 @@ def test_a_partitioning_the_job_cannot_keep_is_refused_before_anything_is_writte
     answer(client, "get_table", _in_turn(existing, _table(STAGED, OUT, rows=3)))
 
     with pytest.raises(SchemaMismatch, match="ingestion time"):
-        wh.commit(JobScope("job-1", "dev"), TABLE, 1, "WRITE_TRUNCATE")
+        commit_output(wh, JobScope("job-1", "dev"), TABLE, 1, "WRITE_TRUNCATE")
     client.query.assert_not_called()
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from mlsys.commit import commit_output
 from mlsys.errors import InvalidRequest, SchemaMismatch, TableNotEmpty, TableNotFound
 from mlsys.ids import TableId
 from mlsys.settings import Settings
@@ -156,11 +157,11 @@ def test_staging_lives_in_the_env_dataset_and_discard_drops_only_it(wh, scope):
 def test_commit_creates_the_target_and_knows_a_landed_job_after_discard(wh, table, scope):
     _stage(wh, scope, 0, _output(10, scope.job_id))
     _stage(wh, scope, 1, _output(5, scope.job_id, start=10))
-    first = wh.commit(scope, table, 2, "WRITE_EMPTY")
+    first = commit_output(wh, scope, table, 2, "WRITE_EMPTY")
     assert (first.rows, first.already_committed) == (15, False)
     wh.discard(scope)
     # A redelivered commit after the staging is gone still knows the job landed.
-    again = wh.commit(scope, table, 2, "WRITE_APPEND")
+    again = commit_output(wh, scope, table, 2, "WRITE_APPEND")
     assert again.already_committed and again.rows == 15
     assert wh.count_rows(table) == 15
 
@@ -170,16 +171,16 @@ def test_commit_write_empty_refuses_rows_and_truncate_replaces_a_foreign_table(w
     scope = JobScope(f"job-{uuid.uuid4().hex[:8]}", "dev")
     _stage(wh, scope, 0, _output(3, scope.job_id))
     with pytest.raises(SchemaMismatch):
-        wh.commit(scope, table, 1, "WRITE_APPEND")
-    assert wh.commit(scope, table, 1, "WRITE_TRUNCATE").rows == 3
+        commit_output(wh, scope, table, 1, "WRITE_APPEND")
+    assert commit_output(wh, scope, table, 1, "WRITE_TRUNCATE").rows == 3
     assert wh.schema(table).names == ["id", "pred", JOB_ID_COLUMN]
 
     later = JobScope(f"job-{uuid.uuid4().hex[:8]}", "dev")
     _stage(wh, later, 0, _output(3, later.job_id))
     with pytest.raises(TableNotEmpty):
-        wh.commit(later, table, 1, "WRITE_EMPTY")
+        commit_output(wh, later, table, 1, "WRITE_EMPTY")
     with pytest.raises(InvalidRequest):
-        wh.commit(later, table, 2, "WRITE_APPEND")  # shard 1 was never staged
+        commit_output(wh, later, table, 2, "WRITE_APPEND")  # shard 1 was never staged
     assert wh.count_rows(table) == 3
 
 
@@ -206,7 +207,7 @@ def _partitioned(wh, table) -> None:
     """An output table as a data team makes it: partitioned, clustered, described."""
     from google.cloud import bigquery
 
-    wh._ensure_dataset(table.project, table.dataset)
+    wh.tables.ensure_dataset(table.project, table.dataset)
     meta = bigquery.Table(
         str(table),
         [
@@ -227,12 +228,12 @@ def test_every_disposition_keeps_a_partitioned_clustered_table(wh, table, dispos
     if disposition != "WRITE_EMPTY":
         earlier = JobScope(f"job-{uuid.uuid4().hex[:8]}", "dev")
         _stage(wh, earlier, 0, _predictions(4, earlier.job_id))
-        wh.commit(earlier, table, 1, "WRITE_APPEND")
+        commit_output(wh, earlier, table, 1, "WRITE_APPEND")
     scope = JobScope(f"job-{uuid.uuid4().hex[:8]}", "dev")
     _stage(wh, scope, 0, _predictions(3, scope.job_id))
 
-    assert wh.commit(scope, table, 1, disposition).rows == 3
-    again = wh.commit(scope, table, 1, disposition)  # a redelivered commit
+    assert commit_output(wh, scope, table, 1, disposition).rows == 3
+    again = commit_output(wh, scope, table, 1, disposition)  # a redelivered commit
     assert again.already_committed and again.rows == 3
 
     expected = {"WRITE_APPEND": 7, "WRITE_EMPTY": 3, "WRITE_TRUNCATE": 3}[disposition]
@@ -243,12 +244,12 @@ def test_every_disposition_keeps_a_partitioned_clustered_table(wh, table, dispos
 
 
 def test_a_shard_larger_than_one_spool_is_loaded_in_parts_and_appears_whole(wh, table, scope):
-    wh.spool_bytes = 1  # every batch fills a spool: bounded local memory on Cloud Run
+    wh.output.spool_bytes = 1  # every batch fills a spool: bounded local memory on Cloud Run
     output = _output(40, scope.job_id)
 
     assert _stage(wh, scope, 0, output) == 40  # six batches of at most 7 rows
     assert wh.staged_shards(scope) == {0}
-    listed = {t.table for t in wh._list(wh.project, "mlsys_dev")}
+    listed = {t.table for t in wh.tables.list(wh.project, "mlsys_dev")}
     assert not any(name.endswith("_partial") for name in listed if scope.job_id[4:] in name)
-    assert wh.commit(scope, table, 1, "WRITE_APPEND").rows == 40
+    assert commit_output(wh, scope, table, 1, "WRITE_APPEND").rows == 40
     assert sorted(wh.read_table(table, ["id"]).column("id").to_pylist()) == list(range(40))

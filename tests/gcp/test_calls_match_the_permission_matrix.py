@@ -84,7 +84,7 @@ def test_the_api_and_the_worker_call_only_what_their_accounts_are_granted(
     )
 
     # The datasets exist, as on Google Cloud: Terraform makes mlsys_dev, the data team the rest.
-    real._ensure_dataset(real.project, settings.dataset_for("dev"))
+    real.tables.ensure_dataset(real.project, settings.dataset_for("dev"))
     worker, worker_calls = _recorded(real)
     sync_registry(worker, gcs_store, settings, "dev")
 

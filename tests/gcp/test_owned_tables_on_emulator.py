@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 def _create_as_terraform_does(wh, table) -> None:
     """`google_bigquery_table.model_registry`: the schema file, the clustering, the dataset."""
     fields = json.loads((SCHEMA_DIR / f"{MODEL_REGISTRY.name}.json").read_text())
-    wh._ensure_dataset(table.project, table.dataset)
+    wh.tables.ensure_dataset(table.project, table.dataset)
     wh.client.delete_table(str(table), not_found_ok=True)
     meta = bigquery.Table(str(table), [bigquery.SchemaField.from_api_repr(f) for f in fields])
     meta.clustering_fields = list(MODEL_REGISTRY.clustering)

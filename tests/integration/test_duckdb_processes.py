@@ -67,6 +67,7 @@ WORKER = textwrap.dedent(
         def release(self):
             self.lock.release()
 
+    from mlsys.commit import commit_output
     from mlsys.ids import TableId
     from mlsys.warehouse import JOB_ID_COLUMN, JobScope
     from mlsys.warehouse.duckdb import DuckDBWarehouse
@@ -106,9 +107,9 @@ WORKER = textwrap.dedent(
             schema=schema,
         )
         wh.stage(scope, 0, [batch], schema)
-        result = wh.commit(scope, output, 1, "WRITE_APPEND")
+        result = commit_output(wh, scope, output, 1, "WRITE_APPEND")
         assert result.rows == stage_rows and not result.already_committed
-        again = wh.commit(scope, output, 1, "WRITE_APPEND")  # a redelivered commit
+        again = commit_output(wh, scope, output, 1, "WRITE_APPEND")  # a redelivered commit
         assert again.already_committed and again.rows == stage_rows
         wh.discard(scope)
 

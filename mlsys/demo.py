@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sklearn.compose import ColumnTransformer
@@ -83,38 +84,13 @@ def run_demo(
     datasets.write_titanic(warehouse, passengers, rows)
 
     bucket = settings.bucket_for(env)
-    metrics: dict = {}
     try:
         store.stat(bucket, artifact_path(MODEL_NAME, 1, "model.pkl"))
-        saved = False
+        saved, metrics = False, {}
         say(f"2/5 {MODEL_NAME}/v1 is already in {store.uri(bucket)}; keeping it.")
     except BlobNotFound:
         say("2/5 Training a random forest pipeline on 20,000 passengers ...")
-        train = datasets.titanic(20_000, seed=1)
-        x_train, x_test, y_train, y_test = train_test_split(
-            train[NUMERIC + CATEGORICAL], train[datasets.TARGET], test_size=0.25, random_state=0
-        )
-        model = titanic_pipeline().fit(x_train, y_train)
-        proba = model.predict_proba(x_test)[:, 1]
-        metrics = {
-            "accuracy": round(float(accuracy_score(y_test, proba > 0.5)), 4),
-            "roc_auc": round(float(roc_auc_score(y_test, proba)), 4),
-        }
-        save_model(
-            model,
-            store,
-            bucket,
-            MODEL_NAME,
-            1,
-            target=datasets.TARGET,
-            id_columns=[datasets.ID_COLUMN],
-            metrics=metrics,
-            description="Demo: survival of synthetic Titanic passengers.",
-            # The training profile every predict job is compared with (monitoring).
-            training_data=x_train,
-            training_target=y_train,
-        )
-        saved = True
+        saved, metrics = True, _train_and_save(store, bucket)
         say(f"   accuracy {metrics['accuracy']:.3f}, ROC AUC {metrics['roc_auc']:.3f}")
 
     say(f"3/5 Model in {store.uri(bucket)}/{MODEL_NAME}/v1/; syncing the {env} registry ...")
@@ -122,25 +98,9 @@ def run_demo(
     say(f"   {sync.scanned} version(s) scanned, {sync.inserted} new, {sync.updated} updated")
 
     say(f"4/5 Predicting {rows:,} rows into {predictions} ...")
-    spec = PredictSpec.parse(
-        env=env,
-        input_table=str(passengers),
-        output_table=str(predictions),
-        model_name=MODEL_NAME,
-        model_version="v1",
-        write_disposition="WRITE_TRUNCATE",
-        settings=settings,
-    )
     bar = progress_factory(rows) if progress_factory else None
     try:
-        result = predict_table(
-            spec,
-            warehouse,
-            store,
-            settings,
-            job_id=f"demo-{int(time.time())}",
-            progress=bar.update if bar else None,
-        )
+        result = _predict(warehouse, store, settings, env, bar.update if bar else None)
     finally:
         if bar:
             bar.close()
@@ -154,3 +114,54 @@ def run_demo(
         result=result,
         seconds_total=round(time.monotonic() - started, 2),
     )
+
+
+def _train_and_save(store: ModelStore, bucket: str) -> dict:
+    """Train the demo's model on synthetic passengers and save it as v1. Returns its metrics."""
+    train = datasets.titanic(20_000, seed=1)
+    x_train, x_test, y_train, y_test = train_test_split(
+        train[NUMERIC + CATEGORICAL], train[datasets.TARGET], test_size=0.25, random_state=0
+    )
+    model = titanic_pipeline().fit(x_train, y_train)
+    proba = model.predict_proba(x_test)[:, 1]
+    metrics = {
+        "accuracy": round(float(accuracy_score(y_test, proba > 0.5)), 4),
+        "roc_auc": round(float(roc_auc_score(y_test, proba)), 4),
+    }
+    save_model(
+        model,
+        store,
+        bucket,
+        MODEL_NAME,
+        1,
+        target=datasets.TARGET,
+        id_columns=[datasets.ID_COLUMN],
+        metrics=metrics,
+        description="Demo: survival of synthetic Titanic passengers.",
+        # The training profile every predict job is compared with (monitoring).
+        training_data=x_train,
+        training_target=y_train,
+    )
+    return metrics
+
+
+def _predict(
+    warehouse: Warehouse,
+    store: ModelStore,
+    settings: Settings,
+    env: str,
+    progress: Callable[[int], None] | None,
+) -> PredictResult:
+    """Predict every demo passenger with v1, replacing the previous predictions."""
+    passengers, predictions = demo_tables(settings)
+    spec = PredictSpec.parse(
+        env=env,
+        input_table=str(passengers),
+        output_table=str(predictions),
+        model_name=MODEL_NAME,
+        model_version="v1",
+        write_disposition="WRITE_TRUNCATE",
+        settings=settings,
+    )
+    job_id = f"demo-{int(time.time())}"
+    return predict_table(spec, warehouse, store, settings, job_id=job_id, progress=progress)

@@ -241,17 +241,8 @@ def sync_registry(
 ) -> SyncResult:
     """Scan the env's bucket and merge what changed into its registry table."""
     table = registry_table(settings, env)
-    bucket = settings.bucket_for(env)
     existing = {(e.model_name, e.model_version): e for e in read_registry(warehouse, settings, env)}
-    blobs = store.list_blobs(bucket)
-    by_version: dict[tuple[str, int], dict[str, BlobInfo]] = {}
-    for blob in blobs:
-        parsed = parse_artifact_path(blob.path)
-        if parsed:
-            by_version.setdefault(parsed[:2], {})[parsed[2]] = blob
-    # A version is there only while its model file is: a metadata.json left behind is not one.
-    by_version = {k: f for k, f in by_version.items() if {"model.skops", "model.pkl"} & f.keys()}
-
+    by_version = _stored_versions(store, settings.bucket_for(env))
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     invalid = 0
@@ -274,13 +265,8 @@ def sync_registry(
         if previous is None or row["updated_at"] != previous.updated_at:  # see _scan_version
             rows.append(row)
 
-    missing = 0
-    for key, entry in existing.items():
-        if key not in by_version and entry.status != MISSING:
-            row = _entry_row(entry)
-            row.update(status=MISSING, updated_at=now)
-            rows.append(row)
-            missing += 1
+    gone = _missing_rows(existing, by_version, now)
+    rows += gone
 
     _ensure_table(warehouse, table)
     result = MergeResult(0, 0)
@@ -295,8 +281,34 @@ def sync_registry(
         inserted=result.inserted,
         updated=result.updated,
         invalid=invalid,
-        missing=missing,
+        missing=len(gone),
     )
+
+
+def _stored_versions(store: ModelStore, bucket: str) -> dict[tuple[str, int], dict[str, BlobInfo]]:
+    """The bucket's model versions, each with its files by name."""
+    by_version: dict[tuple[str, int], dict[str, BlobInfo]] = {}
+    for blob in store.list_blobs(bucket):
+        parsed = parse_artifact_path(blob.path)
+        if parsed:
+            by_version.setdefault(parsed[:2], {})[parsed[2]] = blob
+    # A version is there only while its model file is: a metadata.json left behind is not one.
+    return {k: f for k, f in by_version.items() if {"model.skops", "model.pkl"} & f.keys()}
+
+
+def _missing_rows(
+    existing: dict[tuple[str, int], RegistryEntry],
+    stored: dict[tuple[str, int], dict[str, BlobInfo]],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Rows marking MISSING the registered versions whose files are gone (once)."""
+    rows = []
+    for key, entry in existing.items():
+        if key not in stored and entry.status != MISSING:
+            row = _entry_row(entry)
+            row.update(status=MISSING, updated_at=now)
+            rows.append(row)
+    return rows
 
 
 def _entry_row(entry: RegistryEntry) -> dict[str, Any]:

@@ -211,6 +211,19 @@ def _operation(path, method, op: Operation, keys, schemas, auth_on) -> dict[str,
     }
     if op.description:
         out["description"] = op.description
+    params = _parameters(path, op, schemas)
+    if params:
+        out["parameters"] = params
+    if op.body is not None:
+        out["requestBody"] = _request_body(op, keys)
+    out["responses"] = _responses(op, keys, auth_on)
+    if not op.secured:
+        out["security"] = []
+    return out
+
+
+def _parameters(path, op: Operation, schemas) -> list[dict[str, Any]]:
+    """The path parameters in `path`, then the query model's fields, then the headers."""
     params: list[dict[str, Any]] = []
     for name in re.findall(r"{([^}]+)}", path):
         spec = {"type": "string", "minLength": 1, **op.path_params.get(name, {}).get("schema", {})}
@@ -220,17 +233,20 @@ def _operation(path, method, op: Operation, keys, schemas, auth_on) -> dict[str,
         params.append(param)
     if op.query is not None:
         params += _query_parameters(schemas[op.query.__name__])
-    params += op.headers
-    if params:
-        out["parameters"] = params
-    if op.body is not None:
-        ref = keys[(op.body, "validation")]
-        examples = op.body.model_config.get("json_schema_extra", {}).get("examples", [])
-        content: dict[str, Any] = {"schema": ref}
-        if examples:
-            content["example"] = examples[0]
-        out["requestBody"] = {"required": True, "content": {"application/json": content}}
+    return params + op.headers
 
+
+def _request_body(op: Operation, keys) -> dict[str, Any]:
+    ref = keys[(op.body, "validation")]
+    examples = op.body.model_config.get("json_schema_extra", {}).get("examples", [])
+    content: dict[str, Any] = {"schema": ref}
+    if examples:
+        content["example"] = examples[0]
+    return {"required": True, "content": {"application/json": content}}
+
+
+def _responses(op: Operation, keys, auth_on) -> dict[str, Any]:
+    """The operation's own responses (the first with its example), then its problems."""
     responses: dict[str, Any] = {}
     for status, response in op.responses.items():
         if isinstance(response, tuple):
@@ -260,10 +276,7 @@ def _operation(path, method, op: Operation, keys, schemas, auth_on) -> dict[str,
         errors.add(401)
     for status in sorted(errors):
         responses[str(status)] = _problem_response(status)
-    out["responses"] = responses
-    if not op.secured:
-        out["security"] = []
-    return out
+    return responses
 
 
 def _version() -> str:

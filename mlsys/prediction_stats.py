@@ -32,7 +32,7 @@ from mlsys.monitoring import (
 from mlsys.settings import Settings
 from mlsys.tables import PREDICTION_STATS, arrow_fields
 from mlsys.warehouse.base import Warehouse
-from mlsys.warehouse.sql import sql_string
+from mlsys.warehouse.bq_sql import string_literal
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def read_stats(
     columns = [n for n in SCHEMA.names if n != "profile"]
     sql = (
         f"SELECT {', '.join(columns)} FROM `{table}` "
-        f"WHERE model_name = {sql_string(check_model_name(model_name))} "
+        f"WHERE model_name = {string_literal(check_model_name(model_name))} "
         f"AND model_version = {int(model_version)} ORDER BY computed_at, job_id, feature"
     )
     frame = warehouse.query(sql)

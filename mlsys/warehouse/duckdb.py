@@ -66,7 +66,7 @@ from mlsys.warehouse.base import (
     check_disposition,
 )
 from mlsys.warehouse.batches import rebatch
-from mlsys.warehouse.sql import (
+from mlsys.warehouse.duckdb_sql import (
     bigquery_to_duckdb,
     duckdb_schema_name,
     duckdb_select_new_keys,

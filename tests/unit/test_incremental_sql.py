@@ -8,7 +8,7 @@ from mlsys.ids import TableId
 from mlsys.incremental import check_keys, check_mode, exclusion
 from mlsys.warehouse.base import KeyExclusion
 from mlsys.warehouse.bq_sql import snapshot_new_keys
-from mlsys.warehouse.sql import duckdb_select_new_keys
+from mlsys.warehouse.duckdb_sql import duckdb_select_new_keys
 
 pytestmark = pytest.mark.unit
 

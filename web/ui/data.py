@@ -18,7 +18,7 @@ from mlsys.monitoring import PREDICTION, PROBABILITY
 from mlsys.prediction_stats import stats_table
 from mlsys.registry import RegistryEntry, read_registry
 from mlsys.schedules import Schedule, ScheduleStore
-from mlsys.warehouse.sql import sql_string
+from mlsys.warehouse.bq_sql import string_literal
 from web.backends import backends
 from web.principal import Principal, Scope
 from web.submit import submit_job
@@ -118,10 +118,11 @@ def output_profiles(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
         table = stats_table(found.settings, params["env"])
         if not found.warehouse.exists(table):
             return {}
+        job_id = string_literal(job["job_id"])
         frame = found.warehouse.query(
             # mlsys.monitoring's names of the model's outputs among the profiled features.
-            f"SELECT feature, profile FROM `{table}` WHERE job_id = {sql_string(job['job_id'])} "
-            f"AND feature IN ({', '.join(sql_string(name) for name in OUTPUT_FEATURES)})"
+            f"SELECT feature, profile FROM `{table}` WHERE job_id = {job_id} "
+            f"AND feature IN ({', '.join(string_literal(name) for name in OUTPUT_FEATURES)})"
         )
     except Exception as error:
         # A chart is a nicety: the job page still answers when the warehouse does not.

@@ -12,7 +12,7 @@ from sqlglot import exp
 
 from mlsys.errors import InvalidIdentifier, InvalidRequest
 from mlsys.ids import TableId
-from mlsys.warehouse.sql import bigquery_to_duckdb, duckdb_table, quote_ident
+from mlsys.warehouse.duckdb_sql import bigquery_to_duckdb, duckdb_table, quote_ident
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,5 @@
-"""Pure SQL builders and the BigQuery -> DuckDB translation (tested as strings).
+"""DuckDB SQL of the embedded warehouse, built by pure functions, and the translation of
+BigQuery SQL to DuckDB (tested as strings). `bq_sql` is its BigQuery counterpart.
 
 Only validated `TableId`s and column names reach these functions; identifiers are quoted
 with the dialect's quote character, and values travel as query parameters.

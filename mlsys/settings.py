@@ -37,7 +37,11 @@ class Settings(BaseSettings):
         "BigQuery project. Any valid name works on the embedded warehouse.",
         "mlsys-local",
     )
-    gcp_region: str = _env("GCP_REGION", "Region of Cloud Run, GCS and Memorystore.", "us-central1")
+    gcp_region: str = _env(
+        "GCP_REGION",
+        "Region of Cloud Run, Memorystore and the model buckets (those mlsys creates too).",
+        "us-central1",
+    )
     bq_location: str | None = _env(
         "MLSYS_BQ_LOCATION", "BigQuery location of jobs and staging tables (e.g. US, EU).", None
     )

@@ -74,6 +74,7 @@ class GCSModelStore(ModelStore):
         client: Any = None,
         project: str | None = None,
         create_buckets: bool = False,
+        location: str | None = None,
     ) -> None:
         """
         Args:
@@ -82,8 +83,11 @@ class GCSModelStore(ModelStore):
             project: billing project of the default client and of created buckets.
             create_buckets: create a missing bucket on first write. Off in the cloud, where
                 Terraform owns buckets; on against an emulator, which starts empty.
+            location: where created buckets live (GCP_REGION, as Terraform's buckets do);
+                default: GCS' own (the US multi-region).
         """
         self._project = project
+        self._location = location
         self._client = client
         self._create_buckets = create_buckets
 
@@ -97,7 +101,9 @@ class GCSModelStore(ModelStore):
                 hint="Use gs:// alone: buckets come from GCS_BUCKET_MODELS_{ENV}.",
             )
         return cls(
-            project=settings.gcp_project_id, create_buckets=bool(os.environ.get(EMULATOR_ENV))
+            project=settings.gcp_project_id,
+            create_buckets=bool(os.environ.get(EMULATOR_ENV)),
+            location=settings.gcp_region,
         )
 
     @property
@@ -232,7 +238,7 @@ class GCSModelStore(ModelStore):
 
     def _create_bucket(self, bucket: str) -> None:
         try:
-            self.client.create_bucket(bucket, project=self._project)
+            self.client.create_bucket(bucket, project=self._project, location=self._location)
         except gexc.Conflict:
             pass  # another writer created it first
 

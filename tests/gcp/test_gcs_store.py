@@ -101,6 +101,24 @@ def test_open_store_uses_storage_emulator_host(gcs_emulator, bucket, monkeypatch
     assert [b.path for b in store.list_blobs(bucket)] == ["a/v1/model.pkl"]
 
 
+def test_a_bucket_the_store_creates_is_in_the_configured_region(gcs_emulator, bucket, monkeypatch):
+    # fake-gcs-server keeps its own location for every bucket: the request itself is checked.
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
+    create = storage.Client.create_bucket
+    asked = []
+
+    def recorded(self, bucket_or_name, *args, **kwargs):
+        asked.append(kwargs.get("location"))
+        return create(self, bucket_or_name, *args, **kwargs)
+
+    monkeypatch.setattr(storage.Client, "create_bucket", recorded)
+    store = open_store("gs://", Settings(GCP_PROJECT_ID="mlsys-test", GCP_REGION="europe-west1"))
+    store.write(bucket, "a/v1/model.pkl", b"x")
+
+    assert asked == ["europe-west1"]
+    assert [b.path for b in store.list_blobs(bucket)] == ["a/v1/model.pkl"]
+
+
 def test_gs_url_with_a_bucket_is_refused():
     with pytest.raises(InvalidRequest):
         GCSModelStore.from_url("gs://some-bucket", Settings())

@@ -81,6 +81,55 @@ def redis_server(workdir: Path) -> Iterator[str]:
         proc.wait(10)
 
 
+class CrashableRedis:
+    """A private redis-server with its AOF fsynced on every write, on a fixed port: killed -9
+    and started again, it comes back as it was, at the same URL."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self._args = [
+            shutil.which("redis-server") or "redis-server",
+            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(workdir),
+            "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+        ]  # fmt: skip
+        self._proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen(
+            self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for(self.answers, timeout=30, what="redis-server")
+
+    def answers(self) -> bool:
+        try:
+            return redis.Redis(port=self.port, socket_timeout=2).ping()
+        except redis.RedisError:
+            return False
+
+    def crash_and_restart(self, down_seconds: float = 1.0) -> None:
+        """kill -9, stay down for `down_seconds`, start again from the AOF."""
+        self._proc.send_signal(signal.SIGKILL)
+        self._proc.wait(10)
+        time.sleep(down_seconds)
+        self.start()
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(10)
+
+
+@contextlib.contextmanager
+def crashable_redis(workdir: Path) -> Iterator[CrashableRedis]:
+    server = CrashableRedis(workdir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @contextlib.contextmanager
 def serve_wsgi(app) -> Iterator[str]:
     """Serve a WSGI app on a free port in a thread; yields its base URL."""

@@ -29,6 +29,9 @@ def celery_config(settings: Settings) -> dict:
     concurrency = settings.worker_concurrency or os.cpu_count() or 1
     return {
         "broker_url": settings.redis_url,
+        # kombu's Redis transport, but one that survives Redis going away with unacked
+        # messages in hand, and puts them back once it returns (worker/broker.py).
+        "broker_transport": "worker.broker:Transport",
         "broker_use_ssl": tls,
         # Job state lives in mlsys' own records (the mlsys.jobs package); no result backend is
         # needed, and none means no result keys piling up in Redis.

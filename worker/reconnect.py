@@ -5,7 +5,9 @@ When the connection to Redis drops, Celery cancels the late-acked tasks that wer
 their units stop. But each unit's lease lives on in Redis (restored from the AOF), and the
 reaper would wait a whole MLSYS_RECOVERY_TIMEOUT for it to expire before running the unit
 again. This worker knows which units it cancelled: once Redis answers again it gives their
-leases back and dispatches their next attempt right away.
+leases back and dispatches their next attempt right away. It also puts back in their queues
+the unacked messages the broker transport could not restore while Redis was away
+(worker/broker.py), which would otherwise wait for the visibility timeout.
 
 Celery announces such a cancel through `Task.on_retry` in the worker's main process, with no
 exception info; that is the hook (the task class of the app).
@@ -16,15 +18,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 from celery import Task
+from kombu.exceptions import OperationalError
 
 log = logging.getLogger(__name__)
 
-_pending: list[tuple[str, str, int]] = []
+#: What to do once Redis answers: (what, action returning what it did), in order.
+_pending: list[tuple[str, Callable[[], str]]] = []
 _lock = threading.Lock()
 _running = threading.Event()
+#: Errors of a Redis that is not back yet (kombu wraps redis-py's while it connects).
+_AWAY = (redis.RedisError, OSError, OperationalError)
 
 
 def unit_of(task_name: str, args: list) -> tuple[str, str, int] | None:
@@ -59,37 +66,60 @@ def give_back(job_id: str, unit: str, attempt: int) -> str:
     return f"{job_id} {unit}: attempt {attempt + 1} dispatched"
 
 
+def restore(tags: list[str]) -> str:
+    """Put the unacked messages with these delivery tags back in their queues (kombu's own
+    restore, on a connection of its own); a tag already restored or acked is skipped."""
+    from worker.app import celery_app
+
+    with celery_app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, interval_start=0)  # _drain retries
+        qos = connection.default_channel.qos
+        for tag in tags:
+            qos.restore_by_tag(tag)
+    return f"restored {len(tags)} unacked message(s)"
+
+
 def _drain() -> None:
-    """Give back every cancelled unit, retrying while Redis is still away."""
+    """Do every pending action, retrying while Redis is still away."""
     while True:
         with _lock:
             if not _pending:
                 _running.clear()
                 return
             item = _pending[0]
+        what, action = item
         try:
-            log.warning("broker connection back: %s", give_back(*item))
-        except (redis.RedisError, OSError) as error:
-            log.info("waiting for Redis to give back %s/%s: %s", item[0], item[1], error)
+            log.warning("broker connection back: %s", action())
+        except _AWAY as error:
+            log.info("waiting for Redis to %s: %s", what, error)
             time.sleep(0.5)
             continue
         except Exception:
-            log.exception("could not give back %s/%s", item[0], item[1])
+            log.exception("could not %s", what)
         with _lock:
             _pending.remove(item)
+
+
+def _when_redis_answers(what: str, action: Callable[[], str]) -> None:
+    with _lock:
+        _pending.append((what, action))
+        if _running.is_set():
+            return
+        _running.set()
+    threading.Thread(target=_drain, name="mlsys-reconnect", daemon=True).start()
+
+
+def orphaned(tags: list[str]) -> None:
+    """Restore these unacked messages as soon as Redis answers (worker/broker.py)."""
+    if tags:
+        _when_redis_answers(f"restore {len(tags)} unacked message(s)", lambda: restore(tags))
 
 
 def cancelled(task_name: str, args: list) -> None:
     """Remember a unit Celery cancelled, and give it back as soon as Redis answers."""
     unit = unit_of(task_name, list(args or []))
-    if unit is None:
-        return
-    with _lock:
-        _pending.append(unit)
-        if _running.is_set():
-            return
-        _running.set()
-    threading.Thread(target=_drain, name="mlsys-give-back", daemon=True).start()
+    if unit is not None:
+        _when_redis_answers(f"give back {unit[0]}/{unit[1]}", lambda: give_back(*unit))
 
 
 class UnitTask(Task):

@@ -14,7 +14,8 @@ from mlsys.settings import get_settings
 from tests.services import wait_for
 from worker import context
 from worker.app import PLAN_TASK, QUEUE, celery_app
-from worker.fairness import redis_keys
+from worker.dispatch import send_unit
+from worker.fairness import redis_keys, route
 from worker.reconnect import UnitTask, give_back
 
 pytestmark = pytest.mark.integration
@@ -71,3 +72,20 @@ def test_celerys_cancel_hook_gives_the_unit_back(jobs, redis_client):
     task.on_retry(Retry("cancelled by Celery"), "a-task-id", [job_id, 1], {}, None)
     wait_for(lambda: int(jobs.units(job_id)["plan"]["attempt"]) == 2, what="give back")
     assert _sent(redis_client) == [[job_id, 2]]
+
+
+def test_unacked_messages_a_closing_channel_cannot_restore_are_restored_later(jobs, redis_client):
+    """On a lost connection Celery drops the transport's client, then closes the channel, whose
+    restore of its unacked messages then cannot reach Redis: they are restored later instead
+    of waiting for the visibility timeout (and the close does not raise)."""
+    job_id = _running_plan(jobs)
+    send_unit(job_id, "plan", 1)
+    queue, _ = route(QUEUE, "plan", job_id, get_settings().fair_lanes)
+    connection = celery_app.connection_for_write()
+    channel = connection.default_channel
+    assert channel.basic_get(queue, no_ack=False) is not None  # delivered, not acked
+    assert (_sent(redis_client), redis_client.hlen("unacked")) == ([], 1)
+    connection._do_close_transport()  # what Connection.collect() does before the close
+    channel.close()
+    wait_for(lambda: _sent(redis_client) == [[job_id, 1]], what="the message back in its queue")
+    assert not redis_client.hlen("unacked")

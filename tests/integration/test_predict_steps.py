@@ -6,17 +6,20 @@ a mutation tester)."""
 from __future__ import annotations
 
 import io
+import json
+import logging
 import time
 
 import joblib
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LinearRegression
 from sklearn.svm import LinearSVC
 
-from mlsys.artifacts import save_model
+from mlsys.artifacts import MODEL_CACHE, save_model
 from mlsys.errors import (
     Cancelled,
     InvalidIdentifier,
@@ -268,6 +271,25 @@ def test_default_ids_leave_out_the_outputs_own_column_names(warehouse, settings,
     assert str(caught.value) == "id_columns ['ModelName', 'prediction'] clash with output columns."
 
 
+def test_prepare_takes_the_target_and_ids_the_model_was_saved_with(warehouse, store, settings):
+    model = ScriptedClassifier().fit(passengers()[FEATURES])
+    bucket = settings.bucket_for(ENV)
+    save_model(model, store, bucket, "named", target="Survived", id_columns=["Name"])
+    sync_registry(warehouse, store, settings, ENV)
+
+    prepared = prepare(warehouse, settings, model_name="named")
+
+    assert (prepared.target, prepared.id_columns) == ("Survived", ["Name"])
+    assert prepared.output_schema.names[:3] == ["Name", "Survived", "PredictionProbability"]
+
+
+def test_an_input_of_only_features_is_named_when_no_ids_are_given(warehouse, settings, classifier):
+    warehouse.write(passengers()[FEATURES], INPUT, "WRITE_TRUNCATE")
+
+    with pytest.raises(InvalidRequest, match=f"Input table {INPUT} has only the model's feature"):
+        prepare(warehouse, settings)
+
+
 def test_prepare_names_the_missing_feature_and_id_columns(warehouse, settings, classifier):
     warehouse.write(passengers().drop(columns=["Pclass"]), INPUT, "WRITE_TRUNCATE")
     with pytest.raises(SchemaMismatch) as caught:
@@ -290,7 +312,9 @@ def test_an_output_with_other_columns_is_refused_unless_truncated(warehouse, set
     assert str(caught.value).startswith(
         f"Output table {OUTPUT} exists with columns ['PassengerId', 'score'], but clf writes "
     )
-    assert "WRITE_TRUNCATE" in caught.value.hint
+    assert caught.value.hint == (
+        "Choose a new output table, or write_disposition WRITE_TRUNCATE to replace it."
+    )
     assert prepare(warehouse, settings, write_disposition="WRITE_TRUNCATE").rows_total == ROWS
 
 
@@ -307,6 +331,7 @@ def test_write_empty_refuses_an_output_with_rows_only(warehouse, store, settings
     assert caught.value.message == (
         f"Output table {OUTPUT} has rows and write_disposition is WRITE_EMPTY."
     )
+    assert caught.value.hint == "Use WRITE_APPEND or WRITE_TRUNCATE, or another table."
     assert prepare(warehouse, settings, id_columns=["PassengerId"]).rows_total == ROWS
 
 
@@ -428,9 +453,11 @@ def test_commit_lands_every_shard_once(warehouse, store, settings, classifier):
     rows = 5_000  # the embedded warehouse splits a snapshot in row groups of 2048 or more
     warehouse.write(passengers(rows), INPUT, "WRITE_TRUNCATE")
     settings = settings.model_copy(update={"batch_rows": 1_000})
-    prepared = prepare(warehouse, settings, store)
+    prepared = prepare(warehouse, settings, store, id_columns=["PassengerId"])
     plan = plan_shards(prepared, warehouse, settings, "job-c", shards=2)
     assert len(plan.shards) == 2
+    # The snapshot holds only what the job reads: its ids and the features.
+    assert pq.read_schema(plan.shards[0]["path"]).names == ["PassengerId", *FEATURES]
     staged = [
         run_shard(prepared, shard, i, "job-c", warehouse, store, settings)
         for i, shard in enumerate(plan.shards)
@@ -539,3 +566,41 @@ def test_a_model_saved_without_metadata_is_read_where_models_may_load(warehouse,
         prepare(warehouse, settings, model_name="bare")
     result = run(warehouse, store, settings, model_name="bare", id_columns=["PassengerId"])
     assert (result.model, result.rows_written) == ("bare/v1", ROWS)
+
+
+def test_an_incremental_run_predicts_only_the_new_keys(warehouse, store, settings, classifier):
+    options = {"mode": "incremental", "id_columns": ["PassengerId"]}
+    assert run(warehouse, store, settings, "job-1", **options).rows_written == ROWS
+    grown = passengers(ROWS + 3)
+    warehouse.write(grown.tail(3), INPUT, "WRITE_APPEND")
+
+    assert run(warehouse, store, settings, "job-2", **options).rows_written == 3
+    frame = warehouse.read_table(OUTPUT).to_pandas()
+    assert sorted(frame["PassengerId"]) == list(range(1, ROWS + 4))
+    assert set(frame[frame["PassengerId"] > ROWS]["JobId"]) == {"job-2"}
+
+
+def test_loading_sizes_the_cache_and_warns_of_library_drift(warehouse, store, settings, caplog):
+    model = ScriptedClassifier().fit(passengers()[FEATURES])
+    saved = save_model(model, store, settings.bucket_for(ENV), "drifted")
+    metadata = {**saved.metadata, "library_versions": {"scikit-learn": "0.0.1"}}
+    store.write(settings.bucket_for(ENV), "drifted/v1/metadata.json", json.dumps(metadata).encode())
+    sync_registry(warehouse, store, settings, ENV)
+    small = settings.model_copy(update={"model_cache_mb": 3})
+    prepared = prepare(warehouse, small, model_name="drifted")
+
+    with caplog.at_level(logging.WARNING, logger="mlsys.artifacts"):
+        assert load_model(prepared, store, small).predict(passengers()[FEATURES]) is not None
+    assert MODEL_CACHE.max_bytes == 3 * 2**20
+    assert "drifted/v1 was saved with scikit-learn 0.0.1 (here " in caplog.text
+
+
+def test_a_skops_model_loads_with_its_reviewed_types(warehouse, store, settings):
+    model = ScriptedClassifier().fit(passengers()[FEATURES])
+    save_model(model, store, settings.bucket_for(ENV), "reviewed", artifact_format="skops")
+    sync_registry(warehouse, store, settings, ENV)
+    trusting = settings.model_copy(
+        update={"skops_trusted_types": ["tests.models.ScriptedClassifier"]}
+    )
+
+    assert run(warehouse, store, trusting, model_name="reviewed").rows_written == ROWS

@@ -329,7 +329,7 @@ def test_write_empty_refuses_an_output_with_rows_only(warehouse, store, settings
     with pytest.raises(TableNotEmpty) as caught:
         prepare(warehouse, settings, id_columns=["PassengerId"], write_disposition="WRITE_EMPTY")
     assert caught.value.message == (
-        f"Output table {OUTPUT} has rows and write_disposition is WRITE_EMPTY."
+        f"Output table {OUTPUT} already has rows and write_disposition is WRITE_EMPTY."
     )
     assert caught.value.hint == "Use WRITE_APPEND or WRITE_TRUNCATE, or another table."
     assert prepare(warehouse, settings, id_columns=["PassengerId"]).rows_total == ROWS

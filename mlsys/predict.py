@@ -206,7 +206,9 @@ def prepare_predict(
         InvalidRequest: no column identifies a row, or the input has too many to copy.
         MetadataPending: the version's features are known only once a worker loads it.
     """
-    with warehouse.session():
+    # Without a store nothing is written (the API's checks): they share the warehouse with
+    # other readers. With one, a pending version's inferred features are recorded.
+    with warehouse.session(write=store is not None):
         return _prepare(spec, warehouse, settings, store)
 
 

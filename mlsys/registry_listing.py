@@ -92,7 +92,7 @@ def list_versions(
         raise InvalidRequest(f"page_size must be between 1 and {MAX_PAGE_SIZE}.")
     after = decode_token(page_token) if page_token else None
     table = registry_table(settings, env)
-    with warehouse.session():
+    with warehouse.session(write=False):
         if not warehouse.exists(table):
             return VersionPage([], None)
         # One row more than the page tells whether another page follows.

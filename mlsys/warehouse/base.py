@@ -274,9 +274,10 @@ class Warehouse(ABC):
         differ, leave equal rows untouched (a no-change merge writes nothing). Creates the
         table from `rows.schema` when missing."""
 
-    def session(self) -> contextlib.AbstractContextManager[None]:
+    def session(self, write: bool = True) -> contextlib.AbstractContextManager[None]:
         """Group several short calls (e.g. the checks of one request) on one connection where
-        the backend pays per connection; a no-op elsewhere."""
+        the backend pays per connection; a no-op elsewhere. `write=False` promises that the
+        calls only read, so the connection may share the warehouse with other readers."""
         return contextlib.nullcontext()
 
     def close(self) -> None:  # noqa: B027 - optional hook

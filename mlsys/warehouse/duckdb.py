@@ -1,11 +1,11 @@
 """The embedded warehouse: one DuckDB file, safe to share between processes.
 
-DuckDB lets one process at a time open a file for writing. The web app, every worker and beat
-use the same file, so each operation opens a connection for one short statement. They queue for
-it on a lock file beside it (`{file}.lock`), polled every few milliseconds: retrying DuckDB's
-own open with backoff left a waiter asleep while the file was free (an API request waited
-seconds behind a busy worker), and each failed open costs milliseconds of CPU. A process that
-is not mlsys' (the DuckDB CLI) may still hold the file: that open is retried with backoff.
+DuckDB lets one process at a time open a file for writing (or any number for reading). The web
+app, every worker and beat use the same file, so each operation opens a connection for one
+short call, read-only where it only reads, and waits its turn on lock files beside it
+(`mlsys.warehouse.file_queue`): the API's checks share the file with each other and with the
+workers' reads, and only writes (commits, merges) have it alone. A process that is not mlsys'
+(the DuckDB CLI) may still hold the file: that open is retried with backoff.
 
 Long work stays outside the file: a job's input is snapshotted once to Parquet (shards read the
 snapshot, not the database), shards stage their output as Parquet files, and the commit is one
@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import filelock
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -74,6 +73,7 @@ from mlsys.warehouse.duckdb_sql import (
     quote_ident,
     sql_string,
 )
+from mlsys.warehouse.file_queue import FileQueue, FileTurnTimeout
 
 _SHARD_FILE = "shard-{:05d}.parquet"
 
@@ -136,7 +136,7 @@ class DuckDBWarehouse(Warehouse):
         self.default_project = default_project
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._queues: dict[int, filelock.FileLock] = {}
+        self._queue = FileQueue(self.path)
 
     @classmethod
     def from_url(cls, url: str, settings: Settings) -> DuckDBWarehouse:
@@ -162,62 +162,52 @@ class DuckDBWarehouse(Warehouse):
 
     # --- connections --------------------------------------------------------------------
     @contextlib.contextmanager
-    def session(self) -> Iterator[None]:
+    def session(self, write: bool = True) -> Iterator[None]:
         """Hold one connection for the calls inside (on this thread). Opening a DuckDB file
-        costs tens of milliseconds; a request's handful of checks should pay it once."""
+        costs tens of milliseconds; a request's handful of checks should pay it once. A
+        read-only session (`write=False`) shares the file with other readers."""
         if getattr(self._local, "con", None) is not None:
             yield
             return
-        with self._open() as con:
-            self._local.con = con
+        with self._open(write) as con:
+            self._local.con, self._local.writes = con, write
             try:
                 yield
             finally:
                 self._local.con = None
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _connect(self, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         con = getattr(self._local, "con", None)
         if con is not None:
+            if write and not self._local.writes:
+                raise RuntimeError("a write inside a read-only warehouse session")
             yield con
             return
-        with self._open() as con:
+        with self._open(write) as con:
             yield con
 
-    @property
-    def _queue(self) -> filelock.FileLock:
-        """This process's place in the queue for the file: one descriptor per thread, and a
-        new lock in a forked child (a pool process must not share its parent's)."""
-        pid = os.getpid()
-        queue = self._queues.get(pid)
-        if queue is None:
-            queue = filelock.FileLock(
-                f"{self.path}.lock", poll_interval=0.002, preserve_lock_file=True
-            )
-            self._queues = {pid: queue}
-        return queue
-
     @contextlib.contextmanager
-    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _open(self, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         started = time.monotonic()
-        queue = self._queue
         try:
-            queue.acquire(timeout=self.lock_wait)
-        except filelock.Timeout:
+            with self._queue.turn(write, self.lock_wait):
+                left = max(0.1, self.lock_wait - (time.monotonic() - started))
+                # A file that does not exist yet cannot be opened read-only: create it.
+                read_only = not write and self.path.exists()
+                try:
+                    con = _retry_on_lock(left)(duckdb.connect)(
+                        str(self.path), read_only=read_only, config=self.config
+                    )
+                except RetryError:
+                    raise self._locked() from None
+                try:
+                    _sandbox(con, self._allowed_directories())
+                    yield con
+                finally:
+                    con.close()
+        except FileTurnTimeout:
             raise self._locked() from None
-        try:
-            left = max(0.1, self.lock_wait - (time.monotonic() - started))
-            try:
-                con = _retry_on_lock(left)(duckdb.connect)(str(self.path), config=self.config)
-            except RetryError:
-                raise self._locked() from None
-            try:
-                _sandbox(con, self._allowed_directories())
-                yield con
-            finally:
-                con.close()
-        finally:
-            queue.release()
 
     def _locked(self) -> BackendUnavailable:
         return BackendUnavailable(
@@ -231,10 +221,11 @@ class DuckDBWarehouse(Warehouse):
         folders = {self.staging_dir, self.staging_dir.resolve(), Path(f"{self.path}.tmp")}
         return sorted(f"{folder}/" for folder in folders)
 
-    def _run(self, fn, table: TableId | None = None):
-        """Run `fn(con)` on a fresh connection, mapping DuckDB errors."""
+    def _run(self, fn, table: TableId | None = None, write: bool = False):
+        """Run `fn(con)` on a fresh connection (read-only unless `write`), mapping DuckDB
+        errors."""
         try:
-            with self._connect() as con:
+            with self._connect(write) as con:
                 return fn(con)
         except duckdb.Error as error:
             mapped = _translate(error, table)
@@ -322,7 +313,7 @@ class DuckDBWarehouse(Warehouse):
                 raise
             return arrow.num_rows
 
-        return self._run(fn, table)
+        return self._run(fn, table, write=True)
 
     # --- sharded reads ------------------------------------------------------------------
     def _job_dir(self, scope: JobScope) -> Path:
@@ -437,7 +428,7 @@ class DuckDBWarehouse(Warehouse):
         same table, and either all of it commits or none."""
         files = [self._out_dir(scope) / _SHARD_FILE.format(i) for i in range(shard_count)]
         try:
-            with self._connect() as con:
+            with self._connect(write=True) as con:
                 _exec(con, "BEGIN TRANSACTION")
                 try:
                     self._ensure_schema(con, target)
@@ -494,7 +485,7 @@ class DuckDBWarehouse(Warehouse):
                 raise
             return MergeResult(inserted=inserted, updated=updated)
 
-        return self._run(fn, table)
+        return self._run(fn, table, write=True)
 
 
 class _Landing(OutputLanding):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -15,6 +19,7 @@ import pytest
 
 from mlsys.ids import TableId
 from mlsys.warehouse.duckdb import DuckDBWarehouse
+from tests.services import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -29,11 +34,10 @@ PROJECT = "mlsys-local"
 # warehouse's lock file, and failed DuckDB opens (there should be none: the queue comes first).
 WORKER = textwrap.dedent(
     """
-    import json, os, sys, time
+    import json, sys, time
     from pathlib import Path
 
     import duckdb
-    import filelock
     import pandas as pd
     import pyarrow as pa
 
@@ -52,20 +56,28 @@ WORKER = textwrap.dedent(
 
     duckdb.connect = observed_connect
 
-    class ObservedQueue:
-        def __init__(self, lock):
-            self.lock = lock
+    import contextlib
 
-        def acquire(self, timeout):
+    from mlsys.warehouse.file_queue import FileTurnTimeout
+
+    class ObservedQueue:
+        def __init__(self, queue):
+            self.queue = queue
+
+        @contextlib.contextmanager
+        def turn(self, write, timeout):
             global conflicts
             try:
-                return self.lock.acquire(blocking=False)
-            except filelock.Timeout:
+                held = self.queue.turn(write, 0)
+                held.__enter__()
+            except FileTurnTimeout:
                 conflicts += 1  # another process's call holds the file: wait for our turn
-            return self.lock.acquire(timeout=timeout)
-
-        def release(self):
-            self.lock.release()
+                held = self.queue.turn(write, timeout)
+                held.__enter__()
+            try:
+                yield
+            finally:
+                held.__exit__(None, None, None)
 
     from mlsys.commit import commit_output
     from mlsys.ids import TableId
@@ -76,7 +88,7 @@ WORKER = textwrap.dedent(
     writer, rounds = int(writer), int(rounds)
     write_rows, stage_rows = int(write_rows), int(stage_rows)
     wh = DuckDBWarehouse(Path(db), Path(staging), "mlsys-local")
-    wh._queues = {os.getpid(): ObservedQueue(wh._queue)}
+    wh._queue = ObservedQueue(wh._queue)
     shared = TableId("mlsys-local", "race", "shared")
     output = TableId("mlsys-local", "race", "output")
     registry = TableId("mlsys-local", "race", "registry")
@@ -249,10 +261,10 @@ def test_a_held_lock_is_waited_for(tmp_path, monkeypatch):
     assert wh.count_rows(table) == 3
 
 
-def test_mlsys_processes_queue_on_the_lock_file_without_failed_opens(tmp_path, monkeypatch):
-    """Another mlsys process in the middle of a call holds the queue: a second one waits on the
-    lock file (no failed DuckDB open, no backoff sleep) and runs once the first lets go."""
-    db = tmp_path / "warehouse.duckdb"
+@contextlib.contextmanager
+def session_holder(tmp_path: Path, write: bool) -> Iterator[subprocess.Popen]:
+    """Another mlsys process inside a warehouse session (read-only unless `write`) until the
+    block ends."""
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -261,48 +273,108 @@ def test_mlsys_processes_queue_on_the_lock_file_without_failed_opens(tmp_path, m
             "from pathlib import Path\n"
             "from mlsys.warehouse.duckdb import DuckDBWarehouse\n"
             "wh = DuckDBWarehouse(Path(sys.argv[1]), Path(sys.argv[2]), 'mlsys-local')\n"
-            "with wh.session():\n"
+            "wh.query('SELECT 1')  # creates the file\n"
+            "with wh.session(write=sys.argv[3] == 'write'):\n"
             "    wh.query('SELECT 1')\n"
             "    print('holding', flush=True)\n"
             "    sys.stdin.readline()\n",
-            str(db),
+            str(tmp_path / "warehouse.duckdb"),
             str(tmp_path / "staging"),
+            "write" if write else "read",
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        cwd=Path(__file__).resolve().parents[2],
     )
-    failed_opens: list[BaseException] = []
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        yield holder
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=30) == 0
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+
+
+def _observe_failed_opens(monkeypatch) -> list[BaseException]:
+    failed: list[BaseException] = []
     real_connect = duckdb.connect
 
     def observed_connect(*args, **kwargs):
         try:
             return real_connect(*args, **kwargs)
         except duckdb.IOException as error:
-            failed_opens.append(error)
+            failed.append(error)
             raise
 
     monkeypatch.setattr(duckdb, "connect", observed_connect)
-    wh = DuckDBWarehouse(db, tmp_path / "staging", PROJECT)
+    return failed
+
+
+def _gate_taken(tmp_path: Path) -> bool:
+    """Someone is getting in line (a writer waits for the readers inside to leave)."""
+    fd = os.open(tmp_path / "warehouse.duckdb.gate", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def test_mlsys_processes_queue_on_the_lock_file_without_failed_opens(tmp_path, monkeypatch):
+    """Another mlsys process in the middle of a writing call holds the file: a second one
+    waits on the lock file (no failed DuckDB open, no backoff sleep) and runs once the first
+    lets go."""
+    failed_opens = _observe_failed_opens(monkeypatch)
+    wh = DuckDBWarehouse(tmp_path / "warehouse.duckdb", tmp_path / "staging", PROJECT)
     table = TableId(PROJECT, "race", "queued")
     written: list[int] = []
     writer = threading.Thread(
         target=lambda: written.append(wh.write(pd.DataFrame({"x": [1]}), table, "WRITE_APPEND"))
     )
-    try:
-        assert holder.stdout.readline().strip() == "holding"
+    with session_holder(tmp_path, write=True):
         writer.start()
-        # The writer is queued behind the holder's call: it has not written, and it never
-        # tried DuckDB's file (it waits for its turn on the lock file).
+        # Queued behind the holder's call: it has not written, and it never tried DuckDB's
+        # file (it waits for its turn on the lock file).
         writer.join(timeout=1.0)
         assert writer.is_alive() and written == []
-        holder.stdin.write("release\n")
-        holder.stdin.flush()
-        assert holder.wait(timeout=30) == 0
-        writer.join(timeout=60)
-    finally:
-        if holder.poll() is None:
-            holder.kill()
+    writer.join(timeout=60)
     assert written == [1]
     assert failed_opens == []
     assert (tmp_path / "warehouse.duckdb.lock").exists()
+
+
+def test_readers_share_the_file_and_a_waiting_writer_goes_before_later_readers(
+    tmp_path, monkeypatch
+):
+    failed_opens = _observe_failed_opens(monkeypatch)
+    wh = DuckDBWarehouse(tmp_path / "warehouse.duckdb", tmp_path / "staging", PROJECT)
+    table = TableId(PROJECT, "race", "shared")
+    wh.write(pd.DataFrame({"x": [1]}), table, "WRITE_TRUNCATE")
+    finished: list[str] = []
+
+    def write() -> None:
+        wh.write(pd.DataFrame({"x": [2]}), table, "WRITE_APPEND")
+        finished.append("writer")
+
+    def read() -> None:
+        finished.append(f"reader saw {wh.count_rows(table)}")
+
+    writer, late_reader = threading.Thread(target=write), threading.Thread(target=read)
+    with session_holder(tmp_path, write=False):
+        # Another process reads: this one reads beside it, at once.
+        assert wh.count_rows(table) == 1
+        writer.start()
+        wait_for(lambda: _gate_taken(tmp_path), what="the writer waiting for the reader")
+        late_reader.start()  # comes after the waiting writer: it must not pass it
+        late_reader.join(timeout=1.0)
+        assert finished == [] and writer.is_alive() and late_reader.is_alive()
+    writer.join(timeout=60)
+    late_reader.join(timeout=60)
+    assert finished == ["writer", "reader saw 2"]
+    assert failed_opens == []

@@ -13,6 +13,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.services import (  # noqa: E402
     celery_worker,
+    crashable_redis,
     free_port,
     kill_group,
     process,
@@ -24,6 +25,7 @@ __all__ = [
     "ROOT",
     "bench_env",
     "celery_worker",
+    "crashable_redis",
     "free_port",
     "gunicorn",
     "kill_group",

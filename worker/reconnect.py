@@ -26,8 +26,12 @@ from kombu.exceptions import OperationalError
 
 log = logging.getLogger(__name__)
 
-#: What to do once Redis answers: (what, action returning what it did), in order.
-_pending: list[tuple[str, Callable[[], str]]] = []
+#: What to do once Redis answers: (rank, what, action returning what it did), lowest rank
+#: first. Give-backs go before restores: a restored message of a cancelled unit then finds its
+#: next attempt queued and does nothing, rather than run the same attempt again while its
+#: lease is being given back.
+_pending: list[tuple[int, str, Callable[[], str]]] = []
+_GIVE_BACK, _RESTORE = 0, 1
 _lock = threading.Lock()
 _running = threading.Event()
 #: Errors of a Redis that is not back yet (kombu wraps redis-py's while it connects).
@@ -86,13 +90,13 @@ def _drain() -> None:
             if not _pending:
                 _running.clear()
                 return
-            item = _pending[0]
-        what, action = item
+            item = min(_pending, key=lambda pending: pending[0])
+        _, what, action = item
         try:
             log.warning("broker connection back: %s", action())
         except _AWAY as error:
             log.info("waiting for Redis to %s: %s", what, error)
-            time.sleep(0.5)
+            time.sleep(0.25)
             continue
         except Exception:
             log.exception("could not %s", what)
@@ -100,9 +104,9 @@ def _drain() -> None:
             _pending.remove(item)
 
 
-def _when_redis_answers(what: str, action: Callable[[], str]) -> None:
+def _when_redis_answers(rank: int, what: str, action: Callable[[], str]) -> None:
     with _lock:
-        _pending.append((what, action))
+        _pending.append((rank, what, action))
         if _running.is_set():
             return
         _running.set()
@@ -112,14 +116,15 @@ def _when_redis_answers(what: str, action: Callable[[], str]) -> None:
 def orphaned(tags: list[str]) -> None:
     """Restore these unacked messages as soon as Redis answers (worker/broker.py)."""
     if tags:
-        _when_redis_answers(f"restore {len(tags)} unacked message(s)", lambda: restore(tags))
+        what = f"restore {len(tags)} unacked message(s)"
+        _when_redis_answers(_RESTORE, what, lambda: restore(tags))
 
 
 def cancelled(task_name: str, args: list) -> None:
     """Remember a unit Celery cancelled, and give it back as soon as Redis answers."""
     unit = unit_of(task_name, list(args or []))
     if unit is not None:
-        _when_redis_answers(f"give back {unit[0]}/{unit[1]}", lambda: give_back(*unit))
+        _when_redis_answers(_GIVE_BACK, f"give back {unit[0]}/{unit[1]}", lambda: give_back(*unit))
 
 
 class UnitTask(Task):

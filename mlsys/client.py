@@ -80,21 +80,6 @@ class MlsysClient:
     def cancel(self, job_id: str) -> dict:
         return self._call("DELETE", f"/jobs/{job_id}")
 
-    def models(self, env: str) -> dict:
-        """Every registered version of `env`, following GET /models page by page."""
-        models, token = [], None
-        while True:
-            params = {"env": env, "page_size": 1000, **({"page_token": token} if token else {})}
-            page = self._call("GET", "/models", params=params)
-            models += page["models"]
-            if not (token := page.get("next_page_token")):
-                return {"env": env, "models": models}
-
-    def set_alias(self, env: str, name: str, alias: str, version: str) -> dict:
-        return self._call(
-            "PUT", f"/models/{name}/aliases/{alias}", json={"env": env, "version": version}
-        )
-
     # --- schedules ----------------------------------------------------------------------
     def create_schedule(
         self,

@@ -228,14 +228,6 @@ class Warehouse(ABC):
     def read_shard(self, shard: dict[str, Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Stream one shard of a plan as record batches of at most `batch_rows` rows."""
 
-    def read_batches(
-        self, table: TableId, columns: list[str], batch_rows: int, scope: JobScope
-    ) -> Iterator[pa.RecordBatch]:
-        """Stream a whole table (one shard)."""
-        plan = self.plan_read(table, columns, 1, scope)
-        for shard in plan.shards:
-            yield from self.read_shard(shard, batch_rows)
-
     @abstractmethod
     def stage(
         self,

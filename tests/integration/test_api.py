@@ -16,13 +16,11 @@ import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import redis
 import requests
 
 import web.metrics
@@ -30,17 +28,17 @@ from mlsys import datasets
 from mlsys.artifacts import save_model
 from mlsys.demo import run_demo
 from mlsys.ids import TableId
-from mlsys.jobs import JobStore, keys
+from mlsys.jobs import JobStore
 from mlsys.registry import sync_registry
 from mlsys.settings import Settings
 from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
+from tests.integration.trust_support import Api
 from tests.models import FEATURES, ScriptedClassifier
 from tests.services import celery_worker, free_port, repo_root, serve_wsgi, wait_for
 from web import create_app
 from web.openapi import NOT_API_PREFIX, openapi_path
-from worker.app import PLAN_TASK, QUEUE, SYNC_TASK, create_celery
-from worker.fairness import redis_keys
+from worker.app import PLAN_TASK, SYNC_TASK, create_celery
 
 pytestmark = pytest.mark.integration
 
@@ -60,32 +58,6 @@ def demo_home(tmp_path_factory) -> Path:
     no_fare = datasets.titanic(200).drop(columns=["Fare"])
     warehouse.write(no_fare, TableId(PROJECT, "titanic", "no_fare"), "WRITE_TRUNCATE")
     return home
-
-
-@dataclass
-class Api:
-    """A served app and the Redis behind it."""
-
-    url: str
-    settings: Settings
-    redis: redis.Redis
-    headers: dict[str, str]
-
-    def call(self, method: str, path: str, **kwargs) -> requests.Response:
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        return requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
-
-    def queued(self) -> list[dict]:
-        """Celery messages waiting in the broker's mlsys queue, oldest first."""
-        return [
-            json.loads(raw)
-            for key in redis_keys(QUEUE, self.settings.fair_lanes)
-            for raw in reversed(self.redis.lrange(key, 0, -1))
-        ]
-
-    def job_records(self) -> list[str]:
-        """Keys of job records (not their units or progress hashes)."""
-        return sorted(k for k in self.redis.scan_iter(keys.job("*")) if k.count(":") == 2)
 
 
 def _settings(home: Path, redis_url: str, tokens: tuple[str, ...] = TOKENS) -> Settings:

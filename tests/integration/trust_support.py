@@ -14,7 +14,8 @@ import requests
 
 from mlsys.demo import run_demo
 from mlsys.ids import TableId
-from mlsys.settings import Settings, get_settings
+from mlsys.jobs import keys
+from mlsys.settings import Settings
 from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
 from tests.services import serve_wsgi
@@ -42,7 +43,7 @@ def build_demo_home(home: Path) -> Path:
 
 @dataclass
 class Api:
-    """A served app, its settings and the Redis behind it."""
+    """A served app, its settings and the Redis behind it (its registry rows, its queue)."""
 
     url: str
     settings: Settings
@@ -54,15 +55,16 @@ class Api:
         return requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
 
     def queued(self) -> list[dict]:
-        """Celery messages waiting in the broker's mlsys queue."""
+        """Celery messages waiting in the broker's mlsys queue, oldest first."""
         return [
             json.loads(raw)
-            for key in redis_keys(QUEUE, get_settings().fair_lanes)
-            for raw in self.redis.lrange(key, 0, -1)
+            for key in redis_keys(QUEUE, self.settings.fair_lanes)
+            for raw in reversed(self.redis.lrange(key, 0, -1))
         ]
 
     def job_records(self) -> list[str]:
-        return sorted(k for k in self.redis.scan_iter("mlsys:job:*") if k.count(":") == 2)
+        """Keys of job records (not their units or progress hashes)."""
+        return sorted(k for k in self.redis.scan_iter(keys.job("*")) if k.count(":") == 2)
 
     def registry_rows(self) -> list[dict]:
         warehouse = open_warehouse(settings=self.settings)

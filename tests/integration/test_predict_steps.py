@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import time
+import uuid
 
 import joblib
 import numpy as np
@@ -581,18 +582,20 @@ def test_an_incremental_run_predicts_only_the_new_keys(warehouse, store, setting
 
 
 def test_loading_sizes_the_cache_and_warns_of_library_drift(warehouse, store, settings, caplog):
-    model = ScriptedClassifier().fit(passengers()[FEATURES])
-    saved = save_model(model, store, settings.bucket_for(ENV), "drifted")
+    # A process warns once per model: a name of its own keeps this test's warning its own.
+    name = f"drifted-{uuid.uuid4().hex[:8]}"
+    bucket = settings.bucket_for(ENV)
+    saved = save_model(ScriptedClassifier().fit(passengers()[FEATURES]), store, bucket, name)
     metadata = {**saved.metadata, "library_versions": {"scikit-learn": "0.0.1"}}
-    store.write(settings.bucket_for(ENV), "drifted/v1/metadata.json", json.dumps(metadata).encode())
+    store.write(bucket, f"{name}/v1/metadata.json", json.dumps(metadata).encode())
     sync_registry(warehouse, store, settings, ENV)
     small = settings.model_copy(update={"model_cache_mb": 3})
-    prepared = prepare(warehouse, small, model_name="drifted")
+    prepared = prepare(warehouse, small, model_name=name)
 
     with caplog.at_level(logging.WARNING, logger="mlsys.artifacts"):
         assert load_model(prepared, store, small).predict(passengers()[FEATURES]) is not None
     assert MODEL_CACHE.max_bytes == 3 * 2**20
-    assert "drifted/v1 was saved with scikit-learn 0.0.1 (here " in caplog.text
+    assert f"{name}/v1 was saved with scikit-learn 0.0.1 (here " in caplog.text
 
 
 def test_a_skops_model_loads_with_its_reviewed_types(warehouse, store, settings):

@@ -222,12 +222,12 @@ def redis_crash(env: dict[str, str], cpus: int, table: str) -> dict:
         ok = False
     else:
         figure, ok = f"+{extra:.1f} s ({crashed:.1f} s vs {calm:.1f} s)", extra <= 15
+    verdict = "ok" if ok else "missed" if ok is not None else "n/a"
     gave_back = sum("dispatched" in line for line in recovery)
     restored = sum("restored" in line for line in recovery)
     print(
-        f"  redis crash: undisturbed {calm:.1f} s, through a kill -9 {crashed:.1f} s ({figure}); "
-        f"Redis down {back:.1f} s; {gave_back} unit(s) given back, {restored} restore(s) of "
-        "unacked messages",
+        f"  redis crash: {figure}, target +15 s: {verdict}; Redis down {back:.1f} s; "
+        f"{gave_back} unit(s) given back, {restored} restore(s) of unacked messages",
         flush=True,
     )
     return {

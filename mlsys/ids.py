@@ -75,7 +75,9 @@ class TableId:
     @classmethod
     def parse(cls, value: object, default_project: str | None = None) -> TableId:
         """Parse `project.dataset.table` (optionally in backticks); `dataset.table` takes
-        `default_project` when one is given."""
+        `default_project` when one is given. A TableId (parsed at the edge) is returned as is."""
+        if isinstance(value, TableId):
+            return value
         text = _check_text(value, "The table id").strip()
         if len(text) >= 2 and text[0] == text[-1] == "`":
             text = text[1:-1]
@@ -131,6 +133,8 @@ class VersionSpec:
 
     @classmethod
     def parse(cls, value: object) -> VersionSpec:
+        if isinstance(value, VersionSpec):  # parsed at the edge already
+            return value
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         text = _check_text(value, "The model version").strip()

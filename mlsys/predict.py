@@ -74,8 +74,8 @@ class PredictSpec:
         cls,
         *,
         env: str,
-        input_table: str,
-        output_table: str,
+        input_table: str | TableId,
+        output_table: str | TableId,
         model_name: str,
         model_version: object = "latest",
         id_columns: list[str] | str | None = None,
@@ -85,7 +85,8 @@ class PredictSpec:
         key_columns: list[str] | str | None = None,
         settings: Settings,
     ) -> PredictSpec:
-        """Build a spec from user input; every identifier is validated here."""
+        """Build a spec from user input; every identifier is validated here (values the API's
+        request models parsed already, TableId and VersionSpec, are taken as they are)."""
         if isinstance(id_columns, str):
             id_columns = [c.strip() for c in id_columns.split(",") if c.strip()]
         if id_columns is not None and len(id_columns) > MAX_ID_COLUMNS:

@@ -71,7 +71,8 @@ def submit_predict() -> Response:
     and answers 202 with its id at once. An idempotent retry answers 200 with the first job.
     With `Prefer: wait=N` it answers 200 with the job (as GET /jobs/{id}) once it ended within
     N seconds, and says so in `Preference-Applied`."""
-    body = PredictRequest.model_validate(read_json_object()).model_dump()
+    # dict(), not model_dump(): the parsed identifiers go on as they are.
+    body = dict(PredictRequest.model_validate(read_json_object()))
     return honour_prefer(enqueue_predict(body))
 
 
@@ -96,7 +97,7 @@ def submit_predict_query() -> Response:
     answers 202 with its id and Location."""
     refuse_head()
     query = PredictQuery.model_validate(request.args.to_dict())
-    return seed_answer(enqueue_predict(query.model_dump()), _predicted)
+    return seed_answer(enqueue_predict(dict(query)), _predicted)
 
 
 def _predicted(result: dict[str, Any]) -> str:

@@ -119,7 +119,7 @@ def create_schedule() -> Response:
     check_timing(
         body.cron, body.interval_seconds, body.timezone, found.settings.schedule_min_interval
     )
-    spec = _checked_spec(body.predict.model_dump())
+    spec = _checked_spec(dict(body.predict))
     item = Schedule(
         schedule_id=new_schedule_id(),
         principal=current_principal().name,

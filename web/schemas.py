@@ -1,8 +1,9 @@
 """Request and response bodies of the API, as pydantic models.
 
 They validate what callers send (unknown fields are refused) and are the single source of the
-OpenAPI document's schemas. Identifier syntax (table ids, model names, versions) is checked by
-`mlsys.ids` after these models, so every caller gets that module's messages and hints.
+OpenAPI document's schemas. Identifiers are parsed here, once, by `mlsys.ids` (so every caller
+gets that module's messages and hints): a validated request holds `TableId`s and `VersionSpec`s,
+which `PredictSpec.parse` takes as they are; the document still shows them as strings.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
 from mlsys.errors import MlsysError
 from mlsys.ids import TableId, VersionSpec, check_column, check_model_name
@@ -37,10 +38,13 @@ _MODEL = "Registered model name: lowercase letters, digits, '-' and '_', at most
 _VERSION = "Version to use: vN (e.g. v3), latest (highest active version) or an alias (champion)."
 
 
-def _checked(parse: Callable[[str], Any], canonical: Callable[[Any], str] | None = None):
-    """A validator running an mlsys.ids parser, its error becoming the field's message."""
+def _checked(
+    parse: Callable[[str], Any], canonical: Callable[[Any], str] | None = None, keep: bool = False
+):
+    """A validator running an mlsys.ids parser, its error becoming the field's message; with
+    `keep`, the field holds what the parser returned."""
 
-    def validate(value: str) -> str:
+    def validate(value: str) -> Any:
         if not value:
             raise ValueError("Must not be empty.")
         try:
@@ -51,15 +55,18 @@ def _checked(parse: Callable[[str], Any], canonical: Callable[[Any], str] | None
             raise ValueError("Remove the surrounding spaces.")
         if canonical and canonical(parsed) != value:
             raise ValueError(f"Write it as {canonical(parsed)!r}, without backticks.")
-        return value
+        return parsed if keep else value
 
     return AfterValidator(validate)
 
 
+# Parsed values, shown as the strings they came from wherever a model is dumped to JSON.
+_AS_TEXT = PlainSerializer(str, return_type=str, when_used="json")
 TableName = Annotated[
     str,
     Field(max_length=2048, description=_TABLE, json_schema_extra={"pattern": TABLE_ID_PATTERN}),
-    _checked(TableId.parse, str),
+    _checked(TableId.parse, str, keep=True),
+    _AS_TEXT,
 ]
 ModelName = Annotated[
     str,
@@ -69,7 +76,8 @@ ModelName = Annotated[
 VersionRef = Annotated[
     str,
     Field(max_length=128, description=_VERSION, json_schema_extra={"pattern": VERSION_PATTERN}),
-    _checked(VersionSpec.parse),
+    _checked(VersionSpec.parse, keep=True),
+    _AS_TEXT,
 ]
 ColumnName = Annotated[
     str, Field(json_schema_extra={"pattern": COLUMN_PATTERN}), _checked(check_column)

@@ -7,6 +7,7 @@ import re
 import pytest
 from pydantic import ValidationError
 
+from mlsys.ids import TableId, VersionSpec
 from web.schemas import (
     ALIAS_PATTERN,
     MODEL_NAME_PATTERN,
@@ -32,11 +33,16 @@ def _message(**change) -> str:
     return f"{error['loc'][0]}: {error['ctx']['error'] if 'ctx' in error else error['msg']}"
 
 
-def test_a_valid_request_keeps_its_values():
+def test_a_valid_request_holds_its_values_parsed_and_dumps_them_as_sent():
     request = PredictRequest.model_validate({**BASE, "model_version": "@champion"})
 
-    assert request.model_dump()["input_table"] == BASE["input_table"]
-    assert request.model_version == "@champion" and request.write_disposition == "WRITE_APPEND"
+    # Parsed once here: the pipeline takes these as they are.
+    assert request.input_table == TableId.parse(BASE["input_table"])
+    assert request.model_version == VersionSpec(alias="champion")
+    assert request.write_disposition == "WRITE_APPEND"
+    dumped = request.model_dump(mode="json")
+    assert dumped["input_table"] == BASE["input_table"]
+    assert dumped["model_version"] == "champion"
 
 
 @pytest.mark.parametrize(

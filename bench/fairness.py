@@ -2,8 +2,9 @@
 
 burst:        N small jobs submitted at once by one principal ("alice", 16 clients), then one
               small job by another ("bob") while the burst is still queued. Targets: alice's
-              first job succeeds within 5 s of its submit; bob's within 10 s; POST /predict
-              p99 <= 200 ms while the workers are busy.
+              first job (the first the API accepted) succeeds within 5 s of its submit; bob's
+              within 10 s; POST /predict p99 <= 200 ms while the workers are busy. When a job
+              ended is read off its record, not when this (busy) client looked.
 redis_crash:  one job run undisturbed, then the same job with Redis killed (-9) mid-job and
               restarted from its AOF. Target: the disturbed run ends <= 15 s after the
               undisturbed one would have. The table should make a job of several seconds,
@@ -20,6 +21,7 @@ import shutil
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -95,22 +97,21 @@ def burst(env: dict[str, str], cpus: int, table: str, jobs: int) -> dict:
                 timeout=300,
             )
 
-            submits: list[tuple[float, float, str]] = []  # (sent, answered, job_id)
+            submits: list[tuple[float, float, str]] = []  # (sent, answered, job_id), epoch s
 
             def submit(i: int) -> None:
-                sent = time.perf_counter()
+                sent = time.time()
                 response = alice.post(
                     f"{url}/predict", json=_body(table, f"{table}_burst_{i % 20}"), timeout=60
                 )
-                submits.append((sent, time.perf_counter(), response.json().get("job_id", "")))
+                submits.append((sent, time.time(), response.json().get("job_id", "")))
 
-            started = time.perf_counter()
+            started = time.time()
             with ThreadPoolExecutor(16) as pool:
                 futures = [pool.submit(submit, i) for i in range(jobs)]
-                first_sent = time.perf_counter()
                 # bob arrives when half of alice's burst is in
                 wait_for(lambda: len(submits) >= jobs // 2, timeout=600, interval=0.01)
-                bob_sent = time.perf_counter()
+                bob_sent = time.time()
                 bob_job = requests.post(
                     f"{url}/predict",
                     json=_body(table, f"{table}_bob"),
@@ -119,28 +120,35 @@ def burst(env: dict[str, str], cpus: int, table: str, jobs: int) -> dict:
                 ).json()["job_id"]
                 for future in futures:
                     future.result()
-            ordered = sorted(submits)
-            first_job = ordered[0][2]
-            first_done = _wait_done(alice, url, first_job, TOKENS["alice"])
-            bob_done = _wait_done(requests.Session(), url, bob_job, TOKENS["bob"])
+            # When a job ended is read off its record (finished_at, this machine's clock), not
+            # when this client looked: it is busy submitting until the burst is in.
+            first_sent = min(submits)
+            first_accepted = min(submits, key=lambda s: s[1])
+            first_s = (
+                _finished_at(alice, url, first_accepted[2], TOKENS["alice"]) - first_accepted[0]
+            )
+            first_sent_s = _finished_at(alice, url, first_sent[2], TOKENS["alice"]) - first_sent[0]
+            bob_s = _finished_at(requests.Session(), url, bob_job, TOKENS["bob"]) - bob_sent
             latencies = [answered - sent for sent, answered, _ in submits]
-            last = _wait_done(alice, url, ordered[-1][2], TOKENS["alice"], timeout=3600)
-            total = time.perf_counter() - started
+            last = max(
+                _finished_at(alice, url, job_id, TOKENS["alice"], timeout=3600)
+                for _sent, _answered, job_id in sorted(submits, key=lambda s: s[1])[-50:]
+            )
+            total = time.time() - started
     p50 = statistics.median(latencies)
     p99 = statistics.quantiles(latencies, n=100, method="inclusive")[98]
-    first_s = first_done - min(ordered[0][0], first_sent)
-    bob_s = bob_done - bob_sent
     return {
         "jobs": jobs,
         "first_job_s": first_s,
+        "first_sent_job_s": first_sent_s,
         "bob_job_s": bob_s,
         "submit_p50_s": p50,
         "submit_p99_s": p99,
         "burst_s": total,
         "last_job_done_s": last - started,
         "targets": [
-            (f"burst of {jobs:,}: first job succeeds <= 5 s after its submit", f"{first_s:.1f} s",
-             first_s <= 5),
+            (f"burst of {jobs:,}: first job succeeds <= 5 s after its submit",
+             f"{first_s:.1f} s (first sent of 16 at once: {first_sent_s:.1f} s)", first_s <= 5),
             (f"burst of {jobs:,}: another principal's job succeeds <= 10 s", f"{bob_s:.1f} s",
              bob_s <= 10),
             (f"burst of {jobs:,}: POST /predict p99 <= 200 ms (workers busy)",
@@ -157,6 +165,13 @@ def _wait_done(http, url, job_id, token, timeout=600.0) -> float:
 
     wait_for(done, timeout=timeout, interval=0.02, what=f"job {job_id}")
     return time.perf_counter()
+
+
+def _finished_at(http, url, job_id, token, timeout=600.0) -> float:
+    """When the job ended (epoch seconds, from its record), once it has."""
+    _wait_done(http, url, job_id, token, timeout)
+    job = http.get(f"{url}/jobs/{job_id}", timeout=30).json()
+    return datetime.fromisoformat(job["finished_at"]).timestamp()
 
 
 def redis_crash(env: dict[str, str], cpus: int, table: str) -> dict:

@@ -95,7 +95,7 @@ def main() -> None:
     from mlsys.predict import load_model, plan_shards, predict_batch
 
     plan = plan_shards(prepared, warehouse, settings, "bench-profile", 1)
-    model = load_model(prepared, store, settings)
+    model = load_model(prepared.model, store, settings)
     pairs = [
         (batch, predict_batch(model, batch, prepared, prepared.output_schema, "bench-profile"))
         for batch in warehouse.read_shard(plan.shards[0], settings.batch_rows)

@@ -218,7 +218,7 @@ def predict(workers: int | None, **params) -> None:
 
     def on_prepared(prepared):
         nonlocal bar
-        bar = _bar(prepared.rows_total, f"predict {prepared.model_ref}")
+        bar = _bar(prepared.rows_total, f"predict {prepared.model.ref}")
 
     try:
         result = predict_table(

@@ -11,11 +11,15 @@ job that finds no new key commits 0 rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from mlsys.errors import InvalidRequest
-from mlsys.ids import TableId, check_column
+from mlsys.ids import check_column
+from mlsys.pinned import PinnedModel
 from mlsys.warehouse.base import KeyExclusion
+
+if TYPE_CHECKING:  # mlsys.predict imports this module
+    from mlsys.predict import PredictSpec
 
 Mode = Literal["full", "incremental"]
 MODES: tuple[str, ...] = ("full", "incremental")
@@ -60,13 +64,14 @@ def check_keys(keys: Sequence[str] | None, id_columns: list[str]) -> list[str]:
     return chosen
 
 
-def exclusion(spec: dict[str, Any], model: dict[str, Any], id_columns: list[str]):
+def exclusion(
+    spec: PredictSpec, model: PinnedModel, id_columns: Sequence[str]
+) -> KeyExclusion | None:
     """The read filter of a prepared job: None for a full run."""
-    if spec.get("mode") != "incremental":
+    if spec.mode != "incremental":
         return None
-    keys = check_keys(spec.get("key_columns"), id_columns)
     return KeyExclusion(
-        table=TableId.parse(spec["output_table"]),
-        keys=tuple(keys),
-        match=(("ModelName", model["model_name"]), ("ModelVersion", f"v{model['model_version']}")),
+        table=spec.output_table,
+        keys=tuple(check_keys(spec.key_columns, list(id_columns))),
+        match=(("ModelName", model.model_name), ("ModelVersion", model.version)),
     )

@@ -12,7 +12,7 @@ import base64
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,10 +26,11 @@ from mlsys.ids import ModelRef, TableId, check_column
 from mlsys.incremental import Mode, check_keys, check_mode, exclusion
 from mlsys.output_columns import default_id_columns
 from mlsys.pending import infer_pending
+from mlsys.pinned import PinnedModel
 from mlsys.prediction_stats import record_job_stats, shard_monitor
 from mlsys.protect import check_job_tables
 from mlsys.registry import PENDING, RegistryEntry, check_pinned, resolve
-from mlsys.settings import Settings, get_settings
+from mlsys.settings import Settings
 from mlsys.store.base import ModelStore
 from mlsys.warehouse.base import (
     JOB_ID_COLUMN,
@@ -129,6 +130,8 @@ class PredictSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], settings: Settings) -> PredictSpec:
+        """Parse stored parameters again, with every check `parse` makes: where they were
+        stored (Redis) is not trusted to hold only what the API accepted."""
         # A scheduled job's parameters also name their schedule (mlsys.schedules).
         fields = {k: v for k, v in data.items() if k not in ("schedule_id", "trigger")}
         return cls.parse(settings=settings, **fields)
@@ -136,11 +139,11 @@ class PredictSpec:
 
 @dataclass(frozen=True)
 class PreparedPredict:
-    """A spec resolved against the registry and the input table; JSON-serialisable, so every
-    shard task gets the same pinned model version and output schema."""
+    """A spec resolved against the registry and the input table. A job records it once (its
+    JSON) so that every shard task gets the same pinned model version and output schema."""
 
-    spec: dict[str, Any]
-    model: dict[str, Any]  # the registry entry, pinned (bucket, path, sha256, generation)
+    spec: PredictSpec
+    model: PinnedModel
     features: list[str]
     id_columns: list[str]
     target: str
@@ -155,18 +158,23 @@ class PreparedPredict:
 
     @property
     def env(self) -> str:
-        return self.spec["env"]
-
-    @property
-    def model_ref(self) -> str:
-        return f"{self.model['model_name']}/v{self.model['model_version']}"
+        return self.spec.env
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**data, "spec": self.spec.to_json(), "model": self.model.to_json()}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PreparedPredict:
-        return cls(**data)
+    def from_json(cls, data: dict[str, Any], settings: Settings) -> PreparedPredict:
+        """Read a job record's copy back, checking its spec again (`PredictSpec.from_json`):
+        a record in Redis is not trusted to name only tables the API accepted."""
+        return cls(
+            **{
+                **data,
+                "spec": PredictSpec.from_json(data["spec"], settings),
+                "model": PinnedModel.from_json(data["model"]),
+            }
+        )
 
 
 def build_output_schema(
@@ -253,17 +261,8 @@ def _prepare(
     schema = build_output_schema(input_schema, id_columns, target, task, meta.get("classes"))
     _check_output(warehouse, spec, schema)
     return PreparedPredict(
-        spec=spec.to_json(),
-        model={
-            "model_name": entry.model_name,
-            "model_version": entry.model_version,
-            "gcs_bucket": entry.gcs_bucket,
-            "blob_path": entry.blob_path,
-            "sha256": entry.sha256,
-            "generation": entry.generation,
-            "artifact_format": entry.artifact_format,
-            "library_versions": meta.get("library_versions") or {},
-        },
+        spec=spec,
+        model=PinnedModel.of(entry),
         features=features,
         id_columns=id_columns,
         target=target,
@@ -289,34 +288,25 @@ def plan_shards(
 ) -> ReadPlan:
     """Freeze the input read for a job, in `shards` parts (default: the spec's, else automatic
     from the table size)."""
-    shards = shards or prepared.spec.get("shards") or settings.auto_shards(prepared.rows_total)
+    spec = prepared.spec
+    shards = shards or spec.shards or settings.auto_shards(prepared.rows_total)
     columns = list(dict.fromkeys(prepared.id_columns + prepared.features))
-    table, _output = job_tables(prepared, settings)
-    exclude = exclusion(prepared.spec, prepared.model, prepared.id_columns)
-    return warehouse.plan_read(table, columns, shards, JobScope(job_id, prepared.env), exclude)
+    exclude = exclusion(spec, prepared.model, prepared.id_columns)
+    scope = JobScope(job_id, spec.env)
+    return warehouse.plan_read(spec.input_table, columns, shards, scope, exclude)
 
 
-def job_tables(prepared: PreparedPredict, settings: Settings) -> tuple[TableId, TableId]:
-    """The job's input and output tables, checked again where they are used: a job record in
-    Redis is not trusted to name only tables the API accepted."""
-    inputs = TableId.parse(prepared.spec["input_table"])
-    outputs = TableId.parse(prepared.spec["output_table"])
-    check_job_tables(inputs, outputs, settings)
-    return inputs, outputs
-
-
-def load_model(prepared: PreparedPredict, store: ModelStore, settings: Settings) -> Any:
+def load_model(model: PinnedModel, store: ModelStore, settings: Settings) -> Any:
     """The job's pinned model, verified; kept loaded across jobs (MLSYS_MODEL_CACHE_MB)."""
-    m = prepared.model
     MODEL_CACHE.resize(settings.model_cache_mb * 2**20)
-    warn_on_version_drift(prepared.model_ref, m.get("library_versions"))
+    warn_on_version_drift(model.ref, dict(model.library_versions))
     return load_verified(
         store,
-        m["gcs_bucket"],
-        m["blob_path"],
-        sha256=m["sha256"],
-        generation=m["generation"],
-        artifact_format=m["artifact_format"],
+        model.gcs_bucket,
+        model.blob_path,
+        sha256=model.sha256,
+        generation=model.generation,
+        artifact_format=model.artifact_format,
         trusted_types=tuple(settings.skops_trusted_types),
     )
 
@@ -340,7 +330,7 @@ def output_schema_for(
     fields += [declared.field(c) for c in METADATA_COLUMNS]
     schema = pa.schema(fields)
     if schema.names != declared.names:  # metadata guessed the task wrong: check again
-        _check_output(warehouse, PredictSpec.from_json(prepared.spec, settings), schema)
+        _check_output(warehouse, prepared.spec, schema)
     return schema
 
 
@@ -367,8 +357,8 @@ def predict_batch(
     now = pa.scalar(datetime.now(UTC), type=pa.timestamp("us", tz="UTC"))
     columns += [
         pa.repeat(now, n),
-        pa.repeat(pa.scalar(prepared.model["model_name"]), n),
-        pa.repeat(pa.scalar(f"v{prepared.model['model_version']}"), n),
+        pa.repeat(pa.scalar(prepared.model.model_name), n),
+        pa.repeat(pa.scalar(prepared.model.version), n),
         pa.repeat(pa.scalar(job_id), n),
     ]
     return pa.RecordBatch.from_arrays(columns, schema=schema)
@@ -388,7 +378,7 @@ def run_shard(
 ) -> int:
     """Predict one shard into its staging (replacing an earlier attempt's). Returns rows."""
     check_pinned(warehouse, settings, prepared.env, prepared.model)
-    model = load_model(prepared, store, settings)
+    model = load_model(prepared.model, store, settings)
     schema = output_schema_for(prepared, model, warehouse, settings)
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -425,15 +415,13 @@ def commit_job(
     warehouse: Warehouse,
     job_id: str,
     shard_count: int,
-    settings: Settings | None = None,
 ) -> tuple[int, bool]:
-    _input, output = job_tables(prepared, settings or get_settings())
     result = commit_output(
         warehouse,
         JobScope(job_id, prepared.env),
-        output,
+        prepared.spec.output_table,
         shard_count,
-        prepared.spec["write_disposition"],
+        prepared.spec.write_disposition,
     )
     return result.rows, result.already_committed
 
@@ -442,7 +430,7 @@ def shards_for_slots(prepared: PreparedPredict, settings: Settings, slots: int) 
     """Shards for a job that `slots` processes can run at once (the local pool of `mlsys
     predict`, or every worker of the service): one per slot once each gets at least a full
     batch (None: the spec's or the automatic count)."""
-    if prepared.spec.get("shards") or slots <= 1:
+    if prepared.spec.shards or slots <= 1:
         return None
     useful = min(slots, prepared.rows_total // settings.batch_rows)
     return max(settings.auto_shards(prepared.rows_total), useful) if useful > 1 else None
@@ -529,7 +517,7 @@ def predict_table(
         profiles = [p for p in profiles if p is not None]
         if cancelled is not None and cancelled():
             raise Cancelled(f"Job {job_id} was cancelled.")
-        rows, already = commit_job(prepared, warehouse, job_id, len(plan.shards), settings)
+        rows, already = commit_job(prepared, warehouse, job_id, len(plan.shards))
         monitoring = (
             record_job_stats(warehouse, settings, prepared, job_id, profiles) if profiles else None
         )
@@ -540,7 +528,7 @@ def predict_table(
         job_id=job_id,
         output_table=str(spec.output_table),
         rows_written=rows,
-        model=prepared.model_ref,
+        model=prepared.model.ref,
         shards=len(plan.shards),
         seconds=round(time.monotonic() - started, 3),
         already_committed=already,
@@ -553,7 +541,7 @@ class _Preload(threading.Thread):
 
     def __init__(self, prepared: PreparedPredict, store: ModelStore, settings: Settings) -> None:
         super().__init__(name="model-preload", daemon=True)
-        self._args = (prepared, store, settings)
+        self._args = (prepared.model, store, settings)
         self._error: BaseException | None = None
         self.start()
 

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -33,6 +33,9 @@ from mlsys.settings import Settings
 from mlsys.tables import PREDICTION_STATS, arrow_fields
 from mlsys.warehouse.base import Warehouse
 from mlsys.warehouse.bq_sql import string_literal
+
+if TYPE_CHECKING:  # mlsys.predict imports this module
+    from mlsys.predict import PreparedPredict
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +101,7 @@ class ShardMonitor:
         return self.profile if self.profile is not None else Profile()
 
 
-def shard_monitor(prepared: Any) -> ShardMonitor:
+def shard_monitor(prepared: PreparedPredict) -> ShardMonitor:
     """A monitor for one shard of a prepared predict job."""
     return ShardMonitor(
         reference_of(prepared.reference_profile),
@@ -136,7 +139,7 @@ class ShardProfiles:
 
 
 def summarize(
-    prepared: Any, profiles: Iterable[Profile], settings: Settings
+    prepared: PreparedPredict, profiles: Iterable[Profile], settings: Settings
 ) -> tuple[Profile, DriftReport]:
     """Merge the shards' profiles and grade them against the training profile."""
     profile = merge_profiles(profiles)
@@ -176,7 +179,7 @@ def stats_rows(
 def record_job_stats(
     warehouse: Warehouse,
     settings: Settings,
-    prepared: Any,
+    prepared: PreparedPredict,
     job_id: str,
     profiles: Iterable[Profile],
 ) -> dict[str, Any]:
@@ -186,7 +189,7 @@ def record_job_stats(
     try:
         profile, report = summarize(prepared, profiles, settings)
         model = prepared.model
-        rows = stats_rows(job_id, model["model_name"], model["model_version"], profile, report)
+        rows = stats_rows(job_id, model.model_name, model.model_version, profile, report)
         if rows.num_rows:
             warehouse.merge(stats_table(settings, prepared.env), rows, KEYS)
     except Exception as error:

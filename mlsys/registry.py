@@ -27,6 +27,7 @@ from mlsys.artifacts import (
 )
 from mlsys.errors import ArtifactIntegrityError, BackendUnavailable, MlsysError, ModelNotFound
 from mlsys.ids import ModelRef, TableId, VersionSpec, check_alias, check_model_name
+from mlsys.pinned import PinnedModel
 from mlsys.settings import Settings
 from mlsys.store.base import BlobInfo, ModelStore
 from mlsys.tables import MODEL_REGISTRY, arrow_fields
@@ -192,7 +193,7 @@ def untrusted_reason(entry: RegistryEntry, settings: Settings, env: str) -> str 
 
 
 def check_pinned(
-    warehouse: Warehouse, settings: Settings, env: str, pinned: dict[str, Any]
+    warehouse: Warehouse, settings: Settings, env: str, pinned: PinnedModel
 ) -> RegistryEntry:
     """The registry entry a job pinned, re-read before its model is loaded: a job record in
     Redis may not name an artifact the registry does not hold.
@@ -201,14 +202,14 @@ def check_pinned(
         ArtifactIntegrityError: the registry holds no loadable version with exactly that
             bucket, path, SHA-256 and generation.
     """
-    name, version = pinned.get("model_name"), pinned.get("model_version")
+    name, version = pinned.model_name, pinned.model_version
     held = [
         e
         for e in read_registry(warehouse, settings, env)
         if e.model_name == name and e.model_version == version and e.status in LOADABLE
     ]
     fields = ("gcs_bucket", "blob_path", "sha256", "generation", "artifact_format")
-    if not held or any(getattr(held[0], f) != pinned.get(f) for f in fields):
+    if not held or any(getattr(held[0], f) != getattr(pinned, f) for f in fields):
         raise ArtifactIntegrityError(
             f"The job's model {name}/v{version} in {env} is not the artifact the registry holds; "
             "nothing was loaded.",

@@ -16,12 +16,15 @@ import multiprocessing
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlsys.errors import Cancelled
 from mlsys.settings import Settings
 from mlsys.store.base import ModelStore
 from mlsys.warehouse.base import Warehouse
+
+if TYPE_CHECKING:  # mlsys.predict imports this module (when a job runs on a pool)
+    from mlsys.predict import PreparedPredict
 
 # Set in the parent before a fork (inherited), or by the initializer of a fresh process.
 _CHILD: dict[str, Any] = {}
@@ -40,12 +43,12 @@ def _init(settings: Settings, queue, inherited: bool) -> None:
         )
 
 
-def _run(prepared_json: dict, shard: dict, index: int, job_id: str):
-    from mlsys.predict import PreparedPredict, _run_monitored
+def _run(prepared: PreparedPredict, shard: dict, index: int, job_id: str):
+    from mlsys.predict import _run_monitored
 
     queue = _CHILD["queue"]
     return _run_monitored(
-        PreparedPredict.from_json(prepared_json),
+        prepared,
         shard,
         index,
         job_id,
@@ -57,7 +60,7 @@ def _run(prepared_json: dict, shard: dict, index: int, job_id: str):
 
 
 def run_shards(
-    prepared,
+    prepared: PreparedPredict,
     shards: list[dict[str, Any]],
     job_id: str,
     warehouse: Warehouse,
@@ -93,7 +96,7 @@ def run_shards(
             initargs=(settings, queue, fork),
         ) as pool:
             futures = {
-                pool.submit(_run, prepared.to_json(), shard, index, job_id): index
+                pool.submit(_run, prepared, shard, index, job_id): index
                 for index, shard in enumerate(shards)
             }
             pending = set(futures)

@@ -50,7 +50,7 @@ def enqueue_predict(fields: dict[str, Any]) -> Response:
         params,
         rows_total=prepared.rows_total,
         key=key,
-        prepared=prepared.to_json(),
+        prepared=prepared,
     )
 
 

@@ -11,6 +11,7 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from mlsys.errors import InvalidRequest, JobConflict
 from mlsys.jobs import Job, JobKind, NewJob
+from mlsys.predict import PreparedPredict
 from web.backends import backends
 from web.metrics import job_submitted
 from web.principal import current_principal
@@ -73,12 +74,14 @@ def submit_job(
     *,
     rows_total: int | None = None,
     key: str | None = None,
-    prepared: dict[str, Any] | None = None,
+    prepared: PreparedPredict | None = None,
 ) -> Response:
     """Record the job as the caller's and send its first unit (the job engine forgets the
-    record if sending fails, and answers 503)."""
+    record if sending fails, and answers 503). A predict job records its `prepared` (the
+    pinned model and output schema) for its workers."""
     found = backends()
-    new = NewJob(kind, params, current_principal().name, rows_total, key, prepared)
+    recorded = prepared.to_json() if prepared is not None else None
+    new = NewJob(kind, params, current_principal().name, rows_total, key, recorded)
     job, created = found.jobs.submit(new, sender(found.celery, new.principal))
     if created:
         job_submitted(kind)

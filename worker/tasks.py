@@ -26,6 +26,7 @@ from mlsys.predict import (
 )
 from mlsys.prediction_stats import ShardProfiles, record_job_stats, shard_monitor
 from mlsys.registry import set_alias, sync_registry
+from mlsys.settings import Settings
 from mlsys.warehouse import JobScope
 from worker import context
 from worker.app import (
@@ -58,6 +59,12 @@ def _record(job_id: str) -> JobRecord:
     return record
 
 
+def _prepared(record: JobRecord, settings: Settings) -> PreparedPredict:
+    """The job's prepared predict, read back typed from its record and checked again (the
+    record in Redis is not trusted to name only tables the API accepted)."""
+    return PreparedPredict.from_json(record.prepared, settings)
+
+
 @shared_task(name=PLAN_TASK, **TASK_OPTIONS)
 def plan(job_id: str, attempt: int = 1) -> None:
     """Resolve and freeze the job's input, then fan out one task per shard."""
@@ -70,7 +77,7 @@ def plan(job_id: str, attempt: int = 1) -> None:
         shards = record.plan  # set if an earlier attempt planned, then died before fanning out
         if shards is None:
             if record.prepared is not None:
-                prepared = PreparedPredict.from_json(record.prepared)
+                prepared = _prepared(record, settings)
             else:
                 spec = PredictSpec.from_json(record.params, settings)
                 prepared = prepare_predict(spec, warehouse, settings, context.store())
@@ -95,11 +102,11 @@ def shard(job_id: str, index: int, attempt: int = 1) -> None:
     """Stream one shard through the model into its staging."""
     jobs, settings = context.jobs(), context.settings()
     record = _record(job_id)
-    prepared = PreparedPredict.from_json(record.prepared)
-    unit = shard_unit_name(index)
-    with claimed(jobs, settings, job_id, unit, attempt, _discard(job_id, prepared.env)) as run:
+    unit, env = shard_unit_name(index), record.params["env"]
+    with claimed(jobs, settings, job_id, unit, attempt, _discard(job_id, env)) as run:
         if run is None:
             return
+        prepared = _prepared(record, settings)
         done = 0
 
         def progress(rows: int) -> None:
@@ -133,10 +140,11 @@ def commit(job_id: str, attempt: int = 1) -> None:
     """Land all staged shards in the output table, once."""
     jobs, settings, warehouse = context.jobs(), context.settings(), context.warehouse()
     record = _record(job_id)
-    prepared = PreparedPredict.from_json(record.prepared)
-    with claimed(jobs, settings, job_id, COMMIT, attempt, _discard(job_id, prepared.env)) as run:
+    env = record.params["env"]
+    with claimed(jobs, settings, job_id, COMMIT, attempt, _discard(job_id, env)) as run:
         if run is None:
             return
+        prepared = _prepared(record, settings)
         if not jobs.begin_commit(job_id):  # cancelled first
             run.check()
             return
@@ -159,8 +167,8 @@ def commit(job_id: str, attempt: int = 1) -> None:
         jobs.mark_done(job_id, COMMIT, attempt)
         result = {
             "rows_written": rows,
-            "output_table": prepared.spec["output_table"],
-            "model": prepared.model_ref,
+            "output_table": str(prepared.spec.output_table),
+            "model": prepared.model.ref,
             "shards": record.shards_total,
             "seconds": round(_seconds_since(record.started_at), 3),
             "commit_seconds": round(time.monotonic() - started, 3),

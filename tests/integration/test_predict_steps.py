@@ -249,7 +249,7 @@ def test_prepare_pins_the_model_and_defaults_the_ids_to_the_other_columns(
     assert prepared.task == "classification"
     assert prepared.rows_total == ROWS
     assert prepared.env == ENV
-    assert prepared.model_ref == "clf/v1"
+    assert prepared.model.ref == "clf/v1"
     assert prepared.output_schema.names == [
         "PassengerId",
         "Name",
@@ -349,7 +349,7 @@ def test_the_loaded_model_keeps_the_declared_schema_when_it_agrees(
     warehouse, store, settings, classifier
 ):
     prepared = prepare(warehouse, settings, store)
-    model = load_model(prepared, store, settings)
+    model = load_model(prepared.model, store, settings)
 
     assert output_schema_for(prepared, model, warehouse, settings) == prepared.output_schema
 
@@ -465,8 +465,8 @@ def test_commit_lands_every_shard_once(warehouse, store, settings, classifier):
     ]
     assert sum(staged) == rows
 
-    assert commit_job(prepared, warehouse, "job-c", 2, settings) == (rows, False)
-    assert commit_job(prepared, warehouse, "job-c", 2, settings) == (rows, True)
+    assert commit_job(prepared, warehouse, "job-c", 2) == (rows, False)
+    assert commit_job(prepared, warehouse, "job-c", 2) == (rows, True)
     frame = warehouse.read_table(OUTPUT).to_pandas()
     assert sorted(frame["PassengerId"]) == list(range(1, rows + 1))
     assert set(frame["JobId"]) == {"job-c"}
@@ -593,7 +593,7 @@ def test_loading_sizes_the_cache_and_warns_of_library_drift(warehouse, store, se
     prepared = prepare(warehouse, small, model_name=name)
 
     with caplog.at_level(logging.WARNING, logger="mlsys.artifacts"):
-        assert load_model(prepared, store, small).predict(passengers()[FEATURES]) is not None
+        assert load_model(prepared.model, store, small).predict(passengers()[FEATURES]) is not None
     assert MODEL_CACHE.max_bytes == 3 * 2**20
     assert f"{name}/v1 was saved with scikit-learn 0.0.1 (here " in caplog.text
 

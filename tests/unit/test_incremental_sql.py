@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from mlsys.ids import TableId
+from mlsys.ids import ModelRef, TableId
 from mlsys.incremental import check_keys, check_mode, exclusion
+from mlsys.pinned import PinnedModel
+from mlsys.predict import PredictSpec
 from mlsys.warehouse.base import KeyExclusion
 from mlsys.warehouse.bq_sql import snapshot_new_keys
 from mlsys.warehouse.duckdb_sql import duckdb_select_new_keys
@@ -44,7 +48,8 @@ def test_modes_and_keys_are_checked_at_the_edge():
     assert check_mode(None, None, "WRITE_APPEND") == ("full", None)
     assert check_mode("incremental", "a, b", "WRITE_APPEND") == ("incremental", ("a", "b"))
     assert check_keys(None, ["a", "b"]) == ["a", "b"]
-    spec = {"mode": "incremental", "output_table": "proj.d.out", "key_columns": None}
-    found = exclusion(spec, {"model_name": "m", "model_version": 2}, ["id", "day"])
+    spec = PredictSpec("dev", SOURCE, OUTPUT, ModelRef.parse("m", 2), mode="incremental")
+    model = PinnedModel("m", 2, "bucket", "m/v2/model.pkl", "0" * 64, None, "pickle")
+    found = exclusion(spec, model, ["id", "day"])
     assert found == EXCLUDE
-    assert exclusion({"output_table": "proj.d.out"}, {}, ["id"]) is None
+    assert exclusion(replace(spec, mode="full"), model, ["id"]) is None

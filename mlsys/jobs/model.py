@@ -75,7 +75,9 @@ class NewJob:
     principal: str
     rows_total: int | None = None
     idempotency_key: str | None = None
-    #: The predict job's resolved, pinned model and schema (PreparedPredict's JSON).
+    #: The predict job's resolved, pinned model and schema: `PreparedPredict.to_json()`. The
+    #: job engine stores it as it is and never reads it (it imports no pipeline); the worker
+    #: reads it back typed, and checked, with `PreparedPredict.from_json`.
     prepared: dict[str, Any] | None = None
 
 
@@ -92,7 +94,7 @@ class JobRecord:
     submitted_at: str
     started_at: str | None = None
     rows_total: int | None = None
-    prepared: dict[str, Any] | None = None
+    prepared: dict[str, Any] | None = None  # as recorded (NewJob.prepared)
     plan: list[Any] | None = None
     shards_total: int | None = None
     rows_written: int | None = None  # set once the commit landed (phase committed)

@@ -311,9 +311,7 @@ def load_model(model: PinnedModel, store: ModelStore, settings: Settings) -> Any
     )
 
 
-def output_schema_for(
-    prepared: PreparedPredict, model: Any, warehouse: Warehouse, settings: Settings
-) -> pa.Schema:
+def output_schema_for(prepared: PreparedPredict, model: Any, warehouse: Warehouse) -> pa.Schema:
     """The output schema as the loaded model dictates it: its task and the type of its
     classes win over metadata (which may lack them). Every shard derives the same one."""
     declared = prepared.output_schema
@@ -379,7 +377,7 @@ def run_shard(
     """Predict one shard into its staging (replacing an earlier attempt's). Returns rows."""
     check_pinned(warehouse, settings, prepared.env, prepared.model)
     model = load_model(prepared.model, store, settings)
-    schema = output_schema_for(prepared, model, warehouse, settings)
+    schema = output_schema_for(prepared, model, warehouse)
 
     def batches() -> Iterator[pa.RecordBatch]:
         for batch in warehouse.read_shard(shard, settings.batch_rows):

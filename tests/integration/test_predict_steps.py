@@ -351,7 +351,7 @@ def test_the_loaded_model_keeps_the_declared_schema_when_it_agrees(
     prepared = prepare(warehouse, settings, store)
     model = load_model(prepared.model, store, settings)
 
-    assert output_schema_for(prepared, model, warehouse, settings) == prepared.output_schema
+    assert output_schema_for(prepared, model, warehouse) == prepared.output_schema
 
 
 def test_a_model_of_another_task_than_declared_reshapes_and_rechecks_the_output(
@@ -362,19 +362,19 @@ def test_a_model_of_another_task_than_declared_reshapes_and_rechecks_the_output(
     string_classes = ScriptedClassifier().fit(passengers()[FEATURES])
     string_classes.classes_ = np.array(["died", "survived"], dtype=object)
 
-    schema = output_schema_for(prepared, regressor, warehouse, settings)
+    schema = output_schema_for(prepared, regressor, warehouse)
     assert schema.names == ["PassengerId", "Name", "prediction", *METADATA]
     assert schema.field("prediction").type == pa.float64()
     assert schema.field("PassengerId").type == prepared.output_schema.field("PassengerId").type
-    strings = output_schema_for(prepared, string_classes, warehouse, settings)
+    strings = output_schema_for(prepared, string_classes, warehouse)
     assert strings.names == prepared.output_schema.names
     assert strings.field("prediction").type == pa.string()
 
     # An output that fits what metadata declared does not fit what the model writes.
     warehouse.write(prepared.output_schema.empty_table(), OUTPUT, "WRITE_TRUNCATE")
     with pytest.raises(SchemaMismatch, match="exists with columns"):
-        output_schema_for(prepared, regressor, warehouse, settings)
-    assert output_schema_for(prepared, string_classes, warehouse, settings) == strings
+        output_schema_for(prepared, regressor, warehouse)
+    assert output_schema_for(prepared, string_classes, warehouse) == strings
 
 
 def test_a_batch_carries_ids_labels_probabilities_and_the_jobs_metadata(

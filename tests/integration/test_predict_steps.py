@@ -10,6 +10,7 @@ import json
 import logging
 import time
 import uuid
+from datetime import UTC, datetime
 
 import joblib
 import numpy as np
@@ -399,6 +400,28 @@ def test_a_batch_carries_ids_labels_probabilities_and_the_jobs_metadata(
     assert out.column("PredictionTimestamp").null_count == 0
 
 
+@pytest.fixture
+def tokyo(monkeypatch):
+    """This process nine hours ahead of UTC (as a machine's local zone may be)."""
+    monkeypatch.setenv("TZ", "JST-9")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_batch_is_stamped_in_utc_whatever_the_local_zone(warehouse, settings, classifier, tokyo):
+    prepared = prepare(warehouse, settings)
+    batch = warehouse.read_table(INPUT).to_batches()[0]
+
+    before = datetime.now(UTC)
+    out = predict_batch(classifier, batch, prepared, prepared.output_schema, "job-9")
+    after = datetime.now(UTC)
+
+    (stamp,) = set(out.column("PredictionTimestamp").to_pylist())
+    assert before <= stamp <= after
+
+
 def test_a_classifier_without_probabilities_writes_null_probabilities(
     warehouse, settings, classifier
 ):
@@ -607,3 +630,29 @@ def test_a_skops_model_loads_with_its_reviewed_types(warehouse, store, settings)
     )
 
     assert run(warehouse, store, trusting, model_name="reviewed").rows_written == ROWS
+
+
+def test_a_model_whose_metadata_guessed_the_task_wrong_writes_what_it_predicts(
+    warehouse, store, settings
+):
+    # A hand-written metadata.json naming only the features: the task is guessed
+    # (classification) and the target defaults; the loaded regressor corrects the schema.
+    model = LinearRegression().fit(passengers()[["Pclass"]], np.arange(ROWS, dtype=float))
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    bucket = settings.bucket_for(ENV)
+    store.write(bucket, "guessed/v1/model.pkl", buffer.getvalue())
+    store.write(bucket, "guessed/v1/metadata.json", json.dumps({"features": ["Pclass"]}).encode())
+    sync_registry(warehouse, store, settings, ENV)
+    options = {"model_name": "guessed", "id_columns": ["PassengerId"]}
+    prepared = prepare(warehouse, settings, **options)
+    assert (prepared.task, prepared.target) == ("classification", "prediction")
+
+    run(warehouse, store, settings, **options)
+
+    schema = warehouse.schema(OUTPUT)
+    assert schema.names == ["PassengerId", "prediction", *METADATA]
+    assert schema.field("prediction").type == pa.float64()
+    frame = warehouse.read_table(OUTPUT).to_pandas().sort_values("PassengerId")
+    expected = model.predict(passengers()[["Pclass"]])
+    assert frame["prediction"].tolist() == pytest.approx(expected.tolist())

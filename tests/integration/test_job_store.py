@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from types import SimpleNamespace
@@ -136,7 +138,8 @@ def test_jobs_recorded_in_the_same_microsecond_are_listed_once_each(jobs, monkey
     clock = SimpleNamespace(time=lambda: 1_790_000_000.25)
     with monkeypatch.context() as frozen:
         frozen.setattr("mlsys.jobs.store.time", clock)
-        tied = [jobs.create(_new(n=i))[0].job_id for i in range(30)]
+        # More ties than two reads of a page return, so the cursor reads past them twice.
+        tied = [jobs.create(_new(n=i))[0].job_id for i in range(50)]
     later = jobs.create(_new())[0].job_id
 
     seen, cursor = [], None
@@ -173,15 +176,19 @@ def test_others_jobs_are_not_found_and_idempotency_keys_are_per_principal(jobs):
     assert jobs.cancel(job.job_id, owner="alice").state == JobState.CANCELLED
 
 
-def test_submit_refuses_a_key_reused_for_another_request_and_forgets_unsent_jobs(jobs):
+def test_submit_refuses_a_key_reused_for_another_request_and_forgets_unsent_jobs(jobs, caplog):
     def broken(*_):
         raise ConnectionError("broker down")
 
     jobs.submit(_new(idempotency_key="k", n=1), lambda *_: None)
     with pytest.raises(JobConflict, match="different request"):
         jobs.submit(_new(idempotency_key="k", n=2), lambda *_: None)
-    with pytest.raises(BackendUnavailable, match="broker is unavailable"):
-        jobs.submit(_new(idempotency_key="k2"), broken)
+    with caplog.at_level(logging.ERROR, logger="mlsys.jobs.store"):
+        with pytest.raises(BackendUnavailable) as caught:
+            jobs.submit(_new(idempotency_key="k2"), broken)
+    assert caught.value.message == "Could not queue the job: the broker is unavailable."
+    assert caught.value.hint == "Retry shortly."
+    assert re.search(r"could not enqueue job [0-9a-f]{32}: ConnectionError$", caplog.text, re.M)
     assert [j.params["n"] for j in jobs.page().jobs] == [1]
     assert jobs.find_by_idempotency_key("alice", "k2") is None
 
@@ -206,3 +213,26 @@ def test_worker_slots_add_up_the_live_announcements_only(jobs):
     assert jobs.worker_slots() == 6
     jobs.announce_worker("w1@host", 2, ttl_seconds=60)  # repeating it does not count twice
     assert jobs.worker_slots() == 6
+
+
+def test_worker_slots_count_every_live_worker(jobs):
+    for n, slots in enumerate((1, 2, 3, 4)):
+        jobs.announce_worker(f"w{n}@host", slots, ttl_seconds=60)
+
+    assert jobs.worker_slots() == 10
+
+
+def test_a_page_is_50_jobs_unless_asked_otherwise(jobs):
+    ids = [jobs.create(_new(n=i))[0].job_id for i in range(51)]
+
+    page = jobs.page()
+    assert [j.job_id for j in page.jobs] == ids[:0:-1]
+    assert [j.job_id for j in jobs.page(page_token=page.next_page_token).jobs] == [ids[0]]
+
+
+def test_a_finished_job_is_not_waited_on_by_another_principal(jobs):
+    job, _ = jobs.create(_new())
+    jobs.succeed(job.job_id, {"rows_written": 3})
+
+    assert jobs.wait(job.job_id, timeout=5, owner="bob") is None
+    assert jobs.wait(job.job_id, timeout=5, owner="alice").result == {"rows_written": 3}

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from mlsys.errors import InvalidRequest, JobConflict, JobNotFound
-from mlsys.jobs import JobKind, JobState, JobStore, NewJob, Retention
+from mlsys.jobs import JobKind, JobState, JobStore, NewJob, Retention, keys
 from mlsys.jobs.names import Phase
 
 pytestmark = pytest.mark.integration
@@ -106,12 +106,15 @@ def test_the_first_final_state_wins_and_keeps_its_reason(jobs):
 
 def test_commit_marks_and_cancel_outcomes(jobs):
     job_id = jobs.create(_new())[0].job_id
-    with pytest.raises(JobNotFound, match="No job 'nope'"):
+    with pytest.raises(JobNotFound, match="No job 'nope'") as missing:
         jobs.cancel("nope")
+    assert missing.value.hint == "List your jobs with GET /jobs."
     cancelled = jobs.cancel(job_id)
     assert cancelled.state == JobState.CANCELLED and cancelled.finished_at
-    with pytest.raises(JobConflict, match="already cancelled"):
+    with pytest.raises(JobConflict) as again:
         jobs.cancel(job_id)
+    assert again.value.message == f"Job {job_id} is already cancelled."
+    assert again.value.hint == "Only live jobs can be cancelled."
     assert not jobs.begin_commit(job_id)  # a cancelled job never commits
 
     landed = jobs.create(_new())[0].job_id
@@ -121,15 +124,24 @@ def test_commit_marks_and_cancel_outcomes(jobs):
     assert jobs.get(landed).phase == Phase.COMMITTING
     jobs.mark_committed(landed, 12)
     assert jobs.record(landed).rows_written == 12 and jobs.get(landed).phase == Phase.COMMITTED
-    with pytest.raises(JobConflict, match="committing"):
+    with pytest.raises(JobConflict) as late:
         jobs.cancel(landed)
+    assert late.value.message == (
+        f"Job {landed} is already committing its output; it can no longer be cancelled."
+    )
+    assert late.value.hint == "Wait for it to finish."
 
 
-def test_delete_forgets_the_record_its_indexes_and_its_key(jobs):
+def test_delete_forgets_the_record_its_indexes_and_its_key(jobs, redis_client):
     job_id = jobs.create(_new(idempotency_key="gone"))[0].job_id
+
+    indexes = keys.all_indexes("alice", JobKind.PREDICT, JobState.QUEUED)
+    assert all(redis_client.zscore(index, job_id) for index in indexes)
 
     jobs.delete(job_id)
     jobs.delete(job_id)  # twice is fine
+
+    assert not any(redis_client.zscore(index, job_id) for index in indexes)
 
     assert jobs.get(job_id) is None and jobs.page(owner="alice").jobs == []
     assert jobs.find_by_idempotency_key("alice", "gone") is None
@@ -149,6 +161,7 @@ def test_the_reapers_markers(jobs, redis_client):
     assert 0 < redis_client.pttl("mlsys:seen:stalled:j1") <= 10_000
     assert jobs.first_seen("stalled", "j2", 10) >= first  # its own marker
     jobs.forget_seen("stalled", "j1")
+    assert not redis_client.exists("mlsys:seen:stalled:j1")
     assert redis_client.exists("mlsys:seen:stalled:j2")
     assert jobs.first_seen("stalled", "j1", 10) >= first
     job_id = jobs.create(_new())[0].job_id
@@ -188,3 +201,25 @@ def test_a_full_page_says_where_the_next_one_starts(jobs):
     assert [j.job_id for j in rest.jobs] == [ids[0]] and rest.next_page_token is None
     assert jobs.page(limit=3).next_page_token is None
     assert json.loads(jobs.page(limit=1).model_dump_json())["jobs"][0]["job_id"] == ids[2]
+
+
+def test_a_record_is_stamped_in_utc_and_lists_under_its_kind(jobs):
+    job_id = jobs.create(_new())[0].job_id
+    other = jobs.create(NewJob(JobKind.REGISTRY_SYNC, {"env": "dev"}, "alice"))[0].job_id
+    assert jobs.succeed(job_id, {"rows_written": 3})
+
+    job = jobs.get(job_id)
+    assert job.submitted_at.endswith("+00:00") and job.finished_at.endswith("+00:00")
+    assert job.result == {"rows_written": 3}
+    assert jobs.record(job_id).idempotency_key is None
+    assert [j.job_id for j in jobs.page(kind=JobKind.PREDICT).jobs] == [job_id]
+    assert [j.job_id for j in jobs.page(kind=JobKind.REGISTRY_SYNC).jobs] == [other]
+    by_all = jobs.page(owner="alice", kind=JobKind.PREDICT, state=JobState.SUCCEEDED)
+    assert [j.job_id for j in by_all.jobs] == [job_id]
+
+
+def test_page_tokens_are_refused_past_200_characters_with_a_hint(jobs):
+    assert jobs.page(page_token="1." + "a" * 198).jobs == []  # 200: a cursor before every job
+    with pytest.raises(InvalidRequest) as caught:
+        jobs.page(page_token="1." + "a" * 199)
+    assert caught.value.hint == "Pass the next_page_token of the previous page."

@@ -78,6 +78,12 @@ def test_progress_is_capped_and_complete_once_succeeded(state, progress, done, p
     assert (job.progress.rows_done, job.progress.percent) == (done, percent)
 
 
+def test_percent_is_rounded_to_one_decimal():
+    job = job_view({**RECORD, "rows_total": "3"}, UNITS, {"0": "1"})
+
+    assert job.progress.percent == 33.3
+
+
 def test_a_job_without_a_row_count_or_phase_yet():
     data = {k: v for k, v in RECORD.items() if k not in ("rows_total", "phase", "started_at")}
     job = job_view({**data, "state": "queued"}, {}, {"0": "7"})

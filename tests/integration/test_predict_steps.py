@@ -36,6 +36,7 @@ from mlsys.ids import TableId
 from mlsys.predict import (
     MAX_ID_COLUMNS,
     PredictSpec,
+    PreparedPredict,
     build_output_schema,
     commit_job,
     load_model,
@@ -262,6 +263,18 @@ def test_prepare_pins_the_model_and_defaults_the_ids_to_the_other_columns(
     assert prepared.reference_profile is not None
     quiet = settings.model_copy(update={"monitoring": False})
     assert prepare(warehouse, quiet).reference_profile is None
+
+
+def test_a_prepared_job_round_trips_through_its_record_and_is_checked_again(
+    warehouse, settings, classifier
+):
+    prepared = prepare(warehouse, settings, id_columns=["PassengerId"], shards=2)
+
+    record = json.loads(json.dumps(prepared.to_json()))  # as a job record in Redis holds it
+    assert PreparedPredict.from_json(record, settings) == prepared
+    record["spec"]["output_table"] = f"{PROJECT}.{settings.dataset_for(ENV)}.registry"
+    with pytest.raises(ProtectedTable, match="output_table"):
+        PreparedPredict.from_json(record, settings)
 
 
 def test_default_ids_leave_out_the_outputs_own_column_names(warehouse, settings, classifier):
@@ -517,6 +530,7 @@ def test_a_run_reports_its_result_progress_and_prepared_job(warehouse, store, se
     assert result.model == "clf/v1"
     assert result.shards == 1
     assert result.already_committed is False
+    assert result.to_json()["rows_written"] == ROWS
     assert isinstance(result.seconds, float) and 0 < result.seconds <= round(took, 3) + 0.001
     assert result.monitoring is not None and result.monitoring["rows"] == ROWS
     stats = read_stats(warehouse, settings, ENV, "clf", 1)

@@ -103,14 +103,17 @@ def test_a_job_never_picked_up_is_sent_again_once(jobs, settings):
     assert jobs.state(job.job_id) == JobState.QUEUED
 
 
-def _shards_done(jobs: JobStore, done: int = 2, shards: int = 2) -> str:
-    """A planned job of `shards` shards, `done` of them done, the others running."""
-    job_id = jobs.create(NewJob(JobKind.PREDICT, {"env": "dev"}, "alice"))[0].job_id
+def _shards_done(
+    jobs: JobStore, done: int = 2, shards: int = 2, lease: float = 60, job_id: str | None = None
+) -> str:
+    """A planned job of `shards` shards, `done` of them done, the others running on leases of
+    `lease` seconds."""
+    job_id = jobs.create(NewJob(JobKind.PREDICT, {"env": "dev"}, "alice"), job_id)[0].job_id
     assert jobs.claim(job_id, "plan", 1, 60, "w:1").ok
     jobs.record_plan(job_id, [{"k": i} for i in range(shards)], {}, 10)
     assert jobs.mark_done(job_id, "plan", 1) == 0
     for i in range(shards):
-        assert jobs.claim(job_id, f"shard:{i}", 1, 60, "w:1").ok
+        assert jobs.claim(job_id, f"shard:{i}", 1, 60 if i < done else lease, "w:1").ok
         if i < done:
             assert jobs.mark_done(job_id, f"shard:{i}", 1) == i + 1
     return job_id
@@ -141,7 +144,7 @@ def test_a_running_commit_or_a_shard_still_running_is_left_alone(jobs, settings)
 def test_an_ended_or_expired_job_leaves_the_reapers_set(jobs, redis_url, settings):
     done = jobs.create(NewJob(JobKind.PREDICT, {"env": "dev"}, "alice"))[0].job_id
     assert jobs.succeed(done, {})
-    fleeting = JobStore.from_url(redis_url, Retention(finished=700, live=0.001))
+    fleeting = JobStore.from_url(redis_url, Retention(finished=700, live=0.2))
     expired = fleeting.create(NewJob(JobKind.PREDICT, {"env": "dev"}, "bob"))[0].job_id
     while jobs.record(expired) is not None:
         time.sleep(0.005)
@@ -149,3 +152,22 @@ def test_an_ended_or_expired_job_leaves_the_reapers_set(jobs, redis_url, setting
 
     assert reap(jobs, settings, Recorder()) == []
     assert jobs.active_jobs() == []
+
+
+def test_one_pass_looks_past_expired_jobs_and_units_that_are_done(jobs, redis_url, settings):
+    # Job ids in the order the pass visits them: an expired job, then two with lost units.
+    fleeting = JobStore.from_url(redis_url, Retention(finished=700, live=0.2))
+    expired = fleeting.create(NewJob(JobKind.PREDICT, {"env": "dev"}, "bob"), "0" * 32)[0].job_id
+    sharded = _shards_done(jobs, done=1, lease=0.001, job_id="a" * 32)  # plan, shard:0 done
+    planning = jobs.create(NewJob(JobKind.PREDICT, {"env": "dev"}, "bob"), "f" * 32)[0].job_id
+    lose(jobs, planning, "plan", 1)
+    while jobs.record(expired) is not None or jobs.lease_alive(sharded, "shard:1"):
+        time.sleep(0.005)
+    recorder = Recorder()
+
+    assert reap(jobs, settings, recorder) == [
+        f"redispatched {sharded} shard:1 attempt 2",
+        f"redispatched {planning} plan attempt 2",
+    ]
+    assert recorder.sent == [(sharded, "shard:1", 2), (planning, "plan", 2)]
+    assert expired not in jobs.active_jobs()

@@ -9,6 +9,7 @@ all rows tagged with the job id. Memory is bounded by the batch size, not the ta
 from __future__ import annotations
 
 import base64
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -427,11 +428,16 @@ def commit_job(
 def shards_for_slots(prepared: PreparedPredict, settings: Settings, slots: int) -> int | None:
     """Shards for a job that `slots` processes can run at once (the local pool of `mlsys
     predict`, or every worker of the service): one per slot once each gets at least a full
-    batch (None: the spec's or the automatic count)."""
+    batch, and a multiple of the slots used, so that none is left running the last shard
+    alone (None: the spec's or the automatic count)."""
     if prepared.spec.shards or slots <= 1:
         return None
     useful = min(slots, prepared.rows_total // settings.batch_rows)
-    return max(settings.auto_shards(prepared.rows_total), useful) if useful > 1 else None
+    if useful <= 1:
+        return None
+    shards = max(settings.auto_shards(prepared.rows_total), useful)
+    balanced = math.ceil(shards / useful) * useful
+    return balanced if balanced <= settings.max_shards else shards
 
 
 def _run_monitored(

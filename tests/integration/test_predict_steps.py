@@ -479,11 +479,20 @@ def test_local_runs_shard_per_process_once_each_gets_a_full_batch(
     assert shards_for_slots(prepared, settings, workers) == expected
 
 
-def test_slot_shards_keep_the_automatic_count_when_it_is_higher(warehouse, settings, classifier):
-    dense = settings.model_copy(update={"rows_per_shard": 2})
+def test_slot_shards_keep_the_automatic_count_when_higher_rounded_to_the_slots(
+    warehouse, settings, classifier
+):
+    dense = settings.model_copy(update={"rows_per_shard": 2, "batch_rows": 1})
     prepared = prepare(warehouse, dense)
 
-    assert shards_for_slots(prepared, dense, 2) == dense.auto_shards(ROWS) == 5
+    assert dense.auto_shards(ROWS) == 5
+    # Two slots take six shards, three each, rather than five with one slot idle at the end.
+    assert shards_for_slots(prepared, dense, 2) == 6
+    assert shards_for_slots(prepared, dense, 5) == 5
+    assert shards_for_slots(prepared, dense, 3) == 6
+    # ...unless rounding would pass MLSYS_MAX_SHARDS.
+    capped = dense.model_copy(update={"max_shards": 5})
+    assert shards_for_slots(prepared, capped, 2) == 5
 
 
 def test_commit_lands_every_shard_once(warehouse, store, settings, classifier):

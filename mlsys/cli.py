@@ -17,6 +17,7 @@ from tqdm import tqdm
 from mlsys.cli_remote import jobs, submit
 from mlsys.cli_schedules import schedule
 from mlsys.client import ApiError
+from mlsys.dispositions import WRITE_DISPOSITIONS
 from mlsys.errors import MlsysError
 from mlsys.settings import get_settings
 
@@ -178,7 +179,7 @@ def _predict_options(fn):
                 "write_disposition",
                 default="WRITE_APPEND",
                 show_default=True,
-                type=click.Choice(["WRITE_APPEND", "WRITE_TRUNCATE", "WRITE_EMPTY"]),
+                type=click.Choice(WRITE_DISPOSITIONS),
             ),
             _opt("shards", type=int, default=None, help="Parts to split the input into."),
             _opt(

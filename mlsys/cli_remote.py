@@ -8,6 +8,7 @@ import click
 from tqdm import tqdm
 
 from mlsys.client import TERMINAL_STATES, MlsysClient
+from mlsys.jobs.names import JobState
 from mlsys.settings import get_settings
 
 #: `--wait` first lets the server hold the answer this long (Prefer: wait), then polls with a
@@ -96,7 +97,7 @@ def _report(job: dict) -> None:
 
     for line in summary_lines((job.get("result") or {}).get("monitoring")):
         click.echo(line, err=True)  # stdout stays one JSON document
-    if job["state"] != "succeeded":
+    if job["state"] != JobState.SUCCEEDED:
         raise SystemExit(1)
 
 

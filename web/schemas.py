@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
+from mlsys.dispositions import WriteDisposition
 from mlsys.errors import MlsysError
 from mlsys.ids import TableId, VersionSpec, check_column, check_model_name
 from mlsys.jobs import JobKind, JobState
@@ -30,7 +31,6 @@ MODEL_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
 VERSION_PATTERN = r"^(?:latest|v?[1-9][0-9]{0,8}|@?[a-z][a-z0-9_-]{0,62})$"
 ALIAS_PATTERN = r"^(?!@?latest$)(?!@?v?[1-9][0-9]{0,8}$)@?[a-z][a-z0-9_-]{0,62}$"
 COLUMN_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,299}$"
-WriteDisposition = Literal["WRITE_APPEND", "WRITE_TRUNCATE", "WRITE_EMPTY"]
 
 _TABLE = "A warehouse table as project.dataset.table (BigQuery's form, on every backend)."
 _ENV = "Environment name (MLSYS_ENVIRONMENTS), e.g. dev, staging or prod."

@@ -25,6 +25,7 @@ from typing import Any
 from flask import Response, g, jsonify, request, url_for
 from pydantic import BaseModel, Field
 
+from mlsys.jobs.names import TERMINAL, JobState
 from mlsys.settings import Settings
 from web.backends import backends
 from web.errors import problem
@@ -119,7 +120,7 @@ def wait_for_job(job_id: str, seconds: float) -> tuple[dict[str, Any] | None, bo
 
 
 def _ended(job: dict[str, Any] | None) -> bool:
-    return job is not None and job["state"] in ("succeeded", "failed", "cancelled")
+    return job is not None and job["state"] in TERMINAL
 
 
 def honour_prefer(response: Response) -> Response:
@@ -154,7 +155,7 @@ def seed_answer(response: Response, success_message) -> Response:
     seconds = bound if wanted is None else min(wanted, bound)
     job, waited = wait_for_job(g.job_id, seconds)
     job_url = url_for("jobs.get_job", job_id=g.job_id)
-    if job is not None and job["state"] == "succeeded":
+    if job is not None and job["state"] == JobState.SUCCEEDED:
         body = {
             "status": "success",
             "message": success_message(job.get("result") or {}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mlsys.dispositions import WriteDisposition, check_disposition
 from mlsys.settings import Settings, get_settings
 from mlsys.urls import by_scheme
 from mlsys.warehouse.base import (
@@ -12,8 +13,6 @@ from mlsys.warehouse.base import (
     MergeResult,
     ReadPlan,
     Warehouse,
-    WriteDisposition,
-    check_disposition,
 )
 
 __all__ = [

@@ -17,25 +17,17 @@ from typing import Any, Literal
 import pandas as pd
 import pyarrow as pa
 
+# Re-exported: the backends and the pipeline name them through this module.
+from mlsys.dispositions import WRITE_DISPOSITIONS as WRITE_DISPOSITIONS
+from mlsys.dispositions import WriteDisposition as WriteDisposition
+from mlsys.dispositions import check_disposition as check_disposition
 from mlsys.errors import InvalidRequest
 from mlsys.ids import TableId
-
-WriteDisposition = Literal["WRITE_APPEND", "WRITE_TRUNCATE", "WRITE_EMPTY"]
-WRITE_DISPOSITIONS: tuple[str, ...] = ("WRITE_APPEND", "WRITE_TRUNCATE", "WRITE_EMPTY")
 
 #: Column every committed prediction row carries; commit checks it to land a job only once.
 JOB_ID_COLUMN = "JobId"
 
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-
-
-def check_disposition(value: str) -> WriteDisposition:
-    if value not in WRITE_DISPOSITIONS:
-        raise InvalidRequest(
-            f"Unknown write disposition {value!r}.",
-            hint=f"Use one of {', '.join(WRITE_DISPOSITIONS)}.",
-        )
-    return value  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,7 @@ def output_profiles(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The merged profiles of a finished predict job's outputs, from the monitoring table:
     {"__prediction__": {...}, "__probability__": {...}} (empty when not monitored)."""
     params = job.get("params") or {}
-    if job["kind"] != "predict" or job["state"] != "succeeded" or not params.get("env"):
+    if job["kind"] != "predict" or job["state"] != JobState.SUCCEEDED or not params.get("env"):
         return {}
     found = backends()
     try:

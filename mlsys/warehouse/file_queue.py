@@ -45,13 +45,10 @@ class FileQueue:
 
     def _descriptors(self) -> tuple[int, int]:
         """(gate, lock) descriptors of this thread in this process."""
-        local = self._local
-        if getattr(local, "pid", None) != os.getpid():
-            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
-            local.gate = os.open(self.gate_path, flags, 0o644)
-            local.lock = os.open(self.lock_path, flags, 0o644)
-            local.pid = os.getpid()
-        return local.gate, local.lock
+        held = getattr(self._local, "held", None)
+        if held is None or held.pid != os.getpid():
+            held = self._local.held = _Descriptors(self.gate_path, self.lock_path)
+        return held.gate, held.lock
 
     @contextlib.contextmanager
     def turn(self, write: bool, timeout: float) -> Iterator[None]:
@@ -68,6 +65,23 @@ class FileQueue:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class _Descriptors:
+    """One thread's open lock files, closed when the thread (its thread-local) goes away; a
+    forked child's copy is left alone (its parent still uses them)."""
+
+    def __init__(self, gate_path: Path, lock_path: Path) -> None:
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        self.pid = os.getpid()
+        self.gate = os.open(gate_path, flags, 0o644)
+        self.lock = os.open(lock_path, flags, 0o644)
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():
+            for fd in (self.gate, self.lock):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 def _take(fd: int, mode: int, deadline: float) -> None:

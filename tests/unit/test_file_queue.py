@@ -1,0 +1,37 @@
+"""The embedded warehouse's turns at its file: a thread's lock files close when it ends."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+
+import pytest
+
+from mlsys.warehouse.file_queue import FileQueue
+
+pytestmark = pytest.mark.unit
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_threads_that_took_turns_leave_no_descriptor_open(tmp_path):
+    queue = FileQueue(tmp_path / "warehouse.duckdb")
+
+    def take_turns() -> None:
+        with queue.turn(write=False, timeout=5):
+            pass
+        with queue.turn(write=True, timeout=5):
+            pass
+
+    before = _open_descriptors()
+    for _ in range(20):
+        thread = threading.Thread(target=take_turns)
+        thread.start()
+        thread.join()
+    gc.collect()
+    assert _open_descriptors() == before
+    assert (tmp_path / "warehouse.duckdb.lock").exists()
+    assert (tmp_path / "warehouse.duckdb.gate").exists()

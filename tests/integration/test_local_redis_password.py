@@ -28,15 +28,43 @@ def checkout(tmp_path):
 
 
 def test_local_env_generates_secrets_once(checkout):
-    subprocess.run(["bash", "scripts/local-env"], cwd=checkout, check=True, capture_output=True)
+    first_run = subprocess.run(
+        ["bash", "scripts/local-env"], cwd=checkout, check=True, capture_output=True, text=True
+    )
     first = _dotenv(checkout / ".env")
-    subprocess.run(["bash", "scripts/local-env"], cwd=checkout, check=True, capture_output=True)
+    again = subprocess.run(
+        ["bash", "scripts/local-env"], cwd=checkout, check=True, capture_output=True, text=True
+    )
 
     assert _dotenv(checkout / ".env") == first
     assert len(first["REDIS_PASSWORD"]) >= 24
-    assert first["REDIS_URL"] == f"redis://:{first['REDIS_PASSWORD']}@localhost:6379/0"
+    port = int(first["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    assert first["REDIS_URL"] == f"redis://:{first['REDIS_PASSWORD']}@localhost:{port}/0"
+    assert port >= 6380  # never the port a system Redis listens on
     assert first["MLSYS_API_TOKEN"] == first["MLSYS_API_TOKENS"]
+    assert first["MLSYS_API_URL"] == f"http://localhost:{first['MLSYS_WEB_PORT']}"
+    assert first["FLOWER_BASIC_AUTH"].startswith("mlsys:") and first["FLOWER_PORT"] == "5555"
     assert (checkout / ".env").stat().st_mode & 0o077 == 0
+    # stdout is only what `eval "$(bash scripts/local-env)"` should run; the login is told too.
+    exports = [
+        f"export MLSYS_API_URL={first['MLSYS_API_URL']}",
+        f"export MLSYS_API_TOKEN={first['MLSYS_API_TOKEN']}",
+    ]
+    assert first_run.stdout.splitlines() == exports == again.stdout.splitlines()
+    assert first["FLOWER_BASIC_AUTH"] in again.stderr
+
+
+def test_local_env_takes_the_ports_it_is_given(checkout):
+    ports = {"REDIS_PORT": "6391", "MLSYS_WEB_PORT": "8123", "FLOWER_PORT": "5666"}
+    subprocess.run(
+        ["bash", "scripts/local-env"], cwd=checkout, check=True, capture_output=True,
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin", **ports},
+    )  # fmt: skip
+    written = _dotenv(checkout / ".env")
+
+    assert written["REDIS_URL"].endswith("@localhost:6391/0")
+    assert written["MLSYS_API_URL"] == "http://localhost:8123"
+    assert written["FLOWER_PORT"] == "5666"
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
@@ -72,3 +100,76 @@ def _pings(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.ConnectionError:
         return False
+
+
+def _redis_server(port: int, *config: str) -> subprocess.Popen:
+    """A redis-server that is not the stack's: passwordless, or with another password."""
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", *config],
+        stdout=subprocess.DEVNULL,
+    )
+    wait_for(lambda: _answers(port), what="redis-server")
+    return proc
+
+
+def _answers(port: int) -> bool:
+    try:
+        redis.Redis(host="127.0.0.1", port=port).ping()
+    except (redis.AuthenticationError, redis.ResponseError):  # NOAUTH: it listens
+        return True
+    except redis.ConnectionError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+@pytest.mark.parametrize(
+    ("config", "why"),
+    [
+        ((), "answers without a password"),
+        (("--requirepass", "someone-elses-pass"), "does not accept this stack's password"),
+    ],
+)
+def test_local_redis_never_adopts_a_redis_that_is_not_the_stacks(checkout, config, why):
+    """A system Redis without a password (as `apt install redis-server` leaves one on 6379),
+    or one with another password, is refused, and nothing is written to it."""
+    port = free_port()
+    server = _redis_server(port, *config)
+    try:
+        result = subprocess.run(
+            ["bash", "scripts/local-redis"],
+            cwd=checkout,
+            env={
+                "PATH": "/usr/bin:/bin:/usr/local/bin",
+                "REDIS_URL": f"redis://:local-pass-123@localhost:{port}/0",
+                "MLSYS_HOME": str(checkout),
+            },
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 1
+        assert why in result.stderr and "REDIS_URL" in result.stderr
+        if not config:
+            assert redis.Redis(host="127.0.0.1", port=port).dbsize() == 0
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+def test_local_redis_uses_a_running_redis_that_asks_for_its_password(checkout):
+    port = free_port()
+    server = _redis_server(port, "--requirepass", "local-pass-123")
+    env = {
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+        "REDIS_URL": f"redis://:local-pass-123@localhost:{port}/0",
+        "MLSYS_HOME": str(checkout),
+    }
+    try:
+        with process(["bash", "scripts/local-redis"], env, checkout, checkout / "r.log") as proc:
+            wait_for(lambda: "using the Redis" in (checkout / "r.log").read_text(), what="log")
+            assert proc.poll() is None  # it stays up for honcho, without a second server
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -19,6 +19,7 @@ from web import (
     metrics,
     monitoring,
     openapi,
+    policy,
     predict,
     registry,
     schedules,
@@ -66,6 +67,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     app.register_blueprint(dashboard())  # /ui: pages for people, signed in by session cookie
+    policy.check_app(app)  # fails at startup if a route declares no policy
     limits.init_app(app)  # after auth (budgets are per principal) and the views it wraps
     openapi.documented_routes(app)  # fails at startup if a route has no @doc
     return app

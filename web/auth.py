@@ -1,9 +1,10 @@
 """Who may call what: bearer tokens resolve to a principal with scopes (DESIGN §7).
 
-Every route but /health needs a valid bearer token once tokens or principals are configured
-(web.credentials); the principal lands on `flask.g.principal` for views and the job engine
-(`web.principal.current_principal()`). Views say which scope they need with `@requires`;
-`authorize_predict` adds what depends on the request body (WRITE_TRUNCATE, dataset globs).
+Every route but the public ones (web.policy) needs a valid bearer token once tokens or
+principals are configured (web.credentials); the principal lands on `flask.g.principal` for
+views and the job engine (`web.principal.current_principal()`). Each view's declared policy
+says which scope it needs; `authorize_predict` adds what depends on the request body
+(WRITE_TRUNCATE, dataset globs).
 With no credentials at all (a local demo) every request acts as the local administrator, the
 job-starting GET aliases are refused unless MLSYS_OPEN_GET_SUBMITS is set, and a loud warning
 is logged; MLSYS_REQUIRE_AUTH (set by the container entry point) refuses to start instead.
@@ -13,8 +14,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Callable
-from typing import TypeVar
 
 from flask import Flask, Response, current_app, g, request
 
@@ -22,14 +21,11 @@ from mlsys.errors import PermissionDenied
 from mlsys.ids import TableId
 from web.credentials import Credentials, load_credentials
 from web.errors import problem
-from web.guards import view_of_request
+from web.policy import request_policy
 from web.principal import LOCAL_ADMIN, Principal, Scope, current_principal
 
 log = logging.getLogger(__name__)
-F = TypeVar("F", bound=Callable)
 
-#: Endpoints anyone may call: liveness probes carry no credentials.
-OPEN_ENDPOINTS = frozenset({"health.health"})
 #: The dashboard signs browsers in with a session cookie of its own (web.ui.guard).
 OWN_AUTH_PREFIX = "ui."
 
@@ -43,16 +39,6 @@ AUTH_OFF_WARNING = (
 
 class AuthRequired(RuntimeError):
     """MLSYS_REQUIRE_AUTH is set but no token or principal is configured."""
-
-
-def requires(scope: Scope) -> Callable[[F], F]:
-    """Mark a view as needing `scope` (admin holds every scope)."""
-
-    def mark(view: F) -> F:
-        view.required_scope = scope  # type: ignore[attr-defined]
-        return view
-
-    return mark
 
 
 def _bearer() -> str | None:
@@ -77,14 +63,14 @@ def _forbidden(detail: str) -> Response:
 
 
 def _authenticate() -> Response | None:
-    if request.endpoint in OPEN_ENDPOINTS:
+    declared = request_policy()
+    if declared is not None and declared.public:
         return None
     credentials: Credentials = current_app.extensions["mlsys_credentials"]
-    view = view_of_request()
     if not credentials.enabled:
         g.principal = LOCAL_ADMIN
         settings = current_app.config["SETTINGS"]
-        if getattr(view, "state_changing", False) and not settings.open_get_submits:
+        if declared is not None and declared.state_changing and not settings.open_get_submits:
             return _forbidden(
                 "Authentication is off, so the job-starting GET aliases are refused (any web "
                 "page could call them). Use POST, configure MLSYS_API_TOKENS, or set "
@@ -101,7 +87,11 @@ def _authenticate() -> Response | None:
         # Never log or echo the presented value: it may be a real token with a typo.
         return _unauthorized("The bearer token is not valid.")
     g.principal = principal
-    needed = getattr(view, "required_scope", None)
+    if declared is None:
+        # Unmatched paths fall through to 404/405; a matched route always has a policy
+        # (web.policy.check_app refuses to start otherwise).
+        return None
+    needed = declared.scope
     if needed is not None and not principal.has(needed):
         return _forbidden(
             f"Principal {principal.name!r} lacks the {needed.value!r} scope this route needs."

@@ -16,6 +16,7 @@ from markupsafe import escape
 from werkzeug.security import safe_join
 
 from web.openapi import doc
+from web.policy import Access, policy
 
 bp = Blueprint("docs", __name__)
 
@@ -55,6 +56,7 @@ def _asset(name: str) -> str:
 
 
 @bp.get("/docs")
+@policy(Access.SIGNED_IN)
 @doc(
     "API documentation page",
     tag="documentation",
@@ -82,6 +84,7 @@ def docs_page() -> Response:
 
 
 @bp.get("/docs/assets/<path:filename>")
+@policy(Access.PUBLIC)  # the page's own scripts and styles: no data
 @doc(
     "A static asset of the documentation page",
     tag="documentation",

@@ -7,40 +7,28 @@
   another origin (`Origin`). Clients that are not browsers (curl, the CLI, notebooks) send
   neither header and are unaffected.
 
-Views mark themselves with `@state_changing`; the dashboard's cookie-session pages can use the
-same decorator and `refuse_cross_site()`.
+GET views that change state say so in their declared policy (`web.policy`,
+`state_changing=True`); the dashboard's cookie-session pages use `refuse_cross_site()` too.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, request
 
 from web.errors import problem
+from web.policy import request_policy
 
-F = TypeVar("F", bound=Callable)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Sec-Fetch-Site values of requests a user made to this API itself.
 _SAME = frozenset({"same-origin", "none"})
 
 
-def state_changing(view: F) -> F:
-    """Mark a view that changes state even when called with GET (the seed's aliases)."""
-    view.state_changing = True  # type: ignore[attr-defined]
-    return view
-
-
-def view_of_request() -> Callable | None:
-    return current_app.view_functions.get(request.endpoint) if request.endpoint else None
-
-
 def changes_state() -> bool:
-    view = view_of_request()
-    return request.method not in SAFE_METHODS or bool(getattr(view, "state_changing", False))
+    declared = request_policy()
+    return request.method not in SAFE_METHODS or bool(declared and declared.state_changing)
 
 
 def host_allowed(host: str, patterns: list[str]) -> bool:

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, jsonify
 from mlsys.registry import registry_table
 from web.backends import Backends, backends
 from web.openapi import doc
+from web.policy import Access, policy
 from web.schemas import Health, Readiness
 
 bp = Blueprint("health", __name__)
@@ -20,6 +21,7 @@ CHECK_TIMEOUT = 5.0
 
 
 @bp.get("/health")
+@policy(Access.PUBLIC)
 @doc(
     "Liveness",
     tag="operations",
@@ -55,6 +57,7 @@ def _timed(check: Callable[[], object]) -> dict:
 
 
 @bp.get("/ready")
+@policy(Access.SIGNED_IN)
 @doc(
     "Readiness",
     tag="operations",

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from mlsys.jobs import Job, JobPage
 from web.backends import backends
 from web.openapi import doc
+from web.policy import Access, Owner, policy
 from web.principal import current_principal
 from web.schemas import JobsQuery
 
@@ -52,6 +53,7 @@ def owner() -> str | None:
 
 
 @bp.get("/jobs")
+@policy(Access.SIGNED_IN, owner=Owner.OWN)
 @doc(
     "List recent jobs",
     tag="jobs",
@@ -69,6 +71,7 @@ def list_jobs() -> Response:
 
 
 @bp.get("/jobs/<job_id>")
+@policy(Access.SIGNED_IN, owner=Owner.OWN)
 @doc(
     "Get a job",
     tag="jobs",
@@ -84,6 +87,7 @@ def get_job(job_id: str) -> Response:
 
 
 @bp.delete("/jobs/<job_id>")
+@policy(Access.SIGNED_IN, owner=Owner.OWN)
 @doc(
     "Cancel a job",
     tag="jobs",

@@ -9,22 +9,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from typing import TypeVar
 
 from flask import Flask, Response, current_app
 from flask_limiter import Limiter, RateLimitExceeded
 
 from web.errors import problem
+from web.policy import policy_of
 from web.principal import current_principal
-
-F = TypeVar("F", bound=Callable)
-
-
-def submits_jobs(view: F) -> F:
-    """Mark a view that starts jobs: it spends the principal's submit budget."""
-    view.submits_jobs = True  # type: ignore[attr-defined]
-    return view
 
 
 def _principal_key() -> str:
@@ -33,6 +24,12 @@ def _principal_key() -> str:
 
 def _submit_limit() -> str:
     return current_app.config["SETTINGS"].submit_rate_limit
+
+
+def _spent(response: Response) -> bool:
+    """A request refused with a 4xx before any work (bad input, no permission, over budget)
+    spends nothing; one that queued work, or held a thread until a backend failed, does."""
+    return not 400 <= response.status_code < 500
 
 
 def _too_many(error: RateLimitExceeded) -> Response:
@@ -59,8 +56,9 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     limiter = Limiter(key_func=_principal_key, key_prefix="mlsys:ratelimit", app=app)
     app.extensions["mlsys_limiter"] = limiter
-    shared = limiter.shared_limit(_submit_limit, scope="submit")
+    shared = limiter.shared_limit(_submit_limit, scope="submit", deduct_when=_spent)
     for endpoint, view in list(app.view_functions.items()):
-        if getattr(view, "submits_jobs", False):
+        declared = policy_of(app, endpoint)
+        if declared is not None and declared.budget:
             app.view_functions[endpoint] = shared(view)
     app.register_error_handler(RateLimitExceeded, _too_many)

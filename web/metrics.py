@@ -18,6 +18,7 @@ from prometheus_client import (
 )
 
 from web.openapi import doc
+from web.policy import Access, policy
 
 log = logging.getLogger("web.access")
 bp = Blueprint("metrics", __name__)
@@ -87,6 +88,7 @@ def _finish(response: Response) -> Response:
 
 
 @bp.get("/metrics")
+@policy(Access.SIGNED_IN)
 @doc(
     "Prometheus metrics",
     tag="operations",

@@ -9,6 +9,7 @@ from mlsys.prediction_stats import history, read_stats
 from mlsys.registry import resolve
 from web.backends import backends
 from web.openapi import doc
+from web.policy import Access, Owner, policy
 from web.schedule_schemas import MonitoringHistory, MonitoringQuery
 from web.schemas import MODEL_NAME_PATTERN, VERSION_PATTERN
 
@@ -47,6 +48,7 @@ _EXAMPLE = {
 
 
 @bp.get("/models/<name>/versions/<version>/monitoring")
+@policy(Access.SIGNED_IN, owner=Owner.OWN_ROWS)
 @doc(
     "Monitoring history of a model version",
     tag="monitoring",

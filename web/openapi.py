@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from web.errors import PROBLEM_MIME
+from web.policy import Access, policy
 from web.schemas import IDEMPOTENCY_KEY_PATTERN, Problem
 
 bp = Blueprint("openapi", __name__)
@@ -289,6 +290,7 @@ def _version() -> str:
 
 
 @bp.get("/openapi.json")
+@policy(Access.SIGNED_IN)
 @doc(
     "This document",
     tag="documentation",

@@ -9,12 +9,11 @@ from flask import Blueprint, Response, request
 from mlsys.errors import MetadataPending
 from mlsys.jobs import JobKind
 from mlsys.predict import PredictSpec, prepare_predict
-from web.auth import authorize_predict, requires
+from web.auth import authorize_predict
 from web.backends import backends
 from web.errors import read_json_object
-from web.guards import state_changing
-from web.limits import submits_jobs
 from web.openapi import IDEMPOTENCY_HEADER, doc
+from web.policy import Datasets, policy
 from web.principal import Scope
 from web.schemas import JobAccepted, PredictQuery, PredictRequest
 from web.submit import accepted, existing_job, idempotency_key, refuse_head, submit_job
@@ -55,8 +54,7 @@ def enqueue_predict(fields: dict[str, Any]) -> Response:
 
 
 @bp.post("/predict")
-@submits_jobs
-@requires(Scope.PREDICT)
+@policy(Scope.PREDICT, datasets=Datasets.REQUEST, budget=True)
 @doc(
     "Submit a batch prediction",
     tag="predict",
@@ -77,9 +75,7 @@ def submit_predict() -> Response:
 
 
 @bp.get("/predict")
-@submits_jobs
-@requires(Scope.PREDICT)
-@state_changing
+@policy(Scope.PREDICT, datasets=Datasets.REQUEST, budget=True, state_changing=True)
 @doc(
     "Submit a batch prediction (seed-compatible query form)",
     tag="predict",

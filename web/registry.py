@@ -10,13 +10,11 @@ from mlsys.ids import ModelRef, check_alias, check_model_name
 from mlsys.jobs import Job, JobKind, JobState, NewJob
 from mlsys.registry import RegistryEntry, resolve
 from mlsys.registry_listing import MAX_PAGE_SIZE, list_versions
-from web.auth import requires
 from web.backends import backends
 from web.errors import read_json_object
-from web.guards import state_changing
-from web.limits import submits_jobs
 from web.metrics import job_submitted
 from web.openapi import doc
+from web.policy import Access, policy
 from web.principal import Scope, current_principal
 from web.schemas import (
     ALIAS_PATTERN,
@@ -63,8 +61,7 @@ def _sync(env: str) -> Response:
 
 
 @bp.post("/model-registry")
-@submits_jobs
-@requires(Scope.REGISTRY)
+@policy(Scope.REGISTRY, budget=True)
 @doc(
     "Sync the registry of an environment",
     tag="registry",
@@ -81,9 +78,7 @@ def submit_registry_sync() -> Response:
 
 
 @bp.get("/model-registry")
-@submits_jobs
-@requires(Scope.REGISTRY)
-@state_changing
+@policy(Scope.REGISTRY, budget=True, state_changing=True)
 @doc(
     "Sync the registry of an environment (seed-compatible query form)",
     tag="registry",
@@ -109,6 +104,7 @@ def _synced(result: dict) -> str:
 
 
 @bp.get("/models")
+@policy(Access.SIGNED_IN)
 @doc(
     "List registered model versions",
     tag="registry",
@@ -137,6 +133,7 @@ def list_models() -> Response:
 
 
 @bp.get("/models/<name>")
+@policy(Access.SIGNED_IN)
 @doc(
     "List the versions of one model",
     tag="registry",
@@ -173,8 +170,7 @@ def get_model(name: str) -> Response:
 
 
 @bp.put("/models/<name>/aliases/<alias>")
-@submits_jobs
-@requires(Scope.REGISTRY)
+@policy(Scope.REGISTRY, budget=True)
 @doc(
     "Point an alias at a version",
     tag="registry",

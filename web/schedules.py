@@ -19,10 +19,11 @@ from mlsys.schedules import (
     check_timing,
     new_schedule_id,
 )
-from web.auth import authorize_predict, requires
+from web.auth import authorize_predict
 from web.backends import backends
 from web.errors import read_json_object
 from web.openapi import doc
+from web.policy import Access, Datasets, Owner, policy
 from web.principal import Scope, current_principal
 from web.schedule_schemas import Schedule as ScheduleView
 from web.schedule_schemas import ScheduleCreate, ScheduleList, ScheduleUpdate
@@ -102,7 +103,7 @@ def _view(item: Schedule, runs: int = 0) -> dict[str, Any]:
 
 
 @bp.post("/schedules")
-@requires(Scope.PREDICT)
+@policy(Scope.PREDICT, datasets=Datasets.REQUEST, budget=True)
 @doc(
     "Create a schedule",
     tag="schedules",
@@ -139,6 +140,7 @@ def create_schedule() -> Response:
 
 
 @bp.get("/schedules")
+@policy(Access.SIGNED_IN, owner=Owner.OWN)
 @doc(
     "List schedules",
     tag="schedules",
@@ -152,6 +154,7 @@ def list_schedules() -> Response:
 
 
 @bp.get("/schedules/<schedule_id>")
+@policy(Access.SIGNED_IN, owner=Owner.OWN)
 @doc(
     "Show a schedule and its latest runs",
     tag="schedules",
@@ -167,7 +170,7 @@ def get_schedule(schedule_id: str) -> Response:
 
 
 @bp.patch("/schedules/<schedule_id>")
-@requires(Scope.PREDICT)
+@policy(Scope.PREDICT, datasets=Datasets.REQUEST, owner=Owner.OWN, budget=True)
 @doc(
     "Pause, resume or change a schedule",
     tag="schedules",
@@ -207,7 +210,7 @@ def update_schedule(schedule_id: str) -> Response:
 
 
 @bp.delete("/schedules/<schedule_id>")
-@requires(Scope.PREDICT)
+@policy(Scope.PREDICT, owner=Owner.OWN)
 @doc(
     "Delete a schedule",
     tag="schedules",

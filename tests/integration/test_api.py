@@ -38,6 +38,7 @@ from tests.models import FEATURES, ScriptedClassifier
 from tests.services import celery_worker, free_port, repo_root, serve_wsgi, wait_for
 from web import create_app
 from web.openapi import NOT_API_PREFIX, openapi_path
+from web.policy import policy_of
 from worker.app import PLAN_TASK, SYNC_TASK, create_celery
 
 pytestmark = pytest.mark.integration
@@ -611,11 +612,12 @@ def _concrete(path: str) -> str:
     return re.sub(r"{([^}]+)}", lambda m: examples[m.group(1)], path)
 
 
-def _routes(api: Api) -> list[tuple[str, str]]:
-    """Every API route (the /ui pages sign in by session cookie: test_ui_pages.py)."""
+def _routes(api: Api) -> list[tuple[str, str, bool]]:
+    """Every API route, and whether its policy is public (the /ui pages sign in by session
+    cookie: test_ui_pages.py)."""
     app = create_app({"SETTINGS": api.settings})
     return sorted(
-        (method, _concrete(openapi_path(rule.rule)))
+        (method, _concrete(openapi_path(rule.rule)), policy_of(app, rule.endpoint).public)
         for rule in app.url_map.iter_rules()
         if not rule.endpoint.startswith(NOT_API_PREFIX)
         for method in rule.methods - {"HEAD", "OPTIONS"}
@@ -625,14 +627,15 @@ def _routes(api: Api) -> list[tuple[str, str]]:
 def test_every_route_but_health_requires_a_valid_bearer_token(api, caplog):
     caplog.set_level(logging.DEBUG)
     routes = _routes(api)
-    assert ("GET", "/health") in routes and len(routes) >= 15
+    assert ("GET", "/health", True) in routes and len(routes) >= 15
+    assert {path for _, path, public in routes if public} == {"/health", "/docs/assets/viewer.js"}
 
-    for method, path in routes:
+    for method, path, public in routes:
         missing = api.call(method, path, headers={"Authorization": ""})
         wrong = api.call(method, path, headers={"Authorization": "Bearer wrong-token-x"})
         basic = api.call(method, path, headers={"Authorization": f"Basic {TOKENS[0]}"})
-        if path == "/health":
-            assert missing.status_code == wrong.status_code == 200
+        if public:
+            assert missing.status_code == wrong.status_code == 200, path
             continue
         for response in (missing, wrong, basic):
             assert_problem(response, 401)

@@ -467,6 +467,6 @@ def test_a_session_acts_as_its_tokens_principal_with_its_scopes(tmp_path, redis_
             f"{url}/ui/models/titanic-survival/aliases",
             data={"csrf_token": _csrf(models), "env": "dev", "alias": "champion", "version": "v1"},
         )
-        assert refused.status_code == 403 and "analyst may not move aliases" in refused.text
+        assert refused.status_code == 403 and "analyst may not do this" in refused.text
         # The admin token's session is another principal.
         assert "Signed in as <strong>admin</strong>" in _sign_in(url).get(f"{url}/ui/jobs").text

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from mlsys.errors import MlsysError
 from web.auth import AUTH_OFF_WARNING
+from web.policy import PUBLIC, declare
 from web.principal import current_principal
 from web.ui import guard, job_pages, model_pages, schedule_pages, session_pages
 
@@ -66,4 +67,6 @@ def create_blueprint() -> Blueprint:
     for pages in (session_pages, job_pages, model_pages, schedule_pages):
         bp.register_blueprint(pages.bp)
     bp.add_url_rule("/", "home", session_pages.home)
+    # Flask serves the blueprint's static files itself: their policy is declared here.
+    bp.record_once(lambda state: declare(state.app, "ui.static", PUBLIC))
     return bp

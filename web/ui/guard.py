@@ -17,15 +17,14 @@ from flask import Response, abort, current_app, g, jsonify, redirect, request, u
 
 from web import guards
 from web.credentials import Credentials
-from web.principal import LOCAL_ADMIN, Principal
+from web.policy import request_policy
+from web.principal import LOCAL_ADMIN, Principal, current_principal
 from web.ui.sessions import Session, SessionStore
 
 SESSION_COOKIE = "mlsys_session"
 CSRF_COOKIE = "mlsys_csrf"
 CSRF_FIELD = "csrf_token"
 COOKIE_PATH = "/ui"
-#: Endpoints a signed-out browser may reach.
-PUBLIC_ENDPOINTS = frozenset({"ui.static", "ui.session.signin", "ui.session.signin_submit"})
 #: Styles and scripts only from this origin, no inline script, never framed (clickjacking).
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -80,11 +79,13 @@ def clear_cookie(response: Response, name: str) -> None:
 
 
 def authenticate() -> Response | None:
-    """Before every dashboard view: resolve the principal, then check a POST's origin and CSRF."""
+    """Before every dashboard view: resolve the principal, check the scope the page's policy
+    names (web.policy), then a POST's origin and CSRF."""
     g.ui_session = None
     g.ui_new_csrf = None
     if request.endpoint == "ui.static":
         return None
+    declared = request_policy()
     session = sessions().open(request.cookies.get(SESSION_COOKIE)) if auth_enabled() else None
     principal = principal_for(session.token) if session is not None else None
     if principal is not None:
@@ -92,11 +93,18 @@ def authenticate() -> Response | None:
         g.principal = principal
     elif not auth_enabled():
         g.principal = LOCAL_ADMIN
-    elif request.endpoint not in PUBLIC_ENDPOINTS:
+    elif declared is None or not declared.public:
         return _signed_out()
     if request.method == "POST":
         _check_origin()
         _check_csrf()
+    needed = declared.scope if declared is not None else None
+    if needed is not None and not current_principal().has(needed):
+        abort(
+            403,
+            description=f"{current_principal().name} may not do this: it needs the "
+            f"{needed.value!r} scope. Ask for a token that has it.",
+        )
     return None
 
 

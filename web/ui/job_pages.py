@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 
 from mlsys.jobs import JobKind, JobState
+from web.policy import Access, Owner, policy
 from web.principal import current_principal
 from web.ui import data, guard, present
 
@@ -64,6 +65,7 @@ def _rows(wanted: data.JobFilter) -> tuple[list[dict[str, Any]], str | None]:
 
 
 @bp.get("/jobs")
+@policy(Access.SIGNED_IN, owner=Owner.OWN)
 def index() -> str:
     """Every job the principal may see, newest first, updating in place."""
     wanted = _filters()
@@ -90,6 +92,7 @@ def index() -> str:
 
 
 @bp.get("/jobs/live")
+@policy(Access.SIGNED_IN, owner=Owner.OWN)
 def index_live() -> Response:
     """The rows of the jobs table as HTML fragments, for the page's script."""
     wanted = _filters()
@@ -131,6 +134,7 @@ def _detail(job_id: str) -> dict[str, Any]:
 
 
 @bp.get("/jobs/<job_id>")
+@policy(Access.SIGNED_IN, owner=Owner.OWN)
 def detail(job_id: str) -> str:
     """One job: progress, shards, parameters, error, monitoring, output."""
     context = _detail(job_id)
@@ -143,6 +147,7 @@ def detail(job_id: str) -> str:
 
 
 @bp.get("/jobs/<job_id>/live")
+@policy(Access.SIGNED_IN, owner=Owner.OWN)
 def detail_live(job_id: str) -> Response:
     """The changing part of the job page as an HTML fragment, for the page's script."""
     context = _detail(job_id)
@@ -152,6 +157,7 @@ def detail_live(job_id: str) -> Response:
 
 
 @bp.post("/jobs/<job_id>/cancel")
+@policy(Access.SIGNED_IN, owner=Owner.OWN)
 def cancel(job_id: str) -> Response:
     """Cancel, then back to the page the button was on."""
     data.cancel_job(current_principal(), job_id)

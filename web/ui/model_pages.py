@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from mlsys.registry import LOADABLE, RegistryEntry
+from web.policy import Access, policy
 from web.principal import Scope, current_principal
 from web.ui import data, present
 
@@ -56,6 +57,7 @@ def _models(env: str) -> list[dict[str, Any]]:
 
 
 @bp.get("/models")
+@policy(Access.SIGNED_IN)
 def index() -> str:
     """Every model of an environment, newest version first."""
     env = _env()
@@ -72,6 +74,7 @@ def index() -> str:
 
 
 @bp.post("/models/<name>/aliases")
+@policy(Scope.REGISTRY, budget=True)
 def move_alias(name: str) -> Response:
     """Point an alias at a version (as PUT /models/{name}/aliases/{alias}), then back."""
     env = _env()
@@ -85,6 +88,7 @@ def move_alias(name: str) -> Response:
 
 
 @bp.post("/models/sync")
+@policy(Scope.REGISTRY, budget=True)
 def sync() -> Response:
     """Queue a registry sync (a job, as POST /model-registry), then follow it on its page."""
     job_id = data.sync_registry(current_principal(), _env())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
+from web.policy import Access, Owner, policy
 from web.principal import Scope, current_principal
 from web.ui import data, present
 
@@ -11,6 +12,7 @@ bp = Blueprint("schedules", __name__)
 
 
 @bp.get("/schedules")
+@policy(Access.SIGNED_IN, owner=Owner.OWN)
 def index() -> str:
     """The schedules the principal may see, with their next and last runs."""
     principal = current_principal()
@@ -28,6 +30,7 @@ _DONE = {"paused": "Paused: it runs no more until resumed.", "resumed": "Resumed
 
 
 @bp.post("/schedules/<schedule_id>/<action>")
+@policy(Scope.PREDICT, owner=Owner.OWN, budget=True)
 def change(schedule_id: str, action: str) -> Response:
     """Pause or resume, then back to the list."""
     if action not in ("pause", "resume"):

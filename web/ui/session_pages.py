@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
+from web.policy import Access, policy
 from web.ui import guard
 
 bp = Blueprint("session", __name__)
 
 
+@policy(Access.SIGNED_IN)
 def home() -> Response:
     """/ui/ -> the jobs page."""
     return redirect(url_for("ui.jobs.index"), code=303)
 
 
 @bp.get("/signin")
+@policy(Access.PUBLIC)
 def signin() -> Response | str:
     """The sign-in form (straight to the jobs page when already signed in or auth is off)."""
     if g.get("ui_session") is not None or not guard.auth_enabled():
@@ -23,6 +26,7 @@ def signin() -> Response | str:
 
 
 @bp.post("/signin")
+@policy(Access.PUBLIC)
 def signin_submit() -> Response | tuple[str, int]:
     """Check the token as the API would, then open a session and set its cookie."""
     target = guard.safe_next(request.form.get("next"))
@@ -42,6 +46,7 @@ def signin_submit() -> Response | tuple[str, int]:
 
 
 @bp.post("/signout")
+@policy(Access.SIGNED_IN)
 def signout() -> Response:
     """Forget the session server-side and clear its cookie."""
     guard.sessions().close(request.cookies.get(guard.SESSION_COOKIE))

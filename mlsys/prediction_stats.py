@@ -32,7 +32,7 @@ from mlsys.monitoring import (
 from mlsys.settings import Settings
 from mlsys.tables import PREDICTION_STATS, arrow_fields
 from mlsys.warehouse.base import Warehouse
-from mlsys.warehouse.bq_sql import string_literal
+from mlsys.warehouse.bq_sql import col, string_literal
 
 if TYPE_CHECKING:  # mlsys.predict imports this module
     from mlsys.predict import PreparedPredict
@@ -205,11 +205,13 @@ def read_stats(
     table = stats_table(settings, env)
     if not warehouse.exists(table):
         return []
-    columns = [n for n in SCHEMA.names if n != "profile"]
+    # Every name quoted: `rows` is a reserved word in BigQuery's SQL.
+    columns = [col(n) for n in SCHEMA.names if n != "profile"]
     sql = (
         f"SELECT {', '.join(columns)} FROM `{table}` "
-        f"WHERE model_name = {string_literal(check_model_name(model_name))} "
-        f"AND model_version = {int(model_version)} ORDER BY computed_at, job_id, feature"
+        f"WHERE {col('model_name')} = {string_literal(check_model_name(model_name))} "
+        f"AND {col('model_version')} = {int(model_version)} "
+        f"ORDER BY {col('computed_at')}, {col('job_id')}, {col('feature')}"
     )
     frame = warehouse.query(sql)
     records = []

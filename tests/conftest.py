@@ -7,6 +7,11 @@ from pathlib import Path
 import pytest
 
 from mlsys.settings import Settings
+from tests.gcp.zetasql.plugin import (  # noqa: F401 - fixtures and the summary hook
+    googlesql,
+    googlesql_server,
+    pytest_terminal_summary,
+)
 
 # Every test belongs to exactly one layer, so `-m unit` / `-m integration` / `-m e2e` select
 # the whole suite between them; a folder's tests carry its layer (contract suites run real

@@ -186,13 +186,13 @@ def test_query_results_come_through_the_storage_read_api(client, read_client, em
     job = _query_job(to_arrow=pa.table({"n": pa.array([1, 2], pa.int64())}))
     answer(client, "query", job)
 
-    frame = wh.query("SELECT n FROM t")
+    frame = wh.query("SELECT n FROM UNNEST([1, 2]) AS n")
 
     assert frame.to_dict("list") == {"n": [1, 2]}
     job.to_arrow.assert_called_once_with(
         bqstorage_client=None if emulated else read_client, create_bqstorage_client=False
     )
-    assert client.query.call_args.args == ("SELECT n FROM t",)
+    assert client.query.call_args.args == ("SELECT n FROM UNNEST([1, 2]) AS n",)
 
 
 @pytest.mark.parametrize("emulated", [False, True], ids=["bigquery", "bqemulator"])
@@ -476,7 +476,10 @@ def test_an_incremental_plan_freezes_the_new_keys_in_bigquery_and_reads_that(wh,
     output = TableId(PROJECT, "d", "scores")
     snapshot = TableId(PROJECT, "mlsys_dev", "_mlsys_snapshot_job_1")
     tables = {
-        str(output): _table(output, {"a": "INT64", "ModelName": "STRING"}),
+        str(TABLE): _table(TABLE, {"a": "INT64"}),
+        str(output): _table(
+            output, {"a": "INT64", "ModelName": "STRING", "ModelVersion": "STRING"}
+        ),
         str(snapshot): _table(snapshot, {"a": "INT64"}, rows=4),
     }
     answer(client, "get_table", lambda name, **_: tables[str(name)])

@@ -184,6 +184,7 @@ def test_commit_write_empty_refuses_rows_and_truncate_replaces_a_foreign_table(w
     assert wh.count_rows(table) == 3
 
 
+@pytest.mark.googlesql_rejected  # "SELEC 1"
 def test_query_errors_are_typed(wh, table):
     with pytest.raises(TableNotFound):
         wh.read_table(table)

@@ -90,8 +90,54 @@ PREDICTION_STATS = OwnedTable(
     ),
 )
 
+EVALUATIONS = OwnedTable(
+    name="evaluations",
+    clustering=("model_name", "model_version"),
+    partition_day="evaluated_at",
+    fields=(
+        _f("job_id", "STRING", "Evaluate job that computed the row.", "REQUIRED"),
+        _f("model_name", "STRING", "Model whose predictions were evaluated.", "REQUIRED"),
+        _f("model_version", "INT64", "Version number N of v{N}.", "REQUIRED"),
+        _f("day", "DATE", "UTC day of the predictions (PredictionTimestamp).", "REQUIRED"),
+        _f("task", "STRING", "classification or regression."),
+        _f("output_table", "STRING", "Predictions table (project.dataset.table)."),
+        _f("labels_table", "STRING", "Labels table (project.dataset.table)."),
+        _f("rows", "INT64", "Predictions of the day in the window."),
+        _f("matched", "INT64", "Predictions with a label."),
+        _f("unmatched", "INT64", "Predictions without a label."),
+        _f("accuracy", "FLOAT64", "Share of predicted classes equal to the label."),
+        _f("roc_auc", "FLOAT64", "ROC AUC (binary: positive class; else one-vs-rest macro)."),
+        _f("log_loss", "FLOAT64", "Mean log loss."),
+        _f("brier", "FLOAT64", "Brier score."),
+        _f("precision_macro", "FLOAT64", "Precision averaged over classes."),
+        _f("recall_macro", "FLOAT64", "Recall averaged over classes."),
+        _f("f1_macro", "FLOAT64", "F1 averaged over classes."),
+        _f("mae", "FLOAT64", "Mean absolute error."),
+        _f("rmse", "FLOAT64", "Root mean squared error."),
+        _f("r2", "FLOAT64", "Coefficient of determination."),
+        _f("mape", "FLOAT64", "Mean absolute percentage error over non-zero labels."),
+        _f(
+            "status",
+            "STRING",
+            "Against the saved test_* metrics: ok, degraded, too_few_rows or no_promise.",
+        ),
+        _f("degraded", "STRING", "Metrics that fell beyond the threshold, as a JSON list."),
+        _f(
+            "details",
+            "STRING",
+            "Per-class metrics, confusion matrix, calibration, residual "
+            "quantiles and the promise, as JSON.",
+        ),
+        _f("window_start", "TIMESTAMP", "Start of the window of prediction times."),
+        _f("window_end", "TIMESTAMP", "End of the window (after the label delay)."),
+        _f("evaluated_at", "TIMESTAMP", "When the job computed the row."),
+    ),
+)
+
 #: Every table mlsys owns, by name.
-OWNED_TABLES: dict[str, OwnedTable] = {t.name: t for t in (MODEL_REGISTRY, PREDICTION_STATS)}
+OWNED_TABLES: dict[str, OwnedTable] = {
+    t.name: t for t in (MODEL_REGISTRY, PREDICTION_STATS, EVALUATIONS)
+}
 
 
 def arrow_fields(table: OwnedTable):

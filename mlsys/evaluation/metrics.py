@@ -192,12 +192,13 @@ def classification_groups(
 
 def _sort_key(key: GroupKey) -> tuple:
     name, version, day = key
-    return (name, _version_number(version), version, day is None, day or 0)
+    return (name, version_number(version) or -1, version, day is None, day or 0)
 
 
-def _version_number(version: str) -> int:
-    text = str(version).lstrip("v")
-    return int(text) if text.isdigit() else -1
+def version_number(version: str) -> int | None:
+    """N of `vN` (how the output's ModelVersion names a version); None for anything else."""
+    text = str(version).removeprefix("v")
+    return int(text) if text.isdigit() else None
 
 
 def _probability_parts(sums: pd.DataFrame) -> dict[GroupKey, dict[str, Any]]:

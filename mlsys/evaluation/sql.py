@@ -210,8 +210,49 @@ def duplicate_keys(labels: TableId, keys: Sequence[str]) -> str:
 
 
 def window_overlap(spec: JoinSpec) -> str:
-    """Predictions in the window, and how many of them have a labels row."""
+    """Whether the window holds a prediction, and a labelled one (1 or 0 each: both stop at
+    the first row found)."""
+    labelled = _labelled(spec)
     return (
-        f"WITH {_labelled(spec)} "
-        "SELECT COUNT(*) AS predictions, COUNTIF(label IS NOT NULL) AS matched FROM labelled"
+        f"WITH {labelled} SELECT "
+        "(SELECT COUNT(*) FROM (SELECT 1 FROM labelled LIMIT 1) AS a) AS predictions, "
+        "(SELECT COUNT(*) FROM (SELECT 1 FROM labelled WHERE label IS NOT NULL LIMIT 1) AS b) "
+        "AS matched"
+    )
+
+
+def paired_counts(spec: JoinSpec, champion: str, challenger: str, regression: bool) -> str:
+    """Rows that two versions of `spec.model_name` scored on the same keys and day, with a
+    label: how many both got right, and each alone. A regression prediction is "right" where
+    its absolute error is the smaller of the two (ties: neither)."""
+    keys = [f"k{i}" for i in range(len(spec.keys))]
+    on = " AND ".join(f"o.{col(k)} = l.{col(k)}" for k in spec.keys)
+    where = [
+        f"o.{col(TIMESTAMP)} >= {timestamp_literal(spec.since)}",
+        f"o.{col(TIMESTAMP)} < {timestamp_literal(spec.until)}",
+        f"o.{col(MODEL_NAME)} = {string_literal(spec.model_name or '')}",
+        f"o.{col(MODEL_VERSION)} IN ({string_literal(champion)}, {string_literal(challenger)})",
+        f"o.{col(spec.prediction)} IS NOT NULL",
+        f"l.{col(spec.label)} IS NOT NULL",
+    ]
+    selected = ", ".join(f"o.{col(k)} AS {alias}" for k, alias in zip(spec.keys, keys, strict=True))
+    pair_on = " AND ".join(f"a.{k} = b.{k}" for k in [*keys, "day"])
+    if regression:
+        a_right = "ABS(a.label - a.predicted) < ABS(b.label - b.predicted)"
+        b_right = "ABS(b.label - b.predicted) < ABS(a.label - a.predicted)"
+    else:
+        a_right, b_right = "a.predicted = a.label", "b.predicted = b.label"
+    return (
+        f"WITH base AS (SELECT {selected}, o.{col(MODEL_VERSION)} AS model_version, "
+        f"DIV(UNIX_SECONDS(o.{col(TIMESTAMP)}), {SECONDS_PER_DAY}) AS day, "
+        f"o.{col(spec.prediction)} AS predicted, l.{col(spec.label)} AS label "
+        f"FROM {table_ref(spec.output)} AS o JOIN {table_ref(spec.labels)} AS l ON {on} "
+        f"WHERE {' AND '.join(where)}), "
+        f"pairs AS (SELECT {a_right} AS a_right, {b_right} AS b_right "
+        f"FROM base AS a JOIN base AS b ON {pair_on} "
+        f"WHERE a.model_version = {string_literal(champion)} "
+        f"AND b.model_version = {string_literal(challenger)}) "
+        "SELECT COUNT(*) AS n, COUNTIF(a_right AND b_right) AS both_right, "
+        "COUNTIF(a_right AND NOT b_right) AS champion_only, "
+        "COUNTIF(b_right AND NOT a_right) AS challenger_only FROM pairs"
     )

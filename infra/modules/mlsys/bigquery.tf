@@ -125,3 +125,50 @@ resource "google_bigquery_table" "prediction_stats_protected" {
     prevent_destroy = true
   }
 }
+
+# Evaluation: what mlsys.evaluation writes after each evaluate job.
+resource "google_bigquery_table" "evaluations" {
+  count = var.prevent_destroy ? 0 : 1
+
+  #checkov:skip=CKV_GCP_80:Google-managed encryption at rest; CMEK is an opt-in this module does not impose
+  #checkov:skip=CKV_GCP_121:deletion protection follows var.deletion_protection: on in staging and prod, off in dev by design
+  project             = var.project_id
+  dataset_id          = local.dataset.dataset_id
+  table_id            = "evaluations"
+  description         = "Metrics of predictions against labels that landed later: one row per (job_id, model_name, model_version, day)."
+  deletion_protection = var.deletion_protection
+  clustering          = ["model_name", "model_version"]
+  labels              = local.labels
+
+  time_partitioning {
+    type  = "DAY"
+    field = "evaluated_at"
+  }
+
+  schema = file("${path.module}/schemas/evaluations.json")
+}
+
+resource "google_bigquery_table" "evaluations_protected" {
+  count = var.prevent_destroy ? 1 : 0
+
+  #checkov:skip=CKV_GCP_80:Google-managed encryption at rest; CMEK is an opt-in this module does not impose
+  #checkov:skip=CKV_GCP_121:deletion protection follows var.deletion_protection: on in staging and prod, off in dev by design
+  project             = var.project_id
+  dataset_id          = local.dataset.dataset_id
+  table_id            = "evaluations"
+  description         = "Metrics of predictions against labels that landed later: one row per (job_id, model_name, model_version, day)."
+  deletion_protection = var.deletion_protection
+  clustering          = ["model_name", "model_version"]
+  labels              = local.labels
+
+  time_partitioning {
+    type  = "DAY"
+    field = "evaluated_at"
+  }
+
+  schema = file("${path.module}/schemas/evaluations.json")
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}

@@ -37,8 +37,8 @@ from google.cloud.bigquery_storage_v1.services.big_query_read.transports import 
 )
 
 from mlsys import datasets
-from mlsys.commit import commit_output
 from mlsys.ids import TableId
+from mlsys.predict.commit import commit_output
 from mlsys.settings import Settings
 from mlsys.warehouse import JOB_ID_COLUMN, JobScope
 from mlsys.warehouse.bigquery import BigQueryWarehouse

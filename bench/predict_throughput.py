@@ -57,10 +57,10 @@ def _backends():
 def prepare(rows_list: list[int]) -> None:
     """Train and register the model once, and generate each table once (cached)."""
     from mlsys import datasets
-    from mlsys.artifacts import artifact_path, save_model
-    from mlsys.demo import CATEGORICAL, NUMERIC, titanic_pipeline
+    from mlsys.cli.demo import CATEGORICAL, NUMERIC, titanic_pipeline
     from mlsys.errors import BlobNotFound
     from mlsys.ids import TableId
+    from mlsys.models.artifacts import artifact_path, save_model
     from mlsys.registry import sync_registry
 
     settings, warehouse, store = _backends()
@@ -181,8 +181,8 @@ def _print_table(rows_list: list[int], results: dict) -> None:
 
 # --- children: one measurement each -----------------------------------------------------------
 def _load_registered_model(settings, warehouse, store):
-    from mlsys.artifacts import load_verified
     from mlsys.ids import ModelRef
+    from mlsys.models.artifacts import load_verified
     from mlsys.registry import resolve
 
     entry = resolve(warehouse, settings, ENV, ModelRef.parse(MODEL, "v1"))
@@ -230,8 +230,8 @@ def measure_mlsys(rows: int) -> dict:
         settings=settings,
     )
     # A worker imports scikit-learn and loads a model version once, then keeps it (the cache in
-    # mlsys.artifacts) for every shard and job: time the job as a warm worker runs it, like the
-    # raw mode, and report the one-off cold start apart.
+    # mlsys.models.artifacts) for every shard and job: time the job as a warm worker runs it,
+    # like the raw mode, and report the one-off cold start apart.
     started = time.perf_counter()
     _load_registered_model(settings, warehouse, store)
     cold = time.perf_counter() - started

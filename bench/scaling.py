@@ -16,7 +16,7 @@ import numpy as np
 from _stack import celery_worker, redis_server, temp_home, wait_for
 
 from mlsys import datasets
-from mlsys.demo import CATEGORICAL, NUMERIC, titanic_pipeline
+from mlsys.cli.demo import CATEGORICAL, NUMERIC, titanic_pipeline
 from mlsys.ids import TableId
 from tests.integration.jobs_support import INPUT, make_stack
 

@@ -19,7 +19,7 @@ from datetime import datetime
 import requests
 from _stack import bench_env, celery_worker, free_port, gunicorn, redis_server, temp_home, wait_for
 
-from mlsys.demo import run_demo
+from mlsys.cli.demo import run_demo
 from mlsys.settings import Settings
 from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse

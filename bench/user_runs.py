@@ -144,10 +144,10 @@ def _backends():
 def child_setup(rows_list: list[int]) -> None:
     """Train and register the issue's model (100-tree forest pipeline) once; make each table."""
     from mlsys import datasets
-    from mlsys.artifacts import artifact_path, save_model
-    from mlsys.demo import CATEGORICAL, NUMERIC, titanic_pipeline
+    from mlsys.cli.demo import CATEGORICAL, NUMERIC, titanic_pipeline
     from mlsys.errors import BlobNotFound
     from mlsys.ids import TableId
+    from mlsys.models.artifacts import artifact_path, save_model
     from mlsys.registry import sync_registry
 
     settings, warehouse, store = _backends()
@@ -170,8 +170,8 @@ def child_setup(rows_list: list[int]) -> None:
 
 def child_raw(rows: int) -> None:
     """predict_proba alone over in-memory batches, one process (prints seconds as JSON)."""
-    from mlsys.artifacts import load_verified
     from mlsys.ids import ModelRef, TableId
+    from mlsys.models.artifacts import load_verified
     from mlsys.registry import resolve
 
     settings, warehouse, store = _backends()

@@ -272,7 +272,7 @@ def plot_feature_importance(
 def drift_frame(history) -> pd.DataFrame:
     """One row per (job, feature) from a monitoring history: the `jobs` of
     GET /models/{name}/versions/{v}/monitoring (or that whole answer), or
-    `mlsys.prediction_stats.history(...)`."""
+    `mlsys.monitoring.stats.history(...)`."""
     jobs = history.get("jobs", []) if isinstance(history, dict) else list(history)
     rows = [
         {"job": n, "job_id": job["job_id"], **feature}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from mlsys.ids import ModelRef, check_model_name
-from mlsys.prediction_stats import history, read_stats
+from mlsys.monitoring.stats import history, read_stats
 from mlsys.registry import resolve
 from web.backends import backends
 from web.openapi import doc

@@ -9,7 +9,7 @@ from mlsys.errors import BackendUnavailable, InvalidIdentifier, MlsysError, Mode
 from mlsys.ids import ModelRef, check_alias, check_model_name
 from mlsys.jobs import Job, JobKind, JobState, NewJob
 from mlsys.registry import RegistryEntry, resolve
-from mlsys.registry_listing import MAX_PAGE_SIZE, list_versions
+from mlsys.registry.listing import MAX_PAGE_SIZE, list_versions
 from web.backends import backends
 from web.errors import read_json_object
 from web.metrics import job_submitted

@@ -15,6 +15,7 @@ from celery import shared_task
 
 from mlsys.jobs import ALIAS, COMMIT, PLAN, SYNC, SYSTEM_PRINCIPAL, JobKind, JobRecord, NewJob
 from mlsys.jobs import shard_unit as shard_unit_name
+from mlsys.monitoring.stats import ShardProfiles, record_job_stats, shard_monitor
 from mlsys.predict import (
     PredictSpec,
     PreparedPredict,
@@ -24,7 +25,6 @@ from mlsys.predict import (
     run_shard,
     shards_for_slots,
 )
-from mlsys.prediction_stats import ShardProfiles, record_job_stats, shard_monitor
 from mlsys.registry import set_alias, sync_registry
 from mlsys.settings import Settings
 from mlsys.warehouse import JobScope

@@ -89,7 +89,7 @@ AppendGuard = Literal["job", "empty"]
 
 class OutputLanding(ABC):
     """The primitives of a commit, for one job's staged output and one output table. The rules
-    (which disposition does what, when a job counts as landed) are `mlsys.commit`'s."""
+    (which disposition does what, when a job counts as landed) are `mlsys.predict.commit`'s."""
 
     @abstractmethod
     def columns(self) -> list[str] | None:
@@ -244,9 +244,9 @@ class Warehouse(ABC):
         self, scope: JobScope, target: TableId, shard_count: int
     ) -> contextlib.AbstractContextManager[OutputLanding]:
         """Meet the job's staged output (of `shard_count` shards) with its output table, for
-        `mlsys.commit` to land it. Everything done through the landing is one atomic step where
-        the backend has transactions (DuckDB: committed when the block ends, rolled back when
-        it raises); elsewhere each step is atomic by itself and `append_staged` is guarded."""
+        `mlsys.predict.commit` to land it. Everything done through the landing is one atomic step
+        where the backend has transactions (DuckDB: committed when the block ends, rolled back
+        when it raises); elsewhere each step is atomic by itself and `append_staged` is guarded."""
 
     @abstractmethod
     def discard(self, scope: JobScope) -> None:

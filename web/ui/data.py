@@ -15,7 +15,7 @@ from mlsys.errors import JobNotFound, PermissionDenied
 from mlsys.ids import check_model_name
 from mlsys.jobs import JobKind, JobState
 from mlsys.monitoring import PREDICTION, PROBABILITY
-from mlsys.prediction_stats import stats_table
+from mlsys.monitoring.stats import stats_table
 from mlsys.registry import RegistryEntry, read_registry
 from mlsys.schedules import Schedule, ScheduleStore
 from mlsys.warehouse.bq_sql import string_literal

@@ -93,7 +93,7 @@ def _report(job: dict) -> None:
     click.echo(
         json.dumps({k: job.get(k) for k in ("job_id", "state", "result", "error")}, indent=2)
     )
-    from mlsys.prediction_stats import summary_lines
+    from mlsys.monitoring.stats import summary_lines
 
     for line in summary_lines((job.get("result") or {}).get("monitoring")):
         click.echo(line, err=True)  # stdout stays one JSON document

@@ -45,7 +45,7 @@ from mlsys.errors import (
 )
 from mlsys.ids import TableId, check_column
 from mlsys.settings import Settings, get_settings
-from mlsys.warehouse import bq_retry, bq_sql
+from mlsys.warehouse import bq_sql
 from mlsys.warehouse.base import (
     JobScope,
     KeyExclusion,
@@ -57,8 +57,9 @@ from mlsys.warehouse.base import (
     check_disposition,
 )
 from mlsys.warehouse.batches import rebatch
-from mlsys.warehouse.bq_output import StagedOutput, TableExists
-from mlsys.warehouse.bq_retry import Backoff, is_transient
+from mlsys.warehouse.bigquery import retry as bq_retry
+from mlsys.warehouse.bigquery.landing import StagedOutput, TableExists
+from mlsys.warehouse.bigquery.retry import Backoff, is_transient
 from mlsys.warehouse.bq_schema import (
     api_fields,
     arrow_schema,

@@ -19,18 +19,18 @@ from typing import Any
 
 import pyarrow as pa
 
-from mlsys import labels
-from mlsys.artifacts import MODEL_CACHE, load_verified, warn_on_version_drift
-from mlsys.commit import check_output, commit_output
 from mlsys.errors import Cancelled, InvalidRequest, SchemaMismatch
 from mlsys.ids import ModelRef, TableId, check_column
-from mlsys.incremental import Mode, check_keys, check_mode, exclusion
-from mlsys.output_columns import default_id_columns
-from mlsys.pending import infer_pending
-from mlsys.pinned import PinnedModel
-from mlsys.prediction_stats import record_job_stats, shard_monitor
-from mlsys.protect import check_job_tables
-from mlsys.registry import PENDING, RegistryEntry, check_pinned, resolve
+from mlsys.models import labels
+from mlsys.models.artifacts import MODEL_CACHE, load_verified, warn_on_version_drift
+from mlsys.monitoring.stats import record_job_stats, shard_monitor
+from mlsys.predict.columns import default_id_columns
+from mlsys.predict.commit import check_output, commit_output
+from mlsys.predict.incremental import Mode, check_keys, check_mode, exclusion
+from mlsys.predict.protect import check_job_tables
+from mlsys.registry.pending import infer_pending
+from mlsys.registry.pinned import PinnedModel
+from mlsys.registry.sync import PENDING, RegistryEntry, check_pinned, resolve
 from mlsys.settings import Settings
 from mlsys.store.base import ModelStore
 from mlsys.warehouse.base import (
@@ -205,7 +205,7 @@ def prepare_predict(
 
     Args:
         store: given only where models may load (workers, the CLI): a version registered
-            without metadata.json then has its features read off the model (mlsys.pending).
+            without metadata.json then has its features read off the model (mlsys.registry.pending).
 
     Raises:
         ModelNotFound / ArtifactIntegrityError: the model reference does not resolve.
@@ -234,7 +234,7 @@ def _prepare(
         raise InvalidRequest(
             f"{entry.model_name}/{entry.version} does not record its feature columns.",
             hint="Fit it on a DataFrame (feature_names_in_) or save it with "
-            "mlsys.artifacts.save_model, which writes metadata.json with 'features'.",
+            "mlsys.models.artifacts.save_model, which writes metadata.json with 'features'.",
         )
     target = check_column(meta.get("target") or "prediction")
     # The worker reads the task and classes off the model itself (labels.py); metadata only
@@ -403,7 +403,7 @@ class PredictResult:
     shards: int
     seconds: float
     already_committed: bool = False
-    monitoring: dict[str, Any] | None = None  # drift summary (mlsys.prediction_stats)
+    monitoring: dict[str, Any] | None = None  # drift summary (mlsys.monitoring.stats)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -498,7 +498,7 @@ def predict_table(
         )
         loader.result()
         if workers > 1 and len(plan.shards) > 1:
-            from mlsys.shard_pool import run_shards
+            from mlsys.predict.pool import run_shards
 
             profiles = run_shards(
                 prepared,

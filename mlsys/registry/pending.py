@@ -18,9 +18,17 @@ from typing import Any
 
 import pyarrow as pa
 
-from mlsys.artifacts import infer_metadata, load_verified
 from mlsys.errors import ArtifactIntegrityError, BackendUnavailable, MetadataPending
-from mlsys.registry import ACTIVE, INVALID, KEYS, PENDING, SCHEMA, RegistryEntry, registry_table
+from mlsys.models.artifacts import infer_metadata, load_verified
+from mlsys.registry.sync import (
+    ACTIVE,
+    INVALID,
+    KEYS,
+    PENDING,
+    SCHEMA,
+    RegistryEntry,
+    registry_table,
+)
 from mlsys.settings import Settings
 from mlsys.store.base import ModelStore
 from mlsys.warehouse.base import Warehouse
@@ -71,7 +79,7 @@ def infer_pending(
         _mark_invalid(warehouse, settings, entry, problem)
         raise ArtifactIntegrityError(
             f"{entry.model_name}/{entry.version}: {problem}.",
-            hint="Fit it on a DataFrame, or save it with mlsys.artifacts.save_model.",
+            hint="Fit it on a DataFrame, or save it with mlsys.models.artifacts.save_model.",
         )
     found = {key: inferred.get(key) for key in INFERRED_KEYS}
     return _mark(warehouse, settings, entry, ACTIVE, {**found, "inferred_from": "model"})

@@ -24,7 +24,7 @@ from mlsys.store.base import ModelStore
 from mlsys.warehouse.base import Warehouse
 
 if TYPE_CHECKING:  # mlsys.predict imports this module (when a job runs on a pool)
-    from mlsys.predict import PreparedPredict
+    from mlsys.predict.steps import PreparedPredict
 
 # Set in the parent before a fork (inherited), or by the initializer of a fresh process.
 _CHILD: dict[str, Any] = {}
@@ -44,7 +44,7 @@ def _init(settings: Settings, queue, inherited: bool) -> None:
 
 
 def _run(prepared: PreparedPredict, shard: dict, index: int, job_id: str):
-    from mlsys.predict import _run_monitored
+    from mlsys.predict.steps import _run_monitored
 
     queue = _CHILD["queue"]
     return _run_monitored(

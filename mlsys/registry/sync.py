@@ -18,16 +18,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from mlsys.artifacts import (
+from mlsys.errors import ArtifactIntegrityError, BackendUnavailable, MlsysError, ModelNotFound
+from mlsys.ids import ModelRef, TableId, VersionSpec, check_alias, check_model_name
+from mlsys.models.artifacts import (
     METADATA_FILE,
     artifact_path,
     format_of,
     parse_artifact_path,
     sha256_hex,
 )
-from mlsys.errors import ArtifactIntegrityError, BackendUnavailable, MlsysError, ModelNotFound
-from mlsys.ids import ModelRef, TableId, VersionSpec, check_alias, check_model_name
-from mlsys.pinned import PinnedModel
+from mlsys.registry.pinned import PinnedModel
 from mlsys.settings import Settings
 from mlsys.store.base import BlobInfo, ModelStore
 from mlsys.tables import MODEL_REGISTRY, arrow_fields
@@ -44,7 +44,7 @@ SYNC_COLUMNS = [name for name in SCHEMA.names if name != "aliases"]
 
 ACTIVE, MISSING, INVALID = "active", "missing", "invalid"
 #: Registered without metadata.json: features are read from the model in a worker at its first
-#: predict, after the hash check (mlsys.pending), because a sync never deserializes.
+#: predict, after the hash check (mlsys.registry.pending), because a sync never deserializes.
 PENDING = "pending"
 #: Statuses whose artifact a worker may load.
 LOADABLE = (ACTIVE, PENDING)
@@ -381,7 +381,7 @@ def _scan_version(store, env, name, version, artifact, meta_blob, existing, now)
     if unchanged:
         digest = previous.sha256
         if not metadata.get("features") and previous.metadata.get("inferred_from") == "model":
-            # Read off the model by a worker (mlsys.pending): keep it, and keep why it failed.
+            # Read off the model by a worker (mlsys.registry.pending): keep it, and why it failed.
             metadata = {**metadata, **{k: previous.metadata.get(k) for k in _INFERRED}}
             if previous.status == INVALID:
                 problems += previous.metadata.get("problems") or []

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Literal
 
 from mlsys.errors import InvalidRequest
 from mlsys.ids import check_column
-from mlsys.pinned import PinnedModel
+from mlsys.registry.pinned import PinnedModel
 from mlsys.warehouse.base import KeyExclusion
 
 if TYPE_CHECKING:  # mlsys.predict imports this module
-    from mlsys.predict import PredictSpec
+    from mlsys.predict.steps import PredictSpec
 
 Mode = Literal["full", "incremental"]
 MODES: tuple[str, ...] = ("full", "incremental")

@@ -14,8 +14,8 @@ from typing import NoReturn
 import click
 from tqdm import tqdm
 
-from mlsys.cli_remote import jobs, submit
-from mlsys.cli_schedules import schedule
+from mlsys.cli.remote import jobs, submit
+from mlsys.cli.schedules import schedule
 from mlsys.client import ApiError
 from mlsys.dispositions import WRITE_DISPOSITIONS
 from mlsys.errors import MlsysError
@@ -123,7 +123,7 @@ def main() -> None:
 @_opt("env", default="dev", show_default=True, help="Environment (bucket and registry).")
 def demo(rows: int, env: str) -> None:
     """Run the main job on the configured backends (embedded by default)."""
-    from mlsys.demo import run_demo
+    from mlsys.cli.demo import run_demo
 
     settings, warehouse, store = _backends()
     click.echo(f"mlsys demo: warehouse {warehouse!r}, model store {store!r}")
@@ -142,7 +142,7 @@ def demo(rows: int, env: str) -> None:
         f"   In Python:   from mlsys.bq import bq_get\n"
         f'                bq_get("SELECT * FROM `{out}` LIMIT 10")'
     )
-    from mlsys.prediction_stats import summary_lines
+    from mlsys.monitoring.stats import summary_lines
 
     for line in summary_lines(r.monitoring):
         click.echo(f"   {line}")
@@ -207,7 +207,7 @@ def _predict_options(fn):
 )
 def predict(workers: int | None, **params) -> None:
     """Run a predict job on this machine, on all its cores (no service needed)."""
-    from mlsys.predict import PredictSpec, predict_table
+    from mlsys.predict.steps import PredictSpec, predict_table
     from mlsys.resources import available_cpus
 
     settings, warehouse, store = _backends()
@@ -236,7 +236,7 @@ def predict(workers: int | None, **params) -> None:
         if bar is not None:
             bar.close()
     click.echo(json.dumps(result.to_json(), indent=2))
-    from mlsys.prediction_stats import summary_lines
+    from mlsys.monitoring.stats import summary_lines
 
     for line in summary_lines(result.monitoring):
         click.echo(line, err=True)  # stdout stays one JSON document
@@ -251,7 +251,7 @@ def registry() -> None:
 @_opt("env", required=True, help="Environment whose bucket to scan.")
 def registry_sync(env: str) -> None:
     """Scan the model bucket and merge it into the registry table."""
-    from mlsys.registry import sync_registry
+    from mlsys.registry.sync import sync_registry
 
     settings, warehouse, store = _backends()
     click.echo(json.dumps(sync_registry(warehouse, store, settings, env).to_json(), indent=2))
@@ -262,7 +262,7 @@ def registry_sync(env: str) -> None:
 @_opt("model_name", default=None, help="Only this model.")
 def registry_list(env: str, model_name: str | None) -> None:
     """List registered model versions."""
-    from mlsys.registry import read_registry
+    from mlsys.registry.sync import read_registry
 
     settings, warehouse, _store = _backends()
     settings.check_env(env)
@@ -287,7 +287,7 @@ def registry_list(env: str, model_name: str | None) -> None:
 @click.argument("version")
 def registry_alias(env: str, model_name: str, alias: str, version: str) -> None:
     """Point ALIAS (e.g. champion) at VERSION (e.g. v3) of MODEL_NAME."""
-    from mlsys.registry import set_alias
+    from mlsys.registry.sync import set_alias
 
     settings, warehouse, _store = _backends()
     entry = set_alias(warehouse, settings, env, model_name, alias, version)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from mlsys.ids import TableId, check_model_name
-from mlsys.monitoring import (
+from mlsys.monitoring.profiles import (
     PREDICTION,
     PROBABILITY,
     DriftReport,
@@ -35,7 +35,7 @@ from mlsys.warehouse.base import Warehouse
 from mlsys.warehouse.bq_sql import col, string_literal
 
 if TYPE_CHECKING:  # mlsys.predict imports this module
-    from mlsys.predict import PreparedPredict
+    from mlsys.predict.steps import PreparedPredict
 
 log = logging.getLogger(__name__)
 

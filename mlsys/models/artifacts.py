@@ -26,7 +26,7 @@ import joblib
 
 from mlsys.errors import ArtifactIntegrityError, BlobNotFound, InvalidRequest, ModelNotFound
 from mlsys.ids import check_column, check_model_name
-from mlsys.model_cache import ModelCache
+from mlsys.models.cache import ModelCache
 from mlsys.store.base import ModelStore
 
 ArtifactFormat = Literal["pickle", "skops"]
@@ -52,7 +52,7 @@ def sha256_hex(data: bytes) -> str:
 
 def infer_metadata(model: Any) -> dict[str, Any]:
     """What can be read off a fitted estimator: features, task, classes."""
-    from mlsys.labels import model_classes, model_task
+    from mlsys.models.labels import model_classes, model_task
 
     meta: dict[str, Any] = {}
     names = getattr(model, "feature_names_in_", None)
@@ -264,7 +264,7 @@ def save_model(
         sha256=digest,
     )
     if training_data is not None:
-        from mlsys.monitoring import training_profile
+        from mlsys.monitoring.profiles import training_profile
 
         metadata["profile"] = training_profile(
             model, training_data, metadata["features"], metadata["task"], training_target

@@ -3,7 +3,7 @@
 DuckDB lets one process at a time open a file for writing (or any number for reading). The web
 app, every worker and beat use the same file, so each operation opens a connection for one
 short call, read-only where it only reads, and waits its turn on lock files beside it
-(`mlsys.warehouse.file_queue`): the API's checks share the file with each other and with the
+(`mlsys.warehouse.duckdb.file_queue`): the API's checks share the file with each other and with the
 workers' reads, and only writes (commits, merges) have it alone. A process that is not mlsys'
 (the DuckDB CLI) may still hold the file: that open is retried with backoff.
 
@@ -65,7 +65,8 @@ from mlsys.warehouse.base import (
     check_disposition,
 )
 from mlsys.warehouse.batches import rebatch
-from mlsys.warehouse.duckdb_sql import (
+from mlsys.warehouse.duckdb.file_queue import FileQueue, FileTurnTimeout
+from mlsys.warehouse.duckdb.sql import (
     bigquery_to_duckdb,
     duckdb_schema_name,
     duckdb_select_new_keys,
@@ -73,7 +74,6 @@ from mlsys.warehouse.duckdb_sql import (
     quote_ident,
     sql_string,
 )
-from mlsys.warehouse.file_queue import FileQueue, FileTurnTimeout
 
 _SHARD_FILE = "shard-{:05d}.parquet"
 

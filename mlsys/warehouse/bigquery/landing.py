@@ -2,7 +2,7 @@
 
 The workflow half of `BigQueryWarehouse`, written against the table primitives of
 `BigQueryTables` (load, create, copy, drop, run, ...), so it holds no Cloud SDK import and no
-error mapping: those stay in `bigquery.py`. The rules of a commit are `mlsys.commit`'s.
+error mapping: those stay in `bigquery.py`. The rules of a commit are `mlsys.predict.commit`'s.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from mlsys.warehouse.bq_schema import (
 )
 
 if TYPE_CHECKING:  # the SDK side, imported by bigquery.py only
-    from mlsys.warehouse.bigquery import BigQueryTables
+    from mlsys.warehouse.bigquery.warehouse import BigQueryTables
 
 
 class TableExists(InvalidRequest):

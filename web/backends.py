@@ -34,7 +34,14 @@ class Backends:
 
     @functools.cached_property
     def warehouse(self) -> Warehouse:
-        return self._warehouse or open_warehouse(settings=self.settings)
+        if self._warehouse is not None:
+            return self._warehouse
+        warehouse = open_warehouse(settings=self.settings)
+        # The API's account runs query jobs (the monitoring reads) but opens no Storage Read
+        # sessions (infra/permissions.toml): its query results come over REST.
+        if hasattr(warehouse, "read_sessions"):
+            warehouse.read_sessions = False
+        return warehouse
 
     @functools.cached_property
     def store(self) -> ModelStore:

@@ -13,6 +13,7 @@ import pytest
 from mlsys.artifacts import save_model
 from mlsys.ids import TableId
 from mlsys.predict import PredictSpec, predict_table, prepare_predict
+from mlsys.prediction_stats import read_stats
 from mlsys.registry import read_registry, sync_registry
 from mlsys.warehouse.bigquery import BigQueryWarehouse
 from tests.infra import INFRA
@@ -45,7 +46,9 @@ class Recording:
         return value
 
 
-def _recorded(real: BigQueryWarehouse, emulated: bool = True) -> tuple[BigQueryWarehouse, set[str]]:
+def _recorded(
+    real: BigQueryWarehouse, emulated: bool = True, read_sessions: bool = True
+) -> tuple[BigQueryWarehouse, set[str]]:
     calls: set[str] = set()
     warehouse = BigQueryWarehouse(
         real.project,
@@ -54,6 +57,7 @@ def _recorded(real: BigQueryWarehouse, emulated: bool = True) -> tuple[BigQueryW
         read_client=Recording(real.read_client, "BigQueryReadClient", calls),
         retry_timeout=20,
         emulated=emulated,
+        read_sessions=read_sessions,
     )
     return warehouse, calls
 
@@ -90,7 +94,7 @@ def test_the_api_and_the_worker_call_only_what_their_accounts_are_granted(
 
     # The production paths of the API (the emulated ones count rows with a query, which only
     # bqemulator needs: it keeps no row counts after DML).
-    web, web_calls = _recorded(real, emulated=False)
+    web, web_calls = _recorded(real, emulated=False, read_sessions=False)
     spec = PredictSpec.parse(
         settings=settings,
         env="dev",
@@ -109,3 +113,9 @@ def test_the_api_and_the_worker_call_only_what_their_accounts_are_granted(
     assert result.rows_written == 3
     assert worker_calls <= _granted("worker"), worker_calls - _granted("worker")
     assert {"BigQueryReadClient.create_read_session", "Client.query"} <= worker_calls
+
+    # GET /models/{name}/versions/{v}/monitoring (and the dashboard's job chart): a query job.
+    web_calls.clear()
+    assert read_stats(web, settings, "dev", "matrix-model", 1), "the job's statistics are read"
+    assert "Client.query" in web_calls
+    assert web_calls <= _granted("web"), web_calls - _granted("web")

@@ -2,8 +2,8 @@
 # API calls behind every binding below (and in secrets.tf); tests/unit/test_permissions.py checks
 # that these are exactly the bindings it lists.
 #   web    (mlsys-sa-{env}, the predecessor's name): only reads. Enqueues jobs, reads the
-#          registry (tabledata.list: no query jobs, no read sessions) and the metadata of input
-#          and output tables, answers /ready.
+#          registry (tabledata.list: no read sessions) and the metadata of input and output
+#          tables, answers /ready; its only query jobs are the monitoring reads.
 #   worker (mlsys-worker-{env}, also beat): every write. Reads input tables and models, writes
 #          predictions, the registry and its aliases.
 #   flower (mlsys-flower-{env}): talks to Redis only.
@@ -44,6 +44,16 @@ resource "google_bigquery_dataset_iam_member" "worker_registry" {
   dataset_id = local.dataset.dataset_id
   role       = "roles/bigquery.dataEditor"
   member     = google_service_account.worker.member
+}
+
+# The monitoring read (GET /models/{name}/versions/{v}/monitoring) and the dashboard's job
+# chart filter prediction_stats by model or job: a query job, so the web runs jobs too. It can
+# read nothing but mlsys_{env} (dataViewer below; metadataViewer elsewhere), so its queries can
+# read and bill only that dataset's tables.
+resource "google_project_iam_member" "web_jobs" {
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = google_service_account.web.member
 }
 
 # ... and the web service reads the registry there with tabledata.list (tables.getData).

@@ -333,6 +333,7 @@ class BigQueryWarehouse(Warehouse):
         staging_ttl: dt.timedelta = STAGING_TTL,
         retry_timeout: float = 600.0,
         emulated: bool | None = None,
+        read_sessions: bool = True,
     ) -> None:
         """
         Args:
@@ -346,6 +347,9 @@ class BigQueryWarehouse(Warehouse):
                 BackendUnavailable.
             emulated: work around what bqemulator lacks (query results through the Storage
                 Read API, DML statistics); default: whether BIGQUERY_EMULATOR_HOST is set.
+            read_sessions: whether this process may open Storage Read sessions for query
+                results; the API's account may not (its reads are small), so they come over
+                REST there.
         """
         self.project = self.default_project = project
         self.settings = settings or get_settings()
@@ -361,6 +365,7 @@ class BigQueryWarehouse(Warehouse):
             emulated,
         )
         self.output = StagedOutput(self.tables, self.settings)
+        self.read_sessions = read_sessions
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None) -> BigQueryWarehouse:
@@ -400,7 +405,9 @@ class BigQueryWarehouse(Warehouse):
         with translated("Query"):
             job = self.tables.run(sql)
             # Large results come through the Storage Read API; small ones over REST.
-            storage = None if self.emulated else self.tables.read_client
+            storage = (
+                self.tables.read_client if self.read_sessions and not self.emulated else None
+            )
             table = job.to_arrow(bqstorage_client=storage, create_bqstorage_client=False)
         return table.to_pandas()
 

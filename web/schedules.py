@@ -170,7 +170,7 @@ def get_schedule(schedule_id: str) -> Response:
 
 
 @bp.patch("/schedules/<schedule_id>")
-@policy(Scope.PREDICT, datasets=Datasets.REQUEST, owner=Owner.OWN, budget=True)
+@policy(Scope.PREDICT, owner=Owner.OWN, budget=True)
 @doc(
     "Pause, resume or change a schedule",
     tag="schedules",

@@ -20,6 +20,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mlsys.errors import UnknownEnvironment
 
+#: The variable naming the dotenv file every Settings reads (default ./.env; empty: none).
+ENV_FILE_VARIABLE = "MLSYS_ENV_FILE"
+
 
 def _env(name: str, description: str, default, **kwargs):
     return Field(default, validation_alias=AliasChoices(name), description=description, **kwargs)
@@ -29,6 +32,13 @@ class Settings(BaseSettings):
     """Everything configurable. Pass overrides by their variable names: Settings(MLSYS_HOME=...)."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    def __init__(self, **values) -> None:
+        # MLSYS_ENV_FILE names the dotenv file to read instead of ./.env (empty: none), so a
+        # notebook in a subfolder reads the repository's .env and the tests read no one's.
+        if "_env_file" not in values and (path := os.environ.get(ENV_FILE_VARIABLE)) is not None:
+            values["_env_file"] = path or None
+        super().__init__(**values)
 
     # --- Google Cloud -------------------------------------------------------------------
     gcp_project_id: str = _env(

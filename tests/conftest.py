@@ -40,6 +40,13 @@ def layer_errors(items) -> list[str]:
     return errors
 
 
+def pytest_configure(config):
+    """Run the same whatever the developer's shell exports or `.env` holds."""
+    from tests.services import isolate_this_process
+
+    isolate_this_process()
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects anything
 def pytest_collection_modifyitems(config, items):
     """Refuse a test without a layer marker: it would silently drop out of `-m` selections."""

@@ -16,6 +16,29 @@ from pathlib import Path
 
 import redis
 
+#: Variables that configure mlsys or the processes of its stack. The tests' servers never
+#: inherit the developer's, and never read a `.env` (MLSYS_ENV_FILE empty): `bash
+#: scripts/local-env` in the checkout turns auth on and points REDIS_URL elsewhere.
+CONFIG_PREFIXES = ("MLSYS_", "GCP_", "GCS_", "BQ_", "REDIS_", "FLOWER_", "PROMETHEUS_", "GUNICORN_")
+#: ... except these, which steer the tests themselves.
+TEST_CONTROLS = ("MLSYS_TEST_", "MLSYS_REQUIRE_EMULATORS", "MLSYS_UPDATE_SCREENSHOTS")
+
+
+def isolated_env(**values: str) -> dict[str, str]:
+    """The environment for a server or CLI a test starts: this machine's (PATH, HOME, ...)
+    without any mlsys configuration or dotenv file, plus `values`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith((*CONFIG_PREFIXES, "PYTEST_"))}
+    return {**env, "MLSYS_ENV_FILE": "", **values}
+
+
+def isolate_this_process() -> None:
+    """Drop the developer's mlsys configuration from this process (so from every child that
+    inherits it) and stop every Settings() here from reading ./.env."""
+    for name in list(os.environ):
+        if name.startswith(CONFIG_PREFIXES) and not name.startswith(TEST_CONTROLS):
+            del os.environ[name]
+    os.environ["MLSYS_ENV_FILE"] = ""
+
 
 def free_port() -> int:
     with socket.socket() as sock:

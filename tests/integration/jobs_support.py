@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from mlsys.settings import Settings
 from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
 from tests.models import ScriptedClassifier
-from tests.services import repo_root
+from tests.services import isolated_env, repo_root
 from worker.app import create_celery
 from worker.dispatch import sender
 
@@ -142,7 +141,7 @@ def make_stack(tmp_path: Path, redis_url: str, **overrides: str) -> Stack:
         "MLSYS_REGISTRY_SYNC_INTERVAL": "0",
         **overrides,
     }
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSYS_", "GCP_", "GCS_"))}
+    env = isolated_env()
     env.update(values)
     settings = Settings(_env_file=None, **values)
     return Stack(settings=settings, env=env, home=tmp_path)

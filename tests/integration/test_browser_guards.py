@@ -9,7 +9,6 @@ container refuses to start an API without tokens.
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
@@ -20,7 +19,7 @@ from tests.integration.trust_support import (
     assert_problem,
     serve_api,
 )
-from tests.services import free_port, repo_root
+from tests.services import free_port, isolated_env, repo_root
 from web import create_app
 from web.auth import AuthRequired
 
@@ -121,7 +120,7 @@ def test_required_auth_refuses_to_build_an_open_api(settings):
 
 
 def test_the_container_entry_point_fails_closed_without_tokens(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSYS_", "GCP_", "GCS_"))}
+    env = isolated_env()
     env.update(MLSYS_HOME=str(tmp_path / "home"), PORT=str(free_port()), WEB_CONCURRENCY="1")
     done = subprocess.run(
         ["bash", str(repo_root() / "docker" / "start"), "web"],

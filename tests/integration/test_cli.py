@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pytest
 
 from mlsys.ids import TableId
 from mlsys.warehouse.duckdb import DuckDBWarehouse
+from tests.services import isolated_env
 
 pytestmark = pytest.mark.integration
 
@@ -25,11 +25,7 @@ TIMEOUT = 180
 
 def cli_env(home: Path) -> dict[str, str]:
     """The machine's environment without any mlsys configuration, MLSYS_HOME in tmp."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MLSYS_", "GCP_", "GCS_", "BQ_", "PYTEST_"))
-    }
+    env = isolated_env()
     env["MLSYS_HOME"] = str(home)
     env["COLUMNS"] = "120"
     return env

@@ -3,7 +3,6 @@ auth, and a wrong password gets nothing."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.services import free_port, process, repo_root, wait_for
+from tests.services import free_port, isolated_env, process, repo_root, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -20,7 +19,7 @@ LOGIN = ("ops", "s3cret-flower-pass")  # pragma: allowlist secret
 
 
 def start_env(redis_url: str, home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSYS_", "FLOWER_"))}
+    env = isolated_env()
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     return {**env, "REDIS_URL": redis_url, "MLSYS_HOME": str(home), **extra}
 

@@ -32,6 +32,7 @@ def test_metrics_sum_every_gunicorn_worker(tmp_path, redis_url, named):
         "PATH": str(Path(sys.executable).parent),
         "MLSYS_HOME": str(tmp_path / "home"),
         "REDIS_URL": redis_url,
+        "MLSYS_ENV_FILE": "",  # no .env of the checkout
     }
     if named:
         env["PROMETHEUS_MULTIPROC_DIR"] = str(folder)

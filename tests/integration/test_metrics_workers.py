@@ -4,7 +4,6 @@ tokens required): every answer counts the requests of both workers, whichever wo
 
 from __future__ import annotations
 
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.services import free_port, process, repo_root, wait_for
+from tests.services import free_port, isolated_env, process, repo_root, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -43,7 +42,7 @@ def counted(text: str) -> float | None:
 
 def test_metrics_sum_both_gunicorn_workers(tmp_path, redis_url):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSYS_", "PROMETHEUS_"))}
+    env = isolated_env()
     env.update(
         PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
         PORT=str(port),

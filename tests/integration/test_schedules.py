@@ -18,7 +18,7 @@ from mlsys.registry import set_alias
 from mlsys.schedules import ScheduleStore
 from tests.integration.jobs_support import INPUT, OUTPUT, make_stack
 from tests.models import FEATURES, ScriptedClassifier
-from tests.services import celery, celery_worker, process, serve_wsgi, wait_for
+from tests.services import celery, celery_worker, isolated_env, process, serve_wsgi, wait_for
 from web import create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -219,7 +219,6 @@ def test_a_firing_that_would_overlap_the_running_job_is_skipped_and_recorded(sta
 
 
 def test_the_cli_and_the_python_client_drive_schedules(stack):
-    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -228,7 +227,7 @@ def test_the_cli_and_the_python_client_drive_schedules(stack):
 
     mlsys = Path(sys.executable).parent / "mlsys"
     with api(stack) as url:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSYS_", "PYTEST_"))}
+        env = isolated_env()
         env.update(MLSYS_API_URL=url, MLSYS_HOME=str(stack.home / "cli-home"))
 
         def cli(*args: str) -> subprocess.CompletedProcess:

@@ -5,7 +5,6 @@ requests waiting for jobs leave the API free for everyone else."""
 
 from __future__ import annotations
 
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +21,7 @@ from mlsys.settings import Settings
 from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
 from tests.models import ScriptedClassifier
-from tests.services import celery_worker, free_port, process, repo_root, wait_for
+from tests.services import celery_worker, free_port, isolated_env, process, repo_root, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +98,7 @@ def api(tmp_path_factory, redis_url):
     sync_registry(warehouse, store, settings, "dev")
     warehouse.close()
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSYS_", "GCP_", "GCS_"))}
+    env = isolated_env()
     env.update(values)
     port = free_port()
     gunicorn = [

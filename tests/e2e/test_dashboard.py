@@ -9,6 +9,7 @@ MLSYS_UPDATE_SCREENSHOTS=1 to refresh docs/dashboard-*.png.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import shutil
@@ -48,12 +49,16 @@ SCREENSHOTS = repo_root() / "docs"
 
 @pytest.fixture(scope="module")
 def browser():
-    """Debian's Chromium, never a downloaded one."""
+    """Debian's Chromium, never a downloaded one, driven by Playwright (the `browser` group)."""
+    missing = []
     if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)."
+        missing.append(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("playwright is missing: uv sync --group browser (.ci/test does)")
+    if missing:
         if os.environ.get("MLSYS_REQUIRE_EMULATORS"):
-            pytest.fail(message)
-        pytest.skip(message)
+            pytest.fail("; ".join(missing))
+        pytest.skip("; ".join(missing))
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

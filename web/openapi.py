@@ -295,7 +295,7 @@ def _version() -> str:
     "This document",
     tag="documentation",
     responses={200: ("application/json", "OpenAPI 3.1.")},
-    example={"openapi": "3.1.0", "info": {"title": "mlsys", "version": "0.1.0"}, "paths": {}},
+    example={"openapi": "3.1.0", "info": {"title": "mlsys", "version": "0.2.0"}, "paths": {}},
 )
 def openapi_json():
     """The OpenAPI 3.1 description of every route this server serves."""

@@ -1,9 +1,10 @@
 """Celery workers, beat and Flower for mlsys: `celery -A worker worker|beat|flower`."""
 
-from worker import reaper
+from worker import reaper, shutdown
 from worker.app import celery_app
 
 app = celery_app
 reaper.connect()  # every worker runs the recovery loop (a no-op in beat, Flower and the API)
+shutdown.connect()  # a worker told to stop gives back its units at once
 
 __all__ = ["app", "celery_app"]

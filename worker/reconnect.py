@@ -40,34 +40,36 @@ _AWAY = (redis.RedisError, OSError, OperationalError)
 
 def unit_of(task_name: str, args: list) -> tuple[str, str, int] | None:
     """(job_id, unit, attempt) a task message runs, from its name and arguments."""
-    from worker.app import COMMIT_TASK, PLAN_TASK, SHARD_TASK, SYNC_TASK
+    from worker.app import ALIAS_TASK, COMMIT_TASK, PLAN_TASK, SHARD_TASK, SYNC_TASK
 
     if not args:
         return None
     if task_name == SHARD_TASK and len(args) >= 2:
         return str(args[0]), f"shard:{int(args[1])}", int(args[2]) if len(args) > 2 else 1
-    unit = {PLAN_TASK: "plan", COMMIT_TASK: "commit", SYNC_TASK: "sync"}.get(task_name)
+    units = {PLAN_TASK: "plan", COMMIT_TASK: "commit", SYNC_TASK: "sync", ALIAS_TASK: "alias"}
+    unit = units.get(task_name)
     if unit is None:
         return None
     return str(args[0]), unit, int(args[1]) if len(args) > 1 else 1
 
 
-def give_back(job_id: str, unit: str, attempt: int) -> str:
-    """Release `attempt`'s lease of `unit` and dispatch the next attempt, unless someone (the
-    reaper, another worker) already moved the unit on. Returns what it did."""
+def give_back(job_id: str, unit: str, attempt: int, holder: str = "") -> str:
+    """Give back `attempt`'s lease of `unit` (held by `holder`; '' = whoever holds it) and
+    dispatch the next attempt, which does not count against MLSYS_MAX_ATTEMPTS: the unit did
+    nothing wrong, its worker stopped or lost Redis. An attempt that was never claimed is sent
+    again; a unit someone (the reaper, another worker) moved on is left alone. Returns what it
+    did."""
     from worker import context
     from worker.dispatch import send_unit
 
-    jobs, settings = context.jobs(), context.settings()
-    jobs.release(job_id, unit, attempt)
-    state = jobs.units(job_id).get(unit)
-    if state is None or state["state"] != "running" or int(state["attempt"]) != attempt:
-        return f"{job_id} {unit}: already moved on"
-    if attempt >= settings.max_attempts or jobs.lease_alive(job_id, unit):
-        return f"{job_id} {unit}: left to the reaper"  # it fails the job, or it is held
-    jobs.requeue(job_id, unit, attempt + 1)
-    send_unit(job_id, unit, attempt + 1)
-    return f"{job_id} {unit}: attempt {attempt + 1} dispatched"
+    status = context.jobs().give_back(job_id, unit, attempt, holder)
+    if status == "given":
+        send_unit(job_id, unit, attempt + 1)
+        return f"{job_id} {unit}: attempt {attempt + 1} dispatched"
+    if status == "queued":
+        send_unit(job_id, unit, attempt)
+        return f"{job_id} {unit}: attempt {attempt} sent again"
+    return f"{job_id} {unit}: already moved on"
 
 
 def restore(tags: list[str]) -> str:

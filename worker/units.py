@@ -38,9 +38,12 @@ TRANSIENT = (
 )
 
 
-def worker_name() -> str:
-    """`celery@host:pid` of the process running a unit (shown per shard, used by tests)."""
-    return f"{os.environ.get('MLSYS_WORKER_NAME') or socket.gethostname()}:{os.getpid()}"
+def worker_name(pid: int | None = None) -> str:
+    """`node:pid` of the process running a unit (shown per shard; the worker's main process
+    names its pool processes so to give back their units, worker/shutdown.py). The node is
+    the worker's unique name from docker/start (MLSYS_WORKER_NAME), else the hostname."""
+    node = os.environ.get("MLSYS_WORKER_NAME") or socket.gethostname()
+    return f"{node}:{os.getpid() if pid is None else pid}"
 
 
 class Superseded(Exception):
@@ -112,7 +115,7 @@ def claimed(
             cleanup()
     except TRANSIENT as error:
         jobs.release(job_id, unit, attempt)
-        if attempt < settings.max_attempts:
+        if jobs.attempts_spent(job_id, unit) < settings.max_attempts:
             delay = min(60.0, 2.0**attempt)
             log.warning(
                 "%s/%s attempt %s: %s; retrying in %.0fs", job_id, unit, attempt, error, delay

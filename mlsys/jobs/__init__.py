@@ -21,8 +21,16 @@ from mlsys.jobs.names import (
     Phase,
     shard_index,
     shard_unit,
+    spent_attempts,
 )
-from mlsys.jobs.store import MAX_WAIT_SECONDS, Claim, JobStore, Retention, Send, new_job_id
+from mlsys.jobs.store import (
+    MAX_WAIT_SECONDS,
+    Claim,
+    JobStore,
+    Retention,
+    Send,
+    new_job_id,
+)
 
 __all__ = [
     "ALIAS",
@@ -50,4 +58,5 @@ __all__ = [
     "new_job_id",
     "shard_index",
     "shard_unit",
+    "spent_attempts",
 ]

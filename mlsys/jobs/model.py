@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mlsys.jobs.names import JobKind, JobState, Phase, shard_index
+from mlsys.jobs.names import JobKind, JobState, Phase, shard_index, spent_attempts
 
 
 class Progress(BaseModel):
@@ -21,7 +21,10 @@ class Progress(BaseModel):
 class ShardView(BaseModel):
     index: int
     state: Literal["queued", "running", "done"]
-    attempt: int = Field(description="1 for the first run; more when a worker was lost.")
+    attempt: int = Field(
+        description="1 for the first run; more when a worker was lost (a unit a stopping "
+        "worker gave back does not count)."
+    )
     worker: str | None = Field(description="host:pid of the worker that ran it last.")
     rows_done: int
 
@@ -137,7 +140,7 @@ def job_view(data: dict[str, str], units: dict[str, str], progress: dict[str, st
             ShardView(
                 index=index,
                 state=unit["state"],
-                attempt=unit["attempt"],
+                attempt=spent_attempts(unit),
                 worker=unit.get("worker") or None,
                 rows_done=int(progress.get(str(index), 0)),
             )

@@ -73,3 +73,10 @@ def shard_index(unit: str) -> int | None:
 def unit_phase(unit: str) -> Phase | None:
     """The phase a job enters when `unit` first starts (None: unchanged)."""
     return {PLAN: Phase.PLANNING, SYNC: Phase.SYNCING}.get(unit)
+
+
+def spent_attempts(unit: dict) -> int:
+    """Attempts a unit's record counts against MLSYS_MAX_ATTEMPTS: its attempt number less
+    the attempts given back by stopping workers (a new number each, for fencing, but no
+    fault of the unit)."""
+    return int(unit["attempt"]) - int(unit.get("given") or 0)

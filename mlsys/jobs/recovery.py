@@ -3,7 +3,8 @@ a loop). Celery-free: the caller passes how to send a unit and how to drop a job
 
 A running unit whose lease expired lost its worker: a kill -9, an OOM kill, a machine gone.
 Its next attempt is dispatched, or the job fails once a unit has been lost MLSYS_MAX_ATTEMPTS
-times (a poison input that crashes every worker must not loop forever).
+times (a poison input that crashes every worker must not loop forever). Attempts a stopping
+worker gave back (worker/shutdown.py) do not count.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from mlsys.jobs.model import JobRecord
-from mlsys.jobs.names import COMMIT, JobState, shard_index
+from mlsys.jobs.names import COMMIT, JobState, shard_index, spent_attempts
 from mlsys.jobs.store import JobStore, Send
 from mlsys.settings import Settings
 
@@ -44,10 +45,10 @@ def _lost_units(jobs, settings, record: JobRecord, units, send, discard) -> list
     for unit, state in sorted(units.items()):
         if state["state"] != "running" or jobs.lease_alive(job_id, unit):
             continue
-        attempt = int(state["attempt"])
-        if attempt >= settings.max_attempts:
+        attempt, spent = int(state["attempt"]), spent_attempts(state)
+        if spent >= settings.max_attempts:
             message = (
-                f"{unit}: its worker was lost {attempt} time(s); giving up "
+                f"{unit}: its worker was lost {spent} time(s); giving up "
                 f"(MLSYS_MAX_ATTEMPTS={settings.max_attempts})."
             )
             if jobs.fail(job_id, message, error_type="WorkerLost") and discard:

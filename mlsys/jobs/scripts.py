@@ -109,7 +109,8 @@ if current.state == 'done' then return 'done' end
 if attempt < current.attempt then return 'stale' end
 if redis.call('EXISTS', lease) == 1 then return 'busy' end
 redis.call('SET', lease, tostring(attempt), 'PX', ARGV[4])
-redis.call('HSET', units, unit, cjson.encode({state='running', attempt=attempt, worker=ARGV[6]}))
+redis.call('HSET', units, unit,
+  cjson.encode({state='running', attempt=attempt, worker=ARGV[6], given=current.given}))
 if state == 'queued' then
   set_state(id, 'running')
   redis.call('HSET', job, 'started_at', ARGV[5])
@@ -163,12 +164,45 @@ end
 return done
 """)
 
-# Record the next attempt of a unit (queued, to be sent). ARGV: id, unit, attempt, live ms.
+# Record the next attempt of a unit (queued, to be sent), keeping the count of attempts given
+# back. ARGV: id, unit, attempt, live ms.
 REQUEUE = script("""
-redis.call('HSET', jkey(ARGV[1]) .. ':units', ARGV[2],
-  cjson.encode({state='queued', attempt=tonumber(ARGV[3])}))
+local units = jkey(ARGV[1]) .. ':units'
+local raw = redis.call('HGET', units, ARGV[2])
+local given = nil
+if raw then given = cjson.decode(raw).given end
+redis.call('HSET', units, ARGV[2],
+  cjson.encode({state='queued', attempt=tonumber(ARGV[3]), given=given}))
 touch(ARGV[1], ARGV[4])
 return 1
+""")
+
+# Give back a running unit whose worker is stopping, without spending an attempt: drop its
+# lease and queue the next attempt (a new fencing number, so the stopping attempt can no longer
+# renew or finish it), counted as given back. Only the attempt's own holder (`worker` as it
+# claimed; '' = whoever holds it) gives it back. Returns 'given' (send attempt + 1), 'queued'
+# (that attempt was never claimed: send it again), 'moved' (someone moved the unit on) or
+# 'over' (the job ended). ARGV: id, unit, attempt, holder, live ms.
+GIVE_BACK = script("""
+local id = ARGV[1]; local unit = ARGV[2]; local attempt = tonumber(ARGV[3])
+local units = jkey(id) .. ':units'
+local lease = PREFIX .. 'lease:' .. id .. ':' .. unit
+local state = redis.call('HGET', jkey(id), 'state')
+if state ~= 'queued' and state ~= 'running' then return 'over' end
+local raw = redis.call('HGET', units, unit)
+if not raw then return 'moved' end
+local current = cjson.decode(raw)
+if current.attempt ~= attempt then return 'moved' end
+if current.state == 'queued' then return 'queued' end
+if current.state ~= 'running' then return 'moved' end
+if ARGV[4] ~= '' and current.worker ~= ARGV[4] then return 'moved' end
+local held = redis.call('GET', lease)
+if held and held ~= tostring(attempt) then return 'moved' end
+redis.call('DEL', lease)
+redis.call('HSET', units, unit,
+  cjson.encode({state='queued', attempt=attempt + 1, given=(current.given or 0) + 1}))
+touch(id, ARGV[5])
+return 'given'
 """)
 
 # Freeze a predict job's plan: the first writer wins, so every shard reads one plan. Declares

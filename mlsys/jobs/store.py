@@ -22,7 +22,7 @@ import redis
 from mlsys.errors import BackendUnavailable, InvalidRequest, JobConflict, JobNotFound
 from mlsys.jobs import keys, scripts
 from mlsys.jobs.model import Job, JobPage, JobRecord, NewJob, job_view
-from mlsys.jobs.names import LIVE, TERMINAL, JobKind, JobState, Phase, unit_phase
+from mlsys.jobs.names import LIVE, TERMINAL, JobKind, JobState, Phase, spent_attempts, unit_phase
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class JobStore:
                 "RELEASE",
                 "DONE",
                 "REQUEUE",
+                "GIVE_BACK",
                 "PLAN",
                 "PROGRESS",
                 "FINISH",
@@ -408,6 +409,18 @@ class JobStore:
     def requeue(self, job_id: str, unit: str, attempt: int) -> None:
         """Record that attempt `attempt` of `unit` is being dispatched."""
         self._run("REQUEUE", (), [job_id, unit, attempt, self._live_ms])
+
+    def give_back(self, job_id: str, unit: str, attempt: int, holder: str = "") -> str:
+        """Give back `attempt` of a running `unit` held by `holder` (a worker that stops)
+        without spending an attempt: 'given' (attempt + 1 is queued: send it), 'queued' (the
+        attempt was never claimed: send it again), 'moved' or 'over' (nothing to do)."""
+        args = [job_id, unit, attempt, holder, self._live_ms]
+        return str(self._run("GIVE_BACK", (), args))
+
+    def attempts_spent(self, job_id: str, unit: str) -> int:
+        """Attempts of `unit` that count against MLSYS_MAX_ATTEMPTS (0 for an unknown unit)."""
+        state = self.units(job_id).get(unit)
+        return spent_attempts(state) if state else 0
 
     def set_progress(self, job_id: str, shard: int, rows_done: int) -> None:
         """Rows done by this attempt of a shard; the job shows each shard's best attempt."""

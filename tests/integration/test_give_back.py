@@ -89,3 +89,27 @@ def test_unacked_messages_a_closing_channel_cannot_restore_are_restored_later(jo
     channel.close()
     wait_for(lambda: _sent(redis_client) == [[job_id, 1]], what="the message back in its queue")
     assert not redis_client.hlen("unacked")
+
+
+def test_a_given_back_attempt_counts_as_not_spent(jobs):
+    job_id = _running_plan(jobs)
+    assert give_back(job_id, "plan", 1, holder="w1:1").endswith("attempt 2 dispatched")
+    assert jobs.claim(job_id, "plan", 2, 600, "w2:7").ok
+    assert (jobs.units(job_id)["plan"]["given"], jobs.attempts_spent(job_id, "plan")) == (1, 1)
+    jobs.requeue(job_id, "plan", 3)  # a transient error's retry: that one is spent
+    assert jobs.units(job_id)["plan"]["given"] == 1
+    assert jobs.attempts_spent(job_id, "plan") == 2
+
+
+def test_only_the_worker_holding_the_unit_gives_it_back(jobs, redis_client):
+    job_id = _running_plan(jobs)  # held by w1:1
+    assert give_back(job_id, "plan", 1, holder="w2:9").endswith("already moved on")
+    assert jobs.lease_alive(job_id, "plan")
+    assert _sent(redis_client) == []
+
+
+def test_a_reserved_unit_never_claimed_is_sent_again(jobs, redis_client):
+    job, _ = jobs.create(NewJob(JobKind.PREDICT, {"env": "dev"}, "alice"))
+    assert give_back(job.job_id, "plan", 1, holder="(reserved)").endswith("sent again")
+    assert _sent(redis_client) == [[job.job_id, 1]]
+    assert jobs.units(job.job_id)["plan"]["attempt"] == 1

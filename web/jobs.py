@@ -52,6 +52,17 @@ def owner() -> str | None:
     return None if principal.is_admin else principal.name
 
 
+def readable(rows: list[dict], key: str = "job_id") -> list[dict]:
+    """Only the rows derived from jobs the caller may read (an admin: all of them). Every read
+    of job-derived data (monitoring history, statistics, charts) goes through this."""
+    principal = owner()
+    if principal is None:
+        return rows
+    ids = sorted({row[key] for row in rows})
+    mine = backends().jobs.owned_by(ids, principal) if ids else set()
+    return [row for row in rows if row[key] in mine]
+
+
 @bp.get("/jobs")
 @policy(Access.SIGNED_IN, owner=Owner.OWN)
 @doc(

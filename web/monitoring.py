@@ -8,6 +8,7 @@ from mlsys.ids import ModelRef, check_model_name
 from mlsys.monitoring.stats import history, read_stats
 from mlsys.registry import resolve
 from web.backends import backends
+from web.jobs import readable
 from web.openapi import doc
 from web.policy import Access, Owner, policy
 from web.schedule_schemas import MonitoringHistory, MonitoringQuery
@@ -62,8 +63,9 @@ _EXAMPLE = {
     },
 )
 def model_monitoring(name: str, version: str) -> Response:
-    """Per-feature drift (PSI, null-rate change, unseen categories) of every job that ran
-    `version` (vN, latest or an alias) of `name`, oldest first; `status` is the worst feature's.
+    """Per-feature drift (PSI, null-rate change, unseen categories) of every job of the
+    caller (an admin: every job) that ran `version` (vN, latest or an alias) of `name`, oldest
+    first; `status` is the worst feature's.
     Features `__prediction__` and `__probability__` are the model's own output."""
     query = MonitoringQuery.model_validate(request.args.to_dict())
     found = backends()
@@ -71,5 +73,7 @@ def model_monitoring(name: str, version: str) -> Response:
         found.warehouse, found.settings, query.env, ModelRef.parse(check_model_name(name), version)
     )
     rows = read_stats(found.warehouse, found.settings, query.env, name, entry.model_version)
+    # Statistics of other principals' jobs are theirs: row counts, means, unseen values.
+    rows = readable(rows)
     jobs = history(rows)[-query.limit :]
     return jsonify(env=query.env, model_name=name, model_version=entry.version, jobs=jobs)

@@ -217,6 +217,15 @@ class JobStore:
             return None
         return job
 
+    def owned_by(self, job_ids: list[str], owner: str) -> set[str]:
+        """Which of `job_ids` `owner` submitted (a job whose record is gone counts as no one's).
+        One round trip, however many ids."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(keys.job(job_id), "principal")
+            principals = pipe.execute()
+        return {job_id for job_id, p in zip(job_ids, principals, strict=True) if p == owner}
+
     def require(self, job_id: str, owner: str | None = None) -> Job:
         job = self.get(job_id, owner)
         if job is None:

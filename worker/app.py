@@ -15,6 +15,7 @@ SHARD_TASK = "mlsys.predict.shard"
 COMMIT_TASK = "mlsys.predict.commit"
 SYNC_TASK = "mlsys.registry.sync"
 ALIAS_TASK = "mlsys.registry.alias"
+EVALUATE_TASK = "mlsys.evaluation.evaluate"
 SYNC_PERIODIC_TASK = "mlsys.registry.periodic"
 QUEUE = "mlsys"
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from celery import Celery
 
-from mlsys.jobs import ALIAS, COMMIT, PLAN, SYNC, shard_index
+from mlsys.jobs import ALIAS, COMMIT, EVALUATE, PLAN, SYNC, shard_index
 from mlsys.settings import get_settings
 from worker.app import (
     ALIAS_TASK,
     COMMIT_TASK,
+    EVALUATE_TASK,
     PLAN_TASK,
     QUEUE,
     SHARD_TASK,
@@ -17,7 +18,13 @@ from worker.app import (
 )
 from worker.fairness import route
 
-_TASKS = {PLAN: PLAN_TASK, COMMIT: COMMIT_TASK, SYNC: SYNC_TASK, ALIAS: ALIAS_TASK}
+_TASKS = {
+    PLAN: PLAN_TASK,
+    COMMIT: COMMIT_TASK,
+    SYNC: SYNC_TASK,
+    ALIAS: ALIAS_TASK,
+    EVALUATE: EVALUATE_TASK,
+}
 
 
 def send_unit(

@@ -13,7 +13,19 @@ from datetime import UTC, datetime
 
 from celery import shared_task
 
-from mlsys.jobs import ALIAS, COMMIT, PLAN, SYNC, SYSTEM_PRINCIPAL, JobKind, JobRecord, NewJob
+from mlsys.evaluation.pipeline import run_evaluation
+from mlsys.evaluation.spec import EvaluateSpec
+from mlsys.jobs import (
+    ALIAS,
+    COMMIT,
+    EVALUATE,
+    PLAN,
+    SYNC,
+    SYSTEM_PRINCIPAL,
+    JobKind,
+    JobRecord,
+    NewJob,
+)
 from mlsys.jobs import shard_unit as shard_unit_name
 from mlsys.monitoring.stats import ShardProfiles, record_job_stats, shard_monitor
 from mlsys.predict import (
@@ -32,6 +44,7 @@ from worker import context
 from worker.app import (
     ALIAS_TASK,
     COMMIT_TASK,
+    EVALUATE_TASK,
     PLAN_TASK,
     SHARD_TASK,
     SYNC_PERIODIC_TASK,
@@ -216,6 +229,30 @@ def alias_move(job_id: str, attempt: int = 1) -> None:
         )
         jobs.mark_done(job_id, ALIAS, attempt)
         jobs.succeed(job_id, entry.to_json())
+
+
+@shared_task(name=EVALUATE_TASK, **TASK_OPTIONS)
+def evaluate(job_id: str, attempt: int = 1) -> None:
+    """Join a predictions table with its labels in the warehouse and store the metrics."""
+    jobs, settings = context.jobs(), context.settings()
+    record = _record(job_id)
+    with claimed(jobs, settings, job_id, EVALUATE, attempt) as run:
+        if run is None:
+            return
+        # Parsed again with every check: the record in Redis is not trusted.
+        spec = EvaluateSpec.from_json(record.params, settings)
+        result = run_evaluation(
+            spec,
+            context.warehouse(),
+            settings,
+            job_id,
+            # Progress counts the metric queries (record.rows_total of them).
+            progress=lambda done, total: jobs.set_progress(job_id, 0, done),
+            cancelled=run.should_stop,
+        )
+        run.check()
+        jobs.mark_done(job_id, EVALUATE, attempt)
+        jobs.succeed(job_id, result)
 
 
 @shared_task(name=SYNC_PERIODIC_TASK, ignore_result=True)

@@ -8,7 +8,7 @@ by `label_delay` (rows predicted later cannot have their outcome yet); `since` d
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -161,6 +161,12 @@ class EvaluateSpec:
         end = min(self.until, latest) if self.until is not None else latest
         start = self.since if self.since is not None else end - timedelta(days=self.days)
         return start, end
+
+    def resolved(self, now: datetime | None = None) -> EvaluateSpec:
+        """The same request with its window fixed at `now` (a job run again later, or on
+        another worker, reads the same rows)."""
+        since, until = self.window(now)
+        return replace(self, since=since, until=until)
 
     def to_json(self) -> dict[str, Any]:
         return {

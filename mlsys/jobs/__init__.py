@@ -11,6 +11,7 @@ from mlsys.jobs.model import Job, JobError, JobPage, JobRecord, NewJob, Progress
 from mlsys.jobs.names import (
     ALIAS,
     COMMIT,
+    EVALUATE,
     LIVE,
     PLAN,
     SYNC,
@@ -35,6 +36,7 @@ from mlsys.jobs.store import (
 __all__ = [
     "ALIAS",
     "COMMIT",
+    "EVALUATE",
     "LIVE",
     "MAX_WAIT_SECONDS",
     "PLAN",

@@ -29,11 +29,14 @@ class JobKind(StrEnum):
     PREDICT = "predict"
     REGISTRY_SYNC = "registry_sync"
     ALIAS_MOVE = "alias_move"  # a registry write: the API only reads, a worker writes
+    EVALUATE = "evaluate"  # predictions against labels (mlsys.evaluation)
 
     @property
     def first_unit(self) -> str:
         """The unit a new job of this kind starts with."""
-        return {JobKind.PREDICT: PLAN, JobKind.ALIAS_MOVE: ALIAS}.get(self, SYNC)
+        return {JobKind.PREDICT: PLAN, JobKind.ALIAS_MOVE: ALIAS, JobKind.EVALUATE: EVALUATE}.get(
+            self, SYNC
+        )
 
 
 class Phase(StrEnum):
@@ -43,6 +46,7 @@ class Phase(StrEnum):
     PLANNING = "planning"  # resolving the model, freezing the input, splitting it into shards
     SYNCING = "syncing"  # a registry sync is scanning the model store
     PREDICTING = "predicting"  # shards stream through the model into staging
+    EVALUATING = "evaluating"  # the warehouse joins predictions with labels and counts
     COMMITTING = "committing"  # the staged rows are landing in the output; cancel is refused
     COMMITTED = "committed"  # the rows landed; the record is about to say succeeded
     SUCCEEDED = "succeeded"
@@ -55,6 +59,7 @@ PLAN = "plan"
 COMMIT = "commit"
 SYNC = "sync"
 ALIAS = "alias"
+EVALUATE = "evaluate"
 _SHARD = "shard:"
 
 #: The principal of jobs nobody submitted over the API (beat's periodic syncs).
@@ -72,7 +77,7 @@ def shard_index(unit: str) -> int | None:
 
 def unit_phase(unit: str) -> Phase | None:
     """The phase a job enters when `unit` first starts (None: unchanged)."""
-    return {PLAN: Phase.PLANNING, SYNC: Phase.SYNCING}.get(unit)
+    return {PLAN: Phase.PLANNING, SYNC: Phase.SYNCING, EVALUATE: Phase.EVALUATING}.get(unit)
 
 
 def spent_attempts(unit: dict) -> int:

@@ -1,0 +1,151 @@
+"""Evaluate jobs through the real service: POST /evaluations over HTTP, a real Celery worker
+joins a predict job's output with its labels, GET .../evaluations serves the history, and each
+caller sees only evaluations of tables it may read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import requests
+from jsonschema import Draft202012Validator
+
+from mlsys import datasets
+from mlsys.artifacts import save_model
+from mlsys.ids import TableId
+from mlsys.registry import sync_registry
+from tests.integration.jobs_support import INPUT, OUTPUT, make_stack
+from tests.models import ScriptedClassifier
+from tests.services import celery_worker, serve_wsgi
+from web import create_app
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+ADMIN, READER, OUTSIDER = "admin-token-0123456789", "reader-token-0123456789", "out-token-012345"
+LABELS = TableId(INPUT.project, "titanic", "outcomes")
+
+
+def _principal(name, token, scopes, datasets_=()):
+    return {
+        "name": name,
+        "token_sha256": [hashlib.sha256(token.encode()).hexdigest()],
+        "scopes": scopes,
+        "input_datasets": list(datasets_),
+        "output_datasets": list(datasets_),
+    }
+
+
+@pytest.fixture
+def stack(tmp_path, redis_client, redis_url):
+    principals = [
+        _principal("admin", ADMIN, ["admin"]),
+        _principal("reader", READER, ["predict"], ["mlsys-local.titanic"]),
+        _principal("outsider", OUTSIDER, ["predict"], ["mlsys-local.elsewhere"]),
+    ]
+    stack = make_stack(tmp_path, redis_url, MLSYS_API_PRINCIPALS=json.dumps(principals))
+    save_model(
+        ScriptedClassifier().fit(None),
+        stack.store,
+        stack.settings.bucket_for("dev"),
+        "scripted",
+        1,
+        target="Survived",
+        id_columns=[datasets.ID_COLUMN],
+        metrics={"test_accuracy": 0.99},  # a promise the scripted model cannot keep
+    )
+    sync_registry(stack.warehouse, stack.store, stack.settings, "dev")
+    passengers = datasets.titanic(3_000, seed=4)
+    stack.warehouse.write(passengers, INPUT, "WRITE_TRUNCATE")
+    stack.warehouse.write(passengers[[datasets.ID_COLUMN, "Survived"]], LABELS, "WRITE_TRUNCATE")
+    return stack
+
+
+def _post(url, token, **body):
+    body = {
+        "env": "dev",
+        "output_table": str(OUTPUT),
+        "labels_table": str(LABELS),
+        "days": 2,
+        **body,
+    }
+    return requests.post(
+        f"{url}/evaluations",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+
+def _history(url, token):
+    return requests.get(
+        f"{url}/models/scripted/versions/v1/evaluations",
+        params={"env": "dev", "details": "true"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+
+def test_an_evaluation_runs_on_a_worker_and_its_history_is_served(stack):
+    app = create_app({"SETTINGS": stack.settings, "CELERY_APP": stack.celery})
+    with celery_worker(stack.env, stack.cwd, concurrency=1), serve_wsgi(app) as url:
+        predicted = stack.wait(stack.submit("scripted"))
+        assert predicted.state == "succeeded", predicted.error
+
+        answer = _post(url, READER)
+        assert answer.status_code == 202, answer.text
+        job = stack.wait(answer.json()["job_id"])
+        refused = _post(url, OUTSIDER)
+        not_mlsys = _post(url, READER, output_table=str(INPUT))
+        mine, theirs, admins = _history(url, READER), _history(url, OUTSIDER), _history(url, ADMIN)
+        spec = requests.get(
+            f"{url}/openapi.json", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30
+        ).json()
+
+    assert job.state == "succeeded", job.error
+    assert job.kind == "evaluate" and job.progress.percent == 100.0
+    (version,) = job.result["versions"]
+    window = version["window"]
+    assert window["rows"] == window["matched"] == 3_000
+    frame = stack.output_rows().merge(
+        stack.warehouse.read_table(LABELS).to_pandas(), on="PassengerId", suffixes=("", "_true")
+    )
+    accuracy = (frame["Survived"] == frame["Survived_true"]).mean()
+    assert window["metrics"]["accuracy"] == pytest.approx(accuracy)
+    assert window["status"] == "degraded"  # against the saved test_accuracy of 0.99
+
+    assert refused.status_code == 403, refused.text
+    assert "may not read mlsys-local.titanic" in refused.json()["detail"]
+    assert not_mlsys.status_code == 400, not_mlsys.text
+    assert "was not written by mlsys" in not_mlsys.json()["detail"]
+
+    assert mine.status_code == 200, mine.text
+    (day,) = mine.json()["evaluations"]
+    assert day["job_id"] == job.job_id and day["status"] == "degraded"
+    assert day["accuracy"] == pytest.approx(accuracy)
+    assert day["details"]["confusion"]["classes"] == ["0", "1"]
+    documented = spec["paths"]["/models/{name}/versions/{version}/evaluations"]["get"]
+    schema = documented["responses"]["200"]["content"]["application/json"]["schema"]
+    validator = Draft202012Validator({"components": spec["components"], **schema})
+    assert [e.message for e in validator.iter_errors(mine.json())] == []
+    assert theirs.status_code == 200 and theirs.json()["evaluations"] == []
+    assert [d["job_id"] for d in admins.json()["evaluations"]] == [job.job_id]
+
+
+def test_a_cancelled_evaluation_stores_nothing(stack):
+    app = create_app({"SETTINGS": stack.settings, "CELERY_APP": stack.celery})
+    with celery_worker(stack.env, stack.cwd, concurrency=1):
+        assert stack.wait(stack.submit("scripted")).state == "succeeded"
+    with serve_wsgi(app) as url:
+        answer = _post(url, ADMIN)
+        job_id = answer.json()["job_id"]
+        cancel = requests.delete(
+            f"{url}/jobs/{job_id}", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30
+        )
+    assert cancel.status_code in (200, 202), cancel.text
+    with celery_worker(stack.env, stack.cwd, concurrency=1):
+        job = stack.wait(job_id)
+    assert job.state == "cancelled"
+    assert not stack.warehouse.exists(
+        TableId(stack.settings.gcp_project_id, stack.settings.dataset_for("dev"), "evaluations")
+    )

@@ -14,7 +14,7 @@ from typing import Any
 
 from mlsys.errors import InvalidRequest, ProtectedTable
 from mlsys.ids import TableId, VersionSpec, check_column, check_model_name
-from mlsys.protect import is_protected
+from mlsys.predict.protect import is_protected
 from mlsys.settings import Settings
 
 MAX_KEY_COLUMNS = 16

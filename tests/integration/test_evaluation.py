@@ -9,12 +9,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mlsys.artifacts import save_model
 from mlsys.errors import InvalidRequest, SchemaMismatch
 from mlsys.evaluation.pipeline import run_evaluation
 from mlsys.evaluation.spec import EvaluateSpec
 from mlsys.evaluation.store import read_evaluations
 from mlsys.ids import TableId
+from mlsys.models.artifacts import save_model
 from mlsys.registry import sync_registry
 from tests.models import ScriptedClassifier
 

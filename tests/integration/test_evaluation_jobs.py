@@ -12,8 +12,8 @@ import requests
 from jsonschema import Draft202012Validator
 
 from mlsys import datasets
-from mlsys.artifacts import save_model
 from mlsys.ids import TableId
+from mlsys.models.artifacts import save_model
 from mlsys.registry import sync_registry
 from tests.integration.jobs_support import INPUT, OUTPUT, make_stack
 from tests.models import ScriptedClassifier

@@ -85,17 +85,6 @@ def job_rows(columns: list[str] | None = None) -> str:
     return condition
 
 
-def shard_restriction(columns: list[str], index: int, count: int) -> str:
-    """Row restriction of shard `index` of `count` for a Storage Read session: a fingerprint
-    of each row's read columns, so every row falls in exactly one shard, the same one in every
-    session (MOD of a negative number is negative in BigQuery, hence the second MOD)."""
-    if not 0 <= index < count:
-        raise ValueError(f"shard {index} of {count}")
-    row = ", ".join(col(c) for c in columns)
-    fingerprint = f"FARM_FINGERPRINT(TO_JSON_STRING(STRUCT({row})))"
-    return f"MOD(MOD({fingerprint}, {int(count)}) + {int(count)}, {int(count)}) = {int(index)}"
-
-
 def rows_of_job(table: TableId, columns: list[str] | None = None) -> str:
     """Rows of the job `@job_id` already in `table` (a commit lands at most once)."""
     return f"SELECT COUNT(*) AS n FROM {table_ref(table)} WHERE {job_rows(columns)}"

@@ -294,12 +294,14 @@ def test_missing_gcp_extra_says_how_to_install_it():
 # --- read sessions per shard -------------------------------------------------------------
 
 
-def _session(name: str | None = "s/0"):
-    """A real ReadSession as create_read_session answers it (one stream, or none)."""
+def _session(*streams: str):
+    """A real ReadSession as create_read_session answers it (its streams, maybe none)."""
     schema = pa.schema({"a": pa.int64()})
     return bigquery_storage.types.ReadSession(
-        streams=[{"name": name}] if name else [],
+        name="projects/mlsys-test/locations/us/sessions/S",
+        streams=[{"name": name} for name in streams],
         arrow_schema={"serialized_schema": schema.serialize().to_pybytes()},
+        expire_time=dt.datetime.now(dt.UTC) + dt.timedelta(hours=6),
     )
 
 
@@ -336,60 +338,49 @@ def _plan(wh, client, shards: int, rows: int = 9):
     return wh.plan_read(TABLE, ["a"], shards, JobScope("job-1", "dev"))
 
 
-def test_plan_opens_no_session_and_each_shard_opens_its_own_when_it_starts(wh, client, read_client):
-    plan = _plan(wh, client, 3)  # the strict read client refuses any call here
+def test_a_job_reads_its_columns_once_through_one_session_with_a_stream_per_shard(
+    wh, client, read_client
+):
+    # A session per shard, each restricted to its rows, would be billed the whole table's
+    # columns every time: one session's streams split the rows and read them once.
+    answer(read_client, "create_read_session", _session("s/0", "s/1", "s/2"))
+    plan = _plan(wh, client, 3)
 
-    assert plan.rows_total == 9 and [s["index"] for s in plan.shards] == [0, 1, 2]
-    assert len({s["snapshot"] for s in plan.shards}) == 1  # one snapshot for every shard
-    answer(read_client, "create_read_session", _session())
-    answer(read_client, "read_rows", lambda stream, **_: _messages([4, 5]))
-
-    assert [b.to_pydict() for b in wh.read_shard(plan.shards[1], 10)] == [{"a": [4, 5]}]
-
+    assert plan.rows_total == 9 and [s["stream"] for s in plan.shards] == ["s/0", "s/1", "s/2"]
     kwargs = read_client.create_read_session.call_args.kwargs
-    session = kwargs["read_session"]
-    assert kwargs["max_stream_count"] == 1
-    assert session.read_options.row_restriction == bq_sql.shard_restriction(["a"], 1, 3)
-    assert session.table_modifiers.snapshot_time.isoformat() == plan.shards[1]["snapshot"]
+    assert kwargs["max_stream_count"] == 3
+    options = kwargs["read_session"].read_options
+    assert list(options.selected_fields) == ["a"] and options.row_restriction == ""
+
+    answer(read_client, "read_rows", lambda stream, **_: _messages([4, 5]))
+    assert [b.to_pydict() for b in wh.read_shard(plan.shards[1], 10)] == [{"a": [4, 5]}]
+    assert [c.args[0] for c in read_client.read_rows.call_args_list] == ["s/1"]
+    assert read_client.create_read_session.call_count == 1  # a shard opens nothing
 
 
-def test_a_session_expired_before_the_first_row_is_opened_again(wh, client, read_client):
-    [shard] = _plan(wh, client, 1, rows=2).shards
-    answer(read_client, "create_read_session", _in_turn(_session("old"), _session("new")))
-    answer(read_client, "read_rows", _in_turn(EXPIRED, _messages([1, 2])))
+def test_a_plan_has_as_many_shards_as_the_session_has_streams(wh, client, read_client):
+    answer(read_client, "create_read_session", _session("s/0"))  # a small table: one stream
 
-    assert [b.num_rows for b in wh.read_shard(shard, 10)] == [2]
-    assert [c.args[0] for c in read_client.read_rows.call_args_list] == ["old", "new"]
-    assert (
-        read_client.create_read_session.call_args.kwargs[
-            "read_session"
-        ].read_options.row_restriction
-        == ""
-    )  # one shard: the whole table
+    plan = _plan(wh, client, 8)
+
+    assert [(s["index"], s["count"], s["stream"]) for s in plan.shards] == [(0, 1, "s/0")]
 
 
-def test_a_session_expired_mid_shard_restarts_the_shard(wh, client, read_client):
-    [shard] = _plan(wh, client, 1, rows=4).shards
-    answer(read_client, "create_read_session", _session())
+def test_an_empty_table_is_planned_without_a_session(wh, client, read_client):
+    plan = _plan(wh, client, 4, rows=0)  # the strict read client refuses any call
 
-    def broken(_stream, **_):
-        yield from _messages([1, 2])
-        raise EXPIRED
-
-    answer(read_client, "read_rows", broken)
-    batches = wh.read_shard(shard, 2)
-    assert next(batches).num_rows == 2
-    with pytest.raises(BackendUnavailable, match="expired mid-read"):
-        next(batches)
+    assert plan.rows_total == 0 and len(plan.shards) == 1
+    assert list(wh.read_shard(plan.shards[0], 10)) == []
 
 
-def test_shard_restrictions_split_every_row_into_exactly_one_shard():
-    parts = [bq_sql.shard_restriction(["id", "x"], k, 3) for k in range(3)]
-    assert parts[0] == (
-        "MOD(MOD(FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(`id`, `x`))), 3) + 3, 3) = 0"
-    )
-    with pytest.raises(ValueError):
-        bq_sql.shard_restriction(["id"], 3, 3)
+def test_a_shard_whose_session_expired_fails_the_job_and_says_why(wh, client, read_client):
+    answer(read_client, "create_read_session", _session("s/0", "s/1"))
+    plan = _plan(wh, client, 2)
+    answer(read_client, "read_rows", EXPIRED)
+
+    with pytest.raises(InvalidRequest, match="read session .* expired") as raised:
+        list(wh.read_shard(plan.shards[1], 10))
+    assert "again" in raised.value.hint
 
 
 # --- partitioned outputs ---------------------------------------------------------------------
@@ -469,7 +460,9 @@ def test_a_truncating_load_states_the_tables_own_partitioning(wh, client):
     assert config.time_partitioning.field == "when" and config.clustering_fields == ["x"]
 
 
-def test_an_incremental_plan_freezes_the_new_keys_in_bigquery_and_reads_that(wh, client):
+def test_an_incremental_plan_freezes_the_new_keys_in_bigquery_and_reads_that(
+    wh, client, read_client
+):
     # bqemulator has no IS NOT DISTINCT FROM: the anti-join statement is checked here.
     from mlsys.warehouse import KeyExclusion
 
@@ -490,6 +483,7 @@ def test_an_incremental_plan_freezes_the_new_keys_in_bigquery_and_reads_that(wh,
         return _query_job()
 
     answer(client, "query", query)
+    answer(read_client, "create_read_session", _session("s/0", "s/1"))
     exclude = KeyExclusion(output, ("a",), (("ModelName", "m"), ("ModelVersion", "v1")))
     plan = wh.plan_read(TABLE, ["a"], 2, JobScope("job-1", "dev"), exclude)
 

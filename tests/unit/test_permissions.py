@@ -86,11 +86,7 @@ def test_the_web_account_only_reads():
     assert writes == {"bigquery.jobs.create"}
     project = [g for g in web if g["scope"] == "project"]
     assert [g["role"] for g in project] == ["roles/bigquery.jobUser"]
-    readable = {
-        g["scope"]
-        for g in web
-        if "bigquery.tables.getData" in MATRIX["roles"][g["role"]]
-    }
+    readable = {g["scope"] for g in web if "bigquery.tables.getData" in MATRIX["roles"][g["role"]]}
     assert readable == {"mlsys_dataset"}
 
 

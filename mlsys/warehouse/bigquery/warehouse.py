@@ -1,8 +1,8 @@
 """BigQuery warehouse (`bigquery://PROJECT`) through google-cloud-bigquery and the Storage Read API.
 
-- Reads: one Storage Read session per shard, opened when the shard starts (a session expires
-  after 6 hours), all at the plan's snapshot time; shard k of n holds the rows whose
-  fingerprint is k mod n, so the shards are disjoint in every session; Arrow record batches.
+- Reads: one Storage Read session per job, opened when the job is planned, with one stream
+  per shard: the streams split the rows, so the job's columns are read (and billed) once
+  whatever the shard count; no row restriction. Arrow record batches.
 - Writes: load jobs from Parquet with an explicit schema (`bq_schema`), never dtype inference.
 - Job output: one staging table per (job, shard) in `{project}.mlsys_{env}`, expiring on its own
   if abandoned, landed by one atomic statement (CREATE TABLE ... AS SELECT, or INSERT ...
@@ -405,9 +405,7 @@ class BigQueryWarehouse(Warehouse):
         with translated("Query"):
             job = self.tables.run(sql)
             # Large results come through the Storage Read API; small ones over REST.
-            storage = (
-                self.tables.read_client if self.read_sessions and not self.emulated else None
-            )
+            storage = self.tables.read_client if self.read_sessions and not self.emulated else None
             table = job.to_arrow(bqstorage_client=storage, create_bqstorage_client=False)
         return table.to_pandas()
 
@@ -455,12 +453,15 @@ class BigQueryWarehouse(Warehouse):
         scope: JobScope,
         exclude: KeyExclusion | None = None,
     ) -> ReadPlan:
-        """One Storage Read session with at most `shards` streams, one shard per stream.
+        """One Storage Read session for the whole job, with at most `shards` streams: one shard
+        per stream.
 
-        BigQuery may return fewer streams than asked for (small tables get one). Every stream
-        reads the session's snapshot; a plan stays readable for the session's lifetime (6 h).
-        With `exclude`, a query first freezes the new keys' rows into the job's snapshot table
-        (the anti-join runs in BigQuery), and the session reads that.
+        The API bills a session for the bytes of the selected columns its streams read, and the
+        streams of one session split the rows between them: the job reads (and pays for) its
+        columns once, whatever the shard count. BigQuery may answer fewer streams than asked
+        for (a small table gets one); the plan has one shard per stream it got. With `exclude`,
+        a query first freezes the new keys' rows into the job's snapshot table (the anti-join
+        runs in BigQuery), and the session reads that.
         """
         if exclude is not None and self.exists(exclude.table):
             snapshot = self.output.snapshot_table(scope)
@@ -471,93 +472,70 @@ class BigQueryWarehouse(Warehouse):
         return self._plan(table, columns, shards)
 
     def _plan(self, table: TableId, columns: list[str], shards: int) -> ReadPlan:
-        """Freeze the read, open nothing yet: each shard opens its own read session when it
-        starts (a session lives 6 hours; one opened at plan time could expire before a late
-        shard runs). Shards stay disjoint and consistent across sessions: all read the table
-        as of one snapshot time, and shard k of n keeps the rows whose fingerprint is k mod n.
-        """
         columns = [check_column(c) for c in columns]
         meta = self.tables.get(table)
         rows = self.tables.rows(meta)
-        # The server's clock decides what a snapshot holds: never ask for a time before the
-        # table's last change (a table created a moment ago did not exist then).
-        snapshot = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-        if meta.modified is not None and meta.modified > snapshot:
-            snapshot = meta.modified
-        count = max(1, shards) if rows else 1
+        base = {"table": str(table), "columns": columns}
+        if not rows:
+            return ReadPlan(rows_total=0, shards=[{**base, "stream": None, "index": 0, "count": 1}])
+        session = self._open_session(table, columns, max(1, shards))
+        streams = [s.name for s in session.streams] or [None]
+        schema = base64.b64encode(session.arrow_schema.serialized_schema).decode()
+        expires = session.expire_time.isoformat() if session.expire_time else None
         return ReadPlan(
             rows_total=rows,
             shards=[
                 {
-                    "table": str(table),
-                    "columns": columns,
-                    "snapshot": snapshot.isoformat(),
+                    **base,
+                    "session": session.name,
+                    "expires": expires,
+                    "stream": stream,
+                    "schema": schema,
                     "index": index,
-                    "count": count,
+                    "count": len(streams),
                 }
-                for index in range(count)
+                for index, stream in enumerate(streams)
             ],
         )
 
-    def _open_session(self, shard: dict[str, Any]) -> Any:
-        """A read session of one shard: one stream over its rows of the planned snapshot."""
-        table = TableId.parse(shard["table"])
+    def _open_session(self, table: TableId, columns: list[str], streams: int) -> Any:
+        """The job's read session: `columns` of `table` as of now, in up to `streams` streams.
+        No row restriction: every stream reads its own part of the rows."""
         types = bigquery_storage.types
-        restriction = (
-            bq_sql.shard_restriction(shard["columns"], shard["index"], shard["count"])
-            if shard["count"] > 1
-            else ""
-        )
         request = types.ReadSession(
             table=f"projects/{table.project}/datasets/{table.dataset}/tables/{table.table}",
             data_format=types.DataFormat.ARROW,
-            read_options=types.ReadSession.TableReadOptions(
-                selected_fields=shard["columns"], row_restriction=restriction
-            ),
-            table_modifiers=types.ReadSession.TableModifiers(
-                snapshot_time=dt.datetime.fromisoformat(shard["snapshot"])
-            ),
+            read_options=types.ReadSession.TableReadOptions(selected_fields=columns),
         )
 
         def attempt() -> Any:
             return self.tables.read_client.create_read_session(
-                parent=f"projects/{self.project}", read_session=request, max_stream_count=1
+                parent=f"projects/{self.project}", read_session=request, max_stream_count=streams
             )
 
         with translated(f"Reading {table}"):
             return self.tables.retried(attempt, f"Reading {table}")
 
     def read_shard(self, shard: dict[str, Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
-        """Stream one shard as record batches of at most `batch_rows` rows.
+        """Stream one shard (one stream of the job's session) as record batches of at most
+        `batch_rows` rows.
 
-        The session is opened here, when the shard starts, and opened again if it has expired
-        before the first row came. The client resumes a broken stream from its last offset by
-        itself; a session that expires mid-shard raises BackendUnavailable, so the shard
-        restarts (its staging is replaced, never appended to).
+        The client resumes a broken stream from its last offset by itself. A session lives at
+        least 6 hours; a shard that starts after its session expired cannot be read again the
+        same way (another session splits the rows differently), so the job fails and says so.
         """
-        if "stream" in shard:  # planned by an earlier version: one session for all shards
-            yield from self._read_stream(shard["stream"], shard, _stream_schema(shard), batch_rows)
+        if shard.get("stream") is None:  # nothing to read (an empty table)
             return
-        for attempt in range(2):
-            session = self._open_session(shard)
-            if not session.streams:  # nothing to read (an empty table or shard)
-                return
-            schema = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
-            sent = 0
-            try:
-                for batch in self._read_stream(session.streams[0].name, shard, schema, batch_rows):
-                    sent += batch.num_rows
-                    yield batch
-                return
-            except gexc.FailedPrecondition as exc:
-                if not _expired(exc):
-                    raise
-                if sent or attempt:
-                    raise BackendUnavailable(
-                        f"The read session of shard {shard['index']} expired mid-read "
-                        f"({exc.message}); the shard starts again."
-                    ) from exc
-                log.info("read session of shard %s expired before use; opening another", shard)
+        try:
+            yield from self._read_stream(shard["stream"], shard, _stream_schema(shard), batch_rows)
+        except gexc.FailedPrecondition as exc:
+            if not _expired(exc):
+                raise
+            raise InvalidRequest(
+                f"The job's read session of {shard['table']} expired ({exc.message}) before "
+                f"shard {shard['index']} was read: BigQuery keeps a read session 6 hours.",
+                hint="Run the job again (with more workers, or fewer jobs queued before it).",
+            ) from exc
 
     def _read_stream(
         self, stream: str | None, shard: dict[str, Any], schema: pa.Schema, batch_rows: int

@@ -210,7 +210,13 @@ class Settings(BaseSettings):
     duckdb_commit_memory: str = _env(
         "MLSYS_DUCKDB_COMMIT_MEMORY",
         "DuckDB's memory cap while a job's commit appends its rows (it spills beyond it).",
-        "512MB",
+        "128MB",
+    )
+    duckdb_snapshot_memory: str = _env(
+        "MLSYS_DUCKDB_SNAPSHOT_MEMORY",
+        "DuckDB's memory cap while it copies a job's input to the job's snapshot (an "
+        "incremental run's anti-join keeps MLSYS_DUCKDB_MEMORY_LIMIT and spills beyond it).",
+        "64MB",
     )
     predict_workers: int | None = _env(
         "MLSYS_PREDICT_WORKERS",

@@ -235,11 +235,15 @@ def save_model(
     artifact_format: ArtifactFormat = "pickle",
     training_data: Any = None,
     training_target: Any = None,
+    reuse_unchanged: bool = False,
 ) -> SavedModel:
     """Write `{name}/v{N}/model.*` and `metadata.json`; never overwrite an existing version.
 
     Args:
         version: the N of vN; default: one more than the highest version in the bucket.
+        reuse_unchanged: without `version`, when the highest version already holds these very
+            bytes (same format and SHA-256), return it instead of writing a copy as a new
+            version (a notebook run again registers nothing new).
         training_data: the training frame (pandas); when given, metadata records its profile
             (features, and the model's predictions on it) and every job compares with it.
         training_target: the training labels, profiled with it.
@@ -250,9 +254,13 @@ def save_model(
     check_model_name(name)
     if artifact_format not in ARTIFACT_FILES:
         raise InvalidRequest(f"Unknown artifact format {artifact_format!r}; use pickle or skops.")
-    version = version or next_version(store, bucket, name)
     data = serialize(model, artifact_format)
     digest = sha256_hex(data)
+    if version is None and reuse_unchanged:
+        if same := _latest_if_same(store, bucket, name, artifact_format, digest):
+            log.info("%s is unchanged (SHA-256 %s): keeping v%d", name, digest[:12], same.version)
+            return same
+    version = version or next_version(store, bucket, name)
     metadata = build_metadata(
         model,
         features=features,
@@ -278,6 +286,23 @@ def save_model(
         json.dumps(metadata, indent=2, sort_keys=True, default=str).encode(),
     )
     return SavedModel(name, version, store.uri(bucket, model_path), digest, metadata)
+
+
+def _latest_if_same(
+    store: ModelStore, bucket: str, name: str, artifact_format: ArtifactFormat, digest: str
+) -> SavedModel | None:
+    """The highest saved version of `name` when its metadata records this artifact."""
+    latest = next_version(store, bucket, name) - 1
+    if latest < 1:
+        return None
+    try:
+        metadata = json.loads(store.read(bucket, artifact_path(name, latest, METADATA_FILE)))
+    except (BlobNotFound, ValueError):  # a bare model.pkl, or unreadable metadata
+        return None
+    if metadata.get("sha256") != digest or metadata.get("format") != artifact_format:
+        return None
+    model_path = artifact_path(name, latest, ARTIFACT_FILES[artifact_format])
+    return SavedModel(name, latest, store.uri(bucket, model_path), digest, metadata)
 
 
 #: Verified models of this process; predict sizes it from MLSYS_MODEL_CACHE_MB.

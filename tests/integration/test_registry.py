@@ -334,3 +334,17 @@ def test_skops_refuses_untrusted_types_until_listed(warehouse, store, settings, 
     np.testing.assert_array_equal(
         loaded.predict(train[datasets.FEATURES]), forest.predict(train[datasets.FEATURES])
     )
+
+
+def test_an_unchanged_model_saved_again_keeps_its_version_when_asked(store, bucket, models):
+    first = save(store, bucket, models[0], reuse_unchanged=True)
+    again = save(store, bucket, models[0], reuse_unchanged=True)
+    as_skops = save(store, bucket, models[0], reuse_unchanged=True, artifact_format="skops")
+    changed = save(store, bucket, models[1], reuse_unchanged=True)
+    copy = save(store, bucket, models[1])  # without asking: a new version, as before
+
+    assert (first.version, again.version) == (1, 1) and again.sha256 == first.sha256
+    assert again.uri == first.uri and again.metadata["sha256"] == first.sha256
+    assert (as_skops.version, changed.version, copy.version) == (2, 3, 4)
+    versions = {b.path.split("/")[1] for b in store.list_blobs(bucket, f"{NAME}/")}
+    assert versions == {"v1", "v2", "v3", "v4"}

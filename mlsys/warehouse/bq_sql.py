@@ -12,8 +12,10 @@ from mlsys.ids import TableId, check_column
 from mlsys.warehouse.base import JOB_ID_COLUMN, KeyExclusion
 
 #: Column every committed prediction row carries with the time it was predicted: job output
-#: tables mlsys creates are partitioned by its day, and clustered by JobId.
+#: tables mlsys creates are partitioned by its day.
 TIME_COLUMN = "PredictionTimestamp"
+#: Clustering of the output tables mlsys creates (those of these columns the output has).
+OUTPUT_CLUSTERING = ("ModelName", "ModelVersion", JOB_ID_COLUMN)
 
 
 def table_ref(table: TableId) -> str:
@@ -41,12 +43,13 @@ class TableSpec:
 
     @classmethod
     def for_output(cls, columns: list[str]) -> TableSpec:
-        """What mlsys gives an output table it creates: daily partitions of PredictionTimestamp
-        and clustering by JobId, so that a job's rows are found in one or two partitions and
-        a few blocks (the landed check and the guarded append read only those)."""
+        """What mlsys gives an output table it creates: daily partitions of PredictionTimestamp,
+        clustered by ModelName, ModelVersion and JobId. An incremental job's anti-join reads
+        one model version's blocks, not the whole output history; a job's landed check reads
+        one or two partitions."""
         return cls(
             partition_field=TIME_COLUMN if TIME_COLUMN in columns else None,
-            clustering=(JOB_ID_COLUMN,) if JOB_ID_COLUMN in columns else (),
+            clustering=tuple(c for c in OUTPUT_CLUSTERING if c in columns),
         )
 
     def ddl(self) -> str:
@@ -112,13 +115,14 @@ def create_from(
 
 
 def truncate_insert(target: TableId, sources: list[TableId], columns: list[str]) -> str:
-    """WRITE_TRUNCATE of an existing table with the same columns: delete every row and insert
-    the staged ones in one transaction, so the table keeps its partitioning, clustering,
-    description, labels and policies, and readers see the old rows or the new, never neither."""
+    """WRITE_TRUNCATE of an existing table with the same columns: empty it and insert the
+    staged rows in one transaction, so the table keeps its partitioning, clustering,
+    description, labels and policies, and readers see the old rows or the new, never neither.
+    TRUNCATE TABLE, not DELETE: it reads (and bills) nothing, and needs no partition filter."""
     names = ", ".join(col(c) for c in columns)
     return (
         "BEGIN TRANSACTION;\n"
-        f"DELETE FROM {table_ref(target)} WHERE TRUE;\n"
+        f"TRUNCATE TABLE {table_ref(target)};\n"
         f"INSERT INTO {table_ref(target)} ({names})\n{_union(sources, columns)};\n"
         "COMMIT TRANSACTION;"
     )

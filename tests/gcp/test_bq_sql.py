@@ -40,16 +40,18 @@ def test_new_and_replaced_targets_are_one_create_statement():
     assert bq_sql.create_from(T, [S0], ["id"], replace=True).startswith("CREATE OR REPLACE TABLE")
 
 
-OUTPUT = ["PassengerId", "Survived", "PredictionTimestamp", "JobId"]
+OUTPUT = ["PassengerId", "Survived", "PredictionTimestamp", "ModelName", "ModelVersion", "JobId"]
 
 
-def test_outputs_mlsys_creates_are_partitioned_by_day_and_clustered_by_job():
+def test_outputs_mlsys_creates_are_partitioned_by_day_and_clustered_for_the_anti_join():
     sql = bq_sql.create_from(T, [S0, S1], OUTPUT, replace=False)
     assert sql.startswith(
         "CREATE TABLE `proj-1.out.preds`\n"
         "PARTITION BY TIMESTAMP_TRUNC(`PredictionTimestamp`, DAY)\n"
-        "CLUSTER BY `JobId` AS\nSELECT "
+        "CLUSTER BY `ModelName`, `ModelVersion`, `JobId` AS\nSELECT "
     )
+    # An output without the model columns: clustered by what it has.
+    assert "CLUSTER BY `JobId` AS" in bq_sql.create_from(T, [S0], ["id", "JobId"], False)
 
 
 def test_the_landed_check_and_the_append_guard_read_the_jobs_partitions_and_cluster_only():
@@ -71,7 +73,7 @@ def test_truncate_keeps_the_table_and_swaps_its_rows_in_one_transaction():
     sql = bq_sql.truncate_insert(T, [S0, S1], OUTPUT)
     lines = sql.splitlines()
     assert lines[0] == "BEGIN TRANSACTION;" and lines[-1] == "COMMIT TRANSACTION;"
-    assert lines[1] == "DELETE FROM `proj-1.out.preds` WHERE TRUE;"
+    assert lines[1] == "TRUNCATE TABLE `proj-1.out.preds`;"
     assert lines[2].startswith("INSERT INTO `proj-1.out.preds` (`PassengerId`, ")
     assert "CREATE" not in sql and "@" not in sql  # no parameters: bqemulator runs it too
 

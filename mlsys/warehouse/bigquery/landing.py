@@ -97,7 +97,7 @@ def _inserted(job: Any) -> int:
 
 class Landing(OutputLanding):
     """A job's staging tables and its output table, landed by single statements, each atomic
-    in BigQuery: CREATE TABLE ... AS SELECT for a new table, DELETE + INSERT in one
+    in BigQuery: CREATE TABLE ... AS SELECT for a new table, TRUNCATE + INSERT in one
     transaction (or CREATE OR REPLACE) for WRITE_TRUNCATE, and for appends an INSERT ... SELECT
     guarded by "no row of this JobId yet" or "table empty", so a repeated commit writes nothing.
     Metadata is read once per landing: one GET of the target, one per staging table."""
@@ -153,7 +153,7 @@ class Landing(OutputLanding):
         return True
 
     def replace_with_staged(self) -> None:
-        """Keep what the table is: with the same columns, DELETE + INSERT in one transaction
+        """Keep what the table is: with the same columns, TRUNCATE + INSERT in one transaction
         (partitioning, clustering, description, labels and policies stay); with other columns,
         CREATE OR REPLACE with the table's own partitioning, clustering and description
         (BigQuery refuses to change those there).

@@ -7,7 +7,8 @@
 - Job output: one staging table per (job, shard) in `{project}.mlsys_{env}`, expiring on its own
   if abandoned, landed by one atomic statement (CREATE TABLE ... AS SELECT, or INSERT ...
   SELECT guarded by "this JobId has not landed yet"). Outputs it creates are partitioned by day
-  on PredictionTimestamp and clustered by JobId, and the guard reads only the job's partitions.
+  on PredictionTimestamp and clustered by (ModelName, ModelVersion, JobId); the guard reads only
+  the job's partitions.
 - Errors: transient ones are retried by the client libraries (`google.api_core` retry with
   backoff); what remains is mapped to `mlsys.errors`.
 

@@ -125,6 +125,38 @@ class MlsysClient:
     def delete_schedule(self, schedule_id: str) -> dict:
         return self._call("DELETE", f"/schedules/{schedule_id}")
 
+    # --- evaluation -------------------------------------------------------------------------
+    def submit_evaluation(self, **params: Any) -> dict:
+        """POST /evaluations: `env`, `output_table`, `labels_table` and the optional
+        key_columns, label_column, prediction_column, model_name, model_version, since,
+        until, days, label_delay, threshold. Returns {job_id, status_url}."""
+        return self._call("POST", "/evaluations", json=params)
+
+    def evaluate(self, timeout: float | None = None, **params: Any) -> dict:
+        """Evaluate predictions against labels on the service and return the job's result
+        (metrics per version and day, degraded days, comparisons).
+
+        Raises:
+            ApiError: the request was refused, or the job failed (its error says why).
+        """
+        job = self.wait(self.submit_evaluation(**params)["job_id"], timeout=timeout)
+        if job["state"] != "succeeded":
+            error = job.get("error") or {}
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            raise ApiError(f"Evaluation {job['job_id']} {job['state']}: {message}")
+        return job["result"]
+
+    def evaluations(
+        self, env: str, name: str, version: str, details: bool = False, limit: int = 1000
+    ) -> list[dict]:
+        """A model version's stored evaluations, one row per evaluate job and UTC day."""
+        answer = self._call(
+            "GET",
+            f"/models/{name}/versions/{version}/evaluations",
+            params={"env": env, "details": str(details).lower(), "limit": limit},
+        )
+        return answer["evaluations"]
+
     # --- monitoring -------------------------------------------------------------------------
     def monitoring(self, env: str, name: str, version: str, limit: int = 100) -> dict:
         """Per-feature drift of every job that ran `version` of `name`, oldest first."""

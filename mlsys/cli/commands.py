@@ -14,6 +14,7 @@ from typing import NoReturn
 import click
 from tqdm import tqdm
 
+from mlsys.cli.evaluate import evaluate, submit_evaluate
 from mlsys.cli.remote import jobs, submit
 from mlsys.cli.schedules import schedule
 from mlsys.client import ApiError
@@ -330,3 +331,5 @@ def token_new(name: str, scopes: tuple[str, ...]) -> None:
 main.add_command(submit)
 main.add_command(jobs)
 main.add_command(schedule)
+main.add_command(evaluate)
+submit.add_command(submit_evaluate)

@@ -12,6 +12,7 @@ import requests
 from jsonschema import Draft202012Validator
 
 from mlsys import datasets
+from mlsys.client import ApiError, MlsysClient
 from mlsys.ids import TableId
 from mlsys.models.artifacts import save_model
 from mlsys.registry import sync_registry
@@ -98,6 +99,13 @@ def test_an_evaluation_runs_on_a_worker_and_its_history_is_served(stack):
         refused = _post(url, OUTSIDER)
         not_mlsys = _post(url, READER, output_table=str(INPUT))
         mine, theirs, admins = _history(url, READER), _history(url, OUTSIDER), _history(url, ADMIN)
+        client = MlsysClient(url, READER)
+        from_client = client.evaluations("dev", "scripted", "v1")
+        with pytest.raises(ApiError, match="400: Table mlsys-local.titanic.passengers was not"):
+            client.evaluate(env="dev", output_table=str(INPUT), labels_table=str(LABELS))
+        result = MlsysClient(url, ADMIN).evaluate(
+            timeout=60, env="dev", output_table=str(OUTPUT), labels_table=str(LABELS), days=2
+        )
         spec = requests.get(
             f"{url}/openapi.json", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30
         ).json()
@@ -128,6 +136,8 @@ def test_an_evaluation_runs_on_a_worker_and_its_history_is_served(stack):
     schema = documented["responses"]["200"]["content"]["application/json"]["schema"]
     validator = Draft202012Validator({"components": spec["components"], **schema})
     assert [e.message for e in validator.iter_errors(mine.json())] == []
+    assert [r["job_id"] for r in from_client] == [job.job_id]
+    assert result["versions"][0]["window"]["matched"] == 3_000
     assert theirs.status_code == 200 and theirs.json()["evaluations"] == []
     assert [d["job_id"] for d in admins.json()["evaluations"]] == [job.job_id]
 

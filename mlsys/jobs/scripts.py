@@ -227,11 +227,15 @@ return plan
 """)
 
 # Rows done by a shard: the maximum over its attempts, so a redone shard never makes the job's
-# progress go backwards. ARGV: id, shard index, rows done by this attempt, live ms.
+# progress go backwards. Once the job ended (a cancel answered) its progress stays as it was
+# then, and its record keeps its end-of-life expiry. ARGV: id, shard index, rows done by this
+# attempt, live ms.
 PROGRESS = script("""
 local key = jkey(ARGV[1]) .. ':progress'
 local rows = tonumber(ARGV[3])
 local current = tonumber(redis.call('HGET', key, ARGV[2]) or '0')
+local state = redis.call('HGET', jkey(ARGV[1]), 'state')
+if state ~= 'queued' and state ~= 'running' then return current end
 if rows > current then redis.call('HSET', key, ARGV[2], rows) end
 touch(ARGV[1], ARGV[4])
 return math.max(rows, current)

@@ -94,6 +94,20 @@ def test_progress_is_the_best_attempt_of_each_shard_and_never_goes_back(jobs):
     assert jobs.get(job.job_id).progress.rows_done == 80
 
 
+def test_progress_stops_when_the_cancel_answered(jobs, redis_client):
+    """A shard still streaming when the job is cancelled reports more rows: they were not
+    landed, and the job shows what it had done when it ended."""
+    job, _ = jobs.create(_new(rows_total=100))
+    jobs.record_plan(job.job_id, [{"k": 0}], {}, 100)
+    jobs.set_progress(job.job_id, 0, 20)
+    cancelled = jobs.cancel(job.job_id)
+    jobs.set_progress(job.job_id, 0, 40)  # the shard's next batch, before it saw the cancel
+
+    assert cancelled.progress.rows_done == 20
+    assert jobs.get(job.job_id).progress.rows_done == 20
+    assert 300 < _ttl(redis_client, job.job_id) <= 700  # kept as an ended job, not renewed
+
+
 def test_records_expire_while_live_are_renewed_and_kept_after_the_end(jobs, redis_client):
     job, _ = jobs.create(_new(idempotency_key="k1"))
     assert 0 < _ttl(redis_client, job.job_id) <= 300

@@ -1,8 +1,9 @@
 """Google Cloud Storage model store (`gs://`): one bucket per environment.
 
 Objects are addressed as (bucket, path) and come back as plain `BlobInfo` entities. Reads can be
-pinned to a generation, so a model overwritten after it was registered is refused rather than
-silently loaded; writes take GCS generation preconditions, so two uploads never clobber each
+pinned to a generation (read as `generation=N`: in the versioned models bucket an overwritten
+model keeps serving the bytes it was registered with; elsewhere it is refused, never silently
+replaced); writes take GCS generation preconditions, so two uploads never clobber each
 other. `STORAGE_EMULATOR_HOST` (honoured by google-cloud-storage itself) points the client at a
 local emulator with anonymous credentials.
 """
@@ -157,28 +158,38 @@ class GCSModelStore(ModelStore):
         """The object's bytes, verified by the client's checksum.
 
         Args:
-            generation: when given, the read carries `ifGenerationMatch`, so GCS itself refuses
-                to serve bytes of any other generation.
+            generation: when given, the bytes of that generation (`generation=N` on the
+                download): in a versioned bucket (as Terraform makes the models bucket) an
+                overwritten object's registered generation stays readable, so a job pinned to
+                it keeps loading what was registered.
         Raises:
             BlobNotFound: no such object.
-            ArtifactIntegrityError: the object was replaced since `generation`.
+            ArtifactIntegrityError: the object was replaced since `generation`, which the
+                bucket no longer keeps (no versioning, or deleted since).
         """
-        blob = self.client.bucket(check_bucket(bucket)).blob(path)
+        blob = self.client.bucket(check_bucket(bucket)).blob(path, generation=generation)
         try:
-            data = blob.download_as_bytes(if_generation_match=generation)
+            data = blob.download_as_bytes()
         except gexc.NotFound as exc:
+            if generation is not None and self._exists(bucket, path):
+                raise self._replaced(bucket, path, generation) from exc
             raise BlobNotFound(f"No object at {self.uri(bucket, path)}.") from exc
-        except gexc.PreconditionFailed as exc:
-            raise self._replaced(bucket, path, generation) from exc
         except _TRANSIENT_OR_API as exc:
             raise _mapped(exc, self.uri(bucket, path)) from exc
         # The client records the served generation (x-goog-generation); checking it as well
-        # guards against servers that ignore the precondition on media downloads (some
-        # emulators do).
+        # guards against servers that ignore the generation on media downloads.
         served = blob.generation
         if generation is not None and served is not None and int(served) != generation:
             raise self._replaced(bucket, path, generation)
         return data
+
+    def _exists(self, bucket: str, path: str) -> bool:
+        try:
+            return self.client.bucket(check_bucket(bucket)).get_blob(path) is not None
+        except gexc.NotFound:
+            return False
+        except _TRANSIENT_OR_API as exc:
+            raise _mapped(exc, self.uri(bucket, path)) from exc
 
     def write(
         self, bucket: str, path: str, data: bytes, if_generation_match: int | None = None

@@ -165,19 +165,19 @@ def test_write_to_a_missing_bucket_says_how_to_fix_it():
     assert blob.upload_from_string.call_args.args == (b"x",)
 
 
-def test_real_gcs_precondition_on_download_is_mapped():
-    # Real GCS answers 412 to a pinned read of a replaced object; fake-gcs-server ignores the
-    # precondition on media downloads, so this path is shown with a mock.
-    blob = strict(storage.Blob, download_as_bytes=gexc.PreconditionFailed("generation mismatch"))
-    client = _client(strict(storage.Bucket, blob=blob))
+def test_a_pinned_read_asks_for_its_generation_and_a_vanished_one_is_refused():
+    # Real GCS answers 404 for a generation a bucket without versioning no longer keeps.
+    blob = strict(storage.Blob, download_as_bytes=gexc.NotFound("no such generation"))
+    bucket = strict(storage.Bucket, blob=blob, get_blob=strict(storage.Blob))
+    client = _client(bucket)
     with pytest.raises(ArtifactIntegrityError, match="replaced after generation 7"):
         GCSModelStore(client=client).read("models-b", "m/v1/model.pkl", generation=7)
-    blob.download_as_bytes.assert_called_once_with(if_generation_match=7)
-    client.bucket.return_value.blob.assert_called_once_with("m/v1/model.pkl")
+    bucket.blob.assert_called_once_with("m/v1/model.pkl", generation=7)
+    blob.download_as_bytes.assert_called_once_with()
 
 
 def test_a_served_generation_other_than_the_pinned_one_is_refused():
-    # Servers that ignore the precondition (some emulators) still report what they served.
+    # Servers that ignore the generation (some emulators) still report what they served.
     blob = strict(storage.Blob, download_as_bytes=b"new bytes")
     blob.generation = 8
     store = GCSModelStore(client=_client(strict(storage.Bucket, blob=blob)))
@@ -197,3 +197,16 @@ def test_missing_gcp_extra_says_how_to_install_it():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "install mlsys[gcp]" in out.stdout
+
+
+def test_in_a_versioned_bucket_an_overwritten_model_serves_its_registered_generation(store, bucket):
+    # Terraform turns versioning on for the models bucket: a job pinned to the registered
+    # generation keeps loading those bytes after someone overwrites the object.
+    registered = store.write(bucket, "m/v1/model.pkl", b"registered")
+    versioned = store.client.get_bucket(bucket)
+    versioned.versioning_enabled = True
+    versioned.patch()
+    store.write(bucket, "m/v1/model.pkl", b"overwritten")
+
+    assert store.read(bucket, "m/v1/model.pkl", generation=registered.generation) == b"registered"
+    assert store.read(bucket, "m/v1/model.pkl") == b"overwritten"

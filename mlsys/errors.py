@@ -99,6 +99,13 @@ class ScheduleNotFound(MlsysError):
     title = "Schedule not found"
 
 
+class ScheduleLimitReached(MlsysError):
+    """The principal already has as many schedules as MLSYS_SCHEDULES_PER_PRINCIPAL allows."""
+
+    status = 409
+    title = "Too many schedules"
+
+
 class JobConflict(MlsysError):
     status = 409
     title = "Job conflict"

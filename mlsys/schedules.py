@@ -2,7 +2,9 @@
 
 A schedule's record lives in Redis next to the job records; beat fires it through a redbeat
 entry (worker/beat.py) and every firing becomes an ordinary job owned by the schedule's
-principal, or a recorded skip when the schedule's previous job is still running. The predict
+principal, or a recorded skip when the schedule's previous job is still running. A schedule
+whose principal can no longer run it (removed, or lost a scope or a dataset) is suspended at
+its next firing: paused, with the reason in `suspended`, until an admin resumes it. The predict
 spec is stored as the user gave it, so a model reference naming an alias (`champion`) is
 resolved again at every run.
 
@@ -29,12 +31,15 @@ from mlsys.errors import InvalidRequest, ScheduleNotFound
 PREFIX = "mlsys:"
 RUNS_KEPT = 50
 #: What a run of a schedule did.
-SUBMITTED, SKIPPED_OVERLAP, SKIPPED_PAUSED, FAILED = (
+SUBMITTED, SKIPPED_OVERLAP, SKIPPED_PAUSED, SKIPPED_REVOKED, FAILED = (
     "submitted",
     "skipped_overlap",
     "skipped_paused",
+    "skipped_revoked",
     "failed",
 )
+#: Schedule ids read from the index per round trip when listing.
+_LIST_BATCH = 500
 
 _FIELDS = (  # name, low, high, names
     ("minute", 0, 59, None),
@@ -122,6 +127,8 @@ class Schedule:
     timezone: str = "UTC"
     name: str | None = None
     paused: bool = False
+    #: Why it stopped firing on its own (its principal can no longer run it); None otherwise.
+    suspended: str | None = None
     created_at: str = field(default_factory=_now)
     updated_at: str = field(default_factory=_now)
 
@@ -208,15 +215,29 @@ class ScheduleStore:
             pipe.execute()
 
     def list(self, principal: str | None = None, limit: int = 200) -> list[Schedule]:
-        ids = self.r.zrevrange(self._INDEX, 0, max(0, limit * 4))
-        found = []
-        for schedule_id in ids:
-            schedule = self.get(schedule_id)
-            if schedule is not None and principal in (None, schedule.principal):
-                found.append(schedule)
-            if len(found) >= limit:
+        """Newest first, `principal`'s only (None: everyone's). Reads the index in batches until
+        `limit` are found, so other principals' newer schedules never hide one's own (the
+        per-principal cap bounds the walk)."""
+        found: list[Schedule] = []
+        start = 0
+        while len(found) < limit:
+            ids = self.r.zrevrange(self._INDEX, start, start + _LIST_BATCH - 1)
+            if not ids:
                 break
-        return found
+            start += len(ids)
+            with self.r.pipeline(transaction=False) as pipe:
+                for schedule_id in ids:
+                    pipe.hget(self._key(schedule_id), "data")
+                records = pipe.execute()
+            for raw in records:
+                schedule = Schedule.from_json(json.loads(raw)) if raw else None
+                if schedule is not None and principal in (None, schedule.principal):
+                    found.append(schedule)
+        return found[:limit]
+
+    def count(self, principal: str) -> int:
+        """How many schedules `principal` has."""
+        return len(self.list(principal, limit=1_000_000))
 
     # --- runs -------------------------------------------------------------------------------
     def record_run(

@@ -301,6 +301,13 @@ class Settings(BaseSettings):
         300.0,
         ge=0,
     )
+    schedules_per_principal: int = _env(
+        "MLSYS_SCHEDULES_PER_PRINCIPAL",
+        "Most schedules one principal may have at once (an admin too); creating one more is "
+        "refused with 409.",
+        50,
+        ge=1,
+    )
     schedule_min_interval: float = _env(
         "MLSYS_SCHEDULE_MIN_INTERVAL",
         "Shortest interval_seconds a schedule may ask for (seconds).",

@@ -61,6 +61,10 @@ class Credentials:
     def enabled(self) -> bool:
         return bool(self.entries)
 
+    def named(self, name: str) -> Principal | None:
+        """The configured principal called `name` (a schedule's owner at fire time), or None."""
+        return next((p for _, p in self.entries if p.name == name), None)
+
     def resolve(self, presented: str) -> Principal | None:
         """The principal of `presented`, comparing in constant time against every hash (no
         early exit, so timing tells neither which entry matched nor how many there are)."""

@@ -46,7 +46,7 @@ class ScheduleRun(BaseModel):
     """One firing of a schedule."""
 
     at: str = Field(description="When beat fired it (UTC).")
-    outcome: Literal["submitted", "skipped_overlap", "skipped_paused", "failed"]
+    outcome: Literal["submitted", "skipped_overlap", "skipped_paused", "skipped_revoked", "failed"]
     job_id: str | None = Field(description="The job it submitted (outcome submitted).")
     job_state: str | None = Field(None, description="That job's state now.")
     detail: str = Field(description="Why it was skipped or failed.")
@@ -62,6 +62,11 @@ class Schedule(BaseModel):
     interval_seconds: float | None
     timezone: str
     paused: bool
+    suspended: str | None = Field(
+        None,
+        description="Why it stopped on its own: its principal could no longer run it (removed, "
+        "or lost a scope or dataset). Paused until an admin resumes it.",
+    )
     predict: dict[str, Any] = Field(description="The validated predict spec.")
     created_at: str
     updated_at: str

@@ -1,8 +1,12 @@
 """Schedules over HTTP: create, list, show (with the latest runs), pause/resume/change, delete.
 
 A schedule is checked like POST /predict (tables, model reference, the principal's datasets
-and scopes) when it is created; each run is checked again by the worker that submits it.
-Schedules belong to the principal that created them; an admin sees every one.
+and scopes) when it is created; each run is checked again by the worker that submits it, the
+principal's credentials included (a revoked principal's schedule is suspended, and only an
+admin may resume it). Creating, changing and resuming spend the principal's submit budget;
+a principal has at most MLSYS_SCHEDULES_PER_PRINCIPAL schedules, none more often than
+MLSYS_SCHEDULE_MIN_INTERVAL. Schedules belong to the principal that created them; an admin
+sees every one.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, url_for
 
-from mlsys.errors import InvalidRequest
+from mlsys.errors import InvalidRequest, PermissionDenied, ScheduleLimitReached
 from mlsys.predict import PredictSpec, prepare_predict
 from mlsys.schedules import (
     Schedule,
@@ -24,7 +28,7 @@ from web.backends import backends
 from web.errors import read_json_object
 from web.openapi import doc
 from web.policy import Access, Datasets, Owner, policy
-from web.principal import Scope, current_principal
+from web.principal import Principal, Scope, current_principal
 from web.schedule_schemas import Schedule as ScheduleView
 from web.schedule_schemas import ScheduleCreate, ScheduleList, ScheduleUpdate
 from worker.app import QUEUE
@@ -92,6 +96,28 @@ def _checked_spec(predict: dict[str, Any]) -> PredictSpec:
     return spec
 
 
+def check_resume(item: Schedule, principal: Principal) -> dict[str, Any]:
+    """The changes that resume `item`: a suspended schedule only by an admin (its owner's
+    credentials no longer allowed its runs), which also clears the suspension."""
+    if item.suspended is None:
+        return {"paused": False}
+    if not principal.is_admin:
+        raise PermissionDenied(
+            f"This schedule was suspended ({item.suspended}); only an admin may resume it.",
+            hint="Ask an admin to restore the principal's access and resume it.",
+        )
+    return {"paused": False, "suspended": None}
+
+
+def _check_room(principal: str, cap: int) -> None:
+    if _store().count(principal) >= cap:
+        raise ScheduleLimitReached(
+            f"Principal {principal!r} already has {cap} schedules, the most allowed.",
+            hint="Delete one it no longer needs (DELETE /schedules/{id}), or raise "
+            "MLSYS_SCHEDULES_PER_PRINCIPAL on the server.",
+        )
+
+
 def _view(item: Schedule, runs: int = 0) -> dict[str, Any]:
     found = backends()
     data = {**item.to_json(), "next_run_at": next_run(found.celery, item), "last_runs": []}
@@ -121,6 +147,7 @@ def create_schedule() -> Response:
         body.cron, body.interval_seconds, body.timezone, found.settings.schedule_min_interval
     )
     spec = _checked_spec(dict(body.predict))
+    _check_room(current_principal().name, found.settings.schedules_per_principal)
     item = Schedule(
         schedule_id=new_schedule_id(),
         principal=current_principal().name,
@@ -189,6 +216,8 @@ def update_schedule(schedule_id: str) -> Response:
     changes = body.model_dump(exclude_unset=True)
     if changes.get("paused") is None:
         changes.pop("paused", None)
+    elif changes["paused"] is False and item.paused:
+        changes.update(check_resume(item, current_principal()))
     if "timezone" in changes and changes["timezone"] is None:
         changes.pop("timezone")
     if "cron" in changes or "interval_seconds" in changes:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from celery import Celery
 from celery.schedules import crontab, schedule
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
+from redbeat.schedulers import ensure_conf
 
 from mlsys.schedules import Schedule, check_cron
 
@@ -68,6 +69,7 @@ def install(app: Celery, item: Schedule, queue: str) -> None:
 
 
 def remove(app: Celery, item: Schedule) -> None:
+    ensure_conf(app)
     RedBeatSchedulerEntry(name=item.entry_name, app=app).delete()
 
 
@@ -75,6 +77,9 @@ def next_run(app: Celery, item: Schedule) -> str | None:
     """When beat will fire the schedule next (ISO time), or None (paused or no entry)."""
     if item.paused:
         return None
+    # redbeat sets up its configuration on an app lazily, when an entry is first saved or a
+    # scheduler starts: a process that only reads (a web process just restarted) has none yet.
+    ensure_conf(app)
     try:
         entry = ZonedEntry.from_key(ZonedEntry.generate_key(app, item.entry_name), app=app)
     except KeyError:

@@ -4,27 +4,36 @@ A firing is skipped (and recorded) while the schedule's previous job is still qu
 running, and when the schedule was paused after its entry fired. The predict spec is checked
 again and resolved now (a moved alias is picked up here), exactly as POST /predict checks a
 request, and the job is an ordinary one owned by the schedule's principal.
+
+The principal's credentials are checked at every firing, not only when the schedule was made:
+a principal removed from the configuration, or no longer holding the scope or the datasets the
+run needs, gets no job; the firing is recorded as skipped with the reason, and the schedule is
+suspended (paused, its beat entry removed) until an admin resumes it.
 """
 
 from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from celery import current_app, shared_task
 
-from mlsys.errors import MlsysError
+from mlsys.errors import MlsysError, PermissionDenied
 from mlsys.jobs import LIVE, JobKind, NewJob
 from mlsys.predict import PredictSpec, prepare_predict
 from mlsys.schedules import (
     FAILED,
     SKIPPED_OVERLAP,
     SKIPPED_PAUSED,
+    SKIPPED_REVOKED,
     SUBMITTED,
     Schedule,
     ScheduleStore,
 )
+from web.auth import authorize_predict
+from web.credentials import load_credentials
+from web.principal import Scope
 from worker import context
-from worker.beat import RUN_SCHEDULE
+from worker.beat import RUN_SCHEDULE, remove
 from worker.dispatch import send_unit
 
 log = logging.getLogger(__name__)
@@ -32,6 +41,37 @@ log = logging.getLogger(__name__)
 
 def schedule_store() -> ScheduleStore:
     return ScheduleStore(context.jobs().client)
+
+
+def refusal(item: Schedule) -> str | None:
+    """Why the schedule's principal may not run it now (None: it may). Credentials are read
+    afresh, so a principal removed from the file loses its schedules without a restart."""
+    settings = context.settings()
+    try:
+        credentials = load_credentials(settings)
+    except MlsysError as error:
+        return f"the principals configuration cannot be read ({error})"
+    if not credentials.enabled:
+        return None  # authentication is off: every request acts as the local administrator
+    principal = credentials.named(item.principal)
+    if principal is None:
+        return f"principal {item.principal!r} is no longer configured"
+    if not principal.has(Scope.PREDICT):
+        return f"principal {item.principal!r} no longer holds the 'predict' scope"
+    spec = PredictSpec.from_json(item.predict, settings)
+    try:
+        authorize_predict(spec.input_table, spec.output_table, spec.write_disposition, principal)
+    except PermissionDenied as error:
+        return error.message
+    return None
+
+
+def suspend(store: ScheduleStore, item: Schedule, reason: str) -> None:
+    """Pause the schedule with its reason, drop its beat entry, record the skipped run."""
+    store.update(item, paused=True, suspended=reason)
+    remove(current_app, item)
+    store.record_run(item.schedule_id, SKIPPED_REVOKED, detail=f"suspended: {reason}")
+    log.warning("schedule %s suspended: %s", item.schedule_id, reason)
 
 
 def submit_scheduled(item: Schedule) -> str:
@@ -66,6 +106,10 @@ def run_schedule(schedule_id: str, timezone: str | None = None) -> str | None:
             return None
         if item.paused:
             store.record_run(schedule_id, SKIPPED_PAUSED, detail="the schedule is paused")
+            return None
+        reason = refusal(item)
+        if reason is not None:
+            suspend(store, item, reason)
             return None
         last = store.last_job(schedule_id)
         state = context.jobs().state(last) if last else None

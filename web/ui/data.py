@@ -21,6 +21,7 @@ from mlsys.schedules import Schedule, ScheduleStore
 from mlsys.warehouse.bq_sql import string_literal
 from web.backends import backends
 from web.principal import Principal, Scope
+from web.schedules import check_resume
 from web.submit import submit_job
 from worker.app import QUEUE
 from worker.beat import install, next_run
@@ -161,7 +162,8 @@ def set_paused(principal: Principal, schedule_id: str, paused: bool) -> Schedule
         )
     store = _schedule_store()
     item = store.require(schedule_id, _schedule_owner(principal))
-    updated = store.update(item, paused=paused)
+    changes = {"paused": True} if paused else check_resume(item, principal)
+    updated = store.update(item, **changes)
     install(backends().celery, updated, QUEUE)
     return updated
 

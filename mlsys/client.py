@@ -42,14 +42,18 @@ class MlsysClient:
         try:
             response = self.session.request(method, url, timeout=timeout, **kwargs)
         except requests.RequestException as error:
-            raise ApiError(
+            unreachable = ApiError(
                 f"Cannot reach the mlsys API at {self.base_url} ({type(error).__name__}).",
                 hint="Start it (see README: Local stack) or set MLSYS_API_URL.",
-            ) from None
+            )
+            unreachable.status = 503  # the service's trouble, not the caller's input
+            raise unreachable from None
         if response.status_code >= 400:
             try:
                 problem = response.json()
                 message = problem.get("detail") or problem.get("title") or response.text
+                if problem.get("error_id"):  # the server's log repeats it
+                    message = f"{message} (error_id {problem['error_id']})"
             except ValueError:
                 message = response.text[:200]
             error = ApiError(f"{response.status_code}: {message}")

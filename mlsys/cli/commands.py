@@ -32,9 +32,15 @@ def _opt(name: str, **kwargs):
     return click.option(*spellings, name, **kwargs)
 
 
-def _fail(message: str) -> NoReturn:
+#: Exit codes (README "The CLI"): 1 the job failed or was cancelled, or the command broke in
+#: this process (the message names a log); 2 bad input (usage, or the API answered 4xx);
+#: 3 the service failed (the API answered 5xx) or could not be reached: retry later.
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_SERVICE = 1, 2, 3
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+    sys.exit(code)
 
 
 def _usage(error: click.UsageError) -> NoReturn:
@@ -59,7 +65,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MlsysError as error:
-            if error.status >= 500 and not isinstance(error, ApiError):
+            if isinstance(error, ApiError) and error.status >= 500:
+                _fail(str(error), EXIT_SERVICE)  # not the caller's input: the server's log says
+            if error.status >= 500:
                 _crash(ctx, error)  # the model or a backend broke: keep the traceback
             _fail(str(error))
         except click.UsageError as error:
@@ -85,7 +93,7 @@ def _crash(ctx: click.Context, error: Exception) -> NoReturn:
         f"error: {command} failed{job}: {type(error).__name__}: {message} Full log: {log}",
         err=True,
     )
-    sys.exit(1)
+    sys.exit(EXIT_FAILED)
 
 
 def _write_log(job_id: str | None, error: BaseException) -> str:
@@ -116,7 +124,12 @@ def _bar(total: int, desc: str):
 @click.group(cls=_Group)
 @click.version_option(package_name="mlsys")
 def main() -> None:
-    """Batch predictions for scikit-learn models over warehouse tables."""
+    """Batch predictions for scikit-learn models over warehouse tables.
+
+    Exit codes: 0 done; 1 the job failed or was cancelled (or the command broke: the message
+    names a log); 2 bad input (usage, or the API answered 4xx); 3 the service failed (the API
+    answered 5xx) or could not be reached.
+    """
 
 
 @main.command()

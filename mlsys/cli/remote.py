@@ -125,14 +125,27 @@ def jobs_status(job_id: str, wait: bool) -> None:
 def jobs_list(state: str | None, kind: str | None, limit: int, page_token: str | None) -> None:
     """List your recent jobs (everyone's with an admin token), newest first."""
     page = _client().jobs(state=state, kind=kind, limit=limit, page_token=page_token)
+    if not page["jobs"]:
+        asked = " ".join(filter(None, [state, kind]))
+        click.echo(
+            f"no {asked + ' ' if asked else ''}jobs" + (" on this page" if page_token else "")
+        )
     for job in page["jobs"]:
-        progress = job.get("progress") or {}
         click.echo(
             f"{job['job_id']}  {job['kind']:<13} {job['state']:<9} "
-            f"{progress.get('percent', 0):>5.1f}%  {job.get('submitted_at', '')}"
+            f"{_percent(job):>6}  {job.get('submitted_at', '')}"
         )
     if page.get("next_page_token"):
         click.echo(f"more: --page-token {page['next_page_token']}", err=True)
+
+
+def _percent(job: dict) -> str:
+    """A predict job's share of rows done; jobs that count no rows (a registry sync, an alias
+    move) show a dash, not a 0% they never leave."""
+    progress = job.get("progress") or {}
+    if not progress.get("rows_total"):
+        return "-"
+    return f"{progress.get('percent', 0):.1f}%"
 
 
 @jobs.command("cancel")

@@ -72,7 +72,10 @@ def schedule_create(cron, interval_seconds, timezone, name, paused, **predict) -
 @schedule.command("list")
 def schedule_list() -> None:
     """One line per schedule: id, timing, model, output, next run."""
-    for item in _client().schedules():
+    items = _client().schedules()
+    if not items:
+        click.echo("no schedules")
+    for item in items:
         click.echo(_line(item))
 
 

@@ -139,6 +139,36 @@ def test_client_that_cannot_reach_the_api_says_where_it_looked():
     assert "MLSYS_API_URL" in raised.value.hint
 
 
+def test_cli_exits_3_when_the_service_fails_or_cannot_be_reached(tmp_path, redis_url):
+    """Not the caller's input (exit 2): the API answered 5xx (here its Redis is gone) or was
+    not there; one line."""
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    stack = make_stack(tmp_path, dead_redis, MLSYS_API_TOKENS=TOKEN)
+    app = create_app({"SETTINGS": stack.settings, "CELERY_APP": stack.celery})
+    with serve_wsgi(app) as url:
+        broken = Service(stack, url).cli("jobs", "list")
+    unreachable = Service(stack, f"http://127.0.0.1:{free_port()}").cli("jobs", "list")
+
+    assert broken.returncode == 3, broken.stderr
+    (line,) = broken.stderr.splitlines()
+    assert line == "error: 503: The job store (Redis) is unavailable. Retry shortly."
+    assert unreachable.returncode == 3, unreachable.stderr
+    assert unreachable.stderr.startswith("error: Cannot reach the mlsys API")
+
+
+def test_cli_lists_say_when_they_are_empty_and_registry_jobs_show_no_percent(service):
+    empty = service.cli("jobs", "list", "--kind", "alias_move")
+    no_schedules = service.cli("schedule", "list")
+    sync = service.client().submit_registry_sync("dev")
+    service.client().wait(sync["job_id"], interval=0.05)
+    listed = service.cli("jobs", "list", "--kind", "registry_sync")
+
+    assert (empty.returncode, empty.stdout) == (0, "no alias_move jobs\n")
+    assert (no_schedules.returncode, no_schedules.stdout) == (0, "no schedules\n")
+    (line,) = [row for row in listed.stdout.splitlines() if row.startswith(sync["job_id"])]
+    assert line.split()[1:4] == ["registry_sync", "succeeded", "-"]
+
+
 def test_concurrent_write_empty_jobs_land_exactly_one(service):
     # Both pass the submit check (the table does not exist yet); only one may land.
     client = service.client()

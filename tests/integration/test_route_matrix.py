@@ -124,6 +124,7 @@ def api(tmp_path, demo_home, redis_url, redis_client):
         MLSYS_API_TOKENS=ADMIN,
         MLSYS_API_PRINCIPALS=json.dumps(PRINCIPALS),
         MLSYS_SUBMIT_RATE_LIMIT="100000/minute",
+        MLSYS_SCHEDULES_PER_PRINCIPAL="100000",
         MLSYS_ALIAS_WAIT_SECONDS="0",
     ) as api:
         yield api

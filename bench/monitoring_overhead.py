@@ -30,8 +30,8 @@ def main() -> None:
     from mlsys.cli.demo import CATEGORICAL, NUMERIC, titanic_pipeline
     from mlsys.ids import TableId
     from mlsys.models.artifacts import save_model
-    from mlsys.monitoring.stats import shard_monitor
     from mlsys.predict import PredictSpec, predict_table, prepare_predict
+    from mlsys.predict.monitored import shard_monitor
     from mlsys.registry import sync_registry
     from mlsys.settings import Settings
     from mlsys.store import open_store

@@ -27,14 +27,15 @@ from mlsys.jobs import (
     NewJob,
 )
 from mlsys.jobs import shard_unit as shard_unit_name
-from mlsys.monitoring.stats import ShardProfiles, record_job_stats, shard_monitor
+from mlsys.monitoring.stats import ShardProfiles
 from mlsys.predict import (
     PredictSpec,
     PreparedPredict,
     commit_job,
     plan_shards,
     prepare_predict,
-    run_shard,
+    record_job_stats,
+    run_monitored_shard,
     shards_for_slots,
 )
 from mlsys.registry import set_alias, sync_registry
@@ -127,8 +128,7 @@ def shard(job_id: str, index: int, attempt: int = 1) -> None:
             done += rows
             jobs.set_progress(job_id, index, done)
 
-        monitor = shard_monitor(prepared) if settings.monitoring else None
-        run_shard(
+        profile = run_monitored_shard(
             prepared,
             record.plan[index],
             index,
@@ -138,11 +138,10 @@ def shard(job_id: str, index: int, attempt: int = 1) -> None:
             settings,
             progress=progress,
             cancelled=run.should_stop,
-            observe=monitor.observe if monitor else None,
         )
         run.check()  # cancelled or superseded while staging: do not count this attempt
-        if monitor is not None:
-            ShardProfiles(jobs.client).save(job_id, index, monitor.result())
+        if profile is not None:
+            ShardProfiles(jobs.client).save(job_id, index, profile)
         finished = jobs.mark_done(job_id, unit, attempt)
         if finished == record.shards_total:
             send_unit(job_id, COMMIT, jobs.units(job_id)[COMMIT]["attempt"])

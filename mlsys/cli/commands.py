@@ -221,7 +221,7 @@ def _predict_options(fn):
 )
 def predict(workers: int | None, **params) -> None:
     """Run a predict job on this machine, on all its cores (no service needed)."""
-    from mlsys.predict.steps import PredictSpec, predict_table
+    from mlsys.predict import PredictSpec, predict_table
     from mlsys.resources import available_cpus
 
     settings, warehouse, store = _backends()
@@ -265,7 +265,7 @@ def registry() -> None:
 @_opt("env", required=True, help="Environment whose bucket to scan.")
 def registry_sync(env: str) -> None:
     """Scan the model bucket and merge it into the registry table."""
-    from mlsys.registry.sync import sync_registry
+    from mlsys.registry import sync_registry
 
     settings, warehouse, store = _backends()
     click.echo(json.dumps(sync_registry(warehouse, store, settings, env).to_json(), indent=2))
@@ -276,7 +276,7 @@ def registry_sync(env: str) -> None:
 @_opt("model_name", default=None, help="Only this model.")
 def registry_list(env: str, model_name: str | None) -> None:
     """List registered model versions."""
-    from mlsys.registry.sync import read_registry
+    from mlsys.registry import read_registry
 
     settings, warehouse, _store = _backends()
     settings.check_env(env)
@@ -301,7 +301,7 @@ def registry_list(env: str, model_name: str | None) -> None:
 @click.argument("version")
 def registry_alias(env: str, model_name: str, alias: str, version: str) -> None:
     """Point ALIAS (e.g. champion) at VERSION (e.g. v3) of MODEL_NAME."""
-    from mlsys.registry.sync import set_alias
+    from mlsys.registry import set_alias
 
     settings, warehouse, _store = _backends()
     entry = set_alias(warehouse, settings, env, model_name, alias, version)

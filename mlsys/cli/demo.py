@@ -18,8 +18,8 @@ from mlsys import datasets
 from mlsys.errors import BlobNotFound
 from mlsys.ids import TableId
 from mlsys.models.artifacts import artifact_path, save_model
-from mlsys.predict.steps import PredictResult, PredictSpec, predict_table
-from mlsys.registry.sync import sync_registry
+from mlsys.predict import PredictResult, PredictSpec, predict_table
+from mlsys.registry import sync_registry
 from mlsys.settings import Settings
 from mlsys.store.base import ModelStore
 from mlsys.warehouse.base import Warehouse

@@ -2,8 +2,9 @@
 at commit, compare with the model's training profile and keep one row per feature and job in
 `mlsys_{env}.prediction_stats`.
 
-The predict pipeline only calls `ShardMonitor.observe(inputs, outputs)` per batch; everything
-else (what to profile, where it is stored, how it is read back) is here.
+The predict pipeline only calls `ShardMonitor.observe(inputs, outputs)` per batch and
+`record_stats` at its commit (`mlsys.predict.monitored`); everything else (what to profile,
+where it is stored, how it is read back) is here, taking plain values.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
@@ -33,9 +34,6 @@ from mlsys.settings import Settings
 from mlsys.tables import PREDICTION_STATS, arrow_fields
 from mlsys.warehouse.base import Warehouse
 from mlsys.warehouse.bq_sql import col, string_literal
-
-if TYPE_CHECKING:  # mlsys.predict imports this module
-    from mlsys.predict.steps import PreparedPredict
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +99,6 @@ class ShardMonitor:
         return self.profile if self.profile is not None else Profile()
 
 
-def shard_monitor(prepared: PreparedPredict) -> ShardMonitor:
-    """A monitor for one shard of a prepared predict job."""
-    return ShardMonitor(
-        reference_of(prepared.reference_profile),
-        list(prepared.features),
-        prepared.target,
-        prepared.task,
-    )
-
-
 class ShardProfiles:
     """The profiles of a job's shards between the shard tasks and the commit, in Redis beside
     the job engine's keys (`mlsys:profiles:{job_id}`, one field per shard). A shard's retry
@@ -139,11 +127,12 @@ class ShardProfiles:
 
 
 def summarize(
-    prepared: PreparedPredict, profiles: Iterable[Profile], settings: Settings
+    reference_profile: dict[str, Any] | None, profiles: Iterable[Profile], settings: Settings
 ) -> tuple[Profile, DriftReport]:
-    """Merge the shards' profiles and grade them against the training profile."""
+    """Merge the shards' profiles and grade them against the training profile (as saved
+    with the model: JSON, or None)."""
     profile = merge_profiles(profiles)
-    reference = reference_of(prepared.reference_profile)
+    reference = reference_of(reference_profile)
     return profile, compare(profile, reference, Thresholds.from_mapping(settings.drift_thresholds))
 
 
@@ -176,22 +165,24 @@ def stats_rows(
     return pa.Table.from_pylist(rows, schema=SCHEMA)
 
 
-def record_job_stats(
+def record_stats(
     warehouse: Warehouse,
     settings: Settings,
-    prepared: PreparedPredict,
+    env: str,
     job_id: str,
+    model_name: str,
+    model_version: int,
+    reference_profile: dict[str, Any] | None,
     profiles: Iterable[Profile],
 ) -> dict[str, Any]:
     """Store a job's per-feature drift (a re-run of the same commit writes nothing new) and
     return the summary its job record shows. Monitoring never fails a job that committed: an
     error here is logged and reported as status `unavailable`."""
     try:
-        profile, report = summarize(prepared, profiles, settings)
-        model = prepared.model
-        rows = stats_rows(job_id, model.model_name, model.model_version, profile, report)
+        profile, report = summarize(reference_profile, profiles, settings)
+        rows = stats_rows(job_id, model_name, model_version, profile, report)
         if rows.num_rows:
-            warehouse.merge(stats_table(settings, prepared.env), rows, KEYS)
+            warehouse.merge(stats_table(settings, env), rows, KEYS)
     except Exception as error:
         log.exception("monitoring of job %s failed", job_id)
         return {"status": "unavailable", "error": f"{type(error).__name__}: {error}"}

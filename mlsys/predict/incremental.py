@@ -11,15 +11,12 @@ job that finds no new key commits 0 rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from mlsys.errors import InvalidRequest
-from mlsys.ids import check_column
+from mlsys.ids import TableId, check_column
 from mlsys.registry.pinned import PinnedModel
 from mlsys.warehouse.base import KeyExclusion
-
-if TYPE_CHECKING:  # mlsys.predict imports this module
-    from mlsys.predict.steps import PredictSpec
 
 Mode = Literal["full", "incremental"]
 MODES: tuple[str, ...] = ("full", "incremental")
@@ -64,8 +61,16 @@ def check_keys(keys: Sequence[str] | None, id_columns: list[str]) -> list[str]:
     return chosen
 
 
+class IncrementalRequest(Protocol):
+    """What `exclusion` reads of a job's spec (`mlsys.predict.spec.PredictSpec` has it)."""
+
+    mode: str
+    output_table: TableId
+    key_columns: Sequence[str] | None
+
+
 def exclusion(
-    spec: PredictSpec, model: PinnedModel, id_columns: Sequence[str]
+    spec: IncrementalRequest, model: PinnedModel, id_columns: Sequence[str]
 ) -> KeyExclusion | None:
     """The read filter of a prepared job: None for a full run."""
     if spec.mode != "incremental":

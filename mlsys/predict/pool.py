@@ -16,15 +16,14 @@ import multiprocessing
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlsys.errors import Cancelled
+from mlsys.predict.monitored import run_monitored_shard
+from mlsys.predict.spec import PreparedPredict
 from mlsys.settings import Settings
 from mlsys.store.base import ModelStore
 from mlsys.warehouse.base import Warehouse
-
-if TYPE_CHECKING:  # mlsys.predict imports this module (when a job runs on a pool)
-    from mlsys.predict.steps import PreparedPredict
 
 # Set in the parent before a fork (inherited), or by the initializer of a fresh process.
 _CHILD: dict[str, Any] = {}
@@ -44,10 +43,8 @@ def _init(settings: Settings, queue, inherited: bool) -> None:
 
 
 def _run(prepared: PreparedPredict, shard: dict, index: int, job_id: str):
-    from mlsys.predict.steps import _run_monitored
-
     queue = _CHILD["queue"]
-    return _run_monitored(
+    return run_monitored_shard(
         prepared,
         shard,
         index,

@@ -1,197 +1,46 @@
-"""The streaming predict pipeline: any fitted scikit-learn estimator over a warehouse table.
+"""The steps of a predict job: any fitted scikit-learn estimator over a warehouse table.
 
 Pure: no Flask, no Celery. Progress and cancellation are callbacks; the job layer decides what
 they do. A job is prepared (everything checkable is checked), its input is planned into shards,
 each shard streams batches through the model into its own staging, and one atomic commit lands
-all rows tagged with the job id. Memory is bounded by the batch size, not the table size.
+all rows tagged with the job id. Memory is bounded by the batch size, not the table size. The
+workers run these steps as Celery tasks; `mlsys.predict.local` runs them all in one process.
 """
 
 from __future__ import annotations
 
 import base64
 import math
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 
 from mlsys.errors import Cancelled, InvalidRequest, SchemaMismatch
-from mlsys.ids import ModelRef, TableId, check_column
+from mlsys.ids import check_column
 from mlsys.models import labels
 from mlsys.models.artifacts import MODEL_CACHE, load_verified, warn_on_version_drift
-from mlsys.monitoring.stats import record_job_stats, shard_monitor
 from mlsys.predict.columns import default_id_columns
 from mlsys.predict.commit import check_output, commit_output
-from mlsys.predict.incremental import Mode, check_keys, check_mode, exclusion
-from mlsys.predict.protect import check_job_tables
+from mlsys.predict.incremental import check_keys, exclusion
+from mlsys.predict.spec import (
+    METADATA_COLUMNS,
+    PROBABILITY_COLUMN,
+    CancelCheck,
+    Observer,
+    PredictSpec,
+    PreparedPredict,
+    Progress,
+    build_output_schema,
+)
+from mlsys.registry.entry import PENDING, RegistryEntry
 from mlsys.registry.pending import infer_pending
 from mlsys.registry.pinned import PinnedModel
-from mlsys.registry.sync import PENDING, RegistryEntry, check_pinned, resolve
+from mlsys.registry.read import check_pinned, resolve
 from mlsys.settings import Settings
 from mlsys.store.base import ModelStore
-from mlsys.warehouse.base import (
-    JOB_ID_COLUMN,
-    JobScope,
-    ReadPlan,
-    Warehouse,
-    WriteDisposition,
-    check_disposition,
-)
-
-PROBABILITY_COLUMN = "PredictionProbability"
-METADATA_COLUMNS = ["PredictionTimestamp", "ModelName", "ModelVersion", JOB_ID_COLUMN]
-MAX_ID_COLUMNS = 16
-
-Progress = Callable[[int], None]
-CancelCheck = Callable[[], bool]
-#: Sees every batch's input and predictions (monitoring profiles them).
-Observer = Callable[[pa.RecordBatch, pa.RecordBatch], None]
-
-
-def _incremental(mode, key_columns, write_disposition) -> dict[str, Any]:
-    checked, keys = check_mode(mode, key_columns, write_disposition)
-    return {"mode": checked, "key_columns": keys}
-
-
-@dataclass(frozen=True)
-class PredictSpec:
-    """What a caller asks for, validated: the job's parameters."""
-
-    env: str
-    input_table: TableId
-    output_table: TableId
-    model: ModelRef
-    id_columns: tuple[str, ...] | None = None
-    write_disposition: WriteDisposition = "WRITE_APPEND"
-    shards: int | None = None
-    mode: Mode = "full"
-    key_columns: tuple[str, ...] | None = None  # incremental: default the id columns
-
-    @classmethod
-    def parse(
-        cls,
-        *,
-        env: str,
-        input_table: str | TableId,
-        output_table: str | TableId,
-        model_name: str,
-        model_version: object = "latest",
-        id_columns: list[str] | str | None = None,
-        write_disposition: str = "WRITE_APPEND",
-        shards: int | None = None,
-        mode: str | None = None,
-        key_columns: list[str] | str | None = None,
-        settings: Settings,
-    ) -> PredictSpec:
-        """Build a spec from user input; every identifier is validated here (values the API's
-        request models parsed already, TableId and VersionSpec, are taken as they are)."""
-        if isinstance(id_columns, str):
-            id_columns = [c.strip() for c in id_columns.split(",") if c.strip()]
-        if id_columns is not None and len(id_columns) > MAX_ID_COLUMNS:
-            raise InvalidRequest(f"At most {MAX_ID_COLUMNS} id_columns are allowed.")
-        if shards is not None and not (1 <= int(shards) <= settings.max_shards):
-            raise InvalidRequest(
-                f"shards must be between 1 and {settings.max_shards} (MLSYS_MAX_SHARDS)."
-            )
-        inputs, outputs = TableId.parse(input_table), TableId.parse(output_table)
-        check_job_tables(inputs, outputs, settings)
-        return cls(
-            env=settings.check_env(env),
-            input_table=inputs,
-            output_table=outputs,
-            model=ModelRef.parse(model_name, model_version),
-            id_columns=tuple(check_column(c) for c in id_columns) if id_columns else None,
-            write_disposition=check_disposition(write_disposition),
-            shards=int(shards) if shards is not None else None,
-            **_incremental(mode, key_columns, write_disposition),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        # A full run's parameters stay as they always were (idempotency keys compare them).
-        extra = (
-            {"mode": self.mode, "key_columns": list(self.key_columns or []) or None}
-            if self.mode != "full"
-            else {}
-        )
-        return {
-            "env": self.env,
-            "input_table": str(self.input_table),
-            "output_table": str(self.output_table),
-            "model_name": self.model.name,
-            "model_version": str(self.model.version),
-            "id_columns": list(self.id_columns) if self.id_columns else None,
-            "write_disposition": self.write_disposition,
-            "shards": self.shards,
-            **extra,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], settings: Settings) -> PredictSpec:
-        """Parse stored parameters again, with every check `parse` makes: where they were
-        stored (Redis) is not trusted to hold only what the API accepted."""
-        # A scheduled job's parameters also name their schedule (mlsys.schedules).
-        fields = {k: v for k, v in data.items() if k not in ("schedule_id", "trigger")}
-        return cls.parse(settings=settings, **fields)
-
-
-@dataclass(frozen=True)
-class PreparedPredict:
-    """A spec resolved against the registry and the input table. A job records it once (its
-    JSON) so that every shard task gets the same pinned model version and output schema."""
-
-    spec: PredictSpec
-    model: PinnedModel
-    features: list[str]
-    id_columns: list[str]
-    target: str
-    task: str
-    rows_total: int
-    output_schema_b64: str = ""
-    reference_profile: dict[str, Any] | None = None  # training profile (mlsys.monitoring)
-
-    @property
-    def output_schema(self) -> pa.Schema:
-        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(self.output_schema_b64)))
-
-    @property
-    def env(self) -> str:
-        return self.spec.env
-
-    def to_json(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {**data, "spec": self.spec.to_json(), "model": self.model.to_json()}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], settings: Settings) -> PreparedPredict:
-        """Read a job record's copy back, checking its spec again (`PredictSpec.from_json`):
-        a record in Redis is not trusted to name only tables the API accepted."""
-        return cls(
-            **{
-                **data,
-                "spec": PredictSpec.from_json(data["spec"], settings),
-                "model": PinnedModel.from_json(data["model"]),
-            }
-        )
-
-
-def build_output_schema(
-    input_schema: pa.Schema, id_columns: list[str], target: str, task: str, classes: list | None
-) -> pa.Schema:
-    fields = [pa.field(c, input_schema.field(c).type) for c in id_columns]
-    fields.append(pa.field(target, labels.target_type(task, classes)))
-    if task == "classification":
-        fields.append(pa.field(PROBABILITY_COLUMN, pa.float64()))
-    fields += [
-        pa.field("PredictionTimestamp", pa.timestamp("us", tz="UTC")),
-        pa.field("ModelName", pa.string()),
-        pa.field("ModelVersion", pa.string()),
-        pa.field(JOB_ID_COLUMN, pa.string()),
-    ]
-    return pa.schema(fields)
+from mlsys.warehouse.base import JobScope, ReadPlan, Warehouse
 
 
 def prepare_predict(
@@ -394,21 +243,6 @@ def run_shard(
     return warehouse.stage(JobScope(job_id, prepared.env), shard_index, batches(), schema)
 
 
-@dataclass(frozen=True)
-class PredictResult:
-    job_id: str
-    output_table: str
-    rows_written: int
-    model: str
-    shards: int
-    seconds: float
-    already_committed: bool = False
-    monitoring: dict[str, Any] | None = None  # drift summary (mlsys.monitoring.stats)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def commit_job(
     prepared: PreparedPredict,
     warehouse: Warehouse,
@@ -438,124 +272,3 @@ def shards_for_slots(prepared: PreparedPredict, settings: Settings, slots: int) 
     shards = max(settings.auto_shards(prepared.rows_total), useful)
     balanced = math.ceil(shards / useful) * useful
     return balanced if balanced <= settings.max_shards else shards
-
-
-def _run_monitored(
-    prepared: PreparedPredict,
-    shard: dict[str, Any],
-    index: int,
-    job_id: str,
-    warehouse: Warehouse,
-    store: ModelStore,
-    settings: Settings,
-    progress: Progress | None = None,
-    cancelled: CancelCheck | None = None,
-):
-    """Run one shard, profiling it when monitoring is on; returns its profile (or None)."""
-    monitor = shard_monitor(prepared) if settings.monitoring else None
-    run_shard(
-        prepared,
-        shard,
-        index,
-        job_id,
-        warehouse,
-        store,
-        settings,
-        progress,
-        cancelled,
-        observe=monitor.observe if monitor else None,
-    )
-    return monitor.result() if monitor else None
-
-
-def predict_table(
-    spec: PredictSpec,
-    warehouse: Warehouse,
-    store: ModelStore,
-    settings: Settings,
-    job_id: str,
-    progress: Progress | None = None,
-    cancelled: CancelCheck | None = None,
-    on_prepared: Callable[[PreparedPredict], None] | None = None,
-    workers: int = 1,
-) -> PredictResult:
-    """Run a whole job here: prepare, stream every shard (on up to `workers` processes, all
-    reading one snapshot), commit once.
-
-    A failure or cancel anywhere leaves the output table as it was.
-    """
-    started = time.monotonic()
-    prepared = prepare_predict(spec, warehouse, settings, store)
-    if on_prepared is not None:
-        on_prepared(prepared)
-    scope = JobScope(job_id, spec.env)
-    # Loading the model (importing scikit-learn, unpickling) is Python work and the snapshot
-    # is DuckDB's or BigQuery's: overlap them. The loaded model stays in the process cache.
-    loader = _Preload(prepared, store, settings)
-    try:
-        plan = plan_shards(
-            prepared, warehouse, settings, job_id, shards_for_slots(prepared, settings, workers)
-        )
-        loader.result()
-        if workers > 1 and len(plan.shards) > 1:
-            from mlsys.predict.pool import run_shards
-
-            profiles = run_shards(
-                prepared,
-                plan.shards,
-                job_id,
-                warehouse,
-                store,
-                settings,
-                workers,
-                progress,
-                cancelled,
-            )
-        else:
-            profiles = [
-                _run_monitored(
-                    prepared, shard, index, job_id, warehouse, store, settings, progress, cancelled
-                )
-                for index, shard in enumerate(plan.shards)
-            ]
-        profiles = [p for p in profiles if p is not None]
-        if cancelled is not None and cancelled():
-            raise Cancelled(f"Job {job_id} was cancelled.")
-        rows, already = commit_job(prepared, warehouse, job_id, len(plan.shards))
-        monitoring = (
-            record_job_stats(warehouse, settings, prepared, job_id, profiles) if profiles else None
-        )
-    finally:
-        loader.join()
-        warehouse.discard(scope)
-    return PredictResult(
-        job_id=job_id,
-        output_table=str(spec.output_table),
-        rows_written=rows,
-        model=prepared.model.ref,
-        shards=len(plan.shards),
-        seconds=round(time.monotonic() - started, 3),
-        already_committed=already,
-        monitoring=monitoring,
-    )
-
-
-class _Preload(threading.Thread):
-    """Load a job's model in the background; `result()` re-raises what loading raised."""
-
-    def __init__(self, prepared: PreparedPredict, store: ModelStore, settings: Settings) -> None:
-        super().__init__(name="model-preload", daemon=True)
-        self._args = (prepared.model, store, settings)
-        self._error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            load_model(*self._args)
-        except BaseException as error:  # re-raised in the caller by result()
-            self._error = error
-
-    def result(self) -> None:
-        self.join()
-        if self._error is not None:
-            raise self._error

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from mlsys.errors import InvalidRequest, MlsysError
 from mlsys.ids import check_model_name
-from mlsys.registry.sync import RegistryEntry, registry_table, trusted_entries
+from mlsys.registry.entry import RegistryEntry, registry_table
+from mlsys.registry.read import trusted_entries
 from mlsys.settings import Settings
 from mlsys.warehouse.base import Warehouse
 

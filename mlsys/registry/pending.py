@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from mlsys.errors import ArtifactIntegrityError, BackendUnavailable, MetadataPending
 from mlsys.models.artifacts import infer_metadata, load_verified
-from mlsys.registry.sync import (
+from mlsys.registry.entry import (
     ACTIVE,
     INVALID,
     KEYS,

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mlsys.registry.sync import RegistryEntry
+    from mlsys.registry.entry import RegistryEntry
 
 
 @dataclass(frozen=True)

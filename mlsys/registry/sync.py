@@ -11,211 +11,36 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 
-from mlsys.errors import ArtifactIntegrityError, BackendUnavailable, MlsysError, ModelNotFound
-from mlsys.ids import ModelRef, TableId, VersionSpec, check_alias, check_model_name
+from mlsys.errors import BackendUnavailable
+from mlsys.ids import TableId
 from mlsys.models.artifacts import (
     METADATA_FILE,
-    artifact_path,
-    format_of,
     parse_artifact_path,
     sha256_hex,
 )
-from mlsys.registry.pinned import PinnedModel
+from mlsys.registry.entry import (
+    ACTIVE,
+    INVALID,
+    KEYS,
+    MISSING,
+    PENDING,
+    SCHEMA,
+    SYNC_COLUMNS,
+    RegistryEntry,
+    registry_table,
+)
+from mlsys.registry.read import read_registry
 from mlsys.settings import Settings
 from mlsys.store.base import BlobInfo, ModelStore
-from mlsys.tables import MODEL_REGISTRY, arrow_fields
 from mlsys.warehouse.base import MergeResult, Warehouse
 
 log = logging.getLogger(__name__)
-
-KEYS = ["environment", "model_name", "model_version"]
-#: The registry table's Arrow schema, from its one definition (`mlsys.tables`), which infra/
-#: creates the BigQuery table from. Nullable throughout: BigQuery enforces the REQUIRED keys.
-SCHEMA = arrow_fields(MODEL_REGISTRY)
-#: Columns a sync owns; everything but the aliases.
-SYNC_COLUMNS = [name for name in SCHEMA.names if name != "aliases"]
-
-ACTIVE, MISSING, INVALID = "active", "missing", "invalid"
-#: Registered without metadata.json: features are read from the model in a worker at its first
-#: predict, after the hash check (mlsys.registry.pending), because a sync never deserializes.
-PENDING = "pending"
-#: Statuses whose artifact a worker may load.
-LOADABLE = (ACTIVE, PENDING)
-_ARTIFACTS = ("model.pkl", "model.skops")
-
-
-def registry_table(settings: Settings, env: str) -> TableId:
-    return TableId(settings.gcp_project_id, settings.dataset_for(env), MODEL_REGISTRY.name)
-
-
-@dataclass(frozen=True)
-class RegistryEntry:
-    """One registered model version."""
-
-    model_name: str
-    model_version: int
-    environment: str
-    gcs_bucket: str
-    blob_path: str
-    file_size_bytes: int
-    sha256: str
-    generation: int | None
-    status: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-    aliases: list[str] = field(default_factory=list)
-    upload_timestamp: datetime | None = None
-    registered_at: datetime | None = None
-    updated_at: datetime | None = None
-    uploader: str | None = None
-
-    @property
-    def version(self) -> str:
-        return f"v{self.model_version}"
-
-    @property
-    def artifact_format(self):
-        return format_of(self.blob_path.rsplit("/", 1)[-1]) or "pickle"
-
-    @property
-    def features(self) -> list[str]:
-        return list(self.metadata.get("features") or [])
-
-    def to_json(self) -> dict[str, Any]:
-        """The entry as the API shows it."""
-        return {
-            "model_name": self.model_name,
-            "model_version": self.version,
-            "environment": self.environment,
-            "status": self.status,
-            "aliases": self.aliases,
-            "uri": f"{self.gcs_bucket}/{self.blob_path}",
-            "file_size_bytes": self.file_size_bytes,
-            "sha256": self.sha256,
-            "generation": self.generation,
-            "uploader": self.uploader,
-            "upload_timestamp": _iso(self.upload_timestamp),
-            "registered_at": _iso(self.registered_at),
-            "updated_at": _iso(self.updated_at),
-            "metadata": self.metadata,
-        }
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> RegistryEntry:
-        return cls(
-            model_name=row["model_name"],
-            model_version=int(row["model_version"]),
-            environment=row["environment"],
-            gcs_bucket=row["gcs_bucket"],
-            blob_path=row["blob_path"],
-            file_size_bytes=int(row["file_size_bytes"] or 0),
-            sha256=row["sha256"] or "",
-            generation=None if row["generation"] is None else int(row["generation"]),
-            status=row["status"],
-            metadata=json.loads(row["metadata"] or "{}"),
-            aliases=json.loads(row.get("aliases") or "[]"),
-            upload_timestamp=row.get("upload_timestamp"),
-            registered_at=row.get("registered_at"),
-            updated_at=row.get("updated_at"),
-            uploader=row.get("uploader"),
-        )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def read_registry(warehouse: Warehouse, settings: Settings, env: str) -> list[RegistryEntry]:
-    """The env's registered versions that may be loaded; any other row is skipped with a
-    warning (see `untrusted_reason`), so nothing resolves to it."""
-    table = registry_table(settings, env)
-    if not warehouse.exists(table):
-        return []
-    entries = trusted_entries(warehouse.read_table(table).to_pylist(), settings, env, table)
-    return sorted(entries, key=lambda e: (e.model_name, e.model_version))
-
-
-def trusted_entries(
-    rows: list[dict[str, Any]], settings: Settings, env: str, table: object
-) -> list[RegistryEntry]:
-    """The registry rows that may be loaded, as entries; any other is skipped with a warning
-    (see `untrusted_reason`)."""
-    entries = []
-    for row in rows:
-        try:
-            entry = RegistryEntry.from_row(row)
-            reason = untrusted_reason(entry, settings, env)
-        except (KeyError, TypeError, ValueError) as error:
-            reason = f"malformed row ({type(error).__name__}: {error})"
-        if reason is not None:
-            log.warning("registry %s: skipping a row that is never loaded: %s", table, reason)
-            continue
-        entries.append(entry)
-    return entries
-
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def untrusted_reason(entry: RegistryEntry, settings: Settings, env: str) -> str | None:
-    """Why a registry row must not be loaded, or None.
-
-    The registry table is data, and data can be forged: a row counts only if it is this
-    environment's, names this environment's model bucket, points at `{model}/v{N}/model.pkl`
-    or `.skops` of its own name and version, and records a SHA-256 (and, on GCS, the object
-    generation) to check the bytes against.
-    """
-    where = f"{entry.model_name!r} v{entry.model_version}"
-    if entry.environment != env:
-        return f"{where} belongs to environment {entry.environment!r}, not {env!r}"
-    bucket = settings.bucket_for(env)
-    if entry.gcs_bucket != bucket:
-        return f"{where} names bucket {entry.gcs_bucket!r}, not {env}'s model bucket {bucket!r}"
-    try:
-        expected = {artifact_path(entry.model_name, entry.model_version, f) for f in _ARTIFACTS}
-    except MlsysError:
-        return f"{where} has an invalid model name"
-    if entry.model_version < 1 or entry.blob_path not in expected:
-        return f"{where} points at {entry.blob_path!r}, not {' or '.join(sorted(expected))}"
-    if entry.status not in LOADABLE:
-        return None  # listed with its status, never loaded
-    if not _SHA256.fullmatch(entry.sha256 or ""):
-        return f"{where} records no SHA-256"
-    if settings.model_store.startswith("gs://") and entry.generation is None:
-        return f"{where} records no object generation"
-    return None
-
-
-def check_pinned(
-    warehouse: Warehouse, settings: Settings, env: str, pinned: PinnedModel
-) -> RegistryEntry:
-    """The registry entry a job pinned, re-read before its model is loaded: a job record in
-    Redis may not name an artifact the registry does not hold.
-
-    Raises:
-        ArtifactIntegrityError: the registry holds no loadable version with exactly that
-            bucket, path, SHA-256 and generation.
-    """
-    name, version = pinned.model_name, pinned.model_version
-    held = [
-        e
-        for e in read_registry(warehouse, settings, env)
-        if e.model_name == name and e.model_version == version and e.status in LOADABLE
-    ]
-    fields = ("gcs_bucket", "blob_path", "sha256", "generation", "artifact_format")
-    if not held or any(getattr(held[0], f) != getattr(pinned, f) for f in fields):
-        raise ArtifactIntegrityError(
-            f"The job's model {name}/v{version} in {env} is not the artifact the registry holds; "
-            "nothing was loaded.",
-            hint="Submit the job again; if it keeps failing, run a registry sync.",
-        )
-    return held[0]
 
 
 @dataclass(frozen=True)
@@ -422,82 +247,3 @@ def _same(previous: RegistryEntry, row: dict[str, Any]) -> bool:
     old = _entry_row(previous)
     fields = ("blob_path", "file_size_bytes", "sha256", "generation", "status", "metadata")
     return all(old[f] == row[f] for f in fields)
-
-
-def resolve(warehouse: Warehouse, settings: Settings, env: str, ref: ModelRef) -> RegistryEntry:
-    """The registry entry a reference names: `vN`, `latest` (highest active) or an alias.
-
-    Raises:
-        ModelNotFound: no such model, version or alias (the message lists what exists).
-        ArtifactIntegrityError: the version is registered but invalid or missing.
-    """
-    settings.check_env(env)
-    versions = [e for e in read_registry(warehouse, settings, env) if e.model_name == ref.name]
-    if not versions:
-        known = sorted({e.model_name for e in read_registry(warehouse, settings, env)})
-        raise ModelNotFound(
-            f"Model {ref.name!r} is not registered in {env}.",
-            hint=(f"Registered models: {', '.join(known)}." if known else "Nothing is registered.")
-            + " Save it to the model store and run a registry sync.",
-        )
-    spec: VersionSpec = ref.version
-    if spec.number is not None:
-        match = [e for e in versions if e.model_version == spec.number]
-    elif spec.alias is not None:
-        match = [e for e in versions if spec.alias in e.aliases]
-    else:
-        match = (
-            [max((e for e in versions if e.status in LOADABLE), key=lambda e: e.model_version)]
-            if any(e.status in LOADABLE for e in versions)
-            else []
-        )
-    if not match:
-        listed = ", ".join(
-            e.version
-            + (f" @{' @'.join(e.aliases)}" if e.aliases else "")
-            + ("" if e.status in LOADABLE else f" ({e.status})")
-            for e in versions
-        )
-        raise ModelNotFound(
-            f"Model {ref.name!r} has no version {spec} in {env}.",
-            hint=f"Registered versions: {listed}.",
-        )
-    entry = match[0]
-    if entry.status not in LOADABLE:
-        problems = "; ".join(entry.metadata.get("problems", [])) or entry.status
-        raise ArtifactIntegrityError(
-            f"{ref.name}/{entry.version} in {env} is {entry.status}: {problems}.",
-            hint="Fix or re-upload the artifact and run a registry sync.",
-        )
-    return entry
-
-
-def set_alias(
-    warehouse: Warehouse, settings: Settings, env: str, name: str, alias: str, version: object
-) -> RegistryEntry:
-    """Point `alias` at a version of `name`, moving it off any other version."""
-    alias = check_alias(alias)
-    target = resolve(warehouse, settings, env, ModelRef.parse(check_model_name(name), version))
-    now = datetime.now(UTC)
-    changes = []
-    for entry in read_registry(warehouse, settings, env):
-        if entry.model_name != name:
-            continue
-        aliases = [a for a in entry.aliases if a != alias]
-        if entry.model_version == target.model_version:
-            aliases = sorted([*aliases, alias])
-        if aliases != entry.aliases:
-            changes.append(
-                {
-                    "environment": env,
-                    "model_name": name,
-                    "model_version": entry.model_version,
-                    "aliases": json.dumps(aliases),
-                    "updated_at": now,
-                }
-            )
-    if changes:
-        schema = pa.schema([SCHEMA.field(n) for n in [*KEYS, "aliases", "updated_at"]])
-        batch = pa.Table.from_pylist(changes, schema=schema)
-        warehouse.merge(registry_table(settings, env), batch, KEYS)
-    return resolve(warehouse, settings, env, ModelRef(name, VersionSpec(alias=alias)))

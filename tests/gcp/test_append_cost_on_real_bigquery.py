@@ -38,7 +38,7 @@ def _job_output(job_id: str) -> pa.Table:
 def _dry_run_bytes(wh, sql: str, params: dict) -> int:
     from google.cloud import bigquery
 
-    from mlsys.warehouse.bigquery.warehouse import _parameter
+    from mlsys.warehouse.bigquery.client import _parameter
 
     config = bigquery.QueryJobConfig(
         dry_run=True,

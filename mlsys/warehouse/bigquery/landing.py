@@ -2,7 +2,7 @@
 
 The workflow half of `BigQueryWarehouse`, written against the table primitives of
 `BigQueryTables` (load, create, copy, drop, run, ...), so it holds no Cloud SDK import and no
-error mapping: those stay in `bigquery.py`. The rules of a commit are `mlsys.predict.commit`'s.
+error mapping: those are `client.py`'s. The rules of a commit are `mlsys.predict.commit`'s.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import datetime as dt
 import tempfile
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlsys.errors import InvalidRequest, SchemaMismatch
+from mlsys.errors import SchemaMismatch
 from mlsys.ids import TableId, check_column
 from mlsys.settings import Settings
 from mlsys.warehouse import bq_sql
@@ -27,6 +27,7 @@ from mlsys.warehouse.base import (
     OutputLanding,
     StagedRows,
 )
+from mlsys.warehouse.bigquery.client import BigQueryTables, TableExists
 from mlsys.warehouse.bq_schema import (
     api_fields,
     arrow_schema,
@@ -37,13 +38,6 @@ from mlsys.warehouse.bq_schema import (
     relaxed,
     to_loadable,
 )
-
-if TYPE_CHECKING:  # the SDK side, imported by bigquery.py only
-    from mlsys.warehouse.bigquery.warehouse import BigQueryTables
-
-
-class TableExists(InvalidRequest):
-    """A CREATE TABLE met a table created meanwhile (BigQuery's 409 "duplicate")."""
 
 
 def stage_prefix(scope: JobScope) -> str:

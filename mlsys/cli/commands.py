@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-from tqdm import tqdm
 
 from mlsys.cli.evaluate import evaluate, submit_evaluate
 from mlsys.cli.remote import jobs, submit
 from mlsys.cli.schedules import schedule
-from mlsys.client import ApiError
 from mlsys.dispositions import WRITE_DISPOSITIONS
 from mlsys.errors import MlsysError
 from mlsys.settings import get_settings
@@ -65,7 +63,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MlsysError as error:
-            if isinstance(error, ApiError) and error.status >= 500:
+            if error.status >= 500 and _from_api(error):
                 _fail(str(error), EXIT_SERVICE)  # not the caller's input: the server's log says
             if error.status >= 500:
                 _crash(ctx, error)  # the model or a backend broke: keep the traceback
@@ -78,6 +76,13 @@ class _Group(click.Group):
             raise
         except Exception as error:  # never a traceback on the terminal: one line + a log
             _crash(ctx, error)
+
+
+def _from_api(error: MlsysError) -> bool:
+    """The API answered with a problem: its message is the whole story (no traceback of ours)."""
+    from mlsys.client import ApiError
+
+    return isinstance(error, ApiError)
 
 
 def _crash(ctx: click.Context, error: Exception) -> NoReturn:
@@ -118,6 +123,8 @@ def _backends():
 
 
 def _bar(total: int, desc: str):
+    from tqdm import tqdm
+
     return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, dynamic_ncols=True)
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
-from tqdm import tqdm
 
-from mlsys.client import TERMINAL_STATES, MlsysClient
-from mlsys.jobs.names import JobState
 from mlsys.settings import get_settings
+
+if TYPE_CHECKING:  # the HTTP client loads when a command calls the API, not for --help
+    from mlsys.client import MlsysClient
 
 #: `--wait` first lets the server hold the answer this long (Prefer: wait), then polls with a
 #: progress bar: a short job costs one request, a long one still shows its progress.
@@ -17,6 +18,8 @@ PREFER_WAIT = 10
 
 
 def _client() -> MlsysClient:
+    from mlsys.client import MlsysClient
+
     return MlsysClient.from_settings(get_settings())
 
 
@@ -66,6 +69,8 @@ def submit_registry(env: str, wait: bool) -> None:
 
 
 def _after_submit(job: dict, wait: bool) -> None:
+    from mlsys.client import TERMINAL_STATES
+
     click.echo(job["job_id"])
     if wait and job.get("state") in TERMINAL_STATES:  # the server waited it out (Prefer)
         _report(job)
@@ -74,6 +79,8 @@ def _after_submit(job: dict, wait: bool) -> None:
 
 
 def _follow(job_id: str) -> None:
+    from tqdm import tqdm
+
     bar = tqdm(desc=job_id[:12], unit="rows", unit_scale=True, dynamic_ncols=True)
 
     def update(job: dict) -> None:
@@ -93,6 +100,7 @@ def _report(job: dict) -> None:
     click.echo(
         json.dumps({k: job.get(k) for k in ("job_id", "state", "result", "error")}, indent=2)
     )
+    from mlsys.jobs.names import JobState
     from mlsys.monitoring.stats import summary_lines
 
     for line in summary_lines((job.get("result") or {}).get("monitoring")):

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
-from mlsys.client import MlsysClient
 from mlsys.settings import get_settings
+
+if TYPE_CHECKING:  # the HTTP client loads when a command calls the API, not for --help
+    from mlsys.client import MlsysClient
 
 
 def _client() -> MlsysClient:
+    from mlsys.client import MlsysClient
+
     return MlsysClient.from_settings(get_settings())
 
 

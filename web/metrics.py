@@ -1,4 +1,9 @@
-"""Request metrics, one access-log line per request, and GET /metrics (Prometheus)."""
+"""Request metrics, one access-log line per request, and GET /metrics (Prometheus).
+
+Every label comes from a closed set, so no request can add series: the method is one of the
+HTTP methods the app knows (else `other`), the route is the matched rule (else `<unmatched>`)
+and the status one of the standard codes (else its class, e.g. `5xx`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import json
 import logging
 import os
 import time
+from http import HTTPStatus
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import (
@@ -58,6 +64,19 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+#: Methods counted under their own name; anything else a client invents is `other`.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_KNOWN_STATUSES = frozenset(int(s) for s in HTTPStatus)
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "other"
+
+
+def status_label(status: int) -> str:
+    return str(status) if status in _KNOWN_STATUSES else f"{status // 100}xx"
+
+
 def job_submitted(kind: str) -> None:
     """Count an accepted job."""
     current_app.extensions["mlsys_metrics"].jobs.labels(kind=kind).inc()
@@ -72,11 +91,12 @@ def _finish(response: Response) -> Response:
     # The rule, not the path, so unknown ids and 404 probes do not explode label cardinality.
     route = request.url_rule.rule if request.url_rule else "<unmatched>"
     metrics: Metrics = current_app.extensions["mlsys_metrics"]
-    metrics.requests.labels(request.method, route, str(response.status_code)).inc()
-    metrics.latency.labels(request.method, route).observe(seconds)
+    method = method_label(request.method)
+    metrics.requests.labels(method, route, status_label(response.status_code)).inc()
+    metrics.latency.labels(method, route).observe(seconds)
     fields = {
         "event": "request",
-        "method": request.method,
+        "method": request.method[:32],
         "path": request.path,
         "route": route,
         "status": response.status_code,

@@ -20,13 +20,17 @@ class Progress(BaseModel):
 
 class ShardView(BaseModel):
     index: int
-    state: Literal["queued", "running", "done"]
+    state: Literal["queued", "running", "done", "cancelled", "failed"] = Field(
+        description="cancelled or failed: the job ended before this shard was done."
+    )
     attempt: int = Field(
         description="1 for the first run; more when a worker was lost (a unit a stopping "
         "worker gave back does not count)."
     )
     worker: str | None = Field(description="host:pid of the worker that ran it last.")
     rows_done: int
+    started_at: str | None = Field(None, description="When its last attempt started.")
+    finished_at: str | None = Field(None, description="When it was done, or the job ended.")
 
 
 class JobError(BaseModel):
@@ -143,6 +147,8 @@ def job_view(data: dict[str, str], units: dict[str, str], progress: dict[str, st
                 attempt=spent_attempts(unit),
                 worker=unit.get("worker") or None,
                 rows_done=int(progress.get(str(index), 0)),
+                started_at=unit.get("started_at") or None,
+                finished_at=unit.get("finished_at") or None,
             )
         )
     shards.sort(key=lambda s: s.index)

@@ -43,9 +43,24 @@ local function set_state(id, new)
   for _, key in ipairs(state_indexes(p, k, new)) do redis.call('ZADD', key, score, id) end
   redis.call('HSET', job, 'state', new)
 end
+-- A job that ends ends every unit not done with it (cancelled or failed), so no shard shows
+-- "running" for good; one that had started gets its finish time.
+local function end_units(id, state, now)
+  local units = jkey(id) .. ':units'
+  local all = redis.call('HGETALL', units)
+  for i = 1, #all, 2 do
+    local unit = cjson.decode(all[i + 1])
+    if unit.state ~= 'done' then
+      unit.state = state
+      if unit.started_at then unit.finished_at = now end
+      redis.call('HSET', units, all[i], cjson.encode(unit))
+    end
+  end
+end
 local function finish(id, state, fields, now, keep_ms)
   local job = jkey(id)
   set_state(id, state)
+  end_units(id, state, now)
   redis.call('HSET', job, 'phase', state, 'finished_at', now)
   for k, v in pairs(fields) do redis.call('HSET', job, k, v) end
   redis.call('SREM', PREFIX .. 'active', id)
@@ -110,7 +125,8 @@ if attempt < current.attempt then return 'stale' end
 if redis.call('EXISTS', lease) == 1 then return 'busy' end
 redis.call('SET', lease, tostring(attempt), 'PX', ARGV[4])
 redis.call('HSET', units, unit,
-  cjson.encode({state='running', attempt=attempt, worker=ARGV[6], given=current.given}))
+  cjson.encode({state='running', attempt=attempt, worker=ARGV[6], given=current.given,
+    started_at=ARGV[5]}))
 if state == 'queued' then
   set_state(id, 'running')
   redis.call('HSET', job, 'started_at', ARGV[5])
@@ -140,9 +156,9 @@ if redis.call('GET', lease) == ARGV[3] then return redis.call('DEL', lease) end
 return 0
 """)
 
-# Mark a unit done (only by the attempt holding it) and drop its lease; returns the number of
-# shard units done, so the last shard knows it is last, or -1 if this attempt was superseded.
-# ARGV: id, unit, attempt.
+# Mark a unit done (only by the attempt holding it, while the job is live) with its finish time
+# and drop its lease; returns the number of shard units done, so the last shard knows it is
+# last, or -1 if this attempt was superseded or the job ended. ARGV: id, unit, attempt, now.
 DONE = script("""
 local id = ARGV[1]; local unit = ARGV[2]; local attempt = tonumber(ARGV[3])
 local units = jkey(id) .. ':units'
@@ -151,7 +167,9 @@ local raw = redis.call('HGET', units, unit)
 if not raw then return -1 end
 local current = cjson.decode(raw)
 if current.attempt ~= attempt then return -1 end
+if current.state == 'cancelled' or current.state == 'failed' then return -1 end
 current.state = 'done'
+current.finished_at = ARGV[4]
 redis.call('HSET', units, unit, cjson.encode(current))
 if redis.call('GET', lease) == tostring(attempt) then redis.call('DEL', lease) end
 local done = 0
@@ -165,8 +183,10 @@ return done
 """)
 
 # Record the next attempt of a unit (queued, to be sent), keeping the count of attempts given
-# back. ARGV: id, unit, attempt, live ms.
+# back, unless the job already ended. ARGV: id, unit, attempt, live ms.
 REQUEUE = script("""
+local state = redis.call('HGET', jkey(ARGV[1]), 'state')
+if state ~= 'queued' and state ~= 'running' then return 0 end
 local units = jkey(ARGV[1]) .. ':units'
 local raw = redis.call('HGET', units, ARGV[2])
 local given = nil

@@ -413,7 +413,7 @@ class JobStore:
 
     def mark_done(self, job_id: str, unit: str, attempt: int) -> int:
         """Returns how many shard units are done, or -1 if this attempt was superseded."""
-        return int(self._run("DONE", (), [job_id, unit, attempt]))
+        return int(self._run("DONE", (), [job_id, unit, attempt, _now()]))
 
     def requeue(self, job_id: str, unit: str, attempt: int) -> None:
         """Record that attempt `attempt` of `unit` is being dispatched."""

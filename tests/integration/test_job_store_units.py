@@ -85,6 +85,38 @@ def test_the_first_plan_wins_and_declares_the_shards_and_the_commit(jobs):
     assert [s.state for s in jobs.get(job_id).shards] == ["done", "done"]
 
 
+def _planned(jobs, shards: int) -> str:
+    job_id = jobs.create(_new())[0].job_id
+    jobs.claim(job_id, "plan", 1, 10)
+    jobs.record_plan(job_id, [{"s": i} for i in range(shards)], {"p": 1}, 10 * shards)
+    jobs.mark_done(job_id, "plan", 1)
+    return job_id
+
+
+@pytest.mark.parametrize("end", ["cancel", "fail"])
+def test_every_end_of_a_job_ends_its_shards_with_their_times(jobs, end):
+    job_id = _planned(jobs, 3)
+    assert jobs.claim(job_id, "shard:0", 1, 10, "w").ok
+    assert jobs.claim(job_id, "shard:1", 1, 10, "w").ok
+    assert jobs.mark_done(job_id, "shard:0", 1) == 1
+
+    if end == "cancel":
+        jobs.cancel(job_id)
+    else:
+        jobs.fail(job_id, ValueError("bad row"))
+
+    ended = "cancelled" if end == "cancel" else "failed"
+    done, running, queued = jobs.get(job_id).shards
+    assert (done.state, running.state, queued.state) == ("done", ended, ended)
+    assert done.started_at <= done.finished_at <= running.finished_at
+    assert running.started_at and running.finished_at == jobs.get(job_id).finished_at
+    assert queued.started_at is None and queued.finished_at is None  # it never ran
+    # A worker that finishes the ended shard afterwards changes nothing.
+    assert jobs.mark_done(job_id, "shard:1", 1) == -1
+    jobs.requeue(job_id, "shard:2", 2)
+    assert [s.state for s in jobs.get(job_id).shards] == ["done", ended, ended]
+
+
 def test_the_first_final_state_wins_and_keeps_its_reason(jobs):
     job_id = jobs.create(_new())[0].job_id
 

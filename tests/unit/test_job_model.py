@@ -25,7 +25,9 @@ RECORD = {
 }
 UNITS = {
     "plan": json.dumps({"state": "done", "attempt": 1, "worker": "w:1"}),
-    "shard:1": json.dumps({"state": "running", "attempt": 2, "worker": "w:2"}),
+    "shard:1": json.dumps(
+        {"state": "running", "attempt": 2, "worker": "w:2", "started_at": "2026-11-30T10:00:05"}
+    ),
     "shard:0": json.dumps({"state": "done", "attempt": 1, "worker": ""}),
     "commit": json.dumps({"state": "queued", "attempt": 1}),
 }
@@ -49,8 +51,10 @@ def test_a_running_job_shows_its_shards_in_order_and_its_progress():
         "started_at": "2026-11-30T10:00:01+00:00",
         "finished_at": None,
         "shards": [
-            {"index": 0, "state": "done", "attempt": 1, "worker": None, "rows_done": 300},
-            {"index": 1, "state": "running", "attempt": 2, "worker": "w:2", "rows_done": 200},
+            {"index": 0, "state": "done", "attempt": 1, "worker": None, "rows_done": 300}
+            | {"started_at": None, "finished_at": None},
+            {"index": 1, "state": "running", "attempt": 2, "worker": "w:2", "rows_done": 200}
+            | {"started_at": "2026-11-30T10:00:05", "finished_at": None},
         ],
     }
 

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 #: The dashboard signs browsers in with a session cookie of its own (web.ui.guard).
 OWN_AUTH_PREFIX = "ui."
+#: Paths of the dashboard: even one no route matches (`/ui`, which redirects to `/ui/`, or a
+#: mistyped page) is a browser's, answered by the dashboard, never with a bearer challenge.
+UI_PATH = "/ui"
 
 
 #: Logged at startup with no credentials, and shown on every dashboard page (web.ui).
@@ -79,6 +82,10 @@ def _authenticate() -> Response | None:
         return None
     if request.endpoint and request.endpoint.startswith(OWN_AUTH_PREFIX):
         return None
+    if request.endpoint is None and (
+        request.path == UI_PATH or request.path.startswith(UI_PATH + "/")
+    ):
+        return None  # routing answers it: a redirect to /ui/, or a 404 that shows nothing
     presented = _bearer()
     if presented is None:
         return _unauthorized("Send Authorization: Bearer <token> (a token from MLSYS_API_TOKENS).")

@@ -9,7 +9,7 @@ is then evaluated in that zone, daylight saving time included.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from celery import Celery
@@ -73,8 +73,32 @@ def remove(app: Celery, item: Schedule) -> None:
     RedBeatSchedulerEntry(name=item.entry_name, app=app).delete()
 
 
+def upcoming(item: Schedule, count: int, after: datetime) -> list[datetime]:
+    """The next `count` times a cron schedule fires after `after`, in its zone, as beat's
+    crontab computes them (its day-of-month and day-of-week both apply; DST in the zone).
+    An interval schedule: every interval from `after`."""
+    zone = ZoneInfo(item.timezone)
+    moment = after.astimezone(zone)
+    if item.cron is None:
+        step = timedelta(seconds=float(item.interval_seconds or 0))
+        return [moment + step * (i + 1) for i in range(count)]
+    timing = crontab(**check_cron(item.cron))
+    timing.tz = zone
+    out = []
+    for _ in range(count):
+        start, delta, _now = timing.remaining_delta(moment)
+        # Through UTC and back: a wall time in a DST gap becomes the instant it really is.
+        moment = (start + delta).astimezone(UTC).astimezone(zone)
+        out.append(moment)
+    return out
+
+
 def next_run(app: Celery, item: Schedule) -> str | None:
-    """When beat will fire the schedule next (ISO time), or None (paused or no entry)."""
+    """When beat will fire the schedule next (ISO time, its zone), or None (paused or no entry).
+
+    Computed from the entry's last run and the cron or interval, not redbeat's `due_at`: that
+    adds the time left *from now* to the last run, so it drifts earlier as the schedule ages.
+    A run already due (beat was down) fires at beat's next tick: now."""
     if item.paused:
         return None
     # redbeat sets up its configuration on an app lazily, when an entry is first saved or a
@@ -84,9 +108,9 @@ def next_run(app: Celery, item: Schedule) -> str | None:
         entry = ZonedEntry.from_key(ZonedEntry.generate_key(app, item.entry_name), app=app)
     except KeyError:
         return None
-    due = entry.due_at
-    if due is None:
-        return None
-    # redbeat computes it from "now" as seen twice: round off the microseconds between.
-    rounded = (due + timedelta(milliseconds=500)).replace(microsecond=0)
-    return rounded.astimezone(ZoneInfo(item.timezone)).isoformat()
+    now = datetime.now(UTC)
+    last = entry.last_run_at or now
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    due = max(upcoming(item, 1, last)[0], now)
+    return due.replace(microsecond=0).astimezone(ZoneInfo(item.timezone)).isoformat()

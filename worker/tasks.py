@@ -15,6 +15,7 @@ from celery import shared_task
 
 from mlsys.evaluation.pipeline import run_evaluation
 from mlsys.evaluation.spec import EvaluateSpec
+from mlsys.ids import check_alias
 from mlsys.jobs import (
     ALIAS,
     COMMIT,
@@ -38,7 +39,7 @@ from mlsys.predict import (
     run_monitored_shard,
     shards_for_slots,
 )
-from mlsys.registry import set_alias, sync_registry
+from mlsys.registry import read_registry, set_alias, sync_registry
 from mlsys.settings import Settings
 from mlsys.warehouse import JobScope
 from worker import context
@@ -218,8 +219,13 @@ def alias_move(job_id: str, attempt: int = 1) -> None:
     with claimed(jobs, settings, job_id, ALIAS, attempt) as run:
         if run is None:
             return
+        warehouse = context.warehouse()
+        # Where the alias pointed before, so the job can say "champion: v1 -> v2".
+        before = alias_holder(
+            warehouse, settings, params["env"], params["model_name"], params["alias"]
+        )
         entry = set_alias(
-            context.warehouse(),
+            warehouse,
             settings,
             params["env"],
             params["model_name"],
@@ -227,7 +233,7 @@ def alias_move(job_id: str, attempt: int = 1) -> None:
             params["version"],
         )
         jobs.mark_done(job_id, ALIAS, attempt)
-        jobs.succeed(job_id, entry.to_json())
+        jobs.succeed(job_id, {**entry.to_json(), "previous_version": before})
 
 
 @shared_task(name=EVALUATE_TASK, **TASK_OPTIONS)
@@ -261,6 +267,15 @@ def registry_periodic(env: str) -> str:
     job, _ = context.jobs().create(new)
     registry_sync(job.job_id, 1)
     return job.job_id
+
+
+def alias_holder(warehouse, settings: Settings, env: str, name: str, alias: str) -> str | None:
+    """The version `alias` of model `name` points at now (None: no version)."""
+    alias = check_alias(alias)
+    for entry in read_registry(warehouse, settings, env):
+        if entry.model_name == name and alias in entry.aliases:
+            return entry.version
+    return None
 
 
 def _seconds_since(iso: str | None) -> float:

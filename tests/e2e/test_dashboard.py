@@ -9,13 +9,17 @@ MLSYS_UPDATE_SCREENSHOTS=1 to refresh docs/dashboard-*.png.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
+import json
 import os
 import re
 import shutil
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
@@ -42,6 +46,15 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TOKEN = "dashboard-token-0123456789"  # pragma: allowlist secret
+# A principal of MLSYS_API_PRINCIPALS, with a name that has word breaks a browser could use.
+ADMIN = "ml-platform-admin"
+PRINCIPALS = [
+    {
+        "name": ADMIN,
+        "token_sha256": [hashlib.sha256(TOKEN.encode()).hexdigest()],
+        "scopes": ["predict", "truncate", "registry", "admin"],
+    }
+]
 BIN = Path(sys.executable).parent
 ROWS = 20_000  # 20 batches of 1,000 rows
 SCREENSHOTS = repo_root() / "docs"
@@ -75,7 +88,7 @@ def stack(tmp_path_factory, redis_url):
     stack = make_stack(
         tmp_path,
         redis_url.rsplit("/", 1)[0] + "/7",  # a database of its own: other tests flush /0
-        MLSYS_API_TOKENS=TOKEN,
+        MLSYS_API_PRINCIPALS=json.dumps(PRINCIPALS),
         MLSYS_RECOVERY_TIMEOUT="10",
     )
     redis.Redis.from_url(stack.settings.redis_url).flushdb()
@@ -208,7 +221,14 @@ def test_the_job_page_follows_a_job_to_success_without_reloading(page, stack, tm
     shards = page.locator("table.shards tbody tr")
     assert shards.count() == 2
     assert all("done" in text for text in shards.all_inner_texts())
+    for shard in shards.all():  # the engine's times: when each started, how long it took
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", _cell(shard, "Started"))
+        assert re.fullmatch(r"\d+ s|\d+ min( \d+ s)?", _cell(shard, "Took"))
     assert "rows written" in page.locator("#live").inner_text()
+    # The models here were saved without a training profile: no green "ok" for a comparison
+    # that never happened.
+    assert "without a training profile" in page.locator("#live").inner_text()
+    assert page.locator("#drift-status").inner_text() == "not compared"
     assert f"WHERE JobId = '{job_id}'" in page.locator("pre.query").inner_text()
     assert page.errors == []
     _shot(page, "dashboard-job.png", tmp_path)
@@ -221,7 +241,120 @@ def test_a_failed_job_says_why_in_plain_words(page, stack):
     page.goto(f"{stack.url}/ui/jobs/{job_id}")
     box = page.locator(".error-box")
     assert "Why it failed" in box.inner_text()
+    assert "ModelFailed" in box.inner_text()
+    assert box.locator(".error-summary").inner_text().startswith("The model raised an error")
     assert "poison" in box.locator(".error-detail").inner_text()
+    states = page.locator("table.shards tbody tr .state").all_inner_texts()
+    assert states and set(states) <= {"done", "failed"}, states  # none "running" for good
+    assert page.locator("pre.query").count() == 0  # nothing landed: no query to offer
+    page.goto(f"{stack.url}/ui/jobs?state=failed")
+    reason = _row(page, job_id).locator(".reason")
+    assert reason.inner_text().startswith("The model raised an error")
+
+
+def _cell(row, label: str) -> str:
+    return row.locator(f'td[data-label="{label}"]').inner_text().strip()
+
+
+def test_a_cancelled_job_ends_its_shards_and_offers_no_output_query(page, stack):
+    _sign_in(page, stack)
+    job_id = _submit(stack, model="slow", shards=2)
+    wait_for(lambda: _state(stack, job_id) == "running", timeout=60, what="the job to run")
+    wait_for(
+        lambda: any(
+            s["started_at"] for s in stack.api.get(f"{stack.url}/jobs/{job_id}").json()["shards"]
+        ),
+        timeout=60,
+        what="a shard to start",
+    )
+    assert stack.api.delete(f"{stack.url}/jobs/{job_id}").status_code == 200
+    page.goto(f"{stack.url}/ui/jobs/{job_id}")
+    assert page.locator("#job-state").inner_text() == "cancelled"
+    shards = page.locator("table.shards tbody tr").all()
+    assert {_cell(s, "State") for s in shards} == {"cancelled"}
+    started = [s for s in shards if _cell(s, "Started") != "-"]
+    assert started and all(_cell(s, "Took") != "-" for s in started)
+    assert all("so far" not in _cell(s, "Took") for s in shards)  # not still running
+    assert page.locator("pre.query").count() == 0
+    assert page.errors == []
+
+
+def test_ui_without_a_slash_signed_out_leads_to_the_sign_in_page(page, stack):
+    answer = page.goto(stack.url + "/ui")
+    assert answer.ok and "/ui/signin" in page.url
+    assert page.get_by_role("heading", name="Sign in").is_visible()
+    # The tokens of this deployment come from principals: MLSYS_API_TOKENS is not the place.
+    help_text = page.locator("#token-help").inner_text()
+    assert "MLSYS_API_TOKENS" not in help_text and "your principal" in help_text
+
+
+def test_the_next_run_of_a_schedule_is_its_cron_time_in_its_zone(page, stack):
+    body = {
+        "name": "paris-morning",
+        "cron": "0 6 * * *",
+        "timezone": "Europe/Paris",
+        "predict": {
+            "env": "dev",
+            "input_table": str(INPUT.with_table("passengers")),
+            "output_table": str(OUTPUT.with_table("scheduled")),
+            "model_name": "scripted",
+        },
+    }
+    created = stack.api.post(f"{stack.url}/schedules", json=body, timeout=30)
+    assert created.status_code == 201, created.text
+    schedule_id = created.json()["schedule_id"]
+    _age_schedule(stack, schedule_id, hours=3)  # as if created three hours ago
+    paris = ZoneInfo("Europe/Paris")
+    now = datetime.now(paris)
+    due = now.replace(hour=6, minute=0, second=0, microsecond=0)
+    if due <= now:
+        due = (now + timedelta(days=1)).replace(hour=6, minute=0, second=0, microsecond=0)
+    expected = due.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")  # 05:00 in winter
+    _sign_in(page, stack, then="/ui/schedules")
+    row = page.locator(f'tr[data-schedule-id="{schedule_id}"]')
+    assert _cell(row, "Next run") == expected
+    stack.api.delete(f"{stack.url}/schedules/{schedule_id}")
+
+
+def _age_schedule(stack, schedule_id: str, hours: float) -> None:
+    """Move the beat entry's last run back, as time passing would."""
+    from redbeat.schedulers import ensure_conf
+
+    from worker.app import create_celery
+    from worker.beat import ZonedEntry
+
+    app = create_celery(stack.settings)
+    ensure_conf(app)
+    entry = ZonedEntry.from_key(ZonedEntry.generate_key(app, f"schedule-{schedule_id}"), app=app)
+    entry.last_run_at = entry.last_run_at - timedelta(hours=hours)
+    entry.save()
+
+
+# How many lines the text inside an element takes (the tops of its text's boxes).
+_TEXT_LINES = """e => {
+  const tops = new Set(), walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    for (const box of range.getClientRects()) tops.add(Math.round(box.top));
+  }
+  return tops.size;
+}"""
+
+
+def test_principal_names_do_not_break_inside(page, stack):
+    _sign_in(page, stack)
+    job_id = _submit(stack)
+    _row(page, job_id).wait_for(timeout=30_000)
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        for name in (
+            page.locator(".who strong"),
+            _row(page, job_id).locator('td[data-label="Principal"]'),
+        ):
+            assert name.inner_text().strip() == ADMIN
+            lines = name.evaluate(_TEXT_LINES)
+            assert lines == 1, (width, lines, name.evaluate("e => e.outerHTML"))
 
 
 def test_cancelling_a_big_job_from_the_list(page, stack):
@@ -253,6 +386,20 @@ def test_moving_an_alias_on_the_models_page(page, stack):
         assert aliases == {"v1": [], "v2": [], version: ["champion"]}
         cell = page.locator(f'section:has(h2:text-is("scripted")) tr[data-version="{version}"]')
         assert "@champion" in cell.inner_text()
+    # The alias form's hint is a line of its own, not grey text that looks like a value.
+    form = page.get_by_role("group", name="Move an alias of scripted")
+    assert form.get_by_label("Alias").get_attribute("placeholder") is None
+    page.goto(f"{stack.url}/ui/jobs?kind=alias_move")
+    did = page.locator('tr[data-state="succeeded"] .did').all_inner_texts()
+    assert did[:2] == ["alias champion: v1 \u2192 v2", "alias champion: none \u2192 v1"], did
+    assert page.locator("tr[data-job-id] progress").count() == 0  # no empty 0% bars
+    page.goto(f"{stack.url}/ui/models")
+    page.get_by_role("button", name="Sync the registry of dev").click()
+    page.wait_for_selector('#job-state:text-is("succeeded")', timeout=60_000)
+    assert re.fullmatch(
+        r"3 versions synced(, no changes| \(.*\))", page.locator("#job-did").inner_text()
+    )
+    assert page.locator("#job-progress").count() == 0
     assert page.errors == []
 
 

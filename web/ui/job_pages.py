@@ -125,7 +125,7 @@ def _detail(job_id: str) -> dict[str, Any]:
         "monitoring": monitoring if isinstance(monitoring, dict) else None,
         "charts": charts,
         "output": present.output_query(
-            params.get("output_table"), job["job_id"], data.warehouse_kind()
+            params.get("output_table"), job["job_id"], data.warehouse_kind(), job["state"]
         ),
         "number": present.number,
         "clock": present.clock,

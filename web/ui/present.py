@@ -16,19 +16,33 @@ from mlsys.jobs import LIVE
 LIVE_STATES = tuple(sorted(LIVE))
 
 # What an error type means for the person reading the job page; the engine's message follows.
+# Every error a user can cause has its words here (a unit test walks mlsys.errors).
 _ERROR_WORDS = {
+    "ModelFailed": "The model raised an error on the input rows (a value it cannot handle, or "
+    "a broken model).",
     "TableNotFound": "A table the job needs does not exist.",
     "TableNotEmpty": "The output table already has rows and the job asked for an empty one.",
+    "TableExists": "The output table already exists and the job asked to create it.",
     "SchemaMismatch": "The input table does not fit the model (columns or types differ).",
     "ModelNotFound": "The model or version asked for is not registered.",
+    "MetadataPending": "The model version has no metadata yet, so its features are unknown.",
     "ArtifactIntegrityError": "The model file failed its integrity check (hash or format).",
+    "ArtifactExists": "A model file with that name and version already exists.",
+    "BlobNotFound": "A file the job needs is missing from the model store.",
     "PermissionDenied": "The job was not allowed to read or write a table.",
+    "ProtectedTable": "The job named one of mlsys' own tables, which jobs may not use.",
     "BackendUnavailable": "A backend (warehouse, model store or Redis) did not answer.",
+    "MissingExtra": "The worker lacks a library this model needs.",
     "WorkerLost": "The worker running the job stopped (crashed or was killed) too many times.",
     "Cancelled": "The job was cancelled.",
     "InvalidRequest": "The job's parameters were refused.",
     "InvalidIdentifier": "A table, model or column name in the job is not valid.",
+    "UnknownEnvironment": "The job names an environment this deployment does not have.",
+    "JobNotFound": "The job's record is gone (it expired).",
+    "JobConflict": "The job clashed with another change (it was already finishing).",
+    "ScheduleNotFound": "The schedule that started the job no longer exists.",
     "MemoryError": "A worker ran out of memory scoring the job.",
+    "TimeoutError": "A step of the job ran longer than its time limit.",
     "TimeLimitExceeded": "A step of the job ran longer than its time limit.",
 }
 _UNKNOWN_ERROR = "The job failed on an unexpected error."
@@ -154,6 +168,7 @@ def job_row(job: dict[str, Any], now: datetime) -> dict[str, Any]:
         source, sink = params.get("input_table", "-"), params.get("output_table", "-")
     else:
         source, sink = f"registry of {params.get('env', '-')}", None
+    error = plain_error(job.get("error"))
     return {
         "id": job["job_id"],
         "short_id": job["job_id"][:8],
@@ -165,6 +180,10 @@ def job_row(job: dict[str, Any], now: datetime) -> dict[str, Any]:
         "source": source,
         "sink": sink,
         "percent": progress["percent"],
+        # Registry syncs and alias moves have no rows: they say what they did instead.
+        "counts_rows": job["kind"] == "predict",
+        "did": what_it_did(job),
+        "reason": error["summary"] if error else None,
         "rows_done": number(progress["rows_done"]),
         "rows_total": number(progress["rows_total"]),
         "has_total": progress["rows_total"] is not None,
@@ -174,6 +193,35 @@ def job_row(job: dict[str, Any], now: datetime) -> dict[str, Any]:
         "submitted_at": job.get("submitted_at") or "",
         "age": age(parse_time(job.get("submitted_at")), now),
     }
+
+
+def what_it_did(job: dict[str, Any]) -> str | None:
+    """A registry job in words: 'alias champion: v1 → v2', '12 versions synced (2 new)'."""
+    params, result = job.get("params") or {}, job.get("result") or {}
+    if job["kind"] == "alias_move":
+        alias = str(params.get("alias") or "?").lstrip("@")
+        target = result.get("model_version") or params.get("version") or "?"
+        if job["state"] != "succeeded":
+            return f"{params.get('model_name', '?')}@{alias} → {target}"
+        before = result.get("previous_version")
+        if before == target:
+            return f"alias {alias}: already on {target}"
+        return f"alias {alias}: {before or 'none'} → {target}"
+    if job["kind"] == "registry_sync" and job["state"] == "succeeded":
+        scanned = result.get("scanned") or 0
+        changes = [
+            f"{number(result[key])} {label}"
+            for key, label in (
+                ("inserted", "new"),
+                ("updated", "updated"),
+                ("invalid", "invalid"),
+                ("missing", "missing"),
+            )
+            if result.get(key)
+        ]
+        said = f"{number(scanned)} version{'s' if scanned != 1 else ''} synced"
+        return f"{said} ({', '.join(changes)})" if changes else f"{said}, no changes"
+    return None
 
 
 def plain_error(error: dict[str, Any] | None) -> dict[str, str] | None:
@@ -208,6 +256,7 @@ def shard_rows(job: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
                 "worker": shard.get("worker") or "-",
                 "rows_done": number(shard.get("rows_done")),
                 "started": shard.get("started_at") or "",
+                "finished": shard.get("finished_at") or "",
                 "took": took,
             }
         )
@@ -278,9 +327,12 @@ def _edge(value: Any) -> str:
     return f"{value:g}" if isinstance(value, int | float) else str(value)
 
 
-def output_query(table: str | None, job_id: str, warehouse_kind: str) -> dict[str, str] | None:
-    """The SQL that shows a job's predictions, and where to run it."""
-    if not table or table.count(".") != 2:
+def output_query(
+    table: str | None, job_id: str, warehouse_kind: str, state: str = "succeeded"
+) -> dict[str, str] | None:
+    """The SQL that shows a job's predictions, and where to run it: only once they landed
+    (a failed or cancelled job wrote nothing, and its output table may not exist)."""
+    if state != "succeeded" or not table or table.count(".") != 2:
         return None
     sql = f"SELECT * FROM `{table}` WHERE JobId = '{job_id}' LIMIT 100"
     # Backticks escaped: inside double quotes a shell would run them as a command.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
 
 from web.policy import Access, policy
 from web.ui import guard
@@ -16,13 +16,29 @@ def home() -> Response:
     return redirect(url_for("ui.jobs.index"), code=303)
 
 
+def _token_source() -> str:
+    """Where the tokens this deployment accepts come from, in the words of its settings."""
+    settings = current_app.config["SETTINGS"]
+    plain = any(token.get_secret_value() for token in settings.api_tokens)
+    principals = settings.api_principals is not None or settings.api_principals_file is not None
+    if plain and principals:
+        return "one of MLSYS_API_TOKENS, or the token issued for your principal"
+    if plain:
+        return "one of MLSYS_API_TOKENS"
+    return "the token issued for your principal"
+
+
+def _signin_page(**context) -> str:
+    return render_template("ui/signin.html", token_source=_token_source(), **context)
+
+
 @bp.get("/signin")
 @policy(Access.PUBLIC)
 def signin() -> Response | str:
     """The sign-in form (straight to the jobs page when already signed in or auth is off)."""
     if g.get("ui_session") is not None or not guard.auth_enabled():
         return redirect(guard.safe_next(request.args.get("next")), code=303)
-    return render_template("ui/signin.html", next=guard.safe_next(request.args.get("next")))
+    return _signin_page(next=guard.safe_next(request.args.get("next")))
 
 
 @bp.post("/signin")
@@ -37,7 +53,7 @@ def signin_submit() -> Response | tuple[str, int]:
     if principal is None:
         # Never echo the token: it may be a real one with a typo.
         message = "That token is not valid." if token else "Enter your API token."
-        return render_template("ui/signin.html", next=target, error=message), 401
+        return _signin_page(next=target, error=message), 401
     cookie, _session = guard.sessions().create(token)
     response = redirect(target, code=303)
     guard.set_cookie(response, guard.SESSION_COOKIE, cookie, max_age=guard.sessions().seconds)

@@ -60,7 +60,7 @@ end
 local function finish(id, state, fields, now, keep_ms)
   local job = jkey(id)
   set_state(id, state)
-  end_units(id, state, now)
+  if state ~= 'succeeded' then end_units(id, state, now) end
   redis.call('HSET', job, 'phase', state, 'finished_at', now)
   for k, v in pairs(fields) do redis.call('HSET', job, k, v) end
   redis.call('SREM', PREFIX .. 'active', id)

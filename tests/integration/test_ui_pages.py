@@ -461,7 +461,7 @@ def test_a_session_acts_as_its_tokens_principal_with_its_scopes(tmp_path, redis_
         form = browser.get(f"{url}/ui/signin")
         browser.post(f"{url}/ui/signin", data={"token": reader_token, "csrf_token": _csrf(form)})
         models = browser.get(f"{url}/ui/models")
-        assert "Signed in as <strong>analyst</strong>" in models.text
+        assert 'Signed in as <strong class="name">analyst</strong>' in models.text
         assert "titanic-survival" in models.text and "Move an alias" not in models.text
         refused = browser.post(
             f"{url}/ui/models/titanic-survival/aliases",
@@ -469,4 +469,5 @@ def test_a_session_acts_as_its_tokens_principal_with_its_scopes(tmp_path, redis_
         )
         assert refused.status_code == 403 and "analyst may not do this" in refused.text
         # The admin token's session is another principal.
-        assert "Signed in as <strong>admin</strong>" in _sign_in(url).get(f"{url}/ui/jobs").text
+        page = _sign_in(url).get(f"{url}/ui/jobs").text
+        assert 'Signed in as <strong class="name">admin</strong>' in page

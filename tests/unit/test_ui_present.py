@@ -96,6 +96,43 @@ def test_errors_are_said_in_plain_words_before_their_detail():
     assert present.plain_error(None) is None
 
 
+def _subclasses(cls: type) -> set[type]:
+    return {cls, *(grand for sub in cls.__subclasses__() for grand in _subclasses(sub))}
+
+
+def test_every_error_a_user_can_cause_has_plain_words():
+    import mlsys.warehouse.bigquery.landing  # noqa: F401  (its TableExists)
+    from mlsys.errors import MlsysError
+
+    unsaid = {
+        cls.__name__
+        for cls in _subclasses(MlsysError)
+        if cls is not MlsysError
+        and cls.__module__.startswith("mlsys.")
+        and present.plain_error({"type": cls.__name__})["summary"] == present._UNKNOWN_ERROR
+    }
+    unsaid -= {"ApiError"}  # the client's view of an API answer: never a job's error
+    assert unsaid == set()
+    said = present.plain_error({"type": "ModelFailed", "message": "shard:0: could not convert"})
+    assert said["summary"].startswith("The model raised an error on the input rows")
+
+
+def test_registry_jobs_say_what_they_did():
+    move = {"kind": "alias_move", "state": "succeeded"}
+    move["params"] = {"model_name": "m", "alias": "@champion", "version": "v2"}
+    move["result"] = {"model_version": "v2", "previous_version": "v1"}
+    assert present.what_it_did(move) == "alias champion: v1 \u2192 v2"
+    move["result"]["previous_version"] = None
+    assert present.what_it_did(move) == "alias champion: none \u2192 v2"
+    assert present.what_it_did({**move, "state": "running"}) == "m@champion \u2192 v2"
+    sync = {"kind": "registry_sync", "state": "succeeded", "params": {"env": "dev"}}
+    sync["result"] = {"scanned": 12, "inserted": 2, "updated": 1, "invalid": 0, "missing": 0}
+    assert present.what_it_did(sync) == "12 versions synced (2 new, 1 updated)"
+    sync["result"] = {"scanned": 1, "inserted": 0, "updated": 0}
+    assert present.what_it_did(sync) == "1 version synced, no changes"
+    assert present.what_it_did(_job(state="succeeded")) is None  # predict jobs count rows
+
+
 def test_histogram_from_edges_or_labels_and_nothing_else():
     chart = present.histogram({"edges": [0, 0.5, 1], "counts": [30, 10]})
     assert [b["label"] for b in chart["bars"]] == ["0\u20130.5", "0.5\u20131"]
@@ -105,6 +142,11 @@ def test_histogram_from_edges_or_labels_and_nothing_else():
     assert [b["label"] for b in labelled["bars"]] == ["0", "1"]
     for bad in (None, [], {"counts": [1, 2]}, {"counts": {"a": -1}}, {"counts": {}}):
         assert present.histogram(bad) is None
+
+
+def test_no_output_query_for_a_job_whose_rows_never_landed():
+    for state in ("queued", "running", "failed", "cancelled"):
+        assert present.output_query("proj-1.ds.preds", "abc123", "duckdb", state) is None
 
 
 def test_output_query_names_the_job_and_escapes_backticks_for_a_shell():

@@ -181,7 +181,7 @@ def job_row(job: dict[str, Any], now: datetime) -> dict[str, Any]:
         "sink": sink,
         "percent": progress["percent"],
         # Registry syncs and alias moves have no rows: they say what they did instead.
-        "counts_rows": job["kind"] == "predict",
+        "counts_rows": job["kind"] not in ("registry_sync", "alias_move"),
         "did": what_it_did(job),
         "reason": error["summary"] if error else None,
         "rows_done": number(progress["rows_done"]),

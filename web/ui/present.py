@@ -41,6 +41,7 @@ _ERROR_WORDS = {
     "JobNotFound": "The job's record is gone (it expired).",
     "JobConflict": "The job clashed with another change (it was already finishing).",
     "ScheduleNotFound": "The schedule that started the job no longer exists.",
+    "ScheduleLimitReached": "The principal already has as many schedules as it may keep.",
     "MemoryError": "A worker ran out of memory scoring the job.",
     "TimeoutError": "A step of the job ran longer than its time limit.",
     "TimeLimitExceeded": "A step of the job ran longer than its time limit.",

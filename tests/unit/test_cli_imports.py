@@ -54,3 +54,16 @@ def test_help_imports_no_heavy_library(args):
 
     assert "click" in loaded
     assert not loaded & set(HEAVY), f"mlsys {' '.join(args)} imports {sorted(loaded & set(HEAVY))}"
+
+
+def test_a_local_predict_imports_no_sql_translator_cloud_or_service_library():
+    code = (
+        "import sys\n"
+        "import mlsys.cli.commands, mlsys.predict, mlsys.warehouse.duckdb, mlsys.store.local\n"
+        "print('\\n'.join(sorted({name.split('.')[0] for name in sys.modules})))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(run.stdout.split())
+
+    assert {"mlsys", "pyarrow", "duckdb"} <= loaded  # the probe really imported the pipeline
+    assert not loaded & {"sqlglot", "google", "redis", "requests", "celery", "flask"}

@@ -7,13 +7,14 @@ with the dialect's quote character, and values travel as query parameters.
 
 from __future__ import annotations
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
+from typing import TYPE_CHECKING
 
 from mlsys.errors import InvalidRequest
 from mlsys.ids import TableId
 from mlsys.warehouse.base import KeyExclusion
+
+if TYPE_CHECKING:  # sqlglot loads when SQL is translated: a job's run never needs it
+    from sqlglot import exp
 
 
 def quote_ident(name: str) -> str:
@@ -60,6 +61,10 @@ def bigquery_to_duckdb(sql: str, default_project: str) -> str:
     Raises:
         InvalidRequest: the SQL does not parse as BigQuery SQL.
     """
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
     try:
         statements = sqlglot.parse(sql, read="bigquery")
     except SqlglotError as error:
@@ -86,6 +91,8 @@ _SYSTEM_SCHEMAS = {"information_schema", "pg_catalog", "main"}
 def _map_table(table: exp.Table, default_project: str, cte_names: set[str]) -> None:
     """`project.dataset.table` -> `"project.dataset"."table"`; `dataset.table` takes the
     default project; bare names (CTEs, table functions) are left alone."""
+    from sqlglot import exp
+
     name, db, catalog = table.name, table.db, table.catalog
     if not db or (not catalog and db.lower() in _SYSTEM_SCHEMAS):
         return

@@ -29,9 +29,6 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
 from tenacity import (
     RetryError,
     retry,
@@ -575,6 +572,10 @@ def _sandbox(con: duckdb.DuckDBPyConnection, folders: list[str]) -> None:
 def one_query(sql: str) -> str:
     """`sql` if it is exactly one query (SELECT, WITH, UNION ...); refuses anything else, so
     `mlsys query` and `bq_get` cannot chain statements or change the warehouse."""
+    import sqlglot  # loads only where SQL is run (a job's run never needs it)
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
     try:
         statements = [s for s in sqlglot.parse(sql, read="bigquery") if s is not None]
     except SqlglotError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 from celery import Celery
 
@@ -18,6 +19,15 @@ ALIAS_TASK = "mlsys.registry.alias"
 EVALUATE_TASK = "mlsys.evaluation.evaluate"
 SYNC_PERIODIC_TASK = "mlsys.registry.periodic"
 QUEUE = "mlsys"
+
+# A model saved with n_jobs=-1 (a forest trained on every core of a laptop) predicts in a
+# Celery pool process, which is daemonic: joblib cannot start worker processes there, runs the
+# batch on one core (the pool has a process per core already) and warns, once per batch.
+# The fallback is what a worker wants; the warning says nothing anyone can act on. Set here,
+# before the pool forks, so every pool process inherits the filter.
+warnings.filterwarnings(
+    "ignore", message="Loky-backed parallel loops cannot be called in a multiprocessing"
+)
 
 
 def celery_config(settings: Settings) -> dict:

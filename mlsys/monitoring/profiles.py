@@ -36,6 +36,8 @@ STATUS_ORDER: dict[str, int] = {"ok": 0, "warn": 1, "alert": 2}
 PREDICTION = "__prediction__"
 PROBABILITY = "__probability__"
 TARGET = "__target__"
+#: Profiles of the model's outputs, beside those of its input features.
+OUTPUTS = frozenset({PREDICTION, PROBABILITY})
 
 DEFAULT_BINS = 10
 DEFAULT_MAX_CATEGORIES = 50
@@ -518,11 +520,14 @@ class DriftReport:
         return ranked[:k]
 
     def summary(self, k: int = 3) -> dict[str, Any]:
-        """What a job record shows: the overall status and the worst few features."""
+        """What a job record shows: the overall status and the worst few features. `features`
+        counts the model's input features; `outputs` the profiles of what it predicted."""
+        outputs = sum(d.feature in OUTPUTS for d in self.features)
         return {
             "status": self.status,
             "has_reference": self.has_reference,
-            "features": len(self.features),
+            "features": len(self.features) - outputs,
+            "outputs": outputs,
             "warn": sum(d.status == "warn" for d in self.features),
             "alert": sum(d.status == "alert" for d in self.features),
             "worst": [

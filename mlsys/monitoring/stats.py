@@ -253,9 +253,10 @@ def summary_lines(summary: dict[str, Any] | None) -> list[str]:
             f"monitoring: {status} - counts only; the model was saved without a training "
             "profile (save_model(..., training_data=X) records one)"
         ]
+    outputs = " and the predictions" if summary.get("outputs") else ""
     lines = [
         f"monitoring: {status.upper()} - {summary.get('alert', 0)} alert, "
-        f"{summary.get('warn', 0)} warn of {summary.get('features', 0)} features"
+        f"{summary.get('warn', 0)} warn over {summary.get('features', 0)} features{outputs}"
     ]
     for worst in summary.get("worst") or []:
         if worst["status"] == "ok":

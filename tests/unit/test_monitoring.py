@@ -171,6 +171,16 @@ def test_the_cli_closing_lines_name_the_features_that_moved(passengers, referenc
     summary = compare(profile_of(shifted, reference, 1), reference).summary()
     lines = summary_lines(summary)
     assert lines[0].startswith("monitoring: ALERT - 1 alert")
+    assert "over 7 features" in lines[0]
+    # A job profiles the model's outputs too: they are not counted as features.
+    job = job_profile(None, {"x": "number", PREDICTION: "category", PROBABILITY: "number"})
+    job.update(pa.table({"x": [1.0], PREDICTION: ["1"], PROBABILITY: [0.7]}))
+    counted = compare(job, None).summary()
+    assert (counted["features"], counted["outputs"]) == (1, 2)
+    assert (
+        "over 1 features and the predictions"
+        in summary_lines({**counted, "status": "ok", "has_reference": True})[0]
+    )
     assert lines[1].split()[:2] == ["alert", "Fare:"] and "psi" in lines[1]
     assert summary_lines(None) == []
     assert "without a training profile" in summary_lines({"status": "ok"})[0]

@@ -218,6 +218,12 @@ class Settings(BaseSettings):
         "incremental run's anti-join keeps MLSYS_DUCKDB_MEMORY_LIMIT and spills beyond it).",
         "64MB",
     )
+    duckdb_evaluation_memory: str = _env(
+        "MLSYS_DUCKDB_EVALUATION_MEMORY",
+        "DuckDB's memory cap while an evaluate job joins predictions with labels (it spills "
+        "beyond it, so a worker's memory does not grow with the tables).",
+        "512MB",
+    )
     predict_workers: int | None = _env(
         "MLSYS_PREDICT_WORKERS",
         "Processes `mlsys predict` runs shards in. Default: the CPUs this process may use.",

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from celery import shared_task
 
-from mlsys.evaluation.pipeline import run_evaluation
+from mlsys.evaluation.pipeline import evaluation_warehouse, run_evaluation
 from mlsys.evaluation.spec import EvaluateSpec
 from mlsys.ids import check_alias
 from mlsys.jobs import (
@@ -246,15 +246,19 @@ def evaluate(job_id: str, attempt: int = 1) -> None:
             return
         # Parsed again with every check: the record in Redis is not trusted.
         spec = EvaluateSpec.from_json(record.params, settings)
-        result = run_evaluation(
-            spec,
-            context.warehouse(),
-            settings,
-            job_id,
-            # Progress counts the metric queries (record.rows_total of them).
-            progress=lambda done, total: jobs.set_progress(job_id, 0, done),
-            cancelled=run.should_stop,
-        )
+        warehouse = evaluation_warehouse(settings)
+        try:
+            result = run_evaluation(
+                spec,
+                warehouse,
+                settings,
+                job_id,
+                # Progress counts the metric queries (record.rows_total of them).
+                progress=lambda done, total: jobs.set_progress(job_id, 0, done),
+                cancelled=run.should_stop,
+            )
+        finally:
+            warehouse.close()
         run.check()
         jobs.mark_done(job_id, EVALUATE, attempt)
         jobs.succeed(job_id, result)

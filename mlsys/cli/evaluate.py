@@ -86,14 +86,16 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
 def evaluate(**params) -> None:
     """Evaluate predictions against labels on this machine; prints the result as JSON and
     stores each day in mlsys_{env}.evaluations."""
-    from mlsys.evaluation.pipeline import run_evaluation
+    from mlsys.evaluation.pipeline import evaluation_warehouse, run_evaluation
     from mlsys.evaluation.spec import EvaluateSpec
-    from mlsys.warehouse import open_warehouse
 
     settings = get_settings()
     spec = EvaluateSpec.parse(settings=settings, **_params(params))
-    warehouse = open_warehouse(settings=settings)
-    result = run_evaluation(spec, warehouse, settings, f"cli-{uuid.uuid4().hex[:16]}")
+    warehouse = evaluation_warehouse(settings)
+    try:
+        result = run_evaluation(spec, warehouse, settings, f"cli-{uuid.uuid4().hex[:16]}")
+    finally:
+        warehouse.close()
     click.echo(json.dumps(result, indent=2))
     for line in summary_lines(result):
         click.echo(line, err=True)  # stdout stays one JSON document

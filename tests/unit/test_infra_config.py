@@ -131,3 +131,13 @@ def test_memorystore_is_encrypted_in_transit_from_the_start():
     ]
     assert url.startswith("rediss://") and "ssl_ca_certs=${local.redis_ca_path}" in url
     assert "redis_transit_encryption" not in _variables(MODULE)
+
+
+@pytest.mark.parametrize("name", ["web", "pool", "flower"])
+def test_every_service_waits_for_every_secret_it_reads_at_start(name):
+    depends = set(_service(name)["depends_on"])
+    assert {
+        "google_secret_manager_secret_iam_member.readers",
+        "google_secret_manager_secret_version.redis_url",
+        "google_secret_manager_secret_version.redis_ca",
+    } <= depends

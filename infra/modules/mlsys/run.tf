@@ -171,7 +171,14 @@ resource "google_cloud_run_v2_service" "web" {
     ]
   }
 
-  depends_on = [google_secret_manager_secret_iam_member.readers, google_secret_manager_secret_version.redis_url]
+  # Every secret an instance reads at start must exist with a value, and be readable, first:
+  # a revision that starts without one fails, and replacing a failed service is what
+  # deletion_protection refuses.
+  depends_on = [
+    google_secret_manager_secret_iam_member.readers,
+    google_secret_manager_secret_version.redis_url,
+    google_secret_manager_secret_version.redis_ca,
+  ]
 }
 
 # Workers and beat: one image, two Cloud Run worker pools that differ only in these settings.
@@ -297,7 +304,14 @@ resource "google_cloud_run_v2_worker_pool" "pool" {
     ]
   }
 
-  depends_on = [google_secret_manager_secret_iam_member.readers, google_secret_manager_secret_version.redis_url]
+  # Every secret an instance reads at start must exist with a value, and be readable, first:
+  # a revision that starts without one fails, and replacing a failed service is what
+  # deletion_protection refuses.
+  depends_on = [
+    google_secret_manager_secret_iam_member.readers,
+    google_secret_manager_secret_version.redis_url,
+    google_secret_manager_secret_version.redis_ca,
+  ]
 }
 
 
@@ -417,7 +431,14 @@ resource "google_cloud_run_v2_service" "flower" {
     ]
   }
 
-  depends_on = [google_secret_manager_secret_iam_member.readers, google_secret_manager_secret_version.redis_url]
+  # Every secret an instance reads at start must exist with a value, and be readable, first:
+  # a revision that starts without one fails, and replacing a failed service is what
+  # deletion_protection refuses.
+  depends_on = [
+    google_secret_manager_secret_iam_member.readers,
+    google_secret_manager_secret_version.redis_url,
+    google_secret_manager_secret_version.redis_ca,
+  ]
 }
 
 # --- Who may call what ---------------------------------------------------------------------

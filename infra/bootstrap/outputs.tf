@@ -3,9 +3,14 @@ output "workload_identity_provider" {
   value       = google_iam_workload_identity_pool_provider.github.name
 }
 
-output "deployer_service_account" {
-  description = "Set as the GitHub repository variable GCP_SERVICE_ACCOUNT."
-  value       = google_service_account.deployer.email
+output "deployer_service_accounts" {
+  description = "Deployer of each environment: set as the GitHub repository variables GCP_DEPLOYER_DEV, GCP_DEPLOYER_STAGING and GCP_DEPLOYER_PROD."
+  value       = { for env, account in google_service_account.deployer : env => account.email }
+}
+
+output "planner_service_account" {
+  description = "Read-only planner of pull requests: set as the GitHub repository variable GCP_PLANNER_SERVICE_ACCOUNT."
+  value       = google_service_account.planner.email
 }
 
 output "state_buckets" {

@@ -14,6 +14,12 @@ variable "bucket_prefix" {
   default     = null
 }
 
+variable "adopt_state_buckets" {
+  description = "Import the existing state buckets (the predecessor's, with bucket_prefix = \"\") in the first apply instead of creating them."
+  type        = bool
+  default     = false
+}
+
 variable "github_repository" {
   description = "owner/name of the GitHub repository whose workflows may deploy (e.g. acme/mlsys)."
   type        = string
@@ -25,7 +31,7 @@ variable "github_repository" {
 }
 
 variable "deployer_roles" {
-  description = "Project roles of the deployer: enough to apply infra/envs/* (APIs, network, Memorystore, BigQuery, buckets, secrets, service accounts and their IAM) and to push and deploy images."
+  description = "Project roles of each environment's deployer: enough to apply infra/envs/* (APIs, network, Memorystore, BigQuery, buckets, secrets, service accounts and their IAM) and to push and deploy images."
   type        = list(string)
   default = [
     "roles/artifactregistry.admin",

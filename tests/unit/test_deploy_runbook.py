@@ -67,3 +67,32 @@ def test_outputs_secrets_and_repository_variables_exist():
     for variable in re.findall(r"`(GCP_[A-Z_]+)`", RUNBOOK):
         assert f"vars.{variable}" in workflows, variable
     assert "TF_STATE_BUCKET_${ENVIRONMENT^^}" in workflows
+
+
+def test_the_runbook_logs_in_with_a_project_and_a_quota_project():
+    project = RUNBOOK.index("gcloud config set project $PROJECT")
+    adc = RUNBOOK.index("gcloud auth application-default login")
+    quota = RUNBOOK.index("gcloud auth application-default set-quota-project $PROJECT")
+    assert project < adc < quota
+
+
+def test_the_first_real_image_is_deployed_before_the_first_call():
+    deploy = RUNBOOK.index("gcloud run deploy mlsys-$ENV --image=$IMAGE")
+    first_call = RUNBOOK.index('"$URL/jobs"')
+    full_apply = RUNBOOK.index("terraform apply                  # Memorystore")
+    assert full_apply < deploy < first_call
+    assert "gcloud beta run worker-pools deploy $pool --image=$IMAGE" in RUNBOOK
+    # The services start on Google's placeholder, whose image Terraform then ignores.
+    run_tf = (MODULE / "run.tf").read_text()
+    assert "template[0].containers[0].image" in run_tf
+    assert "cloudrun/container/hello" in RUNBOOK
+
+
+def test_a_migration_imports_before_any_apply_and_a_failed_revision_is_recoverable():
+    init = RUNBOOK.index('terraform init -backend-config="bucket=$STATE"')
+    note = RUNBOOK.index("run step 4's imports NOW")
+    first_apply = RUNBOOK.index("terraform apply", init)
+    assert init < note < first_apply
+    bootstrap_apply = RUNBOOK.index("terraform init && terraform apply")
+    assert RUNBOOK.index("adopt_state_buckets = true") < bootstrap_apply
+    assert "terraform untaint module.mlsys.google_cloud_run_v2_service.web" in RUNBOOK

@@ -56,6 +56,9 @@ from worker.dispatch import send_unit
 from worker.units import claimed
 
 log = logging.getLogger(__name__)
+#: How long a landing or a registry sync may hold its lock (it lapses if its worker dies), and
+#: how long the next one waits for it before its unit is retried.
+LOCK_SECONDS = 15 * 60
 
 # Tasks are acked late and fenced by leases (worker/units.py), results live in mlsys' job
 # records, so Celery keeps none.
@@ -165,7 +168,10 @@ def commit(job_id: str, attempt: int = 1) -> None:
         if record.rows_written is not None:  # landed before a crash; only finish the job
             rows, already = record.rows_written, True
         else:
-            rows, already = commit_job(prepared, warehouse, job_id, record.shards_total)
+            # One landing per table at a time: BigQuery aborts one of two transactions that
+            # change a table at once (a WRITE_TRUNCATE's), with a reason it does not retry.
+            with jobs.exclusive(f"table:{prepared.spec.output_table}", LOCK_SECONDS):
+                rows, already = commit_job(prepared, warehouse, job_id, record.shards_total)
             jobs.mark_committed(job_id, rows)
         # Drift of the whole input: the shards' profiles merged (never fails the job).
         profiles = ShardProfiles(jobs.client)
@@ -206,7 +212,9 @@ def registry_sync(job_id: str, attempt: int = 1) -> None:
     with claimed(jobs, settings, job_id, SYNC, attempt) as run:
         if run is None:
             return
-        result = sync_registry(context.warehouse(), context.store(), settings, env)
+        # Single-flight per environment: periodic and requested syncs never MERGE at once.
+        with jobs.exclusive(f"registry-sync:{env}", LOCK_SECONDS):
+            result = sync_registry(context.warehouse(), context.store(), settings, env)
         jobs.mark_done(job_id, SYNC, attempt)
         jobs.succeed(job_id, result.to_json())
 

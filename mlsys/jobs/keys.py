@@ -16,6 +16,9 @@ idem:{len}:{principal}:{key}
                     job id submitted by that principal with that idempotency key
 seen:{what}:{id}    the reaper's notes on a job (first sighting of a stall, a resend)
 reaper-lock         one reaper pass at a time across workers
+lock:{what}         a redis-py Lock (`JobStore.exclusive`): "registry-sync:{env}" (one registry
+                    sync per environment at a time), "table:{project.dataset.table}" (one
+                    landing in a warehouse table at a time)
 workers             sorted set: "{slots}|{worker name}" -> when that announcement lapses (epoch
                     seconds); slots is how many units the worker runs at once
 """
@@ -60,6 +63,10 @@ def seen(what: str, job_id: str) -> str:
 
 def reaper_lock() -> str:
     return f"{PREFIX}reaper-lock"
+
+
+def lock(what: str) -> str:
+    return f"{PREFIX}lock:{what}"
 
 
 def workers() -> str:

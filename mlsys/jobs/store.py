@@ -12,7 +12,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -458,6 +459,22 @@ class JobStore:
     def lead(self, ttl_seconds: float) -> bool:
         """Take the reaper lock for `ttl_seconds` (one reaper pass at a time)."""
         return bool(self._redis.set(keys.reaper_lock(), "1", nx=True, px=int(ttl_seconds * 1000)))
+
+    @contextmanager
+    def exclusive(self, what: str, seconds: float) -> Iterator[None]:
+        """Hold the lock named `what` (keys.lock) across every worker: a second holder waits
+        up to `seconds` for it, then BackendUnavailable (the unit is retried). It lapses after
+        `seconds` if its holder dies, so a crash never blocks the next one for longer."""
+        lock = self._redis.lock(keys.lock(what), timeout=seconds, blocking_timeout=seconds)
+        if not lock.acquire():
+            raise BackendUnavailable(f"{what} is busy for more than {seconds:.0f}s; retrying.")
+        try:
+            yield
+        finally:
+            try:
+                lock.release()
+            except redis.exceptions.LockError:  # lapsed meanwhile: someone else may hold it
+                log.warning("lock %s lapsed before its holder released it", what)
 
     def announce_worker(self, name: str, slots: int, ttl_seconds: float) -> None:
         """Say that worker `name` runs `slots` units at once, for the next `ttl_seconds`

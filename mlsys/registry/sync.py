@@ -42,6 +42,10 @@ from mlsys.warehouse.base import MergeResult, Warehouse
 
 log = logging.getLogger(__name__)
 
+#: Key of a row's metadata naming the generation of metadata.json it was read from (what a
+#: sync compares to skip reading an unchanged metadata.json again).
+METADATA_GENERATION = "metadata_generation"
+
 
 @dataclass(frozen=True)
 class SyncResult:
@@ -77,6 +81,11 @@ def sync_registry(
         if artifact is None:
             continue
         meta_blob = files.get(METADATA_FILE)
+        previous = existing.get((name, version))
+        if _unchanged(previous, artifact, meta_blob):
+            # Neither object has a new generation: nothing to read, nothing to merge.
+            invalid += previous.status == INVALID
+            continue
         try:
             row = _scan_version(store, env, name, version, artifact, meta_blob, existing, now)
         except BackendUnavailable:
@@ -85,7 +94,6 @@ def sync_registry(
             log.warning("registry sync %s: %s/v%s: %s", env, name, version, error)
             row = _problem_row(env, name, version, artifact, existing, now, error)
         invalid += row["status"] == INVALID
-        previous = existing.get((name, version))
         # An unchanged version is left out of the merge: a re-sync of a big registry then
         # sends nothing (the merge would also find nothing to change, after uploading it all).
         if previous is None or row["updated_at"] != previous.updated_at:  # see _scan_version
@@ -185,6 +193,21 @@ def _problem_row(env, name, version, artifact, existing, now, error) -> dict[str
     }
 
 
+def _unchanged(
+    previous: RegistryEntry | None, artifact: BlobInfo, meta_blob: BlobInfo | None
+) -> bool:
+    """Whether a registered version's objects are the generations its row was made from: the
+    artifact's (`generation`) and metadata.json's (kept in the row's metadata as
+    METADATA_GENERATION), so a sync of an unchanged bucket reads no object at all."""
+    if previous is None or previous.status == MISSING or not previous.sha256:
+        return False
+    if (previous.generation, previous.blob_path) != (artifact.generation, artifact.path):
+        return False
+    return previous.metadata.get(METADATA_GENERATION) == (
+        meta_blob.generation if meta_blob is not None else None
+    )
+
+
 def _scan_version(store, env, name, version, artifact, meta_blob, existing, now) -> dict:
     previous = existing.get((name, version))
     metadata: dict[str, Any] = {}
@@ -220,6 +243,8 @@ def _scan_version(store, env, name, version, artifact, meta_blob, existing, now)
         problems.append(f"SHA-256 of the artifact differs from metadata.json ({declared[:12]}…)")
     if problems:
         metadata = {**metadata, "problems": problems}
+    if meta_blob is not None:
+        metadata = {**metadata, METADATA_GENERATION: meta_blob.generation}
     row = {
         "model_name": name,
         "model_version": version,

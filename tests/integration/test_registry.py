@@ -128,6 +128,30 @@ def test_resync_without_change_writes_nothing(warehouse, store, settings, bucket
         assert registry_rows(warehouse, settings) == before  # updated_at included
 
 
+def test_a_resync_reads_only_the_objects_with_a_new_generation(
+    warehouse, store, settings, bucket, models, monkeypatch
+):
+    for model in models[:2]:
+        save(store, bucket, model)
+    sync_registry(warehouse, store, settings, ENV)
+    reads: list[str] = []
+    read = store.read
+    monkeypatch.setattr(
+        store, "read", lambda b, path, **kw: reads.append(path) or read(b, path, **kw)
+    )
+
+    again = sync_registry(warehouse, store, settings, ENV)
+    assert (again.scanned, again.updated, reads) == (2, 0, [])  # not even metadata.json
+
+    metadata = json.loads(read(bucket, f"{NAME}/v2/metadata.json"))
+    store.write(
+        bucket, f"{NAME}/v2/metadata.json", json.dumps({**metadata, "uploader": "ana"}).encode()
+    )
+    changed = sync_registry(warehouse, store, settings, ENV)
+    assert (changed.updated, reads) == (1, [f"{NAME}/v2/metadata.json"])
+    assert entries(warehouse, settings)[2].uploader == "ana"
+
+
 def test_new_version_is_added_and_others_are_untouched(warehouse, store, settings, bucket, models):
     save(store, bucket, models[0])
     sync_registry(warehouse, store, settings, ENV)

@@ -228,6 +228,8 @@ def run_shard(
     check_pinned(warehouse, settings, prepared.env, prepared.model)
     model = load_model(prepared.model, store, settings)
     schema = output_schema_for(prepared, model, warehouse)
+    scope = JobScope(job_id, prepared.env)
+    warehouse.check_shard(shard, scope)  # the plan came from Redis: not trusted
 
     def batches() -> Iterator[pa.RecordBatch]:
         for batch in warehouse.read_shard(shard, settings.batch_rows):
@@ -240,7 +242,7 @@ def run_shard(
             if progress is not None:
                 progress(out.num_rows)
 
-    return warehouse.stage(JobScope(job_id, prepared.env), shard_index, batches(), schema)
+    return warehouse.stage(scope, shard_index, batches(), schema)
 
 
 def commit_job(

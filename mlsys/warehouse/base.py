@@ -220,6 +220,16 @@ class Warehouse(ABC):
     def read_shard(self, shard: dict[str, Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Stream one shard of a plan as record batches of at most `batch_rows` rows."""
 
+    def check_shard(self, shard: dict[str, Any], scope: JobScope) -> None:
+        """Refuse a shard that does not belong to `scope`'s job. A plan is read back from the
+        job record in Redis, which is not trusted: a forged one must not make a worker read
+        another job's or any other file. Backends whose shards name files override this.
+
+        Raises:
+            PermissionDenied: the shard reaches outside the job's staging.
+        """
+        return None  # shards of a read session name no file
+
     @abstractmethod
     def stage(
         self,

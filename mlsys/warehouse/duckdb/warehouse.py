@@ -374,6 +374,17 @@ class DuckDBWarehouse(Warehouse):
         self._run(fn, table)
         os.replace(tmp, snapshot)
 
+    def check_shard(self, shard: dict[str, Any], scope: JobScope) -> None:
+        """The shard's file must lie in the job's own staging folder (symlinks resolved)."""
+        folder = self._job_dir(scope).resolve()
+        path = shard.get("path")
+        if not isinstance(path, str) or not Path(path).resolve().is_relative_to(folder):
+            raise PermissionDenied(
+                f"The plan of job {scope.job_id} names a file outside the job's staging "
+                "folder; it is not read.",
+                hint="The job record was altered: submit the job again.",
+            )
+
     def read_shard(self, shard: dict[str, Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
         if not shard["row_groups"]:
             return

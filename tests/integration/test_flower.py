@@ -63,3 +63,55 @@ def test_flower_answers_only_the_configured_login(tmp_path, redis_url):
         assert "workers" not in refused.text.lower()
     assert anonymous.headers["WWW-Authenticate"].startswith("Basic")
     assert right.status_code == 200 and "Flower" in right.text
+
+
+def test_start_refuses_the_iam_gate_outside_cloud_run(tmp_path, redis_url):
+    env = start_env(redis_url, tmp_path, MLSYS_FLOWER_GATE="cloud-run-iam")
+    env.pop("K_SERVICE", None)
+
+    result = subprocess.run(
+        ["bash", str(START), "flower"], env=env, cwd=repo_root(), capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+
+    assert result.returncode == 64, result.stderr
+    assert "outside Cloud Run" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("gate", "status"),
+    [("basic", 401), ("cloud-run-iam", 200)],
+    ids=["basic-auth-locks-everyone-out", "iam-gate-opens"],
+)
+def test_flower_behind_the_bearer_replacing_proxy(tmp_path, redis_url, gate, status):
+    """`gcloud run services proxy` replaces the browser's login with a Bearer token: Flower's
+    basic auth then refuses everyone; with Cloud Run IAM as the gate, Flower answers (its API
+    stays closed without a login of its own)."""
+    port, proxy_port = free_port(), free_port()
+    env = start_env(
+        redis_url, tmp_path, FLOWER_PORT=str(port), FLOWER_BASIC_AUTH=":".join(LOGIN),
+        MLSYS_FLOWER_GATE=gate, K_SERVICE="mlsys-flower-dev",
+    )  # fmt: skip
+    proxy = [
+        sys.executable, str(repo_root() / "docker" / "cloudrun-proxy.py"),
+        "--listen", f"127.0.0.1:{proxy_port}", "--upstream", f"http://127.0.0.1:{port}",
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{proxy_port}/"
+
+    def answering() -> list[requests.Response]:
+        try:
+            answer = requests.get(url, auth=LOGIN, timeout=2)
+            return [answer] if answer.status_code != 502 else []
+        except requests.ConnectionError:
+            return []
+
+    with (
+        process(["bash", str(START), "flower"], env, repo_root(), tmp_path / "flower.log"),
+        process(proxy, env, repo_root(), tmp_path / "proxy.log"),
+    ):
+        (page,) = wait_for(answering, timeout=60, what="flower behind the proxy")
+        api = requests.get(url + "api/workers", auth=LOGIN, timeout=5)
+
+    assert page.status_code == status, page.text[:200]
+    assert ("Flower" in page.text) == (status == 200)
+    assert api.status_code == 401

@@ -59,7 +59,7 @@ def test_outputs_secrets_and_repository_variables_exist():
         assert output in found, output
     secrets = set(re.findall(r"--secret=mlsys-([a-z-]+)-\$ENV", RUNBOOK))
     secrets |= set(re.findall(r"versions add mlsys-([a-z-]+)-\$ENV", RUNBOOK))
-    assert secrets == {"api-tokens", "flower-basic-auth"}
+    assert secrets == {"api-tokens"}
     secret_ids = " ".join(str(b.body.get("secret_id", "")) for b in resources(MODULE))
     for secret in secrets:
         assert f"{secret}-${{local.env}}" in secret_ids, secret

@@ -111,6 +111,10 @@ def test_flower_keeps_one_instance_with_cpu_while_enabled_and_is_reached_through
     assert resources_["cpu_idle"] is False
     iam = [b for b in resources(MODULE) if b.name == "flower_invokers"]
     assert "allUsers" not in str(iam)
+    # Cloud Run IAM is the gate: the proxy's Bearer token would meet a basic-auth 401 forever.
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MLSYS_FLOWER_GATE"] == "cloud-run-iam"
+    assert "FLOWER_BASIC_AUTH" not in env and "FLOWER_UNAUTHENTICATED_API" not in env
 
 
 def test_workers_know_their_memory_limit_and_concurrency():

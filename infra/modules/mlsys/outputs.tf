@@ -60,7 +60,6 @@ output "service_accounts" {
 output "secrets" {
   description = "Secret Manager secrets whose values are added out of band."
   value = {
-    api_tokens        = google_secret_manager_secret.api_tokens.secret_id
-    flower_basic_auth = google_secret_manager_secret.flower_basic_auth.secret_id
+    api_tokens = google_secret_manager_secret.api_tokens.secret_id
   }
 }

@@ -2,7 +2,7 @@
 #   mlsys-{env}         service      web (gunicorn)            ingress all, IAM and/or bearer tokens
 #   mlsys-worker-{env}  worker pool  celery worker             worker_instances, manual scaling
 #   mlsys-beat-{env}    worker pool  celery beat               exactly 1 instance
-#   mlsys-flower-{env}  service      flower                    internal ingress, IAM + basic auth
+#   mlsys-flower-{env}  service      flower                    IAM only (flower_members)
 # CI deploys new images (gcloud run deploy / worker-pools deploy); Terraform ignores the image.
 
 locals {
@@ -325,10 +325,12 @@ moved {
   to   = google_cloud_run_v2_worker_pool.pool["beat"]
 }
 
-# Flower: never public. Cloud Run IAM (roles/run.invoker for flower_members only, no allUsers)
-# and Flower's own basic auth on top. The way in is an authenticated proxy on your machine:
+# Flower: never public. Cloud Run IAM is the gate (roles/run.invoker for flower_members only,
+# never allUsers); Flower's own basic auth is off here, since the way in, an authenticated
+# proxy on your machine, replaces the browser's Authorization header with your identity token:
 #   gcloud run services proxy mlsys-flower-{env} --region={region} --port=5555
-# (it adds your identity token; then open http://localhost:5555 and give the basic-auth user).
+# then open http://localhost:5555 (no login of Flower's own). Its API stays closed (no
+# FLOWER_UNAUTHENTICATED_API).
 # Exactly one instance, always on with CPU always allocated, while enabled: Flower builds its
 # task history from the event stream, which a scaled-to-zero or throttled instance misses.
 resource "google_cloud_run_v2_service" "flower" {
@@ -384,14 +386,12 @@ resource "google_cloud_run_v2_service" "flower" {
         }
       }
 
+      # Cloud Run IAM is Flower's gate (docker/start): `gcloud run services proxy` replaces
+      # the browser's Authorization header with a Bearer identity token, which Flower's own
+      # basic auth would refuse on every request.
       env {
-        name = "FLOWER_BASIC_AUTH"
-        value_source {
-          secret_key_ref {
-            secret  = google_secret_manager_secret.flower_basic_auth.secret_id
-            version = "latest"
-          }
-        }
+        name  = "MLSYS_FLOWER_GATE"
+        value = "cloud-run-iam"
       }
 
       env {

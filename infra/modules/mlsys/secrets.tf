@@ -13,18 +13,6 @@ resource "google_secret_manager_secret" "api_tokens" {
   depends_on = [google_project_service.apis]
 }
 
-resource "google_secret_manager_secret" "flower_basic_auth" {
-  project   = var.project_id
-  secret_id = "${local.prefix}-flower-basic-auth-${local.env}"
-  labels    = local.labels
-
-  replication {
-    auto {}
-  }
-
-  depends_on = [google_project_service.apis]
-}
-
 # REDIS_URL carries the Memorystore AUTH string, which Terraform reads from the instance
 # anyway (it is in the state either way); keeping it in a secret keeps it out of the
 # Cloud Run configuration that every viewer of the project can read.
@@ -80,17 +68,15 @@ locals {
   # Who reads which secret: Cloud Run resolves them as the runtime account when an instance
   # starts. infra/permissions.toml lists the same (tests/unit/test_permissions.py).
   secret_readers = {
-    api_tokens        = ["web"]
-    flower_basic_auth = ["flower"]
-    redis_url         = ["web", "worker", "flower"]
-    redis_ca          = ["web", "worker", "flower"]
+    api_tokens = ["web"]
+    redis_url  = ["web", "worker", "flower"]
+    redis_ca   = ["web", "worker", "flower"]
   }
 
   secret_ids = {
-    api_tokens        = google_secret_manager_secret.api_tokens.id
-    flower_basic_auth = google_secret_manager_secret.flower_basic_auth.id
-    redis_url         = google_secret_manager_secret.redis_url.id
-    redis_ca          = google_secret_manager_secret.redis_ca.id
+    api_tokens = google_secret_manager_secret.api_tokens.id
+    redis_url  = google_secret_manager_secret.redis_url.id
+    redis_ca   = google_secret_manager_secret.redis_ca.id
   }
 
   account_members = {
@@ -116,9 +102,4 @@ resource "google_secret_manager_secret_iam_member" "readers" {
   secret_id = each.value.secret
   role      = "roles/secretmanager.secretAccessor"
   member    = each.value.member
-}
-
-moved {
-  from = google_secret_manager_secret_iam_member.readers["flower_basic_auth/flwr"]
-  to   = google_secret_manager_secret_iam_member.readers["flower_basic_auth/flower"]
 }

@@ -37,7 +37,10 @@ def _requests() -> list[tuple[tuple[str, str, int], str]]:
     from celery.worker import state
 
     found = []
-    for request in [*state.active_requests, *state.reserved_requests]:
+    # A running request is in both sets (reserved until it ends): once each.
+    requests = {request.id: request for request in state.reserved_requests}
+    requests |= {request.id: request for request in state.active_requests}
+    for request in requests.values():
         unit = unit_of(request.type, list(request.args or []))
         if unit is not None:
             pid = request.worker_pid

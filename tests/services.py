@@ -20,6 +20,8 @@ import redis
 #: inherit the developer's, and never read a `.env` (MLSYS_ENV_FILE empty): `bash
 #: scripts/local-env` in the checkout turns auth on and points REDIS_URL elsewhere.
 CONFIG_PREFIXES = ("MLSYS_", "GCP_", "GCS_", "BQ_", "REDIS_", "FLOWER_", "PROMETHEUS_", "GUNICORN_")
+#: Where a test that names no Redis looks for one: nowhere (port 1 refuses at once).
+NO_REDIS = "redis://127.0.0.1:1/0"
 #: ... except these, which steer the tests themselves.
 TEST_CONTROLS = ("MLSYS_TEST_", "MLSYS_REQUIRE_EMULATORS", "MLSYS_UPDATE_SCREENSHOTS")
 
@@ -38,6 +40,9 @@ def isolate_this_process() -> None:
         if name.startswith(CONFIG_PREFIXES) and not name.startswith(TEST_CONTROLS):
             del os.environ[name]
     os.environ["MLSYS_ENV_FILE"] = ""
+    # Settings' default is the machine's Redis on 6379, which tests never use: a test that
+    # forgets to name its own Redis fails to connect instead of writing there.
+    os.environ["REDIS_URL"] = NO_REDIS
 
 
 def free_port() -> int:

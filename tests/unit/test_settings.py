@@ -25,6 +25,7 @@ def clean_env(tmp_path, monkeypatch):
     """No variable of the machine leaks in, and no `.env` but the one a test writes."""
     for name in ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("MLSYS_ENV_FILE", raising=False)  # the suite's "no .env" (conftest)
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     yield
@@ -245,3 +246,13 @@ def test_memory_per_child_is_a_share_of_the_container_limit(memory, concurrency,
 def test_a_bad_memory_quantity_is_refused():
     with pytest.raises(ValueError, match="4Gi"):
         parse_quantity("4 gigs")
+
+
+def test_mlsys_env_file_names_the_dotenv_file_or_none(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("GCP_PROJECT_ID=from-cwd\n")
+    (tmp_path / "repo.env").write_text("GCP_PROJECT_ID=from-repo\n")
+
+    monkeypatch.setenv("MLSYS_ENV_FILE", str(tmp_path / "repo.env"))
+    assert Settings().gcp_project_id == "from-repo"
+    monkeypatch.setenv("MLSYS_ENV_FILE", "")
+    assert Settings().gcp_project_id == "mlsys-local"

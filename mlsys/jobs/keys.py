@@ -2,7 +2,8 @@
 
 job:{id}            hash: kind, state, phase, principal, params, prepared, plan, result,
                     error, timestamps, rows_total, shards_total, score, idem
-job:{id}:units      hash: unit -> {"state": queued|running|done, "attempt": n, "worker"}
+job:{id}:units      hash: unit -> {"state": queued|running|done, "attempt": n, "worker",
+                    "given": attempts given back by stopping workers, not counted as spent}
                     units are "plan", "shard:{k}", "commit" (predict) or "sync" (registry)
 job:{id}:progress   hash: shard index -> most rows any attempt of that shard has done
 job:{id}:done       list holding the final state once the job ended (what `wait` blocks on)

@@ -441,6 +441,33 @@ def test_truncating_a_table_of_the_same_columns_is_one_transaction(wh, client):
     assert truncate == bq_sql.truncate_insert(TABLE, [STAGED], list(OUT))
 
 
+def test_many_shards_land_as_one_copied_table_so_no_per_table_minimum_is_billed_per_shard(
+    wh, client
+):
+    # BigQuery bills at least 10 MB per table a query references: 64 small staging tables
+    # would cost 640 MB. One copy job (free) puts them in one table, which the landing reads.
+    staged = [STAGED.with_table(f"_mlsys_stage_job_1_{k}") for k in range(3)]
+    combined = STAGED.with_table("_mlsys_stage_job_1_all")
+    tables = {str(t): _table(t, OUT, rows=2) for t in staged}
+    tables[str(combined)] = _table(combined, OUT, rows=6)
+    answer(client, "get_table", lambda name, **_: tables.get(str(name)) or _not_found(name))
+    answer(client, "copy_table", strict(bigquery.CopyJob, result=None))
+    answer(client, "update_table", lambda table, fields, **_: table)
+    answer(client, "query", _query_job())
+
+    assert commit_output(wh, JobScope("job-1", "dev"), TABLE, 3, "WRITE_EMPTY").rows == 6
+
+    sources, destination = client.copy_table.call_args.args
+    assert sources == [str(t) for t in staged] and destination == str(combined)
+    assert client.copy_table.call_args.kwargs["job_config"].write_disposition == "WRITE_TRUNCATE"
+    (create,) = (c.args[0] for c in client.query.call_args_list)
+    assert f"FROM `{combined}`" in create and "_mlsys_stage_job_1_0" not in create
+
+
+def _not_found(name):
+    raise gexc.NotFound(f"Table {name}")
+
+
 def test_a_partitioning_the_job_cannot_keep_is_refused_before_anything_is_written(wh, client):
     existing = _partitioned({"other": "STRING"}, None)  # ingestion-time partitioning
     answer(client, "get_table", _in_turn(existing, _table(STAGED, OUT, rows=3)))

@@ -258,13 +258,15 @@ class BigQueryTables:
         with translated(f"Setting the expiration of {table}"):
             self.client.update_table(meta, ["expires"], retry=self.retry)
 
-    def copy(self, source: TableId, target: TableId) -> None:
-        """Replace `target` with a copy of `source` (one copy job: atomic)."""
+    def copy(self, source: TableId | list[TableId], target: TableId) -> None:
+        """Replace `target` with a copy of `source`, or of the rows of all tables of a list
+        (one copy job: atomic, and free of query charges)."""
         config = bigquery.CopyJobConfig(write_disposition="WRITE_TRUNCATE")
+        sources = [str(s) for s in source] if isinstance(source, list) else str(source)
 
         def attempt() -> None:
             job = self.client.copy_table(
-                str(source), str(target), job_config=config, location=self.location
+                sources, str(target), job_config=config, location=self.location
             )
             job.result(retry=self.retry)
 

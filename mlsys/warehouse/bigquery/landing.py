@@ -39,6 +39,10 @@ from mlsys.warehouse.bq_schema import (
     to_loadable,
 )
 
+#: Suffix (after `stage_prefix`) of the table all of a job's staging tables are copied into
+#: before they land.
+COMBINED = "all"
+
 
 def stage_prefix(scope: JobScope) -> str:
     """Table-name prefix of a job's staging tables ('-' is not allowed everywhere)."""
@@ -97,9 +101,18 @@ class Landing(OutputLanding):
     Metadata is read once per landing: one GET of the target, one per staging table."""
 
     def __init__(
-        self, tables: BigQueryTables, target: TableId, sources: list[TableId], params: dict
+        self,
+        tables: BigQueryTables,
+        target: TableId,
+        sources: list[TableId],
+        params: dict,
+        combined: TableId | None = None,
     ) -> None:
         self.tables, self.target, self.sources = tables, target, sources
+        #: Where the staging tables are copied into one before the landing statement reads
+        #: them: BigQuery bills at least 10 MB per table a query references, so a job of many
+        #: small shards would otherwise pay that minimum once per shard.
+        self.combined = combined
         #: @job_id and @since of the landed check and the append guard.
         self.params = params
         self.what = f"Committing job {params['job_id']} into {target}"
@@ -132,6 +145,11 @@ class Landing(OutputLanding):
         self._fields = api_fields(metas[0])
         columns = [check_column(f["name"]) for f in self._fields]
         rows = sum(int(m.num_rows or 0) for m in metas)  # loaded by load jobs: exact
+        # (bqemulator copies only the first of several sources: there the statement reads them.)
+        if self.combined is not None and len(self.sources) > 1 and not self.tables.emulated:
+            self.tables.copy(self.sources, self.combined)  # a copy job: no bytes billed
+            self.tables.expire(self.combined)
+            self.sources = [self.combined]
         return StagedRows(columns=columns, rows=rows)
 
     def _staged_columns(self) -> list[str]:
@@ -296,7 +314,8 @@ class StagedOutput:
 
     def landing(self, scope: JobScope, target: TableId, shard_count: int) -> Landing:
         sources = [self.stage_table(scope, i) for i in range(shard_count)]
-        return Landing(self.tables, target, sources, self.job_params(scope))
+        combined = self._dataset_table(scope, f"{stage_prefix(scope)}{COMBINED}")
+        return Landing(self.tables, target, sources, self.job_params(scope), combined)
 
     def discard(self, scope: JobScope) -> None:
         """Drop the job's staging tables (partial ones too) and input snapshot (and nothing
@@ -304,7 +323,8 @@ class StagedOutput:
         prefix = stage_prefix(scope)
         for table in self._own_tables(scope):
             suffix = table.table.removeprefix(prefix)
-            if table.table.startswith(prefix) and suffix.removesuffix("_partial").isdigit():
+            ours = suffix.removesuffix("_partial").isdigit() or suffix == COMBINED
+            if table.table.startswith(prefix) and ours:
                 self.tables.drop(table)
         self.tables.drop(self.snapshot_table(scope))
 

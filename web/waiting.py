@@ -55,15 +55,21 @@ class SeedAnswer(BaseModel):
     result: dict[str, Any] | None = None
 
 
+#: Digits of `wait=N` read: more than this is a wait longer than any bound anyway.
+_WAIT_DIGITS = 6
+
+
 def preferred_wait() -> int | None:
-    """The N of `Prefer: wait=N`, if the request states one (the first one wins)."""
+    """The N of `Prefer: wait=N`, if the request states one (the first one wins). Parsed
+    with a bounded length (a 5,000-digit N is simply "very long"), never raising."""
     for header in request.headers.getlist("Prefer"):
         for preference in header.split(","):
             token = preference.split(";", 1)[0]
             name, _, value = token.partition("=")
             value = value.strip().strip('"')
-            if name.strip().lower() == "wait" and value.isdigit():
-                return int(value)
+            if name.strip().lower() == "wait" and value.isascii() and value.isdigit():
+                digits = value.lstrip("0") or "0"
+                return int(digits) if len(digits) <= _WAIT_DIGITS else 10**_WAIT_DIGITS
     return None
 
 

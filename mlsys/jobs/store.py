@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 
 #: Longest a caller may block in `wait` (the blocking connection's read timeout follows it).
 MAX_WAIT_SECONDS = 300.0
+#: What a job id may look like (the ids this store makes are 32 hex digits; the same shape as
+#: a warehouse JobScope accepts).
+JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 #: Sends the message that runs `unit` of a job for an attempt (the worker's `send_unit`).
 Send = Callable[[str, str, int], None]
@@ -212,7 +216,10 @@ class JobStore:
 
     def get(self, job_id: str, owner: str | None = None) -> Job | None:
         """The public view of a job, or None. With `owner`, None unless that principal
-        submitted it (so another caller's job ids do not even show as existing)."""
+        submitted it (so another caller's job ids do not even show as existing). A malformed
+        id is no job: it never reaches a key (`{id}:units` would name another record)."""
+        if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
+            return None
         job = self._views([job_id])[0]
         if job is None or (owner is not None and job.principal != owner):
             return None

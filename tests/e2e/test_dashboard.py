@@ -484,6 +484,67 @@ def test_the_pages_fit_a_phone_and_the_screenshots(page, stack, tmp_path):
     stack.api.delete(f"{stack.url}/jobs/{running}")
 
 
+def _fill(page, **fields) -> None:
+    for name, value in fields.items():
+        control = page.locator(f"#{name}")
+        if control.evaluate("e => e.tagName") == "SELECT":
+            control.select_option(value)
+        else:
+            control.fill(value)
+
+
+def test_a_new_prediction_from_the_form_refused_as_the_api_would_then_run_again(page, stack):
+    _sign_in(page, stack)
+    page.get_by_role("link", name="New prediction").click()
+    page.wait_for_url(re.compile(r"/ui/predict$"))
+    missing = str(INPUT.with_table("no_such_table"))
+    output = str(OUTPUT.with_table("from_the_form"))
+    _fill(page, input_table=missing, model_name="scripted", model_version="v1")
+    _fill(page, output_table=output, id_columns="PassengerId")
+    body = {"env": "dev", "input_table": missing, "output_table": output}
+    body |= {"model_name": "scripted", "model_version": "v1", "id_columns": ["PassengerId"]}
+    api = stack.api.post(f"{stack.url}/predict", json=body, timeout=30)
+    with page.expect_response(re.compile(r"/ui/predict$")) as answer:
+        page.get_by_role("button", name="Start prediction").click()
+    assert answer.value.status == api.status_code == 404
+    said = " ".join(page.locator("#problem").inner_text().split())
+    assert f"404 {api.json()['title']} {api.json()['detail']}" == said  # the API's words
+    assert page.locator("#output_table").input_value() == output  # what was typed stays
+
+    _fill(page, input_table="not a table")
+    page.get_by_role("button", name="Start prediction").click()
+    page.wait_for_selector("#problem")
+    assert page.locator("#input_table").get_attribute("aria-invalid") == "true"
+    assert page.locator("#input_table-error").is_visible()
+    assert page.evaluate(_AUDIT) == []  # the refused form is labelled and readable too
+    assert len(page.errors) == 2  # Chromium logs each 4xx page it loads; nothing else
+    page.errors.clear()
+
+    _fill(page, input_table=str(INPUT.with_table("passengers")))
+    page.get_by_role("button", name="Start prediction").click()
+    page.wait_for_url(re.compile(r"/ui/jobs/[0-9a-f]{32}\?started=1$"))
+    first = page.url.split("/ui/jobs/")[1].split("?")[0]
+    assert stack.api.get(f"{stack.url}/jobs/{first}").json()["params"]["output_table"] == output
+    page.wait_for_selector('#job-state:text-is("succeeded")', timeout=120_000)
+
+    page.get_by_role("button", name="Run again").click()
+    page.wait_for_url(re.compile(r"/ui/jobs/[0-9a-f]{32}\?started=1$"))
+    again = page.url.split("/ui/jobs/")[1].split("?")[0]
+    assert again != first
+    params = stack.api.get(f"{stack.url}/jobs/{again}").json()["params"]
+    assert params == stack.api.get(f"{stack.url}/jobs/{first}").json()["params"]
+
+    page.get_by_role("link", name="Clone into a new prediction").click()
+    page.wait_for_url(re.compile(r"/ui/predict\?from="))
+    assert page.locator("#output_table").input_value() == output
+    assert page.locator("#model_version").input_value() == "v1"
+    assert page.locator("#id_columns").input_value() == "PassengerId"
+    options = page.locator("#write_disposition option").all_inner_texts()
+    assert any("WRITE_TRUNCATE" in o for o in options)  # this principal may replace tables
+    wait_for(lambda: _state(stack, again) in ("succeeded", "failed"), 120)
+    assert page.errors == []
+
+
 # Every visible form control has a label, every text meets WCAG AA contrast (4.5:1) against
 # the background it is drawn on: readable by a screen reader and on a washed-out projector.
 _AUDIT = """() => {
@@ -526,7 +587,7 @@ def test_every_page_has_labels_and_readable_contrast(page, stack):
     _sign_in(page, stack)
     job_id = _submit(stack, table="poisoned")
     wait_for(lambda: _state(stack, job_id) == "failed", timeout=120, what="a failure")
-    for path in ("/ui/jobs", f"/ui/jobs/{job_id}", "/ui/models", "/ui/schedules"):
+    for path in ("/ui/jobs", f"/ui/jobs/{job_id}", "/ui/models", "/ui/schedules", "/ui/predict"):
         page.goto(stack.url + path)
         assert page.evaluate(_AUDIT) == [], path
     page.context.clear_cookies()

@@ -16,10 +16,11 @@ from mlsys.ids import check_model_name
 from mlsys.jobs import JobKind, JobState
 from mlsys.monitoring import PREDICTION, PROBABILITY
 from mlsys.monitoring.stats import stats_table
-from mlsys.registry import RegistryEntry, read_registry
+from mlsys.registry import LOADABLE, RegistryEntry, read_registry
 from mlsys.schedules import Schedule, ScheduleStore
 from mlsys.warehouse.bq_sql import string_literal
 from web.backends import backends
+from web.predict import enqueue_predict
 from web.principal import Principal, Scope
 from web.schedules import check_resume
 from web.submit import submit_job
@@ -177,3 +178,22 @@ def sync_registry(principal: Principal, env: str) -> str:
     backends().settings.check_env(env)
     answer = submit_job(JobKind.REGISTRY_SYNC, {"env": env})  # the API's own submit path
     return answer.get_json()["job_id"]
+
+
+def model_choices(env: str) -> dict[str, list[str]]:
+    """Each registered model of `env` with what a prediction may name: latest, its loadable
+    versions (newest first) and its aliases."""
+    out: dict[str, list[str]] = {}
+    for entry in registry(env):
+        if entry.status not in LOADABLE:
+            continue
+        refs = out.setdefault(entry.model_name, ["latest"])
+        refs.insert(1, entry.version)
+        refs.extend(f"@{alias}" for alias in entry.aliases)
+    return out
+
+
+def submit_prediction(body: Any) -> str:
+    """Queue a prediction exactly as POST /predict does (`body` a validated PredictRequest);
+    its job id. Raises what the API answers as 4xx problems."""
+    return enqueue_predict(dict(body)).get_json()["job_id"]

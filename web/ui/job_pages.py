@@ -11,7 +11,7 @@ from flask import Blueprint, Response, abort, jsonify, redirect, render_template
 
 from mlsys.jobs import JobKind, JobState
 from web.policy import Access, Owner, policy
-from web.principal import current_principal
+from web.principal import Scope, current_principal
 from web.ui import data, guard, present
 
 bp = Blueprint("jobs", __name__)
@@ -141,6 +141,7 @@ def detail(job_id: str) -> str:
     return render_template(
         "ui/job.html",
         active="jobs",
+        can_predict=current_principal().has(Scope.PREDICT),
         live_url=url_for("ui.jobs.detail_live", job_id=job_id),
         **context,
     )

@@ -1,5 +1,5 @@
-"""The README's "Deploying to Google Cloud" runbook names only what infra/ and the workflows
-define: resource addresses, variables, outputs, secrets, repository variables."""
+"""The "Deploying to Google Cloud" runbook (infra/README.md) names only what infra/ and the
+workflows define: resource addresses, variables, outputs, secrets, repository variables."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from tests.infra import ENVS, INFRA, MODULE, ROOT, WORKFLOWS, blocks, resources,
 
 pytestmark = pytest.mark.unit
 
-README = (ROOT / "README.md").read_text()
-RUNBOOK = README[README.index("## Deploying to Google Cloud") :]
-RUNBOOK = RUNBOOK[: RUNBOOK.index("\n## ", 5)]
+# The runbook is a section of infra/README.md (the README links to it), up to the next section.
+_, _, RUNBOOK = (ROOT / "infra" / "README.md").read_text().partition("## Deploying to Google Cloud")
+RUNBOOK, _, _ = RUNBOOK.partition("\n## ")
 
 
 def test_every_imported_or_targeted_address_is_a_module_resource():

@@ -63,6 +63,7 @@ from mlsys.warehouse.base import (
 )
 from mlsys.warehouse.batches import rebatch
 from mlsys.warehouse.duckdb.file_queue import FileQueue, FileTurnTimeout
+from mlsys.warehouse.duckdb.readers import AttachedReads
 from mlsys.warehouse.duckdb.sql import (
     bigquery_to_duckdb,
     duckdb_schema_name,
@@ -137,6 +138,7 @@ class DuckDBWarehouse(Warehouse):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._queue = FileQueue(self.path)
+        self._reads = AttachedReads(self.path, self.config, self._allowed_directories())
 
     @classmethod
     def from_url(cls, url: str, settings: Settings) -> DuckDBWarehouse:
@@ -178,24 +180,35 @@ class DuckDBWarehouse(Warehouse):
                 self._local.con = None
 
     @contextlib.contextmanager
-    def _connect(self, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _connect(self, write: bool, attach: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         con = getattr(self._local, "con", None)
         if con is not None:
             if write and not self._local.writes:
                 raise RuntimeError("a write inside a read-only warehouse session")
             yield con
             return
-        with self._open(write) as con:
+        with self._open(write, attach) as con:
             yield con
 
     @contextlib.contextmanager
-    def _open(self, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _open(self, write: bool, attach: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The file, for one call: shared with other readers unless `write`. A short read
+        (`attach`) attaches it to this thread's kept in-memory DuckDB (mlsys.warehouse.duckdb.
+        readers); anything else opens an instance of its own, with every thread of the
+        connection settings."""
         started = time.monotonic()
         try:
             with self._queue.turn(write, self.lock_wait):
                 left = max(0.1, self.lock_wait - (time.monotonic() - started))
                 # A file that does not exist yet cannot be opened read-only: create it.
                 read_only = not write and self.path.exists()
+                if read_only and attach:
+                    try:
+                        with self._reads.attached(_retry_on_lock(left)) as con:
+                            yield con
+                        return
+                    except RetryError:
+                        raise self._locked() from None
                 try:
                     con = _retry_on_lock(left)(duckdb.connect)(
                         str(self.path), read_only=read_only, config=self.config
@@ -222,11 +235,11 @@ class DuckDBWarehouse(Warehouse):
         folders = {self.staging_dir, self.staging_dir.resolve(), Path(f"{self.path}.tmp")}
         return sorted(f"{folder}/" for folder in folders)
 
-    def _run(self, fn, table: TableId | None = None, write: bool = False):
-        """Run `fn(con)` on a fresh connection (read-only unless `write`), mapping DuckDB
-        errors."""
+    def _run(self, fn, table: TableId | None = None, write: bool = False, attach: bool = True):
+        """Run `fn(con)` on the file (read-only unless `write`; `attach=False`: a long read
+        that gets an instance of its own), mapping DuckDB errors."""
         try:
-            with self._connect(write) as con:
+            with self._connect(write, attach) as con:
                 return fn(con)
         except duckdb.Error as error:
             mapped = _translate(error, table)
@@ -248,11 +261,11 @@ class DuckDBWarehouse(Warehouse):
     # --- reads --------------------------------------------------------------------------
     def query(self, sql: str) -> pd.DataFrame:
         translated = bigquery_to_duckdb(one_query(sql), self.default_project)
-        return self._run(lambda con: con.sql(translated).df())
+        return self._run(lambda con: con.sql(translated).df(), attach=False)
 
     def query_arrow(self, sql: str) -> pa.Table:
         translated = bigquery_to_duckdb(one_query(sql), self.default_project)
-        return self._run(lambda con: con.sql(translated).to_arrow_table())
+        return self._run(lambda con: con.sql(translated).to_arrow_table(), attach=False)
 
     def exists(self, table: TableId) -> bool:
         return self._run(lambda con: _table_exists(con, table))
@@ -362,16 +375,24 @@ class DuckDBWarehouse(Warehouse):
             rows = _exec(con, f"SELECT count(*) FROM {duckdb_table(table)}")[0][0]
             group = min(122_880, max(2_048, math.ceil(rows / max(1, shards * 4))))
             # Row order does not matter to a snapshot; keeping it costs memory that grows with
-            # the table (measured: +450 MB at 10M rows with it, +180 MB without).
-            _exec(con, "SET preserve_insertion_order = false")
-            with _memory_cap(con, None if anti else self.snapshot_memory):
+            # the table (measured: +450 MB at 10M rows with it, +180 MB without). A plain scan
+            # keeps every block it read cached until the cap is reached, so under the
+            # connection's cap (a quarter of the machine) the snapshot still grew with the
+            # table: +100 MB from 1M to 10M rows, against +7 MB under 64MB, as fast. An
+            # anti-join's hash table needs more (it fails to pin its blocks at 64MB): it keeps
+            # the connection's cap and spills beyond it.
+            with _set_for(
+                con,
+                preserve_insertion_order="false",
+                memory_limit=None if anti else self.snapshot_memory,
+            ):
                 _exec(
                     con,
                     f"COPY ({select}) TO {sql_string(str(tmp))} "
                     f"(FORMAT parquet, ROW_GROUP_SIZE {group})",
                 )
 
-        self._run(fn, table)
+        self._run(fn, table, attach=False)
         os.replace(tmp, snapshot)
 
     def check_shard(self, shard: dict[str, Any], scope: JobScope) -> None:
@@ -605,24 +626,21 @@ def one_query(sql: str) -> str:
 
 
 @contextlib.contextmanager
-def _memory_cap(con: duckdb.DuckDBPyConnection, limit: str | None) -> Iterator[None]:
-    """Run the statements inside under DuckDB memory cap `limit` (None: as the connection is),
-    then give the connection its own back (a session may go on using it).
-
-    A plain scan keeps every block of the table it has read cached until the cap is reached,
-    so under the connection's cap (a quarter of the machine) a snapshot's memory grew with the
-    table: measured +100 MB from 1M to 10M rows, against +7 MB under 64MB, as fast. An
-    anti-join's hash table needs more (it fails to pin its blocks at 64MB): it keeps the
-    connection's cap and spills beyond it."""
-    if limit is None:
-        yield
-        return
-    before = _exec(con, "SELECT current_setting('memory_limit')")[0][0]
-    _exec(con, f"SET memory_limit = {sql_string(limit)}")
+def _set_for(con: duckdb.DuckDBPyConnection, **values: str | None) -> Iterator[None]:
+    """Run the statements inside with DuckDB settings `values` (None: leave that one as it is),
+    then put the connection's own back: a session, or a thread's kept instance
+    (mlsys.warehouse.duckdb.readers), goes on using it."""
+    values = {name: value for name, value in values.items() if value is not None}
+    before = {
+        name: _exec(con, f"SELECT current_setting({sql_string(name)})")[0][0] for name in values
+    }
+    for name, value in values.items():
+        _exec(con, f"SET {name} = {sql_string(value)}")
     try:
         yield
     finally:
-        _exec(con, f"SET memory_limit = {sql_string(before)}")
+        for name, value in before.items():
+            _exec(con, f"SET {name} = {sql_string(str(value))}")
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, table: TableId) -> bool:

@@ -121,7 +121,7 @@ class Schedule:
 
     schedule_id: str
     principal: str
-    predict: dict[str, Any]  # the predict spec's JSON (PredictSpec.to_json)
+    predict: dict[str, Any] | None  # the predict spec's JSON (PredictSpec.to_json)
     cron: str | None = None
     interval_seconds: float | None = None
     timezone: str = "UTC"
@@ -129,8 +129,15 @@ class Schedule:
     paused: bool = False
     #: Why it stopped firing on its own (its principal can no longer run it); None otherwise.
     suspended: str | None = None
+    #: An evaluation schedule's spec (EvaluateSpec.to_json) in place of `predict`.
+    evaluate: dict[str, Any] | None = None
     created_at: str = field(default_factory=_now)
     updated_at: str = field(default_factory=_now)
+
+    @property
+    def kind(self) -> str:
+        """What each run submits: `predict` or `evaluate`."""
+        return "evaluate" if self.evaluate is not None else "predict"
 
     @property
     def entry_name(self) -> str:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from web.evaluation_schemas import EvaluateRequest
 from web.schemas import PredictRequest, Strict
 
 _CRON = (
@@ -20,16 +21,23 @@ _PREDICT = (
     "model_version may name an alias (champion): each run resolves it again."
 )
 
+_EVALUATE = (
+    "An evaluation each run submits: the fields of POST /evaluations (no idempotency_key). "
+    "Leave since and until out: each run evaluates the `days` before it, less label_delay."
+)
+
 
 class ScheduleCreate(Strict):
-    """A predict job to run on a cron expression or at an interval."""
+    """A predict (or evaluate) job to run on a cron expression or at an interval: exactly one
+    of `predict` and `evaluate`."""
 
     name: str | None = Field(None, max_length=200, description="A label for people.")
     cron: str | None = Field(None, max_length=200, description=_CRON)
     interval_seconds: float | None = Field(None, gt=0, le=366 * 86400, description=_INTERVAL)
     timezone: str = Field("UTC", max_length=64, description=_TZ)
     paused: bool = Field(False, description="Create it paused (no runs until resumed).")
-    predict: PredictRequest = Field(description=_PREDICT)
+    predict: PredictRequest | None = Field(None, description=_PREDICT)
+    evaluate: EvaluateRequest | None = Field(None, description=_EVALUATE)
 
 
 class ScheduleUpdate(Strict):
@@ -67,7 +75,10 @@ class Schedule(BaseModel):
         description="Why it stopped on its own: its principal could no longer run it (removed, "
         "or lost a scope or dataset). Paused until an admin resumes it.",
     )
-    predict: dict[str, Any] = Field(description="The validated predict spec.")
+    predict: dict[str, Any] | None = Field(description="The validated predict spec.")
+    evaluate: dict[str, Any] | None = Field(
+        None, description="The validated evaluate spec (a schedule of evaluations)."
+    )
     created_at: str
     updated_at: str
     next_run_at: str | None = Field(None, description="When beat fires it next (its zone).")

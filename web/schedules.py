@@ -16,6 +16,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, url_for
 
 from mlsys.errors import InvalidRequest, PermissionDenied, ScheduleLimitReached
+from mlsys.evaluation.checks import check_schemas
+from mlsys.evaluation.spec import EvaluateSpec
 from mlsys.predict import PredictSpec, prepare_predict
 from mlsys.schedules import (
     Schedule,
@@ -26,6 +28,7 @@ from mlsys.schedules import (
 from web.auth import authorize_predict
 from web.backends import backends
 from web.errors import read_json_object
+from web.evaluations import authorize_evaluation
 from web.openapi import doc
 from web.policy import Access, Datasets, Owner, policy
 from web.principal import Principal, Scope, current_principal
@@ -96,6 +99,33 @@ def _checked_spec(predict: dict[str, Any]) -> PredictSpec:
     return spec
 
 
+def _checked_evaluation(evaluate: dict[str, Any]) -> EvaluateSpec:
+    """The same checks as POST /evaluations, short of queueing a job. The window stays
+    relative (each run evaluates the days before it)."""
+    if evaluate.pop("idempotency_key", None):
+        raise InvalidRequest(
+            "A schedule's evaluate spec takes no idempotency_key: every run is a new job.",
+            hint="Remove idempotency_key from evaluate.",
+        )
+    found = backends()
+    spec = EvaluateSpec.parse(settings=found.settings, **evaluate)
+    authorize_evaluation(spec)
+    check_schemas(spec, found.warehouse)
+    return spec
+
+
+def _checked_job(body: ScheduleCreate) -> dict[str, Any]:
+    """{"predict": spec} or {"evaluate": spec}: exactly one of them, checked."""
+    if (body.predict is None) == (body.evaluate is None):
+        raise InvalidRequest(
+            "A schedule needs exactly one of predict and evaluate.",
+            hint='E.g. "predict": {...the fields of POST /predict...}.',
+        )
+    if body.evaluate is not None:
+        return {"predict": None, "evaluate": _checked_evaluation(dict(body.evaluate)).to_json()}
+    return {"predict": _checked_spec(dict(body.predict)).to_json()}
+
+
 def check_resume(item: Schedule, principal: Principal) -> dict[str, Any]:
     """The changes that resume `item`: a suspended schedule only by an admin (its owner's
     credentials no longer allowed its runs), which also clears the suspension."""
@@ -146,12 +176,12 @@ def create_schedule() -> Response:
     check_timing(
         body.cron, body.interval_seconds, body.timezone, found.settings.schedule_min_interval
     )
-    spec = _checked_spec(dict(body.predict))
+    job = _checked_job(body)
     _check_room(current_principal().name, found.settings.schedules_per_principal)
     item = Schedule(
         schedule_id=new_schedule_id(),
         principal=current_principal().name,
-        predict=spec.to_json(),
+        **job,
         cron=body.cron,
         interval_seconds=body.interval_seconds,
         timezone=body.timezone,

@@ -18,6 +18,8 @@ import logging
 from celery import current_app, shared_task
 
 from mlsys.errors import MlsysError, PermissionDenied
+from mlsys.evaluation.checks import check_schemas
+from mlsys.evaluation.spec import EvaluateSpec
 from mlsys.jobs import LIVE, JobKind, NewJob
 from mlsys.predict import PredictSpec, prepare_predict
 from mlsys.schedules import (
@@ -31,6 +33,7 @@ from mlsys.schedules import (
 )
 from web.auth import authorize_predict
 from web.credentials import load_credentials
+from web.evaluations import authorize_evaluation
 from web.principal import Scope
 from worker import context
 from worker.beat import RUN_SCHEDULE, remove
@@ -58,9 +61,14 @@ def refusal(item: Schedule) -> str | None:
         return f"principal {item.principal!r} is no longer configured"
     if not principal.has(Scope.PREDICT):
         return f"principal {item.principal!r} no longer holds the 'predict' scope"
-    spec = PredictSpec.from_json(item.predict, settings)
     try:
-        authorize_predict(spec.input_table, spec.output_table, spec.write_disposition, principal)
+        if item.evaluate is not None:
+            authorize_evaluation(EvaluateSpec.from_json(item.evaluate, settings), principal)
+        else:
+            spec = PredictSpec.from_json(item.predict, settings)
+            authorize_predict(
+                spec.input_table, spec.output_table, spec.write_disposition, principal
+            )
     except PermissionDenied as error:
         return error.message
     return None
@@ -74,8 +82,22 @@ def suspend(store: ScheduleStore, item: Schedule, reason: str) -> None:
     log.warning("schedule %s suspended: %s", item.schedule_id, reason)
 
 
+def submit_evaluation(item: Schedule) -> str:
+    """Fix the schedule's evaluation window now (the days before this firing, less the label
+    delay), check the tables again, then record and queue its job."""
+    jobs, settings = context.jobs(), context.settings()
+    spec = EvaluateSpec.from_json(item.evaluate, settings).resolved()
+    prepared = check_schemas(spec, context.warehouse())
+    params = {**spec.to_json(), "schedule_id": item.schedule_id, "trigger": "schedule"}
+    steps = 3 if prepared.task == "classification" else 1
+    job, _ = jobs.submit(NewJob(JobKind.EVALUATE, params, item.principal, steps), send_unit)
+    return job.job_id
+
+
 def submit_scheduled(item: Schedule) -> str:
     """Check and resolve the schedule's predict spec now, then record and queue its job."""
+    if item.evaluate is not None:
+        return submit_evaluation(item)
     jobs, settings, warehouse = context.jobs(), context.settings(), context.warehouse()
     spec = PredictSpec.from_json(item.predict, settings)
     prepared = prepare_predict(spec, warehouse, settings)

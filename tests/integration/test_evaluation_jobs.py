@@ -16,10 +16,13 @@ from mlsys.client import ApiError, MlsysClient
 from mlsys.ids import TableId
 from mlsys.models.artifacts import save_model
 from mlsys.registry import sync_registry
+from mlsys.schedules import ScheduleStore
 from tests.integration.jobs_support import INPUT, OUTPUT, make_stack
 from tests.models import ScriptedClassifier
-from tests.services import celery_worker, serve_wsgi
+from tests.services import celery_worker, serve_wsgi, wait_for
 from web import create_app
+from worker.app import QUEUE
+from worker.beat import RUN_SCHEDULE
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -159,3 +162,48 @@ def test_a_cancelled_evaluation_stores_nothing(stack):
     assert not stack.warehouse.exists(
         TableId(stack.settings.gcp_project_id, stack.settings.dataset_for("dev"), "evaluations")
     )
+
+
+def test_a_schedule_of_evaluations_submits_evaluate_jobs(stack):
+    app = create_app({"SETTINGS": stack.settings, "CELERY_APP": stack.celery})
+    with celery_worker(stack.env, stack.cwd, concurrency=1), serve_wsgi(app) as url:
+        assert stack.wait(stack.submit("scripted")).state == "succeeded"
+        headers = {"Authorization": f"Bearer {READER}"}
+        evaluate = {"env": "dev", "output_table": str(OUTPUT), "labels_table": str(LABELS)}
+        predict = {
+            "env": "dev",
+            "input_table": str(INPUT),
+            "output_table": str(OUTPUT),
+            "model_name": "scripted",
+        }
+        both = requests.post(
+            f"{url}/schedules",
+            json={"cron": "0 6 * * *", "predict": predict, "evaluate": evaluate},
+            headers=headers,
+            timeout=30,
+        )
+        created = requests.post(
+            f"{url}/schedules",
+            json={"cron": "0 6 * * *", "evaluate": {**evaluate, "days": 2}, "paused": True},
+            headers=headers,
+            timeout=30,
+        )
+        assert created.status_code == 201, created.text
+        schedule = created.json()
+        store = ScheduleStore(stack.jobs.client)
+        store.update(store.get(schedule["schedule_id"]), paused=False)
+        stack.celery.send_task(RUN_SCHEDULE, args=[schedule["schedule_id"]], queue=QUEUE)
+        wait_for(
+            lambda: store.last_job(schedule["schedule_id"]) is not None, what="a scheduled run"
+        )
+        job = stack.wait(store.last_job(schedule["schedule_id"]))
+        listed = requests.get(f"{url}/schedules", headers=headers, timeout=30)
+
+    assert both.status_code == 400, both.text
+    assert "exactly one of predict and evaluate" in both.json()["detail"]
+    assert schedule["predict"] is None and schedule["evaluate"]["days"] == 2
+    assert job.kind == "evaluate" and job.state == "succeeded", job.error
+    assert job.params["schedule_id"] == schedule["schedule_id"]
+    assert job.params["since"] and job.params["until"]  # the window was fixed at the firing
+    assert job.result["versions"][0]["window"]["matched"] == 3_000
+    assert [s["evaluate"]["labels_table"] for s in listed.json()["schedules"]] == [str(LABELS)]

@@ -29,7 +29,7 @@ from web.schemas import (
     RegistrySyncRequest,
 )
 from web.submit import accepted, refuse_head, submit_job
-from web.waiting import PREFER_HEADER, SeedAnswer, honour_prefer, seed_answer
+from web.waiting import PREFER_HEADER, SeedAnswer, honour_prefer, seed_answer, wait_capped
 from worker.dispatch import sender
 
 bp = Blueprint("registry", __name__)
@@ -210,7 +210,7 @@ def submit_alias_move(params: dict, principal: str) -> Job:
 
 def wait_for_move(job: Job, seconds: float) -> Response:
     """200 with the entry once the move succeeded; its error if it failed; else 202."""
-    done = backends().jobs.wait(job.job_id, seconds) or job
+    done = wait_capped(job.job_id, seconds)[0] or job
     if done.state == JobState.SUCCEEDED and done.result is not None:
         return jsonify(done.result)
     if done.state in (JobState.FAILED, JobState.CANCELLED):
@@ -232,7 +232,7 @@ def move_alias_and_wait(
         "version": target.version,
     }
     job = submit_alias_move(params, principal)
-    done = found.jobs.wait(job.job_id, found.settings.alias_wait_seconds) or job
+    done = wait_capped(job.job_id, found.settings.alias_wait_seconds)[0] or job
     if done.state == JobState.SUCCEEDED:
         return target
     if done.state in (JobState.FAILED, JobState.CANCELLED):

@@ -25,6 +25,7 @@ from typing import Any
 from flask import Response, g, jsonify, request, url_for
 from pydantic import BaseModel, Field
 
+from mlsys.jobs.model import Job
 from mlsys.jobs.names import TERMINAL, JobState
 from mlsys.settings import Settings
 from web.backends import backends
@@ -111,18 +112,23 @@ def _owner() -> str | None:
     return owner()
 
 
-def wait_for_job(job_id: str, seconds: float) -> tuple[dict[str, Any] | None, bool]:
-    """The job once it ended or `seconds` passed, and whether this request did wait (False
-    when every waiting slot of this process is taken)."""
+def wait_capped(job_id: str, seconds: float) -> tuple[Job | None, bool]:
+    """The one way a request waits for a job: the job once it ended or `seconds` passed, and
+    whether this request did wait (False when every waiting slot of this process is taken:
+    then it answers at once, so waiting requests never hold every thread)."""
     found = backends()
     if seconds <= 0 or not _SLOTS.take(found.settings):
-        job = found.jobs.get(job_id, _owner())
-        return (_view(job) if job is not None else None), False
+        return found.jobs.get(job_id, _owner()), False
     try:
-        job = found.jobs.wait(job_id, seconds, _owner())
+        return found.jobs.wait(job_id, seconds, _owner()), True
     finally:
         _SLOTS.give()
-    return (_view(job) if job is not None else None), True
+
+
+def wait_for_job(job_id: str, seconds: float) -> tuple[dict[str, Any] | None, bool]:
+    """`wait_capped`, with the job as its JSON view."""
+    job, waited = wait_capped(job_id, seconds)
+    return (_view(job) if job is not None else None), waited
 
 
 def _ended(job: dict[str, Any] | None) -> bool:

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from mlsys.settings import Settings
-from tests.services import free_port, isolated_env, process, wait_for
+from tests.services import NO_REDIS, free_port, isolated_env, process, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def test_settings_in_the_test_process_ignore_the_dotenv_file(hostile_checkout):
     settings = Settings()
 
     assert settings.api_tokens == [] and settings.api_token is None
-    assert settings.redis_url == "redis://localhost:6379/0"
+    assert settings.redis_url == NO_REDIS  # the suite's "name your own Redis", not the .env's
     assert settings.environments == ["dev", "staging", "prod"]
     # ... while MLSYS_ENV_FILE still names a file to read when asked to (notebooks do).
     named = Settings(_env_file=hostile_checkout / ".env")

@@ -158,20 +158,9 @@ def _view(item: Schedule, runs: int = 0) -> dict[str, Any]:
     return data
 
 
-@bp.post("/schedules")
-@policy(Scope.PREDICT, datasets=Datasets.REQUEST, budget=True)
-@doc(
-    "Create a schedule",
-    tag="schedules",
-    body=ScheduleCreate,
-    responses={201: ScheduleView},
-    errors=(400, 403, 404, 409, 422, 503),
-    example=_EXAMPLE,
-)
-def create_schedule() -> Response:
-    """Checks the predict spec as POST /predict would, stores the schedule and hands it to
-    beat at once (no restart). Runs are ordinary jobs of the calling principal."""
-    body = ScheduleCreate.model_validate(read_json_object())
+def create(body: ScheduleCreate) -> Schedule:
+    """Check a new schedule as POST /schedules does (timing, the predict spec as POST /predict,
+    the principal's room), store it and hand it to beat. The dashboard's form calls this too."""
     found = backends()
     check_timing(
         body.cron, body.interval_seconds, body.timezone, found.settings.schedule_min_interval
@@ -190,6 +179,52 @@ def create_schedule() -> Response:
     )
     _store().create(item)
     install(found.celery, item, QUEUE)
+    return item
+
+
+def change(schedule_id: str, body: ScheduleUpdate) -> Schedule:
+    """Apply a PATCH /schedules/{id} to the caller's schedule and hand it to beat again."""
+    store, found = _store(), backends()
+    item = store.require(schedule_id, _owner())
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("paused") is None:
+        changes.pop("paused", None)
+    elif changes["paused"] is False and item.paused:
+        changes.update(check_resume(item, current_principal()))
+    if "timezone" in changes and changes["timezone"] is None:
+        changes.pop("timezone")
+    if "cron" in changes or "interval_seconds" in changes:
+        # One replaces the other: naming a cron drops the interval, and the other way round.
+        if changes.get("cron") is not None:
+            changes.setdefault("interval_seconds", None)
+        elif changes.get("interval_seconds") is not None:
+            changes.setdefault("cron", None)
+    merged = {**item.to_json(), **changes}
+    check_timing(
+        merged["cron"],
+        merged["interval_seconds"],
+        merged["timezone"],
+        found.settings.schedule_min_interval,
+    )
+    updated = store.update(item, **changes)
+    install(found.celery, updated, QUEUE)
+    return updated
+
+
+@bp.post("/schedules")
+@policy(Scope.PREDICT, datasets=Datasets.REQUEST, budget=True)
+@doc(
+    "Create a schedule",
+    tag="schedules",
+    body=ScheduleCreate,
+    responses={201: ScheduleView},
+    errors=(400, 403, 404, 409, 422, 503),
+    example=_EXAMPLE,
+)
+def create_schedule() -> Response:
+    """Checks the predict spec as POST /predict would, stores the schedule and hands it to
+    beat at once (no restart). Runs are ordinary jobs of the calling principal."""
+    item = create(ScheduleCreate.model_validate(read_json_object()))
     response = jsonify(_view(item))
     response.status_code = 201
     response.headers["Location"] = url_for("schedules.get_schedule", schedule_id=item.schedule_id)
@@ -240,31 +275,7 @@ def get_schedule(schedule_id: str) -> Response:
 def update_schedule(schedule_id: str) -> Response:
     """`paused: true` stops runs, `false` resumes them from the next tick (missed ticks are
     not replayed); a new cron or interval replaces the old one."""
-    body = ScheduleUpdate.model_validate(read_json_object())
-    store, found = _store(), backends()
-    item = store.require(schedule_id, _owner())
-    changes = body.model_dump(exclude_unset=True)
-    if changes.get("paused") is None:
-        changes.pop("paused", None)
-    elif changes["paused"] is False and item.paused:
-        changes.update(check_resume(item, current_principal()))
-    if "timezone" in changes and changes["timezone"] is None:
-        changes.pop("timezone")
-    if "cron" in changes or "interval_seconds" in changes:
-        # One replaces the other: naming a cron drops the interval, and the other way round.
-        if changes.get("cron") is not None:
-            changes.setdefault("interval_seconds", None)
-        elif changes.get("interval_seconds") is not None:
-            changes.setdefault("cron", None)
-    merged = {**item.to_json(), **changes}
-    check_timing(
-        merged["cron"],
-        merged["interval_seconds"],
-        merged["timezone"],
-        found.settings.schedule_min_interval,
-    )
-    updated = store.update(item, **changes)
-    install(found.celery, updated, QUEUE)
+    updated = change(schedule_id, ScheduleUpdate.model_validate(read_json_object()))
     return jsonify(_view(updated, runs=20))
 
 

@@ -545,6 +545,76 @@ def test_a_new_prediction_from_the_form_refused_as_the_api_would_then_run_again(
     assert page.errors == []
 
 
+def _next_runs(hour: int, minute: int, zone: str, count: int) -> list[datetime]:
+    """The next `count` daily runs at hour:minute in `zone`, computed here without beat."""
+    now = datetime.now(ZoneInfo(zone))
+    day = (
+        now.date()
+        if now.time() < datetime.min.time().replace(hour=hour, minute=minute)
+        else (now + timedelta(days=1)).date()
+    )
+    out = []
+    for i in range(count):
+        wall = datetime.combine(day + timedelta(days=i), datetime.min.time())
+        out.append(wall.replace(hour=hour, minute=minute, tzinfo=ZoneInfo(zone)))
+    return out
+
+
+def test_creating_editing_and_deleting_a_schedule_with_a_preview_of_its_runs(page, stack):
+    _sign_in(page, stack, then="/ui/schedules")
+    page.get_by_role("link", name="New schedule").click()
+    page.wait_for_url(re.compile(r"/ui/schedules/new$"))
+    _fill(page, name="form-morning", cron="61 6 * * *", timezone="Europe/Paris")
+    page.wait_for_selector("#preview-error")  # said while typing, before any submit
+    assert "61" in page.locator("#preview-error").inner_text()
+    _fill(page, cron="0 6 * * *")
+    expected = [
+        f"{run.strftime('%a %Y-%m-%d')} 06:00 Europe/Paris ({run.astimezone(UTC):%H:%M} UTC)"
+        for run in _next_runs(6, 0, "Europe/Paris", 5)
+    ]
+    wait_for(
+        lambda: page.locator("ol.runs li").all_inner_texts() == expected,
+        timeout=30,
+        what="the preview of the next five runs",
+    )
+    _fill(page, model_name="scripted", output_table=str(OUTPUT.with_table("scheduled_form")))
+    with page.expect_response(re.compile(r"/ui/schedules/new$")) as answer:
+        page.get_by_role("button", name="Create schedule").click()  # no input table
+    assert answer.value.status == 400
+    assert "Required" in page.locator("#input_table-error").inner_text()
+    assert page.locator("#cron").input_value() == "0 6 * * *"  # what was typed stays
+    page.errors.clear()  # Chromium logs the 400 page it loaded
+    _fill(page, input_table=str(INPUT.with_table("passengers")))
+    page.get_by_role("button", name="Create schedule").click()
+    page.wait_for_url(re.compile(r"/ui/schedules\?changed=created$"))
+    listed = stack.api.get(f"{stack.url}/schedules", timeout=30).json()["schedules"]
+    (made,) = [s for s in listed if s["name"] == "form-morning"]
+    assert (made["cron"], made["timezone"], made["predict"]["model_name"]) == (
+        "0 6 * * *", "Europe/Paris", "scripted"
+    )  # fmt: skip
+    row = page.locator(f'tr[data-schedule-id="{made["schedule_id"]}"]')
+    first = _next_runs(6, 0, "Europe/Paris", 1)[0].astimezone(UTC)
+    assert _cell(row, "Next run") == first.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    row.get_by_role("link", name="Edit schedule form-morning").click()
+    page.wait_for_url(re.compile(r"/edit$"))
+    _fill(page, cron="30 7 * * *")
+    page.get_by_role("button", name="Save changes").click()
+    page.wait_for_url(re.compile(r"/ui/schedules\?changed=saved$"))
+    changed = stack.api.get(f"{stack.url}/schedules/{made['schedule_id']}", timeout=30).json()
+    assert changed["cron"] == "30 7 * * *" and changed["predict"] == made["predict"]
+    next_at = _next_runs(7, 30, "Europe/Paris", 1)[0].astimezone(UTC)
+    assert _cell(row, "Next run") == next_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    row.get_by_role("link", name="Edit schedule form-morning").click()
+    page.get_by_role("button", name="Delete schedule").click()  # confirm() accepted
+    page.wait_for_url(re.compile(r"/ui/schedules\?changed=deleted$"))
+    assert row.count() == 0
+    gone = stack.api.get(f"{stack.url}/schedules/{made['schedule_id']}", timeout=30)
+    assert gone.status_code == 404
+    assert page.errors == []
+
+
 # Every visible form control has a label, every text meets WCAG AA contrast (4.5:1) against
 # the background it is drawn on: readable by a screen reader and on a washed-out projector.
 _AUDIT = """() => {
@@ -587,7 +657,8 @@ def test_every_page_has_labels_and_readable_contrast(page, stack):
     _sign_in(page, stack)
     job_id = _submit(stack, table="poisoned")
     wait_for(lambda: _state(stack, job_id) == "failed", timeout=120, what="a failure")
-    for path in ("/ui/jobs", f"/ui/jobs/{job_id}", "/ui/models", "/ui/schedules", "/ui/predict"):
+    pages = ("/ui/jobs", f"/ui/jobs/{job_id}", "/ui/models", "/ui/schedules", "/ui/predict")
+    for path in (*pages, "/ui/schedules/new"):
         page.goto(stack.url + path)
         assert page.evaluate(_AUDIT) == [], path
     page.context.clear_cookies()

@@ -25,7 +25,7 @@ from web.principal import Principal, Scope
 from web.schedules import check_resume
 from web.submit import submit_job
 from worker.app import QUEUE
-from worker.beat import install, next_run
+from worker.beat import install, next_run, remove
 
 PAGE_SIZE = 50
 #: The monitoring profiles of a job's outputs shown as charts, and their titles.
@@ -153,6 +153,24 @@ def list_schedules(principal: Principal, runs: int = 5) -> list[dict[str, Any]]:
             run["job_state"] = found.jobs.state(run["job_id"]) if run.get("job_id") else None
         out.append({**item.to_json(), "next_run_at": next_run(found.celery, item), "runs": last})
     return out
+
+
+def get_schedule(principal: Principal, schedule_id: str) -> Schedule:
+    """A schedule the principal may see (ScheduleNotFound otherwise)."""
+    return _schedule_store().require(schedule_id, _schedule_owner(principal))
+
+
+def delete_schedule(principal: Principal, schedule_id: str) -> Schedule:
+    """Delete a schedule as DELETE /schedules/{id} does: its beat entry, then its record."""
+    store = _schedule_store()
+    item = store.require(schedule_id, _schedule_owner(principal))
+    remove(backends().celery, item)
+    store.delete(item.schedule_id)
+    return item
+
+
+def schedule_min_interval() -> float:
+    return backends().settings.schedule_min_interval
 
 
 def set_paused(principal: Principal, schedule_id: str, paused: bool) -> Schedule:

@@ -29,13 +29,13 @@ FIELDS = tuple(name for name in PredictRequest.model_fields if name != "idempote
 _LISTS = ("id_columns", "key_columns")
 
 
-def _dispositions() -> list[str]:
+def dispositions() -> list[str]:
     """What the principal may ask for: WRITE_TRUNCATE only with the truncate scope."""
     allowed = current_principal().has(Scope.TRUNCATE)
     return [d for d in WRITE_DISPOSITIONS if d != "WRITE_TRUNCATE" or allowed]
 
 
-def _as_form(params: dict[str, Any]) -> dict[str, str]:
+def as_form(params: dict[str, Any]) -> dict[str, str]:
     """A job's parameters as the form's text fields."""
     out = {}
     for name in FIELDS:
@@ -46,7 +46,7 @@ def _as_form(params: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _from_form() -> tuple[dict[str, str], dict[str, Any]]:
+def from_form() -> tuple[dict[str, str], dict[str, Any]]:
     """The form's values as typed (to show again) and as the JSON body POST /predict takes."""
     typed = {name: request.form.get(name, "").strip() for name in FIELDS}
     body: dict[str, Any] = {}
@@ -62,11 +62,12 @@ def _from_form() -> tuple[dict[str, str], dict[str, Any]]:
     return typed, body
 
 
-def _problem(error: Exception) -> dict[str, Any]:
+def problem_of(error: Exception) -> dict[str, Any]:
     """The 4xx problem POST /predict would answer, as the page shows it."""
     if isinstance(error, ValidationError):
         answer = validation_problem(error).get_json()
-        fields = {e["field"]: e["message"] for e in answer.get("errors", [])}
+        # A schedule's prediction fields are under "predict.": the form shows them unprefixed.
+        fields = {e["field"].removeprefix("predict."): e["message"] for e in answer["errors"]}
         return {"status": 400, "title": answer["title"], "detail": answer["detail"],
                 "hint": None, "fields": fields}  # fmt: skip
     assert isinstance(error, MlsysError)
@@ -88,7 +89,7 @@ def _page(values: dict[str, str], problem: dict[str, Any] | None = None, source:
         source=source,
         envs=data.environments(),
         models=models,
-        dispositions=_dispositions(),
+        dispositions=dispositions(),
         modes=MODES,
     )
 
@@ -101,7 +102,7 @@ def form() -> str:
     values: dict[str, str] = {}
     if source:
         job = data.get_job(current_principal(), source)
-        values = _as_form(job.get("params") or {})
+        values = as_form(job.get("params") or {})
     return _page(values, source=source)
 
 
@@ -110,11 +111,11 @@ def form() -> str:
 def submit() -> Response | tuple[str, int]:
     """Validate as POST /predict does, queue the job and follow it on its page; or show why
     not above the form."""
-    typed, body = _from_form()
+    typed, body = from_form()
     try:
         job_id = data.submit_prediction(PredictRequest.model_validate(body))
     except (ValidationError, MlsysError) as error:
-        problem = _problem(error)
+        problem = problem_of(error)
         return _page(typed, problem), problem["status"]
     return redirect(url_for("ui.jobs.detail", job_id=job_id, started=1), code=303)
 

@@ -307,6 +307,18 @@ class Settings(BaseSettings):
         300.0,
         ge=0,
     )
+    signin_rate_limit: str = _env(
+        "MLSYS_SIGNIN_RATE_LIMIT",
+        "Dashboard sign-ins allowed per client address and per token (flask-limiter syntax); "
+        "empty disables.",
+        "10/minute;100/hour",
+    )
+    ui_sessions_per_principal: int = _env(
+        "MLSYS_UI_SESSIONS_PER_PRINCIPAL",
+        "Open dashboard sessions per principal; signing in once more ends its oldest one.",
+        20,
+        ge=1,
+    )
     schedules_per_principal: int = _env(
         "MLSYS_SCHEDULES_PER_PRINCIPAL",
         "Most schedules one principal may have at once (an admin too); creating one more is "

@@ -1,21 +1,27 @@
 """Per-principal rate limits on the routes that start jobs (flask-limiter, on the job Redis).
 
-Every submitting route shares one budget per principal (MLSYS_SUBMIT_RATE_LIMIT, e.g.
-`30/minute;500/hour`), counted in the same Redis as the jobs, so all API processes see one
-count. Over it: 429 problem+json with Retry-After. Reads are not limited.
+Every route whose policy says `budget` (web.policy) - API routes and dashboard forms alike -
+shares one budget per principal (MLSYS_SUBMIT_RATE_LIMIT, e.g. `30/minute;500/hour`), counted
+in the same Redis as the jobs, so all API processes see one count. Over it: 429 problem+json
+with Retry-After. Reads are not limited. Dashboard sign-in has its own limit, per client
+address and per token (MLSYS_SIGNIN_RATE_LIMIT).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 
 from web.errors import problem
 from web.policy import policy_of
 from web.principal import current_principal
+
+#: The dashboard's sign-in form: limited per client address and per presented token.
+SIGNIN_ENDPOINT = "ui.session.signin_submit"
 
 
 def _principal_key() -> str:
@@ -24,6 +30,20 @@ def _principal_key() -> str:
 
 def _submit_limit() -> str:
     return current_app.config["SETTINGS"].submit_rate_limit
+
+
+def _signin_limit() -> str:
+    return current_app.config["SETTINGS"].signin_rate_limit
+
+
+def _client_address() -> str:
+    return f"address:{request.remote_addr or '-'}"
+
+
+def _presented_token() -> str:
+    # A hash: the limiter's keys in Redis must not hold tokens.
+    token = request.form.get("token", "").strip()
+    return f"token:{hashlib.sha256(token.encode('utf-8')).hexdigest()[:32]}"
 
 
 def _spent(response: Response) -> bool:
@@ -36,6 +56,14 @@ def _too_many(error: RateLimitExceeded) -> Response:
     limiter: Limiter = current_app.extensions["mlsys_limiter"]
     reset = limiter.current_limit.reset_at if limiter.current_limit else None
     retry = max(1, math.ceil(reset - time.time())) if reset else 60
+    if request.endpoint == SIGNIN_ENDPOINT:
+        return problem(
+            429,
+            "Too many sign-ins",
+            f"Too many sign-in attempts ({error.description}). Retry after {retry} seconds.",
+            "rate-limited",
+            headers={"Retry-After": str(retry)},
+        )
     return problem(
         429,
         "Too many requests",
@@ -49,7 +77,9 @@ def _too_many(error: RateLimitExceeded) -> Response:
 def init_app(app: Flask) -> None:
     """Call after the views are registered and after auth (budgets are per principal)."""
     settings = app.config["SETTINGS"]
-    app.config.setdefault("RATELIMIT_ENABLED", bool(settings.submit_rate_limit.strip()))
+    budgets = bool(settings.submit_rate_limit.strip())
+    signins = bool(settings.signin_rate_limit.strip())
+    app.config.setdefault("RATELIMIT_ENABLED", budgets or signins)
     app.config.setdefault("RATELIMIT_STORAGE_URI", settings.redis_url)
     # A Redis outage answers 503 on submit anyway; the limiter must not turn it into a 500.
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
@@ -59,6 +89,13 @@ def init_app(app: Flask) -> None:
     shared = limiter.shared_limit(_submit_limit, scope="submit", deduct_when=_spent)
     for endpoint, view in list(app.view_functions.items()):
         declared = policy_of(app, endpoint)
-        if declared is not None and declared.budget:
+        if budgets and declared is not None and declared.budget:
             app.view_functions[endpoint] = shared(view)
+    signin = app.view_functions.get(SIGNIN_ENDPOINT)
+    if signin is not None and signins:
+        for key in (_client_address, _presented_token):
+            signin = limiter.limit(_signin_limit, key_func=key, scope=f"signin-{key.__name__}")(
+                signin
+            )
+        app.view_functions[SIGNIN_ENDPOINT] = signin
     app.register_error_handler(RateLimitExceeded, _too_many)

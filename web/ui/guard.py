@@ -49,7 +49,8 @@ def principal_for(token: str) -> Principal | None:
 def sessions() -> SessionStore:
     store = current_app.extensions.get("mlsys_ui_sessions")
     if store is None:
-        store = SessionStore.from_url(current_app.config["SETTINGS"].redis_url)
+        settings = current_app.config["SETTINGS"]
+        store = SessionStore.from_url(settings.redis_url, settings.ui_sessions_per_principal)
         current_app.extensions["mlsys_ui_sessions"] = store
     return store
 

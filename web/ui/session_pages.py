@@ -54,7 +54,7 @@ def signin_submit() -> Response | tuple[str, int]:
         # Never echo the token: it may be a real one with a typo.
         message = "That token is not valid." if token else "Enter your API token."
         return _signin_page(next=target, error=message), 401
-    cookie, _session = guard.sessions().create(token)
+    cookie, _session = guard.sessions().create(token, principal.name)
     response = redirect(target, code=303)
     guard.set_cookie(response, guard.SESSION_COOKIE, cookie, max_age=guard.sessions().seconds)
     guard.clear_cookie(response, guard.CSRF_COOKIE)

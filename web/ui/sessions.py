@@ -13,12 +13,16 @@ import base64
 import hashlib
 import json
 import secrets
+import time
 from dataclasses import dataclass
 
 import redis
 
 PREFIX = "mlsys:ui:session:"
+#: Per principal, its sessions' keys scored by when they expire (so a cap can end the oldest).
+PRINCIPAL_PREFIX = "mlsys:ui:sessions|p="
 SESSION_SECONDS = 12 * 3600
+SESSIONS_PER_PRINCIPAL = 20
 _ID_BYTES = 32
 
 
@@ -45,31 +49,56 @@ def _xor(data: bytes, pad: bytes) -> bytes:
 class SessionStore:
     """Sessions of the dashboard in Redis, under their own prefix."""
 
-    def __init__(self, client: redis.Redis, seconds: int = SESSION_SECONDS) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        seconds: int = SESSION_SECONDS,
+        per_principal: int = SESSIONS_PER_PRINCIPAL,
+    ) -> None:
         self._redis = client
         self.seconds = seconds
+        self.per_principal = per_principal
 
     @classmethod
-    def from_url(cls, url: str) -> SessionStore:
+    def from_url(cls, url: str, per_principal: int = SESSIONS_PER_PRINCIPAL) -> SessionStore:
         client = redis.Redis.from_url(
             url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10
         )
-        return cls(client)
+        return cls(client, per_principal=per_principal)
 
     @staticmethod
     def _key(session_id: bytes) -> str:
         # Only a hash of the id is stored: a Redis dump does not yield usable cookies.
         return PREFIX + hashlib.sha256(session_id).hexdigest()
 
-    def create(self, token: str) -> tuple[str, Session]:
-        """Open a session for `token`; returns the cookie value and the session."""
+    def create(self, token: str, principal: str | None = None) -> tuple[str, Session]:
+        """Open a session for `token`; returns the cookie value and the session. With
+        `principal`, its sessions are capped: beyond `per_principal` the oldest ones end."""
         session_id = secrets.token_bytes(_ID_BYTES)
         secret = token.encode("utf-8")
         pad = secrets.token_bytes(len(secret))
         session = Session(token=token, csrf=secrets.token_urlsafe(32))
         record = {"sealed": _b64(_xor(secret, pad)), "csrf": session.csrf}
-        self._redis.set(self._key(session_id), json.dumps(record), ex=self.seconds)
+        key = self._key(session_id)
+        self._redis.set(key, json.dumps(record), ex=self.seconds)
+        if principal is not None:
+            self._cap(principal, key)
         return f"{_b64(session_id)}.{_b64(pad)}", session
+
+    def _cap(self, principal: str, key: str) -> None:
+        index = f"{PRINCIPAL_PREFIX}{len(principal)}:{principal}"
+        now = time.time()
+        with self._redis.pipeline() as pipe:
+            pipe.zremrangebyscore(index, "-inf", now)  # sessions that expired on their own
+            pipe.zadd(index, {key: now + self.seconds})
+            pipe.expire(index, self.seconds)
+            pipe.zrange(index, 0, -self.per_principal - 1)  # all but the newest per_principal
+            oldest = pipe.execute()[-1]
+        if oldest:
+            with self._redis.pipeline() as pipe:
+                pipe.delete(*oldest)
+                pipe.zrem(index, *oldest)
+                pipe.execute()
 
     def open(self, cookie: str | None) -> Session | None:
         """The session a cookie names, or None (absent, malformed, expired or signed out)."""

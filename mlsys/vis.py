@@ -316,3 +316,71 @@ def plot_drift(
     ax.set_title(f"Drift vs. training data: {metric}")
     ax.legend(loc="upper left", ncol=2)
     return ax
+
+
+def evaluation_frame(history) -> pd.DataFrame:
+    """One row per (model version, UTC day) from an evaluation history: the `evaluations` of
+    GET /models/{name}/versions/{v}/evaluations (or that whole answer), or
+    `mlsys.evaluation.store.read_evaluations(...)`. A day evaluated more than once keeps its
+    latest evaluation."""
+    rows = history.get("evaluations", []) if isinstance(history, dict) else list(history)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame["day"] = pd.to_datetime(frame["day"])
+    if "evaluated_at" in frame:
+        frame = frame.sort_values("evaluated_at")
+    return (
+        frame.drop_duplicates(["model_version", "day"], keep="last")
+        .sort_values(["model_version", "day"])
+        .reset_index(drop=True)
+    )
+
+
+def _promised(frame: pd.DataFrame, metric: str) -> float | None:
+    """The version's saved value of `metric`, from the rows' details or degraded entries."""
+    for details in frame.get("details", pd.Series(dtype=object)).dropna():
+        value = ((details or {}).get("promise") or {}).get("promised", {}).get(metric)
+        if value is not None:
+            return float(value)
+    for drops in frame.get("degraded", pd.Series(dtype=object)).dropna():
+        for drop in drops:
+            if drop.get("metric") == metric:
+                return float(drop["promised"])
+    return None
+
+
+def plot_evaluation(
+    history, metric: str = "accuracy", promised: float | None = None, ax: Axes | None = None
+) -> Axes:
+    """A metric of a model version per UTC day, against the value it was saved with (dashed),
+    with the days marked `degraded` circled in red.
+
+    Args:
+        history: see `evaluation_frame`.
+        metric: accuracy, roc_auc, log_loss, brier, f1_macro, mae, rmse, r2, mape, ...
+        promised: the training value to draw (default: read from the history's details).
+    """
+    ax = _axes(ax)
+    frame = evaluation_frame(history)
+    if frame.empty or metric not in frame or frame[metric].isna().all():
+        ax.set_title(f"{metric}: no evaluations yet")
+        return ax
+    for version, part in frame.groupby("model_version"):
+        ax.plot(part["day"], part[metric], marker="o", label=f"v{version}")
+    bad = frame[frame["status"] == "degraded"] if "status" in frame else frame.iloc[:0]
+    bad = bad[bad["degraded"].map(lambda d: any(x.get("metric") == metric for x in d or []))]
+    if len(bad):
+        ax.scatter(
+            bad["day"], bad[metric], s=160, facecolors="none", edgecolors=PALETTE[3],
+            linewidths=2, label="degraded", zorder=3,
+        )  # fmt: skip
+    promised = promised if promised is not None else _promised(frame, metric)
+    if promised is not None:
+        ax.axhline(promised, linestyle="--", color="grey", linewidth=1, label="at training")
+    ax.set_xlabel("day of the predictions (UTC)")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} once the labels landed")
+    ax.legend(loc="best")
+    ax.figure.autofmt_xdate()
+    return ax

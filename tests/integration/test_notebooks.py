@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
+from mlsys.evaluation.store import read_evaluations
 from mlsys.ids import TableId
 from mlsys.registry import read_registry
 from mlsys.store import open_store
@@ -81,6 +82,12 @@ def test_titanic_example_trains_registers_and_predicts(settings, tmp_path, monke
     assert entry.metadata["id_columns"] == ["PassengerId"]
     assert entry.metadata["metrics"]["roc_auc"] > 0.75
 
+    # Section 10 evaluated the predictions against the held-out passengers' outcomes.
+    evaluated = read_evaluations(warehouse, settings, "dev", "titanic-survival", 1)
+    assert len({e["job_id"] for e in evaluated}) == 2  # one evaluation per run
+    assert evaluated[-1]["matched"] > 0 and evaluated[-1]["unmatched"] > 0
+    assert evaluated[-1]["accuracy"] > 0.7
+
     files = {b.path for b in open_store(settings=settings).list_blobs(settings.bucket_for("dev"))}
     assert files == {"titanic-survival/v1/model.pkl", "titanic-survival/v1/metadata.json"}
 
@@ -114,3 +121,5 @@ def test_titanic_example_finds_the_running_service_as_the_cli_does(
         f"SELECT DISTINCT JobId FROM `{project}.titanic.notebook_predictions`"
     ).JobId.tolist()
     assert len(jobs) == 1 and stack.jobs.get(jobs[0]).state == "succeeded"
+    (evaluated,) = read_evaluations(stack.warehouse, stack.settings, "dev", "titanic-survival", 1)
+    assert stack.jobs.get(evaluated["job_id"]).kind == "evaluate"  # ran on the service

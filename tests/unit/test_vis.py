@@ -198,3 +198,41 @@ def test_plot_drift_draws_one_line_per_feature_and_the_thresholds():
     assert labels == ["Fare", "Sex", "warn", "alert"]  # Age has no PSI: not drawn
     assert list(ax.get_lines()[0].get_ydata()) == pytest.approx([0.02, 0.22, 0.42])
     assert "no monitored jobs" in vis.plot_drift([]).get_title()
+
+
+def _evaluations():
+    def row(day, accuracy, status, degraded=()):
+        return {
+            "model_version": 1,
+            "day": day,
+            "accuracy": accuracy,
+            "status": status,
+            "degraded": list(degraded),
+            "evaluated_at": f"{day}T06:00:00+00:00",
+        }
+
+    drop = {"metric": "accuracy", "promised": 0.82, "actual": 0.6, "drop": 0.22}
+    return {
+        "evaluations": [
+            row("2026-03-01", 0.81, "ok"),
+            row("2026-03-02", 0.60, "degraded", [drop]),
+            row("2026-03-03", 0.80, "ok"),
+        ]
+    }
+
+
+def test_plot_evaluation_draws_each_day_the_promise_and_the_degraded_days():
+    ax = vis.plot_evaluation(_evaluations(), "accuracy")
+
+    (line, promise) = ax.get_lines()
+    assert list(line.get_ydata()) == [0.81, 0.60, 0.80]
+    assert list(promise.get_ydata()) == [0.82, 0.82]  # read from the degraded entry
+    (circled,) = ax.collections
+    assert circled.get_offsets().shape == (1, 2)
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"v1", "at training", "degraded"}
+
+
+def test_plot_evaluation_says_when_there_is_nothing_to_draw():
+    ax = vis.plot_evaluation({"evaluations": []}, "roc_auc")
+
+    assert ax.get_title() == "roc_auc: no evaluations yet"

@@ -23,6 +23,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from mlsys.evaluation import sql
 from mlsys.evaluation.compute import compute_metrics
 from mlsys.evaluation.sql import JoinSpec
 from mlsys.ids import TableId
@@ -202,3 +203,36 @@ def test_regression_metrics_equal_sklearn(wh):
         for q, value in g.residual_quantiles.items():
             rank = np.searchsorted(residuals, value)
             assert abs(rank - float(q) * len(residuals)) <= 0.05 * len(residuals) + 1
+
+
+def test_the_checks_and_the_pairing_run_on_every_warehouse(wh):
+    out, labels = _tables(wh)
+    ids = np.arange(6)
+    wh.write(_output(ids, [1, 1, 0, 0, 1, 1], np.full(6, 0.9), np.zeros(6)), out, "WRITE_TRUNCATE")
+    wh.write(
+        _output(ids, [1, 0, 0, 1, 1, 1], np.full(6, 0.9), np.zeros(6), version="v2"),
+        out,
+        "WRITE_APPEND",
+    )
+    wh.write(
+        pa.table({"id": [0, 1, 2, 3, 4, 5, 5], "y": [1, 0, 0, 1, 0, 0, 0]}),
+        labels,
+        "WRITE_TRUNCATE",
+    )
+    join = JoinSpec(**{**_join(out, labels).__dict__, "model_name": "m"})
+
+    (duplicate,) = wh.query(sql.duplicate_keys(labels, ["id"])).to_dict(orient="records")
+    overlap = wh.query(sql.window_overlap(join)).iloc[0]
+    (pairs,) = wh.query(sql.paired_counts(join, "v1", "v2", regression=False)).to_dict(
+        orient="records"
+    )
+
+    assert (duplicate["id"], duplicate["copies"], duplicate["duplicated"]) == (5, 2, 1)
+    assert (int(overlap["predictions"]), int(overlap["matched"])) == (1, 1)
+    # Keys 0-4 pair once, key 5 (labelled twice) 2 x 2 times; v1 is right on 0 and 2, v2 on 0-3.
+    assert {k: int(v) for k, v in pairs.items()} == {
+        "n": 9,
+        "both_right": 2,
+        "champion_only": 0,
+        "challenger_only": 2,
+    }

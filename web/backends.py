@@ -14,6 +14,10 @@ from mlsys.settings import Settings
 from mlsys.store import ModelStore, open_store
 from mlsys.warehouse import Warehouse, open_warehouse
 
+#: At most this long the API answers its checks of a table from memory, when a write from
+#: outside mlsys (which it cannot see) changed the table.
+CHECK_CACHE_SECONDS = 30.0
+
 
 @dataclass
 class Backends:
@@ -41,6 +45,9 @@ class Backends:
         # sessions (infra/permissions.toml): its query results come over REST.
         if hasattr(warehouse, "read_sessions"):
             warehouse.read_sessions = False
+        # A burst of submits checks the same tables over and over: answer from memory while
+        # they did not change (the workers check again before they run and commit).
+        warehouse.cache_reads(CHECK_CACHE_SECONDS)
         return warehouse
 
     @functools.cached_property

@@ -274,5 +274,10 @@ class Warehouse(ABC):
         calls only read, so the connection may share the warehouse with other readers."""
         return contextlib.nullcontext()
 
+    def cache_reads(self, max_age: float) -> None:  # noqa: B027 - optional hook
+        """Let this instance answer repeated reads (existence, schema, row counts, whole-table
+        reads) from memory while the backend can tell that their tables did not change, for
+        at most `max_age` seconds. A backend that cannot tell reads afresh (the default)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -15,6 +15,7 @@ short INSERT ... SELECT in a transaction.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import shutil
@@ -63,6 +64,7 @@ from mlsys.warehouse.base import (
 )
 from mlsys.warehouse.batches import rebatch
 from mlsys.warehouse.duckdb.file_queue import FileQueue, FileTurnTimeout
+from mlsys.warehouse.duckdb.read_cache import ReadCache, TableVersions
 from mlsys.warehouse.duckdb.readers import AttachedReads
 from mlsys.warehouse.duckdb.sql import (
     bigquery_to_duckdb,
@@ -72,6 +74,8 @@ from mlsys.warehouse.duckdb.sql import (
     quote_ident,
     sql_string,
 )
+
+log = logging.getLogger(__name__)
 
 _SHARD_FILE = "shard-{:05d}.parquet"
 
@@ -139,6 +143,8 @@ class DuckDBWarehouse(Warehouse):
         self._local = threading.local()
         self._queue = FileQueue(self.path)
         self._reads = AttachedReads(self.path, self.config, self._allowed_directories())
+        self._versions = TableVersions(self.path)
+        self._cache: ReadCache | None = None
 
     @classmethod
     def from_url(cls, url: str, settings: Settings) -> DuckDBWarehouse:
@@ -163,13 +169,32 @@ class DuckDBWarehouse(Warehouse):
     def __repr__(self) -> str:
         return f"DuckDBWarehouse({str(self.path)!r})"
 
+    def cache_reads(self, max_age: float) -> None:
+        """Answer existence, schema, row counts and whole-table reads again without opening
+        the file while no mlsys write changed their tables (mlsys.warehouse.duckdb.read_cache),
+        for at most `max_age` seconds. The API's checks use it; jobs read afresh."""
+        self._cache = ReadCache(self._versions, max_age)
+
+    def _cached(self, question: tuple, table: TableId, depends, read):
+        if self._cache is None:
+            return read()
+        return self._cache.get(question, table, depends, read)
+
+    def _changed(self, table: TableId, schema: bool) -> None:
+        """Count a change of `table` for the read caches of every process (while writing)."""
+        try:
+            self._versions.bump(table, schema)
+        except OSError as error:  # answers then stay until their age runs out
+            log.warning("could not count a change of %s for read caches: %s", table, error)
+
     # --- connections --------------------------------------------------------------------
     @contextlib.contextmanager
     def session(self, write: bool = True) -> Iterator[None]:
         """Hold one connection for the calls inside (on this thread). Opening a DuckDB file
         costs tens of milliseconds; a request's handful of checks should pay it once. A
-        read-only session (`write=False`) shares the file with other readers."""
-        if getattr(self._local, "con", None) is not None:
+        read-only session (`write=False`) shares the file with other readers; where reads are
+        cached it opens nothing (each read that misses attaches the file for itself)."""
+        if getattr(self._local, "con", None) is not None or (not write and self._cache):
             yield
             return
         with self._open(write) as con:
@@ -268,21 +293,23 @@ class DuckDBWarehouse(Warehouse):
         return self._run(lambda con: con.sql(translated).to_arrow_table(), attach=False)
 
     def exists(self, table: TableId) -> bool:
-        return self._run(lambda con: _table_exists(con, table))
+        return self._cached(
+            ("exists", table), table, "schema", lambda: self._run(lambda c: _table_exists(c, table))
+        )
 
     def schema(self, table: TableId) -> pa.Schema:
         def fn(con):
             self._require(con, table)
             return con.sql(f"SELECT * FROM {duckdb_table(table)} LIMIT 0").to_arrow_table().schema
 
-        return self._run(fn, table)
+        return self._cached(("schema", table), table, "schema", lambda: self._run(fn, table))
 
     def count_rows(self, table: TableId) -> int:
         def fn(con):
             self._require(con, table)
             return _exec(con, f"SELECT count(*) FROM {duckdb_table(table)}")[0][0]
 
-        return self._run(fn, table)
+        return self._cached(("count", table), table, "rows", lambda: self._run(fn, table))
 
     def read_table(self, table: TableId, columns: list[str] | None = None) -> pa.Table:
         select = ", ".join(quote_ident(c) for c in columns) if columns else "*"
@@ -291,7 +318,8 @@ class DuckDBWarehouse(Warehouse):
             self._require(con, table)
             return con.sql(f"SELECT {select} FROM {duckdb_table(table)}").to_arrow_table()
 
-        return self._run(fn, table)
+        question = ("read", table, tuple(columns or ()))
+        return self._cached(question, table, "rows", lambda: self._run(fn, table))
 
     # --- writes -------------------------------------------------------------------------
     def write(
@@ -322,6 +350,7 @@ class DuckDBWarehouse(Warehouse):
                     _check_append_columns(_table_columns(con, table), arrow.schema.names, table)
                     _exec(con, f"INSERT INTO {target} BY NAME SELECT * FROM _mlsys_input")
                 _exec(con, "COMMIT")
+                self._changed(table, schema=not exists or disposition == "WRITE_TRUNCATE")
             except BaseException:
                 _exec(con, "ROLLBACK")
                 raise
@@ -466,8 +495,10 @@ class DuckDBWarehouse(Warehouse):
                 _exec(con, "BEGIN TRANSACTION")
                 try:
                     self._ensure_schema(con, target)
-                    yield _Landing(con, scope, target, files, self.commit_memory)
+                    landing = _Landing(con, scope, target, files, self.commit_memory)
+                    yield landing
                     _exec(con, "COMMIT")
+                    self._changed(target, schema=landing.replaced)
                 except BaseException:
                     with contextlib.suppress(duckdb.Error):
                         _exec(con, "ROLLBACK")
@@ -498,7 +529,8 @@ class DuckDBWarehouse(Warehouse):
             _exec(con, "BEGIN TRANSACTION")
             try:
                 self._ensure_schema(con, table)
-                if not _table_exists(con, table):
+                created = not _table_exists(con, table)
+                if created:
                     _exec(con, f"CREATE TABLE {name} AS SELECT * FROM _mlsys_source LIMIT 0")
                 updated = 0
                 if others:
@@ -513,6 +545,7 @@ class DuckDBWarehouse(Warehouse):
                     f"ANTI JOIN {name} AS t USING ({key_list})",
                 )[0][0]
                 _exec(con, "COMMIT")
+                self._changed(table, schema=created)
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
                     _exec(con, "ROLLBACK")
@@ -539,6 +572,8 @@ class _Landing(OutputLanding):
         self.con, self.scope, self.target, self.files = con, scope, target, files
         self.memory_limit = memory_limit
         self.name = duckdb_table(target)
+        #: The table was created or replaced (not only appended to).
+        self.replaced = False
 
     def columns(self) -> list[str] | None:
         if not _table_exists(self.con, self.target):
@@ -577,6 +612,7 @@ class _Landing(OutputLanding):
         return True
 
     def replace_with_staged(self) -> None:
+        self.replaced = True
         _exec(self.con, f"CREATE OR REPLACE TABLE {self.name} AS SELECT * FROM {self._source()}")
 
     def append_staged(self, guard: AppendGuard) -> int:

@@ -1,0 +1,92 @@
+"""Answers to repeated reads of the embedded warehouse without opening it, while the tables
+they depend on have not changed.
+
+Every write mlsys makes to the file (a write, a merge, a job's commit) counts a new version of
+the table it changed in a small file beside it (`{file}.versions`), while it still holds the
+file alone: `rows` on every change, `schema` when the table was created or replaced. A read
+that may be cached (the API's checks of a submit: does the table exist, its schema, its row
+count, the registry) records the versions it was read at and is answered again, without
+opening DuckDB or waiting for a turn at the file, until one of them moves. In a burst of
+submits the workers' commits append to output tables, which moves only their `rows`: the
+checks (input schema and count, output columns, the registry) all stay answered.
+
+A process that writes the file outside mlsys (a DuckDB shell) moves no version: answers are
+also dropped after `max_age` seconds, and workers check again before they run or commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from mlsys.ids import TableId
+
+T = TypeVar("T")
+Depends = Literal["rows", "schema"]
+
+#: Answers kept per process at most (the oldest go first).
+MAX_ENTRIES = 512
+
+
+class TableVersions:
+    """The `{file}.versions` counters. Written only by a holder of the file alone (the file
+    queue's write turn), so read-modify-write loses nothing; replaced whole, so a reader never
+    sees half of it."""
+
+    def __init__(self, database: Path) -> None:
+        self.path = Path(f"{database}.versions")
+
+    def read(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def key(self, versions: dict, table: TableId, depends: Depends) -> tuple:
+        """What an answer about `table` depends on: the counters' identity and the count."""
+        return versions.get("epoch"), versions.get(depends, {}).get(str(table), 0)
+
+    def bump(self, table: TableId, schema: bool) -> None:
+        """Count a change of `table`'s rows (and of its schema). Call while writing alone."""
+        versions = self.read()
+        # A new epoch whenever the counters start afresh: a deleted file must not make old
+        # answers match again at a count it reaches anew.
+        versions.setdefault("epoch", uuid.uuid4().hex)
+        for kind in ("rows", "schema") if schema else ("rows",):
+            counts = versions.setdefault(kind, {})
+            counts[str(table)] = counts.get(str(table), 0) + 1
+        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}")
+        try:
+            tmp.write_text(json.dumps(versions))
+            os.replace(tmp, self.path)
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+class ReadCache:
+    """Answers by (what was asked, table), each with the version key it was read at."""
+
+    def __init__(self, versions: TableVersions, max_age: float) -> None:
+        self.versions, self.max_age = versions, max_age
+        self._answers: dict[tuple, tuple[tuple, float, object]] = {}
+
+    def get(self, question: tuple, table: TableId, depends: Depends, read: Callable[[], T]) -> T:
+        """The answer to `question` about `table`: kept, or `read()` and kept."""
+        key = self.versions.key(self.versions.read(), table, depends)
+        kept = self._answers.get(question)
+        if kept is not None and kept[0] == key and time.monotonic() - kept[1] < self.max_age:
+            return kept[2]  # type: ignore[return-value]
+        answer = read()
+        # The version read before the answer: a write in between only makes the next read
+        # miss, never keeps an answer older than its key.
+        self._answers[question] = (key, time.monotonic(), answer)
+        while len(self._answers) > MAX_ENTRIES:
+            self._answers.pop(next(iter(self._answers)))
+        return answer

@@ -1,0 +1,151 @@
+"""The API's reads of the embedded warehouse are answered from memory while no mlsys write
+changed their tables, and read afresh once one did (in any process)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from mlsys.ids import TableId
+from mlsys.settings import Settings
+from mlsys.warehouse import open_warehouse
+
+pytestmark = pytest.mark.integration
+
+TABLE = TableId.parse("mlsys-local.t.rows")
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(_env_file=None, MLSYS_HOME=str(tmp_path / "h"))
+
+
+@pytest.fixture
+def warehouse(settings):
+    warehouse = open_warehouse(settings=settings)
+    warehouse.write(pd.DataFrame({"a": [1, 2, 3]}), TABLE, "WRITE_TRUNCATE")
+    warehouse.cache_reads(max_age=60)
+    return warehouse
+
+
+@pytest.fixture
+def opens(warehouse, monkeypatch) -> list[bool]:
+    """One entry per time the cached warehouse opened the file."""
+    seen: list[bool] = []
+    real = warehouse._open
+
+    def counted(write, attach=True):
+        seen.append(write)
+        return real(write, attach)
+
+    monkeypatch.setattr(warehouse, "_open", counted)
+    return seen
+
+
+def _in_another_process(settings: Settings, code: str) -> None:
+    """Run `code` with `warehouse`, `pd` and `TABLE` as another mlsys process would."""
+    program = (
+        "import sys, pandas as pd\n"
+        "from mlsys.ids import TableId\n"
+        "from mlsys.settings import Settings\n"
+        "from mlsys.warehouse import open_warehouse\n"
+        "warehouse = open_warehouse(settings=Settings(_env_file=None, MLSYS_HOME=sys.argv[1]))\n"
+        f"TABLE = TableId.parse('{TABLE}')\n" + code
+    )
+    subprocess.run([sys.executable, "-c", program, str(settings.home)], check=True, timeout=120)
+
+
+def test_repeated_checks_open_nothing(warehouse, opens):
+    for _ in range(3):
+        with warehouse.session(write=False):
+            assert warehouse.exists(TABLE)
+            assert warehouse.schema(TABLE).names == ["a"]
+            assert warehouse.count_rows(TABLE) == 3
+            assert warehouse.read_table(TABLE).num_rows == 3
+
+    assert len(opens) == 4  # the first round's four reads, and none after
+
+
+def test_an_append_elsewhere_moves_the_rows_but_not_the_schema(warehouse, opens, settings):
+    assert warehouse.count_rows(TABLE) == 3
+    assert warehouse.schema(TABLE).names == ["a"]
+    opens.clear()
+
+    _in_another_process(
+        settings, "warehouse.write(pd.DataFrame({'a': [4]}), TABLE, 'WRITE_APPEND')\n"
+    )
+
+    assert warehouse.count_rows(TABLE) == 4
+    assert warehouse.read_table(TABLE).num_rows == 4
+    assert warehouse.schema(TABLE).names == ["a"]
+    assert len(opens) == 2  # the count and the read: the schema was still good
+
+
+def test_a_replaced_table_is_read_again(warehouse, settings):
+    assert warehouse.schema(TABLE).names == ["a"]
+
+    _in_another_process(
+        settings, "warehouse.write(pd.DataFrame({'b': [1]}), TABLE, 'WRITE_TRUNCATE')\n"
+    )
+
+    assert warehouse.schema(TABLE).names == ["b"]
+    assert warehouse.count_rows(TABLE) == 1
+
+
+def test_a_write_from_outside_mlsys_is_seen_once_answers_are_old(warehouse):
+    warehouse.cache_reads(max_age=0.5)
+    assert warehouse.count_rows(TABLE) == 3
+    with duckdb.connect(str(warehouse.path)) as con:  # a DuckDB shell, say: counts nothing
+        con.execute('INSERT INTO "mlsys-local.t".rows VALUES (9)')
+
+    assert warehouse.count_rows(TABLE) == 3
+    time.sleep(0.6)
+    assert warehouse.count_rows(TABLE) == 4
+
+
+def test_without_a_cache_every_read_opens(settings):
+    warehouse = open_warehouse(settings=settings)
+    warehouse.write(pd.DataFrame({"a": [1]}), TABLE, "WRITE_TRUNCATE")
+    assert warehouse.count_rows(TABLE) == 1
+    with duckdb.connect(str(warehouse.path)) as con:
+        con.execute('INSERT INTO "mlsys-local.t".rows VALUES (2)')
+    assert warehouse.count_rows(TABLE) == 2
+
+
+def test_a_job_s_commit_moves_its_output_s_rows_and_a_replace_its_schema(warehouse, settings):
+    from mlsys.predict.commit import commit_output
+    from mlsys.warehouse import JobScope
+
+    worker = open_warehouse(settings=settings)  # a worker's own warehouse
+    output = TableId.parse("mlsys-local.t.predictions")
+
+    def commit(job_id: str, disposition: str) -> None:
+        scope = JobScope(job_id, "dev")
+        plan = worker.plan_read(TABLE, ["a"], 1, scope)
+        batches = [
+            b.append_column("JobId", pa.repeat(pa.scalar(job_id), b.num_rows))
+            for b in worker.read_shard(plan.shards[0], 100)
+        ]
+        worker.stage(scope, 0, batches, batches[0].schema)
+        commit_output(worker, scope, output, 1, disposition)
+
+    commit("j1", "WRITE_APPEND")
+    assert warehouse.count_rows(output) == 3
+    assert warehouse.schema(output).names == ["a", "JobId"]
+    versions = worker._versions.read()
+
+    commit("j2", "WRITE_APPEND")
+    assert warehouse.count_rows(output) == 6
+    moved = worker._versions.read()
+    assert moved["rows"][str(output)] == versions["rows"][str(output)] + 1
+    assert moved["schema"][str(output)] == versions["schema"][str(output)]
+
+    commit("j3", "WRITE_TRUNCATE")
+    assert warehouse.count_rows(output) == 3
+    assert worker._versions.read()["schema"][str(output)] == moved["schema"][str(output)] + 1

@@ -236,6 +236,13 @@ class Settings(BaseSettings):
         7 * 24 * 3600,
         gt=0,
     )
+    index_prune_seconds: float = _env(
+        "MLSYS_INDEX_PRUNE_SECONDS",
+        "Seconds between passes that drop expired jobs from the job-listing indexes (one "
+        "worker runs each pass).",
+        300.0,
+        gt=0,
+    )
     job_live_seconds: int = _env(
         "MLSYS_JOB_LIVE_SECONDS",
         "Seconds a queued or running job's record stays without activity; every claim, "

@@ -46,6 +46,9 @@ def run_forever(settings: Settings, name: str = "", slots: int = 0) -> None:
                 continue
             for action in reap_once(jobs, settings, send=send_unit, discard=_discard):
                 log.warning("reaper: %s", action)
+            # Listing indexes outlive the records they list: one worker prunes them now and then.
+            if jobs.once("prune", "job-indexes", settings.index_prune_seconds):
+                log.info("pruned %d expired jobs from the listing indexes", jobs.prune_indexes())
         except redis.RedisError as error:
             log.warning("reaper: Redis unavailable (%s)", error)
             time.sleep(interval)

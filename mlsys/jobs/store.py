@@ -302,6 +302,29 @@ class JobStore:
             next_page_token = f"{int(score)}.{member}"
         return JobPage(jobs=jobs, next_page_token=next_page_token)
 
+    def prune_indexes(self, batch: int = 500) -> int:
+        """Drop the ids of expired job records from every listing index; returns how many.
+
+        A record expires on its own (MLSYS_JOB_KEEP_SECONDS after it ended); its entries in the
+        listing indexes cannot, so a periodic pass (worker/reaper.py) removes them, and an
+        index left empty is gone with them."""
+        removed = 0
+        for index in self._redis.scan_iter(match=keys.index() + "*", count=1000, _type="zset"):
+            start = 0
+            while True:
+                members = self._redis.zrange(index, start, start + batch - 1)
+                if not members:
+                    break
+                with self._redis.pipeline(transaction=False) as pipe:
+                    for job_id in members:
+                        pipe.exists(keys.job(job_id))
+                    alive = pipe.execute()
+                gone = [m for m, exists in zip(members, alive, strict=True) if not exists]
+                if gone:
+                    removed += self._redis.zrem(index, *gone)
+                start += len(members) - len(gone)
+        return removed
+
     def active_jobs(self) -> list[str]:
         return sorted(self._redis.smembers(keys.active()))
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 
+from mlsys import google_clients
 from mlsys.errors import (
     ArtifactExists,
     ArtifactIntegrityError,
@@ -31,7 +32,7 @@ from mlsys.store.local import check_bucket
 try:
     from google.api_core import exceptions as gexc
     from google.auth import exceptions as auth_exc
-    from google.cloud import storage
+    from google.cloud import storage  # noqa: F401 - the extra is installed
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtra(
         "The gs:// model store needs the Google Cloud client libraries.",
@@ -111,7 +112,7 @@ class GCSModelStore(ModelStore):
     def client(self) -> Any:
         if self._client is None:
             try:
-                self._client = storage.Client(project=self._project)
+                self._client = google_clients.storage_client(self._project)
             except auth_exc.DefaultCredentialsError as exc:
                 raise PermissionDenied(
                     "No Google Cloud credentials found for the gs:// model store.",

@@ -42,6 +42,7 @@ LAYERS: list[tuple[str, ...]] = [
         "mlsys.dispositions",
         "mlsys.urls",
         "mlsys.resources",
+        "mlsys.google_clients",
         "mlsys._moved",
     ),
 ]

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import requests
 
+from mlsys import google_clients
 from mlsys.errors import (
     BackendUnavailable,
     InvalidRequest,
@@ -34,15 +35,9 @@ from mlsys.warehouse.bigquery import retry as bq_retry
 from mlsys.warehouse.bigquery.retry import Backoff, is_transient
 
 try:
-    import grpc
     from google.api_core import exceptions as gexc
-    from google.api_core.client_options import ClientOptions
     from google.auth import exceptions as auth_exc
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import bigquery, bigquery_storage
-    from google.cloud.bigquery_storage_v1.services.big_query_read.transports import (
-        BigQueryReadGrpcTransport,
-    )
+    from google.cloud import bigquery, bigquery_storage  # noqa: F401 - the extra is installed
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtra(
         "The bigquery:// warehouse needs the Google Cloud client libraries.",
@@ -105,17 +100,9 @@ class BigQueryTables:
         if self._client is None:
             with translated("Connecting to BigQuery"):
                 emulator = os.environ.get(REST_EMULATOR_ENV)
-                if emulator:
-                    if "://" not in emulator:
-                        emulator = f"http://{emulator}"
-                    self._client = bigquery.Client(
-                        project=self.project,
-                        location=self.location,
-                        credentials=AnonymousCredentials(),
-                        client_options=ClientOptions(api_endpoint=emulator),
-                    )
-                else:
-                    self._client = bigquery.Client(project=self.project, location=self.location)
+                if emulator and "://" not in emulator:
+                    emulator = f"http://{emulator}"
+                self._client = google_clients.bigquery_client(self.project, self.location, emulator)
         return self._client
 
     @property
@@ -124,15 +111,12 @@ class BigQueryTables:
         if self._read_client is None:
             emulator = os.environ.get(STORAGE_EMULATOR_ENV)
             if emulator:
-                channel = grpc.insecure_channel(
-                    emulator.split("://", 1)[-1],
-                    options=[("grpc.max_receive_message_length", -1)],
+                self._read_client = google_clients.bigquery_read_client(
+                    emulator=emulator.split("://", 1)[-1]
                 )
-                transport = BigQueryReadGrpcTransport(channel=channel)
-                self._read_client = bigquery_storage.BigQueryReadClient(transport=transport)
             else:
-                self._read_client = bigquery_storage.BigQueryReadClient(
-                    credentials=self.client._credentials
+                self._read_client = google_clients.bigquery_read_client(
+                    credentials=google_clients.credentials_of(self.client)
                 )
         return self._read_client
 

@@ -1,5 +1,7 @@
-"""Flower, started the way the image starts it (`docker/start flower`): never without basic
-auth, and a wrong password gets nothing."""
+"""Flower, started the way the image starts it (`docker/start flower`): never without a gate
+(basic auth, or Cloud Run IAM where Cloud Run runs it), a wrong password gets nothing, and
+behind a proxy that replaces the login with a Bearer token (`gcloud run services proxy`) only
+the IAM gate lets anyone in."""
 
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ or output datasets); the history shows only evaluations of such tables (admins s
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify, request
 
 from mlsys.errors import PermissionDenied
@@ -34,6 +36,20 @@ def may_read(table: TableId | str, principal: Principal) -> bool:
     return allowed_dataset(table, principal.input_datasets) or allowed_dataset(
         table, principal.output_datasets
     )
+
+
+def readable_evaluations(
+    rows: list[dict[str, Any]], principal: Principal | None = None
+) -> list[dict[str, Any]]:
+    """Only evaluations of tables the caller may read (an admin: all of them)."""
+    principal = principal or current_principal()
+    if principal.is_admin:
+        return rows
+    return [
+        r
+        for r in rows
+        if may_read(r["output_table"], principal) and may_read(r["labels_table"], principal)
+    ]
 
 
 def authorize_evaluation(spec: EvaluateSpec, principal: Principal | None = None) -> None:
@@ -146,13 +162,7 @@ def model_evaluations(name: str, version: str) -> Response:
     rows = read_evaluations(
         found.warehouse, found.settings, query.env, name, entry.model_version, query.details
     )
-    principal = current_principal()
-    if not principal.is_admin:
-        rows = [
-            r
-            for r in rows
-            if may_read(r["output_table"], principal) and may_read(r["labels_table"], principal)
-        ]
+    rows = readable_evaluations(rows)
     return jsonify(
         env=query.env,
         model_name=name,

@@ -16,7 +16,15 @@ from mlsys.errors import MlsysError
 from web.auth import AUTH_OFF_WARNING
 from web.policy import PUBLIC, declare
 from web.principal import current_principal
-from web.ui import guard, job_pages, model_pages, schedule_pages, session_pages, start_pages
+from web.ui import (
+    evaluation_pages,
+    guard,
+    job_pages,
+    model_pages,
+    schedule_pages,
+    session_pages,
+    start_pages,
+)
 
 
 def _context() -> dict[str, Any]:
@@ -64,7 +72,14 @@ def create_blueprint() -> Blueprint:
     bp.context_processor(_context)
     bp.register_error_handler(MlsysError, _mlsys_error)
     bp.register_error_handler(HTTPException, _http_error)
-    for pages in (session_pages, job_pages, start_pages, model_pages, schedule_pages):
+    for pages in (
+        session_pages,
+        job_pages,
+        start_pages,
+        model_pages,
+        schedule_pages,
+        evaluation_pages,
+    ):
         bp.register_blueprint(pages.bp)
     bp.add_url_rule("/", "home", session_pages.home)
     # Flask serves the blueprint's static files itself: their policy is declared here.

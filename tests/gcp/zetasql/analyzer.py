@@ -101,7 +101,7 @@ class AnalyzerUnavailable(RuntimeError):
 
 def home() -> Path:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return Path(os.environ.get("MLSYS_ZETASQL_HOME") or cache / "mlsys" / "zetasql")
+    return Path(os.environ.get("MLSYS_TEST_ZETASQL_HOME") or cache / "mlsys" / "zetasql")
 
 
 def package_dir() -> Path:

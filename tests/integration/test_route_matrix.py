@@ -93,6 +93,12 @@ JSON_BODIES = {
     ("PUT", "/models/<name>/aliases/<alias>"): {"env": "dev", "version": "v1"},
     ("POST", "/schedules"): {"interval_seconds": 3600, "paused": True, "predict": _predict()},
     ("PATCH", "/schedules/<schedule_id>"): {"paused": True},
+    # Both tables are read: both are in dataset A (titanic).
+    ("POST", "/evaluations"): {
+        "env": "dev",
+        "output_table": f"{PROJECT}.titanic.predictions",
+        "labels_table": PASSENGERS,
+    },
 }
 QUERIES = {
     ("GET", "/predict"): _predict() | {"id_columns": "PassengerId"},
@@ -100,6 +106,7 @@ QUERIES = {
     ("GET", "/models"): {"env": "dev"},
     ("GET", "/models/<name>"): {"env": "dev"},
     ("GET", "/models/<name>/versions/<version>/monitoring"): {"env": "dev"},
+    ("GET", "/models/<name>/versions/<version>/evaluations"): {"env": "dev"},
 }
 FORMS = {
     ("POST", "/ui/models/<name>/aliases"): {"env": "dev", "alias": "champion", "version": "v1"},

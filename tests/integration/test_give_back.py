@@ -113,3 +113,35 @@ def test_a_reserved_unit_never_claimed_is_sent_again(jobs, redis_client):
     assert give_back(job.job_id, "plan", 1, holder="(reserved)").endswith("sent again")
     assert _sent(redis_client) == [[job.job_id, 1]]
     assert jobs.units(job.job_id)["plan"]["attempt"] == 1
+
+
+class _Request:
+    """What a worker's main process knows of a task it runs (celery.worker.request.Request)."""
+
+    def __init__(self, task_id: str, task: str, args: list, worker_pid: int | None) -> None:
+        self.id, self.type, self.args, self.worker_pid = task_id, task, args, worker_pid
+
+
+def test_a_stopping_worker_gives_back_each_unit_its_pool_runs_once(jobs, redis_client, monkeypatch):
+    from celery.worker import state
+
+    from worker import shutdown
+    from worker.units import worker_name
+
+    monkeypatch.setenv("MLSYS_WORKER_NAME", "worker-abc@localhost")
+    job, _ = jobs.create(NewJob(JobKind.PREDICT, {"env": "dev"}, "alice"))
+    assert jobs.claim(job.job_id, "plan", 1, 600, worker_name(4242)).ok  # its pool process
+    running = _Request("t1", PLAN_TASK, [job.job_id, 1], 4242)
+    other, _ = jobs.create(NewJob(JobKind.PREDICT, {"env": "dev"}, "bob"))
+    assert jobs.claim(other.job_id, "plan", 1, 600, "worker-xyz@localhost:7").ok  # not ours
+    duplicate = _Request("t2", PLAN_TASK, [other.job_id, 1], None)  # reserved, never claimed
+    monkeypatch.setattr(state, "active_requests", {running})
+    monkeypatch.setattr(state, "reserved_requests", {running, duplicate})
+
+    done = shutdown.give_back_all()
+
+    assert sorted(done) == sorted(
+        [f"{job.job_id} plan: attempt 2 dispatched", f"{other.job_id} plan: already moved on"]
+    )
+    assert _sent(redis_client) == [[job.job_id, 2]]
+    assert jobs.lease_alive(other.job_id, "plan")  # another worker's claim stays its own

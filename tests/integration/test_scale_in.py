@@ -41,6 +41,7 @@ def _running_workers(stack, job_id: str) -> dict[str, str]:
     return {u: s.get("worker", "") for u, s in shards.items() if s["state"] == "running"}
 
 
+@pytest.mark.slow
 def test_a_worker_stopped_mid_shard_gives_its_shards_back(stack, tmp_path):
     with cloud_run_worker(stack.env, tmp_path / "victim.log", concurrency=SHARDS) as victim:
         job_id = stack.submit(model="slow", shards=SHARDS)

@@ -59,16 +59,17 @@ def give_back_all() -> list[str]:
     return done
 
 
-def _run() -> None:
+def _run(sig, how) -> None:
+    log.warning("worker stopping (%s, %s shutdown): giving back its units", sig, how)
     for line in give_back_all():
         log.warning("worker stopping: %s", line)
 
 
 def _shutting_down(sig=None, how=None, **_kwargs) -> None:
-    # In the main process's signal handler: the work runs in a thread of its own (Redis and
-    # logging locks the interrupted code may hold), waited for a bounded time.
-    log.warning("worker stopping (%s, %s shutdown): giving back its units", sig, how)
-    thread = threading.Thread(target=_run, name="mlsys-give-back", daemon=True)
+    # In the main process's signal handler: the work, logging included, runs in a thread of
+    # its own (Redis and logging locks the interrupted code may hold), waited for a bounded
+    # time.
+    thread = threading.Thread(target=_run, args=(sig, how), name="mlsys-give-back", daemon=True)
     thread.start()
     thread.join(_WAIT_SECONDS)
 

@@ -108,7 +108,10 @@ QUERIES = {
     ("GET", "/models/<name>/versions/<version>/monitoring"): {"env": "dev"},
     ("GET", "/models/<name>/versions/<version>/evaluations"): {"env": "dev"},
 }
+_PREDICT_FORM = {**_predict(), "id_columns": "PassengerId"}
 FORMS = {
+    ("POST", "/ui/predict"): _PREDICT_FORM,
+    ("POST", "/ui/schedules/new"): {**_PREDICT_FORM, "interval_seconds": "3600", "paused": "1"},
     ("POST", "/ui/models/<name>/aliases"): {"env": "dev", "alias": "champion", "version": "v1"},
     ("POST", "/ui/models/sync"): {"env": "dev"},
 }
@@ -204,7 +207,11 @@ def _expected(declared: Policy, caller: Caller, method: str, rule: str) -> str:
         return "unknown"
     if not caller.has(declared.scope):
         return "403"
-    if declared.datasets == Datasets.REQUEST and (method, rule) in {**JSON_BODIES, **QUERIES}:
+    if declared.datasets == Datasets.REQUEST and (method, rule) in {
+        **JSON_BODIES,
+        **QUERIES,
+        **FORMS,
+    }:
         if not caller.is_admin and caller is not PREDICT_A:
             return "403"  # the request names dataset A
     if declared.owner == Owner.OWN and "_id>" in rule and caller not in (PREDICT_A, ADMIN_CALLER):

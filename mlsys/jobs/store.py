@@ -259,24 +259,35 @@ class JobStore:
         kind: JobKind | None = None,
         limit: int = 50,
         page_token: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        where: Callable[[Job], bool] | None = None,
     ) -> JobPage:
         """Most recent first, through the index of (owner, kind, state): O(limit) reads.
 
         Args:
             owner: only this principal's jobs (None: everyone's).
             page_token: `next_page_token` of the previous page.
+            since, until: only jobs submitted in [since, until) (the index's own order).
+            where: only jobs it accepts (read past the others: a rare match costs a scan).
         Raises:
             InvalidRequest: the page token is not one this method handed out.
         """
         index = keys.index(owner, kind, state)
         high, after = _parse_page_token(page_token)
+        if until is not None:
+            # Scores are submit times in microseconds; "(" excludes the bound itself.
+            ceiling = int(until.timestamp() * 1e6)
+            if high == "+inf" or float(high) >= ceiling:
+                high, after = f"({ceiling}", None
+        low = int(since.timestamp() * 1e6) if since is not None else "-inf"
         need = limit + 1  # one more than asked tells whether a next page exists
         found: list[tuple[float, str, Job]] = []
         skip = 0  # ties at the cursor's score, already listed, that the next read passes over
         while len(found) < need:
             num = need - len(found) + 16  # a few spare for ties with the page token's score
             rows = self._redis.zrevrangebyscore(
-                index, high, "-inf", start=skip, num=num, withscores=True
+                index, high, low, start=skip, num=num, withscores=True
             )
             exhausted = len(rows) < num
             fetched = len(rows)
@@ -290,7 +301,7 @@ class JobStore:
             for (member, score), view in zip(rows, self._views([m for m, _ in rows]), strict=True):
                 if view is None:  # an expired record: drop it from this index for good
                     self._redis.zrem(index, member)
-                else:
+                elif where is None or where(view):
                     found.append((score, member, view))
             high, after = rows[-1][1], rows[-1][0]
             if exhausted:
@@ -324,6 +335,21 @@ class JobStore:
                     removed += self._redis.zrem(index, *gone)
                 start += len(members) - len(gone)
         return removed
+
+    def find_prefix(self, prefix: str, owner: str | None = None, limit: int = 20) -> list[Job]:
+        """Jobs whose id starts with `prefix` (lowercase hex), most recent first: a scan of
+        the owner's index, for people who paste the short id a page or a log showed them."""
+        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+            return []
+        matches = [
+            (score, member)
+            for member, score in self._redis.zscan_iter(
+                keys.index(owner), match=f"{prefix}*", count=1000
+            )
+        ]
+        matches.sort(reverse=True)
+        views = self._views([member for _, member in matches[:limit]])
+        return [view for view in views if view is not None]
 
     def active_jobs(self) -> list[str]:
         return sorted(self._redis.smembers(keys.active()))

@@ -615,6 +615,50 @@ def test_creating_editing_and_deleting_a_schedule_with_a_preview_of_its_runs(pag
     assert page.errors == []
 
 
+def _submitted_yesterday(stack, job_id: str) -> datetime:
+    """Move a job back one day in the listing indexes, as if submitted then.
+    (Reaches under the job engine on purpose: no API should be able to do this.)"""
+    from mlsys.jobs import keys
+
+    job = stack.api.get(f"{stack.url}/jobs/{job_id}", timeout=30).json()
+    when = datetime.now(UTC) - timedelta(days=1)
+    r = stack.jobs._redis
+    for index in keys.all_indexes(job["principal"], job["kind"], job["state"]):
+        r.zadd(index, {job_id: int(when.timestamp() * 1e6)})
+    return when
+
+
+def test_finding_yesterdays_failed_job_and_why_it_failed(page, stack):
+    failed = _submit(stack, table="poisoned")
+    wait_for(lambda: _state(stack, failed) == "failed", timeout=120, what="a failure")
+    today = _submit(stack, table="poisoned")
+    wait_for(lambda: _state(stack, today) == "failed", timeout=120, what="a failure")
+    yesterday = _submitted_yesterday(stack, failed).date().isoformat()
+    _sign_in(page, stack)
+    filters = page.get_by_role("form", name="Filter jobs")
+    filters.get_by_label("State").select_option("failed")
+    filters.get_by_label("Model").fill("scripted")
+    filters.get_by_label("From").fill(yesterday)
+    filters.get_by_label("To").fill(yesterday)
+    filters.get_by_role("button", name="Apply filters").click()
+    page.wait_for_url(re.compile(r"from=" + yesterday))
+    listed = page.locator("tr[data-job-id]")
+    assert [listed.nth(i).get_attribute("data-job-id") for i in range(listed.count())] == [failed]
+    assert _row(page, failed).locator(".reason").inner_text().startswith("The model raised")
+    _row(page, failed).get_by_role("link").first.click()
+    assert page.locator(".error-box .error-summary").inner_text().startswith("The model raised")
+
+    page.goto(f"{stack.url}/ui/jobs?model=slow&state=failed")
+    assert page.locator("tr[data-job-id]").count() == 0  # no failed job of that model
+
+    page.goto(f"{stack.url}/ui/jobs")
+    search = page.get_by_role("search", name="Find a job by id")
+    search.get_by_label("Job id").fill(today[:8].upper())  # as copied from anywhere
+    search.get_by_role("button", name="Find job").click()
+    page.wait_for_url(re.compile(f"/ui/jobs/{today}$"))  # the only match: its page
+    assert page.errors == []
+
+
 # Every visible form control has a label, every text meets WCAG AA contrast (4.5:1) against
 # the background it is drawn on: readable by a screen reader and on a washed-out projector.
 _AUDIT = """() => {

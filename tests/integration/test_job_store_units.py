@@ -255,3 +255,26 @@ def test_page_tokens_are_refused_past_200_characters_with_a_hint(jobs):
     with pytest.raises(InvalidRequest) as caught:
         jobs.page(page_token="1." + "a" * 199)
     assert caught.value.hint == "Pass the next_page_token of the previous page."
+
+
+def test_a_page_keeps_to_a_time_range_and_a_predicate_and_ids_are_found_by_prefix(jobs):
+    from datetime import UTC, datetime, timedelta
+
+    ids = [jobs.create(_new(principal="carol"))[0].job_id for _ in range(6)]
+    before = datetime.now(UTC) - timedelta(hours=1)
+    old = ids[0]
+    for index in keys.all_indexes("carol", JobKind.PREDICT, JobState.QUEUED):
+        jobs._redis.zadd(index, {old: int((before - timedelta(days=1)).timestamp() * 1e6)})
+
+    recent = jobs.page("carol", since=before, limit=3)
+    assert [j.job_id for j in recent.jobs] == ids[:0:-1][:3] and recent.next_page_token
+    rest = jobs.page("carol", since=before, limit=3, page_token=recent.next_page_token)
+    assert [j.job_id for j in rest.jobs] == ids[2:0:-1] and rest.next_page_token is None
+    assert [j.job_id for j in jobs.page("carol", until=before).jobs] == [old]
+    wanted = set(ids[1::2])
+    picked = jobs.page("carol", limit=2, where=lambda job: job.job_id in wanted)
+    assert [j.job_id for j in picked.jobs] == sorted(wanted, key=ids.index, reverse=True)[:2]
+
+    assert [j.job_id for j in jobs.find_prefix(ids[3][:10], owner="carol")] == [ids[3]]
+    assert jobs.find_prefix(ids[3][:10], owner="dave") == []
+    assert jobs.find_prefix("not-hex") == [] and jobs.find_prefix("") == []

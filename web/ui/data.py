@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from mlsys.errors import JobNotFound, PermissionDenied
@@ -45,6 +46,19 @@ class JobFilter:
     limit: int = PAGE_SIZE
     principal: str | None = None  # an admin's choice of whose jobs; others see their own
     page_token: str | None = None  # where an older page starts (the engine's token)
+    model: str | None = None  # only jobs of this model (by name)
+    since: datetime | None = None  # submitted at or after
+    until: datetime | None = None  # submitted before
+
+    @property
+    def from_day(self) -> str:
+        """The first day shown, as the form's date field holds it ('' for none)."""
+        return self.since.date().isoformat() if self.since else ""
+
+    @property
+    def to_day(self) -> str:
+        """The last day shown (`until` is the midnight after it)."""
+        return (self.until - timedelta(days=1)).date().isoformat() if self.until else ""
 
 
 def _owner(principal: Principal) -> str | None:
@@ -60,8 +74,23 @@ def list_jobs(principal: Principal, wanted: JobFilter) -> tuple[list[dict[str, A
     owner = _owner(principal)
     if owner is None and wanted.principal:
         owner = wanted.principal
-    page = backends().jobs.page(owner, state, kind, wanted.limit, wanted.page_token)
+    model = wanted.model
+    page = backends().jobs.page(
+        owner,
+        state,
+        kind,
+        wanted.limit,
+        wanted.page_token,
+        since=wanted.since,
+        until=wanted.until,
+        where=(lambda job: job.params.get("model_name") == model) if model else None,
+    )
     return [job.to_json() for job in page.jobs], page.next_page_token
+
+
+def find_jobs(principal: Principal, prefix: str) -> list[dict[str, Any]]:
+    """The jobs the principal may see whose id starts with `prefix`, newest first."""
+    return [job.to_json() for job in backends().jobs.find_prefix(prefix, _owner(principal))]
 
 
 def get_job(principal: Principal, job_id: str) -> dict[str, Any]:

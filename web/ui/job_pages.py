@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
@@ -20,6 +20,19 @@ STATES = tuple(JobState)
 KINDS = tuple(JobKind)
 LIMITS = (50, 100, 200, 500)
 PRINCIPAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
+MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,127}")
+JOB_ID_PREFIX = re.compile(r"[0-9a-f]{1,32}")
+
+
+def _day(name: str) -> date | None:
+    text = request.args.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        abort(400, description=f"{name.title()}: a day as YYYY-MM-DD, not {text!r}.")
+        raise AssertionError from None  # unreachable: abort raises
 
 
 def _filters() -> data.JobFilter:
@@ -36,12 +49,22 @@ def _filters() -> data.JobFilter:
     principal = request.args.get("principal", "").strip() or None
     if principal is not None and not PRINCIPAL_NAME.fullmatch(principal):
         abort(400, description="A principal's name: letters, digits, '_', '.', '@' and '-'.")
+    model = request.args.get("model", "").strip() or None
+    if model is not None and not MODEL_NAME.fullmatch(model):
+        abort(400, description="A model's name: lowercase letters, digits, '_' and '-'.")
+    since, until = _day("from"), _day("to")
+    if since and until and until < since:
+        abort(400, description="The 'to' day comes before the 'from' day: swap them.")
     return data.JobFilter(
         state=state,
         kind=kind,
         limit=int(limit),
         principal=principal,
         page_token=request.args.get("page_token") or None,
+        model=model,
+        # Days in UTC, both included: from its midnight to the midnight after `to`.
+        since=datetime.combine(since, time(), UTC) if since else None,
+        until=datetime.combine(until + timedelta(days=1), time(), UTC) if until else None,
     )
 
 
@@ -50,6 +73,9 @@ def _query(wanted: data.JobFilter, **changes: Any) -> dict[str, Any]:
         "state": wanted.state,
         "kind": wanted.kind,
         "principal": wanted.principal,
+        "model": wanted.model,
+        "from": wanted.from_day or None,
+        "to": wanted.to_day or None,
         "page_token": wanted.page_token,
     }
     if wanted.limit != data.PAGE_SIZE:
@@ -66,8 +92,12 @@ def _rows(wanted: data.JobFilter) -> tuple[list[dict[str, Any]], str | None]:
 
 @bp.get("/jobs")
 @policy(Access.SIGNED_IN, owner=Owner.OWN)
-def index() -> str:
-    """Every job the principal may see, newest first, updating in place."""
+def index() -> Response | str:
+    """Every job the principal may see, newest first, updating in place; or the jobs whose id
+    starts with what was searched (straight to the job when only one does)."""
+    search = request.args.get("q", "").strip().lower()
+    if search:
+        return _search(search)
     wanted = _filters()
     query = _query(wanted)
     rows, next_token = _rows(wanted)
@@ -88,6 +118,30 @@ def index() -> str:
         limits=LIMITS,
         back=url_for("ui.jobs.index", **query),
         live_url=url_for("ui.jobs.index_live", **query),
+    )
+
+
+def _search(search: str) -> Response | str:
+    if not JOB_ID_PREFIX.fullmatch(search):
+        abort(400, description="Search by a job's id or its first characters (0-9, a-f).")
+    found = data.find_jobs(current_principal(), search)
+    if len(found) == 1:
+        return redirect(url_for("ui.jobs.detail", job_id=found[0]["job_id"]), code=303)
+    now = datetime.now(UTC)
+    return render_template(
+        "ui/jobs.html",
+        active="jobs",
+        rows=[present.job_row(job, now) for job in found],
+        search=search,
+        older=None,
+        newest=None,
+        can_see_all=current_principal().is_admin,
+        wanted=data.JobFilter(),
+        states=STATES,
+        kinds=KINDS,
+        limits=LIMITS,
+        back=url_for("ui.jobs.index", q=search),
+        live_url=None,
     )
 
 

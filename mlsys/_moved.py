@@ -27,6 +27,7 @@ MOVED = {
     "mlsys.cli_remote": "mlsys.cli.remote",
     "mlsys.cli_schedules": "mlsys.cli.schedules",
     "mlsys.demo": "mlsys.cli.demo",
+    "mlsys.schedules": "mlsys.jobs.schedules",
     "mlsys.warehouse.bq_output": "mlsys.warehouse.bigquery.landing",
     "mlsys.warehouse.bq_retry": "mlsys.warehouse.bigquery.retry",
     "mlsys.warehouse.duckdb_sql": "mlsys.warehouse.duckdb.sql",

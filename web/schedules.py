@@ -18,13 +18,13 @@ from flask import Blueprint, Response, jsonify, url_for
 from mlsys.errors import InvalidRequest, PermissionDenied, ScheduleLimitReached
 from mlsys.evaluation.checks import check_schemas
 from mlsys.evaluation.spec import EvaluateSpec
-from mlsys.predict import PredictSpec, prepare_predict
-from mlsys.schedules import (
+from mlsys.jobs.schedules import (
     Schedule,
     ScheduleStore,
     check_timing,
     new_schedule_id,
 )
+from mlsys.predict import PredictSpec, prepare_predict
 from web.auth import authorize_predict
 from web.backends import backends
 from web.errors import read_json_object

@@ -1,6 +1,6 @@
 """Beat's scheduler: celery-redbeat, with schedules that live in Redis and change at runtime.
 
-Every mlsys schedule (mlsys.schedules) is one redbeat entry, written when the schedule is
+Every mlsys schedule (mlsys.jobs.schedules) is one redbeat entry, written when the schedule is
 created or changed and deleted with it, so a running beat picks it up without a restart; only
 the beat holding redbeat's lock sends anything. redbeat stores a crontab's fields but not its
 time zone, so the zone travels in the entry's kwargs and `ZonedEntry` puts it back: the cron
@@ -17,7 +17,7 @@ from celery.schedules import crontab, schedule
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat.schedulers import ensure_conf
 
-from mlsys.schedules import Schedule, check_cron
+from mlsys.jobs.schedules import Schedule, check_cron
 
 #: The task a schedule's entry sends (worker/schedules.py).
 RUN_SCHEDULE = "mlsys.schedule.run"

@@ -21,8 +21,7 @@ from mlsys.errors import MlsysError, PermissionDenied
 from mlsys.evaluation.checks import check_schemas
 from mlsys.evaluation.spec import EvaluateSpec
 from mlsys.jobs import LIVE, JobKind, NewJob
-from mlsys.predict import PredictSpec, prepare_predict
-from mlsys.schedules import (
+from mlsys.jobs.schedules import (
     FAILED,
     SKIPPED_OVERLAP,
     SKIPPED_PAUSED,
@@ -31,6 +30,7 @@ from mlsys.schedules import (
     Schedule,
     ScheduleStore,
 )
+from mlsys.predict import PredictSpec, prepare_predict
 from web.auth import authorize_predict
 from web.credentials import load_credentials
 from web.evaluations import authorize_evaluation

@@ -114,7 +114,7 @@ class PredictSpec:
     def from_json(cls, data: dict[str, Any], settings: Settings) -> PredictSpec:
         """Parse stored parameters again, with every check `parse` makes: where they were
         stored (Redis) is not trusted to hold only what the API accepted."""
-        # A scheduled job's parameters also name their schedule (mlsys.schedules).
+        # A scheduled job's parameters also name their schedule (mlsys.jobs.schedules).
         fields = {k: v for k, v in data.items() if k not in ("schedule_id", "trigger")}
         return cls.parse(settings=settings, **fields)
 

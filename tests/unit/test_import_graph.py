@@ -5,8 +5,8 @@ functions and under TYPE_CHECKING alike), never by importing it:
 - mlsys' packages form layers, each importing only its own layer or lower ones:
   the command and the notebook helpers → predict, evaluation → registry → models →
   monitoring → warehouse | store (independent of each other) → the shared base;
-- the job engine (mlsys.jobs, with the schedule store) is imported only by web, worker and the
-  command, and imports nothing above the shared base;
+- the job engine (mlsys.jobs, with the schedule and shard-profile stores) is imported only
+  by web, worker and the command, and imports nothing above the shared base;
 - the product's code uses the new paths of moved modules, never the old ones kept for users.
 """
 
@@ -46,8 +46,8 @@ LAYERS: list[tuple[str, ...]] = [
         "mlsys._moved",
     ),
 ]
-#: The job engine: beside the layers, not in them.
-JOB_ENGINE = ("mlsys.jobs", "mlsys.schedules")
+#: The job engine (with the schedule store): beside the layers, not in them.
+JOB_ENGINE = ("mlsys.jobs",)
 #: Who may import the job engine.
 JOB_ENGINE_USERS = ("web", "worker", "mlsys.cli", "mlsys.client", *JOB_ENGINE)
 

@@ -15,10 +15,10 @@ from typing import Any
 from mlsys.errors import JobNotFound, PermissionDenied
 from mlsys.ids import check_model_name
 from mlsys.jobs import JobKind, JobState
+from mlsys.jobs.schedules import Schedule, ScheduleStore
 from mlsys.monitoring import PREDICTION, PROBABILITY
 from mlsys.monitoring.stats import stats_table
 from mlsys.registry import LOADABLE, RegistryEntry, read_registry
-from mlsys.schedules import Schedule, ScheduleStore
 from mlsys.warehouse.bq_sql import string_literal
 from web.backends import backends
 from web.predict import enqueue_predict

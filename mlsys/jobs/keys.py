@@ -1,4 +1,7 @@
-"""The Redis keys of the job engine (all under `mlsys:`). Only `mlsys.jobs` uses them.
+"""Every Redis key of the product (all under `mlsys:`), built here and nowhere else
+(tests/unit/test_redis_keys.py fails on a key prefix written anywhere else).
+
+The job engine's:
 
 job:{id}            hash: kind, state, phase, principal, params, prepared, plan, result,
                     error, timestamps, rows_total, shards_total, score, idem
@@ -22,6 +25,20 @@ lock:{what}         a redis-py Lock (`JobStore.exclusive`): "registry-sync:{env}
                     landing in a warehouse table at a time)
 workers             sorted set: "{slots}|{worker name}" -> when that announcement lapses (epoch
                     seconds); slots is how many units the worker runs at once
+profiles:{id}       hash: shard index -> that shard's monitoring profile (JSON), kept between
+                    the shard tasks and the commit (`mlsys.jobs.profiles`)
+
+Schedules (`mlsys.jobs.schedules`):
+schedule:{id}       hash: data (the record as JSON), last_job
+schedule:{id}:runs  list: the latest runs, newest first (job id or skip, with time)
+schedule:{id}:firing
+                    lock around one firing of the schedule
+schedules           sorted set of every schedule by creation time
+
+Others, whose keys a library builds under a prefix given here:
+ui:session:{hash}   the dashboard's sessions (`web.ui.sessions`), under a hash of the id
+ratelimit...        Flask-Limiter's counters of the submit budget (`web.limits`)
+redbeat:...         celery-redbeat's schedule entries and lock (`worker.app`)
 """
 
 from __future__ import annotations
@@ -90,3 +107,37 @@ def index(principal: str | None = None, kind: str | None = None, state: str | No
 def all_indexes(principal: str, kind: str, state: str) -> list[str]:
     """Every listing index a job belongs to."""
     return [index(p, k, s) for p in (None, principal) for k in (None, kind) for s in (None, state)]
+
+
+def shard_profiles(job_id: str) -> str:
+    return f"{PREFIX}profiles:{job_id}"
+
+
+def schedule(schedule_id: str) -> str:
+    return f"{PREFIX}schedule:{schedule_id}"
+
+
+def schedule_runs(schedule_id: str) -> str:
+    return f"{schedule(schedule_id)}:runs"
+
+
+def schedule_firing(schedule_id: str) -> str:
+    return f"{schedule(schedule_id)}:firing"
+
+
+def schedules() -> str:
+    return f"{PREFIX}schedules"
+
+
+#: Prefix of a dashboard session's key; the rest is a hash of the session id.
+UI_SESSION_PREFIX = f"{PREFIX}ui:session:"
+
+
+def ui_session(id_hash: str) -> str:
+    return f"{UI_SESSION_PREFIX}{id_hash}"
+
+
+#: Flask-Limiter's key prefix (it appends its own parts).
+RATE_LIMIT_PREFIX = f"{PREFIX}ratelimit"
+#: celery-redbeat's key prefix (it appends its own parts).
+REDBEAT_PREFIX = f"{PREFIX}redbeat:"

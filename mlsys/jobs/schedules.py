@@ -8,10 +8,9 @@ its next firing: paused, with the reason in `suspended`, until an admin resumes 
 spec is stored as the user gave it, so a model reference naming an alias (`champion`) is
 resolved again at every run.
 
-Keys, all under `mlsys:`:
-  schedule:{id}       hash: data (the record as JSON), last_job
-  schedule:{id}:runs  list: the latest runs, newest first (job id or skip, with time)
-  schedules           sorted set of every schedule by creation time
+Its Redis keys are built in `mlsys.jobs.keys`. An update is one atomic read-modify-write of the
+stored record (WATCH/MULTI): changes from two callers both land, and a deleted schedule stays
+deleted.
 """
 
 from __future__ import annotations
@@ -27,8 +26,8 @@ from typing import Any
 import redis
 
 from mlsys.errors import InvalidRequest, ScheduleNotFound
+from mlsys.jobs import keys
 
-PREFIX = "mlsys:"
 RUNS_KEPT = 50
 #: What a run of a schedule did.
 SUBMITTED, SKIPPED_OVERLAP, SKIPPED_PAUSED, SKIPPED_REVOKED, FAILED = (
@@ -178,27 +177,17 @@ class ScheduleStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
 
-    @staticmethod
-    def _key(schedule_id: str) -> str:
-        return f"{PREFIX}schedule:{schedule_id}"
-
-    @staticmethod
-    def _runs(schedule_id: str) -> str:
-        return f"{PREFIX}schedule:{schedule_id}:runs"
-
-    _INDEX = f"{PREFIX}schedules"
-
     def create(self, schedule: Schedule) -> Schedule:
         with self.r.pipeline() as pipe:
-            pipe.hset(self._key(schedule.schedule_id), "data", json.dumps(schedule.to_json()))
-            pipe.zadd(self._INDEX, {schedule.schedule_id: datetime.now(UTC).timestamp()})
+            pipe.hset(keys.schedule(schedule.schedule_id), "data", json.dumps(schedule.to_json()))
+            pipe.zadd(keys.schedules(), {schedule.schedule_id: datetime.now(UTC).timestamp()})
             pipe.execute()
         return schedule
 
     def get(self, schedule_id: str) -> Schedule | None:
         if not re.fullmatch(r"[0-9a-f]{32}", schedule_id or ""):
             return None
-        raw = self.r.hget(self._key(schedule_id), "data")
+        raw = self.r.hget(keys.schedule(schedule_id), "data")
         return Schedule.from_json(json.loads(raw)) if raw else None
 
     def require(self, schedule_id: str, principal: str | None = None) -> Schedule:
@@ -211,14 +200,33 @@ class ScheduleStore:
         return schedule
 
     def update(self, schedule: Schedule, **changes: Any) -> Schedule:
-        updated = replace(schedule, **changes, updated_at=_now())
-        self.r.hset(self._key(schedule.schedule_id), "data", json.dumps(updated.to_json()))
-        return updated
+        """Apply `changes` to the stored record in one atomic read-modify-write: what another
+        caller changed meanwhile stays (`schedule` only says which one to change).
+
+        Raises:
+            ScheduleNotFound: the schedule was deleted meanwhile (it is not written back).
+        """
+        key = keys.schedule(schedule.schedule_id)
+
+        def write(pipe: redis.client.Pipeline) -> Schedule:
+            raw = pipe.hget(key, "data")  # watched: a write by anyone else retries this
+            if raw is None:
+                raise ScheduleNotFound(
+                    f"No schedule {schedule.schedule_id!r}.",
+                    hint="List schedules with GET /schedules.",
+                )
+            stored = Schedule.from_json(json.loads(raw))
+            updated = replace(stored, **changes, updated_at=_now())
+            pipe.multi()
+            pipe.hset(key, "data", json.dumps(updated.to_json()))
+            return updated
+
+        return self.r.transaction(write, key, value_from_callable=True)
 
     def delete(self, schedule_id: str) -> None:
         with self.r.pipeline() as pipe:
-            pipe.delete(self._key(schedule_id), self._runs(schedule_id))
-            pipe.zrem(self._INDEX, schedule_id)
+            pipe.delete(keys.schedule(schedule_id), keys.schedule_runs(schedule_id))
+            pipe.zrem(keys.schedules(), schedule_id)
             pipe.execute()
 
     def list(self, principal: str | None = None, limit: int = 200) -> list[Schedule]:
@@ -228,13 +236,13 @@ class ScheduleStore:
         found: list[Schedule] = []
         start = 0
         while len(found) < limit:
-            ids = self.r.zrevrange(self._INDEX, start, start + _LIST_BATCH - 1)
+            ids = self.r.zrevrange(keys.schedules(), start, start + _LIST_BATCH - 1)
             if not ids:
                 break
             start += len(ids)
             with self.r.pipeline(transaction=False) as pipe:
                 for schedule_id in ids:
-                    pipe.hget(self._key(schedule_id), "data")
+                    pipe.hget(keys.schedule(schedule_id), "data")
                 records = pipe.execute()
             for raw in records:
                 schedule = Schedule.from_json(json.loads(raw)) if raw else None
@@ -252,22 +260,22 @@ class ScheduleStore:
     ) -> dict[str, Any]:
         run = {"at": _now(), "outcome": outcome, "job_id": job_id, "detail": detail}
         with self.r.pipeline() as pipe:
-            pipe.lpush(self._runs(schedule_id), json.dumps(run))
-            pipe.ltrim(self._runs(schedule_id), 0, RUNS_KEPT - 1)
+            pipe.lpush(keys.schedule_runs(schedule_id), json.dumps(run))
+            pipe.ltrim(keys.schedule_runs(schedule_id), 0, RUNS_KEPT - 1)
             if job_id:
-                pipe.hset(self._key(schedule_id), "last_job", job_id)
+                pipe.hset(keys.schedule(schedule_id), "last_job", job_id)
             pipe.execute()
         return run
 
     def runs(self, schedule_id: str, limit: int = 20) -> list[dict[str, Any]]:
-        return [json.loads(r) for r in self.r.lrange(self._runs(schedule_id), 0, limit - 1)]
+        return [json.loads(r) for r in self.r.lrange(keys.schedule_runs(schedule_id), 0, limit - 1)]
 
     def last_job(self, schedule_id: str) -> str | None:
-        return self.r.hget(self._key(schedule_id), "last_job")
+        return self.r.hget(keys.schedule(schedule_id), "last_job")
 
     def lock(self, schedule_id: str, seconds: float = 30.0) -> Any:
         """A short lock around one firing (check overlap, submit), against a redelivery."""
-        return self.r.lock(f"{PREFIX}schedule:{schedule_id}:firing", timeout=seconds)
+        return self.r.lock(keys.schedule_firing(schedule_id), timeout=seconds)
 
 
 def new_schedule_id() -> str:

@@ -16,6 +16,7 @@ import time
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 
+from mlsys.jobs import keys
 from web.errors import problem
 from web.policy import policy_of
 from web.principal import current_principal
@@ -84,7 +85,7 @@ def init_app(app: Flask) -> None:
     # A Redis outage answers 503 on submit anyway; the limiter must not turn it into a 500.
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
-    limiter = Limiter(key_func=_principal_key, key_prefix="mlsys:ratelimit", app=app)
+    limiter = Limiter(key_func=_principal_key, key_prefix=keys.RATE_LIMIT_PREFIX, app=app)
     app.extensions["mlsys_limiter"] = limiter
     shared = limiter.shared_limit(_submit_limit, scope="submit", deduct_when=_spent)
     for endpoint, view in list(app.view_functions.items()):

@@ -7,6 +7,7 @@ import warnings
 
 from celery import Celery
 
+from mlsys.jobs import keys
 from mlsys.settings import Settings, get_settings
 from worker import fairness
 
@@ -106,7 +107,7 @@ def celery_config(settings: Settings) -> dict:
         "beat_scheduler": "worker.beat:MlsysScheduler",
         "redbeat_redis_url": settings.redis_url,
         "redbeat_redis_use_ssl": tls,
-        "redbeat_key_prefix": "mlsys:redbeat:",
+        "redbeat_key_prefix": keys.REDBEAT_PREFIX,
         # A beat that dies is replaced by a waiting one within this many seconds.
         "redbeat_lock_timeout": 30,
         "beat_max_loop_interval": 5,

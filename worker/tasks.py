@@ -28,7 +28,8 @@ from mlsys.jobs import (
     NewJob,
 )
 from mlsys.jobs import shard_unit as shard_unit_name
-from mlsys.monitoring.stats import ShardProfiles
+from mlsys.jobs.profiles import ShardProfiles
+from mlsys.monitoring import Profile
 from mlsys.predict import (
     PredictSpec,
     PreparedPredict,
@@ -145,7 +146,7 @@ def shard(job_id: str, index: int, attempt: int = 1) -> None:
         )
         run.check()  # cancelled or superseded while staging: do not count this attempt
         if profile is not None:
-            ShardProfiles(jobs.client).save(job_id, index, profile)
+            ShardProfiles(jobs.client).save(job_id, index, profile.to_json())
         finished = jobs.mark_done(job_id, unit, attempt)
         if finished == record.shards_total:
             send_unit(job_id, COMMIT, jobs.units(job_id)[COMMIT]["attempt"])
@@ -176,7 +177,13 @@ def commit(job_id: str, attempt: int = 1) -> None:
         # Drift of the whole input: the shards' profiles merged (never fails the job).
         profiles = ShardProfiles(jobs.client)
         monitoring = (
-            record_job_stats(warehouse, settings, prepared, job_id, profiles.load(job_id))
+            record_job_stats(
+                warehouse,
+                settings,
+                prepared,
+                job_id,
+                [Profile.from_json(p) for p in profiles.load(job_id)],
+            )
             if settings.monitoring
             else None
         )

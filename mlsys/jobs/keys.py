@@ -37,6 +37,8 @@ schedules           sorted set of every schedule by creation time
 
 Others, whose keys a library builds under a prefix given here:
 ui:session:{hash}   the dashboard's sessions (`web.ui.sessions`), under a hash of the id
+ui:sessions|p={len}:{principal}
+                    sorted set: a principal's session keys -> when each expires
 ratelimit...        Flask-Limiter's counters of the submit budget (`web.limits`)
 redbeat:...         celery-redbeat's schedule entries and lock (`worker.app`)
 """
@@ -135,6 +137,11 @@ UI_SESSION_PREFIX = f"{PREFIX}ui:session:"
 
 def ui_session(id_hash: str) -> str:
     return f"{UI_SESSION_PREFIX}{id_hash}"
+
+
+def ui_sessions_of(principal: str) -> str:
+    """The principal's dashboard sessions, scored by when they expire (for the cap)."""
+    return f"{PREFIX}ui:sessions|p={len(principal)}:{principal}"
 
 
 #: Flask-Limiter's key prefix (it appends its own parts).

@@ -99,33 +99,6 @@ class ShardMonitor:
         return self.profile if self.profile is not None else Profile()
 
 
-class ShardProfiles:
-    """The profiles of a job's shards between the shard tasks and the commit, in Redis beside
-    the job engine's keys (`mlsys:profiles:{job_id}`, one field per shard). A shard's retry
-    replaces its field; the commit reads them all."""
-
-    def __init__(self, client: Any, ttl_seconds: float = 7 * 24 * 3600) -> None:
-        self.r = client
-        self.ttl = int(ttl_seconds)
-
-    @staticmethod
-    def _key(job_id: str) -> str:
-        return f"mlsys:profiles:{job_id}"
-
-    def save(self, job_id: str, shard: int, profile: Profile) -> None:
-        with self.r.pipeline() as pipe:
-            pipe.hset(self._key(job_id), str(shard), json.dumps(profile.to_json()))
-            pipe.expire(self._key(job_id), self.ttl)
-            pipe.execute()
-
-    def load(self, job_id: str) -> list[Profile]:
-        raw = self.r.hgetall(self._key(job_id))
-        return [Profile.from_json(json.loads(v)) for _, v in sorted(raw.items())]
-
-    def forget(self, job_id: str) -> None:
-        self.r.delete(self._key(job_id))
-
-
 def summarize(
     reference_profile: dict[str, Any] | None, profiles: Iterable[Profile], settings: Settings
 ) -> tuple[Profile, DriftReport]:

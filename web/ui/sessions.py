@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import redis
 
-PREFIX = "mlsys:ui:session:"
-#: Per principal, its sessions' keys scored by when they expire (so a cap can end the oldest).
-PRINCIPAL_PREFIX = "mlsys:ui:sessions|p="
+from mlsys.jobs import keys
+
+#: Where a session's key starts (built in mlsys.jobs.keys, with every other key).
+PREFIX = keys.UI_SESSION_PREFIX
 SESSION_SECONDS = 12 * 3600
 SESSIONS_PER_PRINCIPAL = 20
 _ID_BYTES = 32
@@ -69,7 +70,7 @@ class SessionStore:
     @staticmethod
     def _key(session_id: bytes) -> str:
         # Only a hash of the id is stored: a Redis dump does not yield usable cookies.
-        return PREFIX + hashlib.sha256(session_id).hexdigest()
+        return keys.ui_session(hashlib.sha256(session_id).hexdigest())
 
     def create(self, token: str, principal: str | None = None) -> tuple[str, Session]:
         """Open a session for `token`; returns the cookie value and the session. With
@@ -86,7 +87,7 @@ class SessionStore:
         return f"{_b64(session_id)}.{_b64(pad)}", session
 
     def _cap(self, principal: str, key: str) -> None:
-        index = f"{PRINCIPAL_PREFIX}{len(principal)}:{principal}"
+        index = keys.ui_sessions_of(principal)
         now = time.time()
         with self._redis.pipeline() as pipe:
             pipe.zremrangebyscore(index, "-inf", now)  # sessions that expired on their own

@@ -1,4 +1,9 @@
-"""A small HTTP client for the mlsys API (used by the CLI and notebooks)."""
+"""A small HTTP client for the mlsys API (used by the CLI and notebooks).
+
+A problem the API answers with comes back as the exception the server raised: its problem+json
+`type` names the class of `mlsys.errors`, so `except ModelNotFound` (or its family, `NotFound`)
+works the same against the API as in-process. Every such error is also an `ApiError`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 
 import requests
 
+from mlsys import errors
 from mlsys.errors import MlsysError
 from mlsys.jobs.names import TERMINAL
 from mlsys.settings import Settings
@@ -17,6 +23,58 @@ TERMINAL_STATES = {str(state) for state in TERMINAL}
 
 class ApiError(MlsysError):
     """The API answered with a problem (4xx/5xx) or could not be reached."""
+
+
+#: The problem type URIs of the API (`web.errors.problem_type`) end with the class's slug.
+_TYPE_PREFIX = "urn:mlsys:problem:"
+#: The family of a problem whose type names no class of mlsys.errors (a route that does not
+#: exist, a refused token), by HTTP status.
+_FAMILIES: dict[int, type[MlsysError]] = {
+    400: errors.BadInput,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    409: errors.Conflict,
+    422: errors.BadInput,
+    500: errors.ServerFault,
+    503: errors.Unavailable,
+}
+
+
+def _error_classes() -> dict[str, type[MlsysError]]:
+    """mlsys.errors' classes by the slug of their problem type."""
+    found: dict[str, type[MlsysError]] = {}
+    pending = [MlsysError]
+    while pending:
+        cls = pending.pop()
+        pending += cls.__subclasses__()
+        if cls.__module__ == errors.__name__:
+            found[errors.slug_of(cls)] = cls
+    return found
+
+
+_REMOTE: dict[type[MlsysError], type[ApiError]] = {}
+
+
+def remote_error(cls: type[MlsysError] | None) -> type[ApiError]:
+    """The class a problem of `cls` is raised as here: a subclass of both `cls` and ApiError,
+    with the same name (so it names the same problem type)."""
+    if cls is None:
+        return ApiError
+    if cls not in _REMOTE:
+        doc = f"{cls.__name__}, as the API answered it."
+        _REMOTE[cls] = type(cls.__name__, (cls, ApiError), {"__doc__": doc})
+    return _REMOTE[cls]
+
+
+def problem_error(status: int, problem: dict[str, Any]) -> type[ApiError]:
+    """The exception class of a problem+json body answered with `status`."""
+    kind = str(problem.get("type") or "")
+    named = (
+        _error_classes().get(kind.removeprefix(_TYPE_PREFIX))
+        if kind.startswith(_TYPE_PREFIX)
+        else None
+    )
+    return remote_error(named or _FAMILIES.get(status))
 
 
 class MlsysClient:
@@ -42,21 +100,24 @@ class MlsysClient:
         try:
             response = self.session.request(method, url, timeout=timeout, **kwargs)
         except requests.RequestException as error:
-            unreachable = ApiError(
+            unreachable = remote_error(errors.BackendUnavailable)(
                 f"Cannot reach the mlsys API at {self.base_url} ({type(error).__name__}).",
                 hint="Start it (see README: Local stack) or set MLSYS_API_URL.",
             )
             unreachable.status = 503  # the service's trouble, not the caller's input
             raise unreachable from None
         if response.status_code >= 400:
+            problem: dict[str, Any] = {}
             try:
                 problem = response.json()
                 message = problem.get("detail") or problem.get("title") or response.text
                 if problem.get("error_id"):  # the server's log repeats it
                     message = f"{message} (error_id {problem['error_id']})"
-            except ValueError:
-                message = response.text[:200]
-            error = ApiError(f"{response.status_code}: {message}")
+            except (ValueError, AttributeError):
+                problem, message = {}, response.text[:200]
+            error = problem_error(response.status_code, problem)(
+                f"{response.status_code}: {message}"
+            )
             error.status = response.status_code
             raise error
         return response.json() if response.content else None

@@ -1,7 +1,17 @@
-"""Typed errors of mlsys.
+"""Typed errors of mlsys, in families.
 
 Each carries a message a user can act on. The web layer maps them to problem+json once
-(`web/errors.py`); the CLI prints `error: <message>` and exits non-zero.
+(`web/errors.py`), whose `type` names the class; `mlsys.client.MlsysClient` rebuilds the class
+from it, so a remote caller catches the same exception a local one does. The CLI prints
+`error: <message>` and exits non-zero.
+
+Families (catch one to catch all its members):
+- `BadInput` (400, 422): the request itself is wrong; fix it and send it again.
+- `Forbidden` (403): the caller may not do this.
+- `NotFound` (404): a table, model, job, schedule or object that does not exist.
+- `Conflict` (409): the request is fine but the state of things refuses it now.
+- `Unavailable` (503): a backend failed for a while; the same request may succeed later.
+- `ServerFault` (500): the server or the model is broken; a retry will not help.
 """
 
 from __future__ import annotations
@@ -26,99 +36,145 @@ class MlsysError(Exception):
     @property
     def type_slug(self) -> str:
         """Kebab-case name used in problem+json `type` URIs."""
-        name = type(self).__name__
-        return "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-")
+        return slug_of(type(self))
 
 
-class InvalidIdentifier(MlsysError):
+def slug_of(cls: type) -> str:
+    """The kebab-case name of an error class (`ModelNotFound` -> `model-not-found`)."""
+    return "".join("-" + c.lower() if c.isupper() else c for c in cls.__name__).lstrip("-")
+
+
+class BadInput(MlsysError):
+    """The request is wrong (a name, a value, a shape): fix it and send it again."""
+
+    status = 400
+    title = "Bad request"
+
+
+class Forbidden(MlsysError):
+    """The caller may not do this (credentials, roles, protected tables)."""
+
+    status = 403
+    title = "Forbidden"
+
+
+class NotFound(MlsysError):
+    """What the request names does not exist."""
+
+    status = 404
+    title = "Not found"
+
+
+class Conflict(MlsysError):
+    """The request is valid but the current state of things refuses it."""
+
+    status = 409
+    title = "Conflict"
+
+
+class Unavailable(MlsysError):
+    """A backend failed for a while (locks, network, quotas, 5xx): retrying may succeed."""
+
+    status = 503
+    title = "Service unavailable"
+
+
+class ServerFault(MlsysError):
+    """The server or the model is broken: retrying the same request will not help."""
+
+    status = 500
+    title = "Server fault"
+
+
+class InvalidIdentifier(BadInput):
     title = "Invalid identifier"
 
 
-class InvalidRequest(MlsysError):
+class InvalidRequest(BadInput):
     title = "Invalid request"
 
 
-class UnknownEnvironment(MlsysError):
+class UnknownEnvironment(BadInput):
     title = "Unknown environment"
 
 
-class TableNotFound(MlsysError):
+class TableNotFound(NotFound):
     status = 404
     title = "Table not found"
 
 
-class TableNotEmpty(MlsysError):
+class TableNotEmpty(Conflict):
     status = 409
     title = "Table not empty"
 
 
-class SchemaMismatch(MlsysError):
+class SchemaMismatch(BadInput):
     status = 422
     title = "Schema mismatch"
 
 
-class ModelNotFound(MlsysError):
+class ModelNotFound(NotFound):
     status = 404
     title = "Model not found"
 
 
-class ArtifactIntegrityError(MlsysError):
+class ArtifactIntegrityError(Conflict):
     status = 409
     title = "Artifact integrity check failed"
 
 
-class ArtifactExists(MlsysError):
+class ArtifactExists(Conflict):
     status = 409
     title = "Artifact already exists"
 
 
-class PermissionDenied(MlsysError):
+class PermissionDenied(Forbidden):
     status = 403
     title = "Permission denied"
 
 
-class BackendUnavailable(MlsysError):
+class BackendUnavailable(Unavailable):
     """A transient failure of a backend (lock held too long, network, 5xx)."""
 
     status = 503
     title = "Backend unavailable"
 
 
-class MissingExtra(MlsysError):
+class MissingExtra(ServerFault):
     status = 500
     title = "Optional dependency missing"
 
 
-class JobNotFound(MlsysError):
+class JobNotFound(NotFound):
     status = 404
     title = "Job not found"
 
 
-class ScheduleNotFound(MlsysError):
+class ScheduleNotFound(NotFound):
     status = 404
     title = "Schedule not found"
 
 
-class ScheduleLimitReached(MlsysError):
+class ScheduleLimitReached(Conflict):
     """The principal already has as many schedules as MLSYS_SCHEDULES_PER_PRINCIPAL allows."""
 
     status = 409
     title = "Too many schedules"
 
 
-class JobConflict(MlsysError):
+class JobConflict(Conflict):
     status = 409
     title = "Job conflict"
 
 
-class Cancelled(MlsysError):
+class Cancelled(Conflict):
     """Raised inside a pipeline when its cancel callback says stop."""
 
     status = 409
     title = "Cancelled"
 
 
-class BlobNotFound(MlsysError):
+class BlobNotFound(NotFound):
     status = 404
     title = "Object not found"
 
@@ -129,14 +185,14 @@ class ProtectedTable(PermissionDenied):
     title = "Protected table"
 
 
-class ModelFailed(MlsysError):
+class ModelFailed(ServerFault):
     """The estimator raised while predicting (bad rows, or a broken model)."""
 
     status = 500
     title = "Model failed"
 
 
-class MetadataPending(MlsysError):
+class MetadataPending(Conflict):
     """The version was registered without metadata.json; only a worker may read its features
     off the model (after the hash check), so the check of the input waits for the worker."""
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mlsys import errors
 from mlsys.client import ApiError, MlsysClient
 from tests.integration.jobs_support import INPUT, OUTPUT, Stack, make_stack
 from tests.models import FEATURES, ScriptedClassifier
@@ -130,6 +131,31 @@ def test_client_turns_problems_into_api_errors(service, make, call, status, mess
     with pytest.raises(ApiError, match=message) as raised:
         call(make(service))
     assert raised.value.status == status
+
+
+@pytest.mark.parametrize(
+    ("call", "raised", "family"),
+    [
+        (lambda c: c.job("0123456789abcdef"), errors.JobNotFound, errors.NotFound),
+        (
+            lambda c: c.submit_predict(**predict("x", model="nope")),
+            errors.ModelNotFound,
+            errors.NotFound,
+        ),
+        (lambda c: c.submit_registry_sync("qa"), errors.BadInput, errors.BadInput),
+    ],
+)
+def test_remote_callers_catch_the_class_the_server_raised(service, call, raised, family):
+    with pytest.raises(raised) as caught:
+        call(service.client())
+    assert isinstance(caught.value, family) and isinstance(caught.value, ApiError)
+    assert caught.value.status == raised.status
+
+
+def test_an_unreachable_api_is_unavailable_not_bad_input():
+    with pytest.raises(errors.Unavailable) as caught:
+        MlsysClient(f"http://127.0.0.1:{free_port()}", TOKEN).jobs()
+    assert not isinstance(caught.value, errors.BadInput)
 
 
 def test_client_that_cannot_reach_the_api_says_where_it_looked():

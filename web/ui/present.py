@@ -45,6 +45,13 @@ _ERROR_WORDS = {
     "MemoryError": "A worker ran out of memory scoring the job.",
     "TimeoutError": "A step of the job ran longer than its time limit.",
     "TimeLimitExceeded": "A step of the job ran longer than its time limit.",
+    # The families of mlsys.errors, for an error known only by its family.
+    "BadInput": "The job's input was refused.",
+    "Forbidden": "The job was not allowed to do this.",
+    "NotFound": "Something the job names does not exist.",
+    "Conflict": "The job clashed with the current state of things.",
+    "Unavailable": "A backend did not answer for a while.",
+    "ServerFault": "The server or the model failed.",
 }
 _UNKNOWN_ERROR = "The job failed on an unexpected error."
 

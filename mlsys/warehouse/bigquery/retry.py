@@ -1,4 +1,5 @@
-"""Which BigQuery errors pass, and retrying them: bounded exponential backoff with jitter.
+"""Which BigQuery errors pass, and retrying them: bounded exponential backoff with jitter,
+through tenacity (the one retry library of mlsys).
 
 SDK-free: errors are read by duck typing (`errors[].reason` of a REST error response or of a
 job's errorResult, `reason` of a gRPC ErrorInfo), so the rules are unit-tested anywhere. The
@@ -13,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 log = logging.getLogger(__name__)
 
@@ -88,23 +91,27 @@ class Backoff:
         the attempts are spent or the next wait would cross the deadline (then the last error
         is raised)."""
         started = clock()
-        attempt = 1
-        while True:
-            try:
-                return fn()
-            except Exception as exc:
-                if not transient(exc) or attempt >= self.attempts:
-                    raise
-                wait = self.delay(attempt)
-                if clock() - started + wait > self.deadline:
-                    raise
-                log.warning(
-                    "%s: %s (%s); attempt %s, again in %.1fs",
-                    what,
-                    type(exc).__name__,
-                    ", ".join(sorted(reasons(exc))) or exc,
-                    attempt,
-                    wait,
-                )
-                sleep(wait)
-                attempt += 1
+
+        def past_deadline(state: RetryCallState) -> bool:
+            return clock() - started + state.upcoming_sleep > self.deadline
+
+        def warn(state: RetryCallState) -> None:
+            exc = state.outcome.exception()  # set: tenacity sleeps only after a failure
+            log.warning(
+                "%s: %s (%s); attempt %s, again in %.1fs",
+                what,
+                type(exc).__name__,
+                ", ".join(sorted(reasons(exc))) or exc,
+                state.attempt_number,
+                state.upcoming_sleep,
+            )
+
+        retrying = Retrying(
+            retry=retry_if_exception(transient),
+            wait=lambda state: self.delay(state.attempt_number),
+            stop=stop_after_attempt(self.attempts) | past_deadline,
+            before_sleep=warn,
+            sleep=sleep,
+            reraise=True,
+        )
+        return retrying(fn)

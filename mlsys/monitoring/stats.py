@@ -18,14 +18,12 @@ from typing import Any
 import pyarrow as pa
 
 from mlsys.ids import TableId, check_model_name
+from mlsys.monitoring.drift import DriftReport, Thresholds, compare
 from mlsys.monitoring.profiles import (
     PREDICTION,
     PROBABILITY,
-    DriftReport,
     Kind,
     Profile,
-    Thresholds,
-    compare,
     job_profile,
     kind_of,
     merge_profiles,

@@ -1,7 +1,9 @@
 """mlsys: batch predictions for scikit-learn models over warehouse tables.
 
-One package per capability: `predict`, `registry`, `models`, `monitoring`, `cli`, `jobs`,
-`warehouse`, `store`; shared values (`settings`, `ids`, `errors`, `tables`) beside them.
+The top level holds what every package shares (settings, ids, errors, the owned tables) and the
+notebook helpers (`bq`, `gcs`, `vis`, `datasets`); each capability has its own package.
+Imports point one way (tests/unit/test_import_graph.py): cli → predict, evaluation → registry
+→ models → monitoring → warehouse, store → these shared modules.
 """
 
 from mlsys import _moved

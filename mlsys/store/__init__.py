@@ -1,4 +1,7 @@
-"""Open a model store by URL: `file:///folder` (embedded) or `gs://` (Google Cloud Storage)."""
+"""The model store: the bucket that holds model artifacts, behind one interface (`base.ModelStore`).
+
+Opened by URL: `file:///folder` (embedded) or `gs://` (Google Cloud Storage).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""Open a warehouse by URL: `duckdb:///path` (embedded) or `bigquery://PROJECT`."""
+"""The warehouse: the tables jobs read and write, behind one interface (`base.Warehouse`).
+
+Opened by URL: `duckdb:///path` (embedded) or `bigquery://PROJECT`; pipeline code never
+branches on the backend. The SQL both run is built by pure functions (`bq_sql`, in BigQuery's
+dialect, which the embedded warehouse translates) from checked table ids.
+"""
 
 from __future__ import annotations
 

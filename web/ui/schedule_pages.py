@@ -15,7 +15,7 @@ from flask import Blueprint, Response, abort, jsonify, redirect, render_template
 from pydantic import ValidationError
 
 from mlsys.errors import MlsysError
-from mlsys.schedules import Schedule, check_timing
+from mlsys.jobs.schedules import Schedule, check_timing
 from web import schedules as api
 from web.policy import Access, Datasets, Owner, policy
 from web.principal import Scope, current_principal

@@ -44,6 +44,7 @@ LAYERS: list[tuple[str, ...]] = [
         "mlsys.resources",
         "mlsys.google_clients",
         "mlsys._moved",
+        "mlsys.google_clients",
     ),
 ]
 #: The job engine (with the schedule store): beside the layers, not in them.

@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import re
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -147,12 +148,14 @@ def loaded(destination: str, schema: Any) -> None:
         current.schemas[destination.replace(":", ".")] = fields
 
 
-def patch_client() -> Any:
+def patch_client(client_class: Any = None) -> Any:
     """Wrap the real client's query entry points and get_table; returns an undo."""
-    from google.cloud import bigquery
+    if client_class is None:
+        from google.cloud import bigquery
 
+        client_class = bigquery.Client
     originals = {
-        name: getattr(bigquery.Client, name) for name in ("query", "query_and_wait", "get_table")
+        name: getattr(client_class, name) for name in ("query", "query_and_wait", "get_table")
     }
 
     def emulator_of(client: Any) -> str | None:
@@ -177,12 +180,60 @@ def patch_client() -> Any:
         answered(table)
         return table
 
-    bigquery.Client.query = query
-    bigquery.Client.query_and_wait = query_and_wait
-    bigquery.Client.get_table = get_table
+    client_class.query = query
+    client_class.query_and_wait = query_and_wait
+    client_class.get_table = get_table
 
     def undo() -> None:
         for name, original in originals.items():
-            setattr(bigquery.Client, name, original)
+            setattr(client_class, name, original)
 
     return undo
+
+
+# --- statements of the processes a test starts (subprocesses/sitecustomize.py) ---------------
+
+
+class FileCapture(Capture):
+    """A capture that appends each statement to a file, for the test that started this
+    process to analyse."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"process {os.getpid()} ({' '.join(sys.argv[:3])[:120]})")
+        self.path = path
+
+    def record(self, sql: Any, job_config: Any = None, emulator: str | None = None) -> None:
+        super().record(sql, job_config, emulator)
+        while self.statements:
+            statement = self.statements.pop()
+            line = {
+                "sql": statement.sql,
+                "params": dict(statement.params),
+                "tables": dict(statement.tables),
+                "origin": statement.origin,
+            }
+            with open(self.path, "a", encoding="utf-8") as log:
+                log.write(json.dumps(line) + "\n")
+
+
+def report_to_file(path: str, client_class: Any) -> None:
+    """In a process a test started: report every statement this process sends to `path`."""
+    global current
+    current = FileCapture(path)
+    patch_client(client_class)
+
+
+def read_reported(path: str, start: int) -> tuple[list[Statement], int]:
+    """Statements other processes reported to `path` from byte `start`; and the new end."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(start)
+            data = log.read()
+    except FileNotFoundError:
+        return [], start
+    complete = data[: data.rfind(b"\n") + 1]
+    statements = [
+        Statement(sql=d["sql"], params=d["params"], tables=d["tables"], origin=d["origin"])
+        for d in (json.loads(line) for line in complete.decode().splitlines() if line)
+    ]
+    return statements, start + len(complete)

@@ -1,5 +1,6 @@
 """The GoogleSQL check of every test: each statement a test sends to BigQuery (a real client on
-the emulator, or a strict fake) is analysed by ZetaSQL when the test ends, and a rejection fails
+the emulator, or a strict fake, in the test's process or in one it started) is analysed by
+ZetaSQL when the test ends, and a rejection fails
 the test (an error at teardown naming the statement and ZetaSQL's reason).
 
 The emulator and DuckDB accept SQL BigQuery refuses (an unquoted reserved word, a STRING
@@ -14,13 +15,19 @@ A test that sends SQL BigQuery must refuse (to check how a refusal is reported) 
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.gcp.zetasql import analyzer as zetasql
 from tests.gcp.zetasql import capture
+
+#: sitecustomize.py that makes the processes a test starts report their statements.
+SUBPROCESS_HOOK = Path(__file__).resolve().parent / "subprocesses"
+SUBPROCESS_ENV = ("GOOGLESQL_CAPTURE_LOG", "GOOGLESQL_CAPTURE_PREFIX", "PYTHONPATH")
 
 
 class _Server:
@@ -30,6 +37,8 @@ class _Server:
         self.analyzer: zetasql.Analyzer | None = None
         self.missing: str | None = None
         self.analysed = 0
+        #: The file the processes tests start report their statements to.
+        self.reported = ""
 
     def get(self, factory) -> zetasql.Analyzer | None:
         if self.analyzer is None and self.missing is None:
@@ -57,14 +66,27 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 @pytest.fixture(scope="session")
-def googlesql_server() -> Iterator[_Server]:
+def googlesql_server(tmp_path_factory) -> Iterator[_Server]:
     global _session
     try:
         undo = capture.patch_client()
     except ImportError:  # no gcp extra: nothing can be sent to BigQuery
         undo = None
     server = _session = _Server()
+    # The processes tests start (a Celery worker, the CLI) report theirs to a file.
+    server.reported = str(tmp_path_factory.mktemp("googlesql") / "statements.jsonl")
+    saved = {k: os.environ.get(k) for k in SUBPROCESS_ENV}
+    os.environ.update(
+        GOOGLESQL_CAPTURE_LOG=server.reported,
+        GOOGLESQL_CAPTURE_PREFIX=sys.prefix,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(SUBPROCESS_HOOK), saved["PYTHONPATH"]])),
+    )
     yield server
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     if undo is not None:
         undo()
     server.close()
@@ -75,10 +97,18 @@ def googlesql(request, googlesql_server, tmp_path_factory) -> Iterator[capture.C
     """Capture this test's statements; analyse them when it ends."""
     captured = capture.Capture(request.node.nodeid)
     capture.current = captured
+    start = (
+        os.path.getsize(googlesql_server.reported)
+        if os.path.exists(googlesql_server.reported)
+        else 0
+    )
     try:
         yield captured
     finally:
         capture.current = None
+    # What the processes this test started sent meanwhile.
+    reported, _ = capture.read_reported(googlesql_server.reported, start)
+    captured.statements.extend(reported)
     if not captured.statements:
         return
     analyzer = googlesql_server.get(tmp_path_factory)
@@ -98,7 +128,7 @@ def googlesql(request, googlesql_server, tmp_path_factory) -> Iterator[capture.C
             )
         return
     rejected = [
-        f"{problems[0]}\n  in: {' '.join(s.sql.split())[:600]}\n"
+        f"{problems[0]}\n  in: {' '.join(s.sql.split())[:600]}\n  sent by: {s.origin}\n"
         f"  tables known: {sorted(s.tables) or 'none'}"
         for s, problems in verdicts
         if problems

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify
@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from web.errors import PROBLEM_MIME
-from web.policy import Access, policy
+from web.policy import Access, Policy, policy, policy_of
 from web.schemas import IDEMPOTENCY_KEY_PATTERN, Problem
 
 bp = Blueprint("openapi", __name__)
@@ -94,6 +94,20 @@ def openapi_path(rule: str) -> str:
     return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
 
 
+def _with_policy(operation: Operation, declared: Policy | None) -> Operation:
+    """What the route's declared policy adds to its description: no security on a public
+    route, 403 where a scope is needed, 429 where it spends the submit budget."""
+    if declared is None:
+        return operation
+    errors = set(operation.errors)
+    if declared.scope is not None:
+        errors.add(403)
+    if declared.budget:
+        errors.add(429)
+    secured = operation.secured and not declared.public
+    return replace(operation, errors=tuple(sorted(errors)), secured=secured)
+
+
 def documented_routes(app: Flask) -> list[tuple[str, str, Operation]]:
     """(path, method, operation) for every route the app serves, HEAD/OPTIONS aside."""
     routes = []
@@ -104,6 +118,7 @@ def documented_routes(app: Flask) -> list[tuple[str, str, Operation]]:
         operation = getattr(view, "openapi", None)
         if operation is None:
             raise RuntimeError(f"Route {rule.rule} ({rule.endpoint}) has no @doc.")
+        operation = _with_policy(operation, policy_of(app, rule.endpoint))
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             routes.append((openapi_path(rule.rule), method.lower(), operation))
     return routes

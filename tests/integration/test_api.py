@@ -728,8 +728,11 @@ def test_openapi_lists_every_route_the_app_serves(api):
                 for media in response.get("content", {}).values()
             ]
             assert any(e is not None for e in examples), (path, method)
-            if path != "/health":
-                assert "401" in op["responses"], (path, method)
+            # Public routes (web.policy) carry no security and never answer 401.
+            assert ("401" in op["responses"]) == (op.get("security") != []), (path, method)
+    assert spec["paths"]["/docs/assets/{filename}"]["get"]["security"] == []
+    assert "403" in spec["paths"]["/schedules"]["post"]["responses"]
+    assert "429" in spec["paths"]["/schedules"]["post"]["responses"]
     post = spec["paths"]["/predict"]["post"]
     assert post["requestBody"]["content"]["application/json"]["example"]["env"] == "dev"
     schema = spec["components"]["schemas"]["PredictRequest"]

@@ -114,7 +114,7 @@ def _scored(spec: JoinSpec, classes: Sequence[str], scored_classes: Sequence[str
     )
 
 
-def _calibration_bin(score: str) -> str:
+def calibration_bin(score: str) -> str:
     """Bin index of `score`: how many inner edges lie strictly below it (numpy's
     `searchsorted(edges, score, side="left")`, as calibration_curve bins)."""
     # i * step, as numpy.linspace computes its edges (3 * 0.1 is 0.30000000000000004).
@@ -135,7 +135,7 @@ def probability_sums(spec: JoinSpec, classes: Sequence[str], positive: str | Non
         log_loss = f"IF(positive = 1, -LN({clip.format('score')}), 0)"
     return (
         f"WITH {_labelled(spec)}, {_scored(spec, classes, scored_classes)} "
-        f"SELECT {_GROUP}, cls, {_calibration_bin('score')} AS bin, COUNT(*) AS n, "
+        f"SELECT {_GROUP}, cls, {calibration_bin('score')} AS bin, COUNT(*) AS n, "
         "SUM(score) AS score_sum, SUM(positive) AS positives, "
         f"SUM({log_loss}) AS log_loss_sum, SUM(POW(score - positive, 2)) AS brier_sum "
         f"FROM scored GROUP BY {_GROUP}, cls, bin"

@@ -10,6 +10,10 @@ workers' reads, and only writes (commits, merges) have it alone. A process that 
 Long work stays outside the file: a job's input is snapshotted once to Parquet (shards read the
 snapshot, not the database), shards stage their output as Parquet files, and the commit is one
 short INSERT ... SELECT in a transaction.
+
+The `Warehouse` interface's implementation, method by method (~560 lines because the interface
+is that wide: reads, writes, a job's snapshot, shards and staging); a connection's helpers are
+`connection.py`'s and the job output's landing `landing.py`'s.
 """
 
 from __future__ import annotations
@@ -32,17 +36,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tenacity import (
     RetryError,
-    retry,
-    retry_if_exception,
-    stop_after_delay,
-    wait_exponential_jitter,
 )
 
 from mlsys.errors import (
     BackendUnavailable,
     InvalidRequest,
     PermissionDenied,
-    SchemaMismatch,
     TableNotEmpty,
     TableNotFound,
 )
@@ -50,20 +49,28 @@ from mlsys.ids import TableId
 from mlsys.resources import duckdb_config
 from mlsys.settings import Settings
 from mlsys.warehouse.base import (
-    JOB_ID_COLUMN,
-    AppendGuard,
     JobScope,
     KeyExclusion,
     MergeResult,
-    OutputLanding,
     ReadPlan,
-    StagedRows,
     Warehouse,
     WriteDisposition,
     check_disposition,
 )
 from mlsys.warehouse.batches import rebatch
+from mlsys.warehouse.duckdb.connection import (
+    check_append_columns,
+    execute,
+    one_query,
+    retry_on_lock,
+    sandbox,
+    set_for,
+    table_columns,
+    table_exists,
+    translate,
+)
 from mlsys.warehouse.duckdb.file_queue import FileQueue, FileTurnTimeout
+from mlsys.warehouse.duckdb.landing import DuckDBLanding
 from mlsys.warehouse.duckdb.read_cache import ReadCache, TableVersions
 from mlsys.warehouse.duckdb.readers import AttachedReads
 from mlsys.warehouse.duckdb.sql import (
@@ -78,38 +85,6 @@ from mlsys.warehouse.duckdb.sql import (
 log = logging.getLogger(__name__)
 
 _SHARD_FILE = "shard-{:05d}.parquet"
-
-
-def _is_lock_conflict(error: BaseException) -> bool:
-    text = str(error).lower()
-    return isinstance(error, duckdb.IOException) and ("lock" in text or "conflicting" in text)
-
-
-def _retry_on_lock(seconds: float):
-    """Retry while another process holds the file, for at most `seconds`."""
-    return retry(
-        retry=retry_if_exception(_is_lock_conflict),
-        wait=wait_exponential_jitter(multiplier=0.01, max=0.5),
-        stop=stop_after_delay(seconds),
-        reraise=False,
-    )
-
-
-def _translate(error: duckdb.Error, table: TableId | None = None) -> Exception:
-    """Map DuckDB's exceptions to mlsys' typed errors."""
-    text = str(error).splitlines()[0]
-    if isinstance(error, duckdb.CatalogException) and "does not exist" in text:
-        what = f"Table {table} does not exist." if table else f"{text}"
-        return TableNotFound(what, hint="Check the project.dataset.table name.")
-    if isinstance(error, duckdb.BinderException | duckdb.ConversionException):
-        return SchemaMismatch(text)
-    if isinstance(error, duckdb.PermissionException):
-        return PermissionDenied(
-            f"{text}.", hint="mlsys' DuckDB reads and writes only its own tables and staging."
-        )
-    if isinstance(error, duckdb.ParserException | duckdb.InvalidInputException):
-        return InvalidRequest(text)
-    return error
 
 
 class DuckDBWarehouse(Warehouse):
@@ -229,19 +204,19 @@ class DuckDBWarehouse(Warehouse):
                 read_only = not write and self.path.exists()
                 if read_only and attach:
                     try:
-                        with self._reads.attached(_retry_on_lock(left)) as con:
+                        with self._reads.attached(retry_on_lock(left)) as con:
                             yield con
                         return
                     except RetryError:
                         raise self._locked() from None
                 try:
-                    con = _retry_on_lock(left)(duckdb.connect)(
+                    con = retry_on_lock(left)(duckdb.connect)(
                         str(self.path), read_only=read_only, config=self.config
                     )
                 except RetryError:
                     raise self._locked() from None
                 try:
-                    _sandbox(con, self._allowed_directories())
+                    sandbox(con, self._allowed_directories())
                     yield con
                 finally:
                     con.close()
@@ -267,7 +242,7 @@ class DuckDBWarehouse(Warehouse):
             with self._connect(write, attach) as con:
                 return fn(con)
         except duckdb.Error as error:
-            mapped = _translate(error, table)
+            mapped = translate(error, table)
             if mapped is error:
                 raise
             raise mapped from None
@@ -275,10 +250,10 @@ class DuckDBWarehouse(Warehouse):
     @staticmethod
     def _ensure_schema(con: duckdb.DuckDBPyConnection, table: TableId) -> None:
         schema = quote_ident(duckdb_schema_name(table.project, table.dataset))
-        _exec(con, f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        execute(con, f"CREATE SCHEMA IF NOT EXISTS {schema}")
 
     def _require(self, con: duckdb.DuckDBPyConnection, table: TableId) -> None:
-        if not _table_exists(con, table):
+        if not table_exists(con, table):
             raise TableNotFound(
                 f"Table {table} does not exist.", hint="Check the project.dataset.table name."
             )
@@ -294,7 +269,7 @@ class DuckDBWarehouse(Warehouse):
 
     def exists(self, table: TableId) -> bool:
         return self._cached(
-            ("exists", table), table, "schema", lambda: self._run(lambda c: _table_exists(c, table))
+            ("exists", table), table, "schema", lambda: self._run(lambda c: table_exists(c, table))
         )
 
     def schema(self, table: TableId) -> pa.Schema:
@@ -307,7 +282,7 @@ class DuckDBWarehouse(Warehouse):
     def count_rows(self, table: TableId) -> int:
         def fn(con):
             self._require(con, table)
-            return _exec(con, f"SELECT count(*) FROM {duckdb_table(table)}")[0][0]
+            return execute(con, f"SELECT count(*) FROM {duckdb_table(table)}")[0][0]
 
         return self._cached(("count", table), table, "rows", lambda: self._run(fn, table))
 
@@ -333,26 +308,26 @@ class DuckDBWarehouse(Warehouse):
 
         def fn(con):
             con.register("_mlsys_input", arrow)
-            _exec(con, "BEGIN TRANSACTION")
+            execute(con, "BEGIN TRANSACTION")
             try:
                 self._ensure_schema(con, table)
-                exists = _table_exists(con, table)
+                exists = table_exists(con, table)
                 if exists and disposition == "WRITE_EMPTY":
-                    if _exec(con, f"SELECT count(*) FROM {target}")[0][0]:
+                    if execute(con, f"SELECT count(*) FROM {target}")[0][0]:
                         raise TableNotEmpty(
                             f"Table {table} already has rows and the write disposition is "
                             "WRITE_EMPTY.",
                             hint="Use WRITE_APPEND or WRITE_TRUNCATE, or another table.",
                         )
                 if not exists or disposition == "WRITE_TRUNCATE":
-                    _exec(con, f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM _mlsys_input")
+                    execute(con, f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM _mlsys_input")
                 else:
-                    _check_append_columns(_table_columns(con, table), arrow.schema.names, table)
-                    _exec(con, f"INSERT INTO {target} BY NAME SELECT * FROM _mlsys_input")
-                _exec(con, "COMMIT")
+                    check_append_columns(table_columns(con, table), arrow.schema.names, table)
+                    execute(con, f"INSERT INTO {target} BY NAME SELECT * FROM _mlsys_input")
+                execute(con, "COMMIT")
                 self._changed(table, schema=not exists or disposition == "WRITE_TRUNCATE")
             except BaseException:
-                _exec(con, "ROLLBACK")
+                execute(con, "ROLLBACK")
                 raise
             return arrow.num_rows
 
@@ -399,9 +374,9 @@ class DuckDBWarehouse(Warehouse):
         def fn(con):
             self._require(con, table)
             # A missing output table has no keys to leave out.
-            anti = exclude if exclude is not None and _table_exists(con, exclude.table) else None
+            anti = exclude if exclude is not None and table_exists(con, exclude.table) else None
             select = duckdb_select_new_keys(table, columns, anti)
-            rows = _exec(con, f"SELECT count(*) FROM {duckdb_table(table)}")[0][0]
+            rows = execute(con, f"SELECT count(*) FROM {duckdb_table(table)}")[0][0]
             group = min(122_880, max(2_048, math.ceil(rows / max(1, shards * 4))))
             # Row order does not matter to a snapshot; keeping it costs memory that grows with
             # the table (measured: +450 MB at 10M rows with it, +180 MB without). A plain scan
@@ -410,12 +385,12 @@ class DuckDBWarehouse(Warehouse):
             # table: +100 MB from 1M to 10M rows, against +7 MB under 64MB, as fast. An
             # anti-join's hash table needs more (it fails to pin its blocks at 64MB): it keeps
             # the connection's cap and spills beyond it.
-            with _set_for(
+            with set_for(
                 con,
                 preserve_insertion_order="false",
                 memory_limit=None if anti else self.snapshot_memory,
             ):
-                _exec(
+                execute(
                     con,
                     f"COPY ({select}) TO {sql_string(str(tmp))} "
                     f"(FORMAT parquet, ROW_GROUP_SIZE {group})",
@@ -486,25 +461,27 @@ class DuckDBWarehouse(Warehouse):
         return {int(p.stem.split("-")[1]) for p in out.glob("shard-*.parquet")}
 
     @contextlib.contextmanager
-    def landing(self, scope: JobScope, target: TableId, shard_count: int) -> Iterator[_Landing]:
+    def landing(
+        self, scope: JobScope, target: TableId, shard_count: int
+    ) -> Iterator[DuckDBLanding]:
         """One transaction: the landed check, the checks of the rules and the write see the
         same table, and either all of it commits or none."""
         files = [self._out_dir(scope) / _SHARD_FILE.format(i) for i in range(shard_count)]
         try:
             with self._connect(write=True) as con:
-                _exec(con, "BEGIN TRANSACTION")
+                execute(con, "BEGIN TRANSACTION")
                 try:
                     self._ensure_schema(con, target)
-                    landing = _Landing(con, scope, target, files, self.commit_memory)
+                    landing = DuckDBLanding(con, scope, target, files, self.commit_memory)
                     yield landing
-                    _exec(con, "COMMIT")
+                    execute(con, "COMMIT")
                     self._changed(target, schema=landing.replaced)
                 except BaseException:
                     with contextlib.suppress(duckdb.Error):
-                        _exec(con, "ROLLBACK")
+                        execute(con, "ROLLBACK")
                     raise
         except duckdb.Error as error:
-            mapped = _translate(error, target)
+            mapped = translate(error, target)
             if mapped is error:
                 raise
             raise mapped from None
@@ -526,190 +503,33 @@ class DuckDBWarehouse(Warehouse):
 
         def fn(con):
             con.register("_mlsys_source", rows)
-            _exec(con, "BEGIN TRANSACTION")
+            execute(con, "BEGIN TRANSACTION")
             try:
                 self._ensure_schema(con, table)
-                created = not _table_exists(con, table)
+                created = not table_exists(con, table)
                 if created:
-                    _exec(con, f"CREATE TABLE {name} AS SELECT * FROM _mlsys_source LIMIT 0")
+                    execute(con, f"CREATE TABLE {name} AS SELECT * FROM _mlsys_source LIMIT 0")
                 updated = 0
                 if others:
-                    updated = _exec(
+                    updated = execute(
                         con,
                         f"UPDATE {name} AS t SET {assignments} FROM _mlsys_source AS s "
                         f"WHERE {on} AND ({differs})",
                     )[0][0]
-                inserted = _exec(
+                inserted = execute(
                     con,
                     f"INSERT INTO {name} BY NAME SELECT s.* FROM _mlsys_source AS s "
                     f"ANTI JOIN {name} AS t USING ({key_list})",
                 )[0][0]
-                _exec(con, "COMMIT")
+                execute(con, "COMMIT")
                 self._changed(table, schema=created)
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
-                    _exec(con, "ROLLBACK")
+                    execute(con, "ROLLBACK")
                 raise
             return MergeResult(inserted=inserted, updated=updated)
 
         return self._run(fn, table, write=True)
-
-
-class _Landing(OutputLanding):
-    """A job's staged Parquet files and its output table, inside the landing's transaction.
-
-    The transaction is the guard: nothing else writes the table between the landed check and
-    the append, so `append_staged` inserts unconditionally."""
-
-    def __init__(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        scope: JobScope,
-        target: TableId,
-        files: list[Path],
-        memory_limit: str,
-    ) -> None:
-        self.con, self.scope, self.target, self.files = con, scope, target, files
-        self.memory_limit = memory_limit
-        self.name = duckdb_table(target)
-        #: The table was created or replaced (not only appended to).
-        self.replaced = False
-
-    def columns(self) -> list[str] | None:
-        if not _table_exists(self.con, self.target):
-            return None
-        return _table_columns(self.con, self.target)
-
-    def landed(self) -> int:
-        job_rows = f"FROM {self.name} WHERE {quote_ident(JOB_ID_COLUMN)} = ?"
-        # Probe first: a job lands once, so the count is needed only in that rare case (the
-        # probe stops at the first match instead of counting the whole table).
-        if not _exec(self.con, f"SELECT 1 {job_rows} LIMIT 1", [self.scope.job_id]):
-            return 0
-        return _exec(self.con, f"SELECT count(*) {job_rows}", [self.scope.job_id])[0][0]
-
-    def row_count(self) -> int:
-        return _exec(self.con, f"SELECT count(*) FROM {self.name}")[0][0]
-
-    def staged(self) -> StagedRows:
-        missing = [i for i, f in enumerate(self.files) if not f.exists()]
-        if missing or not self.files:
-            return StagedRows(columns=[], rows=0, missing=missing)
-        # The rows are those staged: counted from the Parquet footers, not by reading the
-        # table back.
-        rows = sum(pq.read_metadata(f).num_rows for f in self.files)
-        return StagedRows(columns=pq.read_schema(self.files[0]).names, rows=rows)
-
-    def _source(self) -> str:
-        # The write streams from Parquet; a cap keeps DuckDB from buffering the whole output in
-        # memory (it spills instead). Measured on a 7-column output: a 512MB cap let the
-        # commit grow by 117 MB at 1M rows and 276 MB at 10M, 128MB by 89 and 124 MB.
-        _exec(self.con, f"SET memory_limit = {sql_string(self.memory_limit)}")
-        return f"read_parquet([{', '.join(sql_string(str(f)) for f in self.files)}])"
-
-    def create_from_staged(self) -> bool:
-        self.replace_with_staged()
-        return True
-
-    def replace_with_staged(self) -> None:
-        self.replaced = True
-        _exec(self.con, f"CREATE OR REPLACE TABLE {self.name} AS SELECT * FROM {self._source()}")
-
-    def append_staged(self, guard: AppendGuard) -> int:
-        source = self._source()
-        return _exec(self.con, f"INSERT INTO {self.name} BY NAME SELECT * FROM {source}")[0][0]
-
-
-def _sandbox(con: duckdb.DuckDBPyConnection, folders: list[str]) -> None:
-    """Turn off DuckDB's external access but for `folders`: no file functions (read_csv,
-    read_text, glob), COPY, ATTACH, INSTALL or LOAD anywhere else. Once off, DuckDB refuses to
-    turn it on again or to widen the folders while the database is open (in this process)."""
-    for _ in range(3):
-        if not _exec(con, "SELECT current_setting('enable_external_access')")[0][0]:
-            return  # another connection of this process sandboxed the database already
-        try:
-            listed = ", ".join(sql_string(folder) for folder in folders)
-            _exec(con, f"SET allowed_directories = [{listed}]")
-            _exec(con, "SET enable_external_access = false")
-            return
-        except duckdb.InvalidInputException:
-            continue  # raced with another thread doing the same; look again
-    raise BackendUnavailable("Could not restrict DuckDB's file access.", hint="Retry.")
-
-
-def one_query(sql: str) -> str:
-    """`sql` if it is exactly one query (SELECT, WITH, UNION ...); refuses anything else, so
-    `mlsys query` and `bq_get` cannot chain statements or change the warehouse."""
-    import sqlglot  # loads only where SQL is run (a job's run never needs it)
-    from sqlglot import exp
-    from sqlglot.errors import SqlglotError
-
-    try:
-        statements = [s for s in sqlglot.parse(sql, read="bigquery") if s is not None]
-    except SqlglotError:
-        return sql  # bigquery_to_duckdb reports the syntax error
-    if len(statements) != 1:
-        raise InvalidRequest(
-            f"Expected exactly one SQL statement, got {len(statements)}.",
-            hint="Run one query at a time.",
-        )
-    if not isinstance(statements[0], exp.Query):
-        raise InvalidRequest(
-            "Only queries (SELECT ...) run here.",
-            hint="Write tables with bq_put or mlsys jobs; they validate what they write.",
-        )
-    return sql
-
-
-@contextlib.contextmanager
-def _set_for(con: duckdb.DuckDBPyConnection, **values: str | None) -> Iterator[None]:
-    """Run the statements inside with DuckDB settings `values` (None: leave that one as it is),
-    then put the connection's own back: a session, or a thread's kept instance
-    (mlsys.warehouse.duckdb.readers), goes on using it."""
-    values = {name: value for name, value in values.items() if value is not None}
-    before = {
-        name: _exec(con, f"SELECT current_setting({sql_string(name)})")[0][0] for name in values
-    }
-    for name, value in values.items():
-        _exec(con, f"SET {name} = {sql_string(value)}")
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            _exec(con, f"SET {name} = {sql_string(str(value))}")
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, table: TableId) -> bool:
-    row = _exec(
-        con,
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [duckdb_schema_name(table.project, table.dataset), table.table],
-    )
-    return bool(row and row[0][0])
-
-
-def _table_columns(con: duckdb.DuckDBPyConnection, table: TableId) -> list[str]:
-    rows = _exec(
-        con,
-        "SELECT column_name FROM information_schema.columns "
-        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-        [duckdb_schema_name(table.project, table.dataset), table.table],
-    )
-    return [row[0] for row in rows]
-
-
-def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
-    """Execute and drain: DuckDB refuses new work on a connection with an unfinished result."""
-    return con.execute(sql, params).fetchall() if params else con.execute(sql).fetchall()
-
-
-def _check_append_columns(existing: list[str], incoming: list[str], table: TableId) -> None:
-    unknown = [c for c in incoming if c not in existing]
-    if unknown:
-        raise SchemaMismatch(
-            f"Table {table} has no columns {unknown}.",
-            hint=f"It has {existing}; use WRITE_TRUNCATE to replace it, or rename the columns.",
-        )
 
 
 def _split_row_groups(group_rows: list[int], shards: int) -> list[tuple[list[int], int]]:

@@ -5,6 +5,8 @@ mismatch too).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -96,12 +98,16 @@ def test_job_responses_match_the_document_in_every_state(api):
     cancelled = _call(api, "DELETE", f"/jobs/{queued}", "/jobs/{job_id}")
     assert cancelled["state"] == "cancelled"
     shown = _call(api, "GET", f"/jobs/{running}", "/jobs/{job_id}")
+    started_at = shown["shards"][0]["started_at"]
+    assert datetime.fromisoformat(started_at) <= datetime.now(UTC)
     assert shown["shards"][0] == {
         "index": 0,
         "state": "running",
         "attempt": 1,
         "worker": "w1:4711",
         "rows_done": 120,
+        "started_at": started_at,
+        "finished_at": None,
     }
     _call(api, "DELETE", f"/jobs/{done}", "/jobs/{job_id}")  # 409, a problem
     _call(api, "GET", "/jobs/0123456789abcdef", "/jobs/{job_id}")  # 404, a problem

@@ -67,6 +67,18 @@ def authorize_evaluation(spec: EvaluateSpec, principal: Principal | None = None)
 _ACCEPTED = {"job_id": "0f8e5c3a9b2d4e6f8a1b3c5d7e9f0a2b", "status_url": "/jobs/0f8e5c3a..."}
 
 
+def _as_first_asked(spec: EvaluateSpec, key: str | None) -> dict[str, Any]:
+    """The request's parameters as the job first submitted with `key` recorded them: the
+    window it fixed then stands in for a window this request leaves open."""
+    asked = spec.to_json()
+    first = backends().jobs.find_by_idempotency_key(current_principal().name, key) if key else None
+    if first is None or first.kind != JobKind.EVALUATE:
+        return asked
+    return asked | {
+        field: first.params.get(field) for field in ("since", "until") if asked[field] is None
+    }
+
+
 @bp.post("/evaluations")
 @policy(Scope.PREDICT, datasets=Datasets.REQUEST, budget=True)
 @doc(
@@ -90,12 +102,13 @@ def submit_evaluation() -> Response:
     found = backends()
     spec = EvaluateSpec.parse(settings=found.settings, **body)
     authorize_evaluation(spec)
+    # A retry answers with the first job, whose window was fixed when it was accepted.
+    job = existing_job(JobKind.EVALUATE, _as_first_asked(spec, key), key)
+    if job is not None:
+        return accepted(job, created=False)
     spec = spec.resolved()
     prepared = check_schemas(spec, found.warehouse)
     params = spec.to_json()
-    job = existing_job(JobKind.EVALUATE, params, key)
-    if job is not None:
-        return accepted(job, created=False)
     steps = 3 if prepared.task == "classification" else 1
     return submit_job(JobKind.EVALUATE, params, rows_total=steps, key=key)
 

@@ -96,9 +96,10 @@ def test_an_evaluation_runs_on_a_worker_and_its_history_is_served(stack):
         predicted = stack.wait(stack.submit("scripted"))
         assert predicted.state == "succeeded", predicted.error
 
-        answer = _post(url, READER)
+        answer = _post(url, READER, idempotency_key="daily-check")
         assert answer.status_code == 202, answer.text
         job = stack.wait(answer.json()["job_id"])
+        retried = _post(url, READER, idempotency_key="daily-check")
         refused = _post(url, OUTSIDER)
         not_mlsys = _post(url, READER, output_table=str(INPUT))
         mine, theirs, admins = _history(url, READER), _history(url, OUTSIDER), _history(url, ADMIN)
@@ -114,6 +115,7 @@ def test_an_evaluation_runs_on_a_worker_and_its_history_is_served(stack):
         ).json()
 
     assert job.state == "succeeded", job.error
+    assert retried.status_code == 200 and retried.json()["job_id"] == job.job_id, retried.text
     assert job.kind == "evaluate" and job.progress.percent == 100.0
     (version,) = job.result["versions"]
     window = version["window"]

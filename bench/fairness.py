@@ -76,6 +76,24 @@ def _service_env(env: dict[str, str], redis_url: str) -> dict[str, str]:
     }
 
 
+def _api_cpu_s(port: int) -> float:
+    """CPU seconds used so far by the gunicorn serving `port` (its master and workers, which
+    share its command line)."""
+    total = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            if not any(b"gunicorn" in part for part in cmdline[:2]):
+                continue
+            if f"127.0.0.1:{port}".encode() not in cmdline:
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def burst(env: dict[str, str], cpus: int, table: str, jobs: int) -> dict:
     """Submit `jobs` small jobs as alice, then one as bob; measure from the client."""
     home = Path(env["MLSYS_HOME"])
@@ -106,7 +124,7 @@ def burst(env: dict[str, str], cpus: int, table: str, jobs: int) -> dict:
                 )
                 submits.append((sent, time.time(), response.json().get("job_id", "")))
 
-            started = time.time()
+            started, api_cpu = time.time(), _api_cpu_s(port)
             with ThreadPoolExecutor(16) as pool:
                 futures = [pool.submit(submit, i) for i in range(jobs)]
                 # bob arrives when half of alice's burst is in
@@ -120,6 +138,7 @@ def burst(env: dict[str, str], cpus: int, table: str, jobs: int) -> dict:
                 ).json()["job_id"]
                 for future in futures:
                     future.result()
+            api_cpu = _api_cpu_s(port) - api_cpu  # the API's cost of the submits
             # When a job ended is read off its record (finished_at, this machine's clock), not
             # when this client looked: it is busy submitting until the burst is in.
             first_sent = min(submits)
@@ -144,6 +163,7 @@ def burst(env: dict[str, str], cpus: int, table: str, jobs: int) -> dict:
         "bob_job_s": bob_s,
         "submit_p50_s": p50,
         "submit_p99_s": p99,
+        "api_cpu_per_submit_s": api_cpu / (jobs + 1),
         "burst_s": total,
         "last_job_done_s": last - started,
         "targets": [
@@ -152,7 +172,8 @@ def burst(env: dict[str, str], cpus: int, table: str, jobs: int) -> dict:
             (f"burst of {jobs:,}: another principal's job succeeds <= 10 s", f"{bob_s:.1f} s",
              bob_s <= 10),
             (f"burst of {jobs:,}: POST /predict p99 <= 200 ms (workers busy)",
-             f"p99 {p99 * 1000:.0f} ms, p50 {p50 * 1000:.0f} ms", p99 <= 0.2),
+             f"p99 {p99 * 1000:.0f} ms, p50 {p50 * 1000:.0f} ms; "
+             f"API CPU {api_cpu / (jobs + 1) * 1000:.1f} ms a submit", p99 <= 0.2),
         ],
     }  # fmt: skip
 

@@ -284,14 +284,15 @@ def import_seconds(args: list[str], env: dict[str, str]) -> tuple[float, list[tu
 
 def measure_startup(env: dict[str, str]) -> dict:
     """`mlsys --help` (median of 5 runs) and the imports of it and of a 1,000-row predict."""
-    runs = [run_measured([str(VENV_BIN / "mlsys"), "--help"], env)["seconds"] for _ in range(5)]
+    runs = [run_measured([str(VENV_BIN / "mlsys"), "--help"], env) for _ in range(5)]
     help_imports, help_top = import_seconds(["-m", "mlsys.cli", "--help"], env)
     predict_imports, predict_top = import_seconds(
         ["-m", "mlsys.cli", *_predict_cmd(SMALL, "out_cli")[1:]], env
     )
     result = {
-        "help_s": statistics.median(runs),
-        "help_all": runs,
+        "help_s": statistics.median(run["seconds"] for run in runs),
+        "help_cpu_s": statistics.median(run["cpu_s"] for run in runs),
+        "help_all": [run["seconds"] for run in runs],
         "help_imports_s": help_imports,
         "help_top_imports": help_top,
         "predict_small_imports_s": predict_imports,
@@ -443,15 +444,17 @@ def targets(results: dict, rows_list: list[int]) -> list[tuple[str, str, bool | 
         up = results["startup"]
         add(
             "mlsys --help <= 0.3 s (median of 5)",
-            f"{up['help_s']:.2f} s (imports {up['help_imports_s']:.2f} s)",
+            f"{up['help_s']:.2f} s (CPU {up['help_cpu_s']:.2f} s, "
+            f"imports {up['help_imports_s']:.2f} s)",
             up["help_s"] <= 0.3,
         )
     if "predict_small" in results:
-        s = results["predict_small"]["seconds"]
+        s, cpu = results["predict_small"]["seconds"], results["predict_small"]["cpu_s"]
         imports = results.get("startup", {}).get("predict_small_imports_s")
         add(
             f"mlsys predict, {SMALL:,} rows, wall incl. start-up <= 1.5 s",
-            f"{s:.2f} s" + (f" (imports {imports:.2f} s)" if imports is not None else ""),
+            f"{s:.2f} s (CPU {cpu:.2f} s"
+            + (f", imports {imports:.2f} s)" if imports is not None else ")"),
             s <= 1.5,
         )
     if "job_small_s" in results:

@@ -373,6 +373,15 @@ def test_an_empty_table_is_planned_without_a_session(wh, client, read_client):
     assert list(wh.read_shard(plan.shards[0], 10)) == []
 
 
+def test_a_shard_planned_by_the_previous_version_is_refused_not_read_as_empty(wh):
+    # Then each shard opened its own session: its plan has a snapshot time, no stream.
+    old = {"table": str(TABLE), "columns": ["a"], "snapshot": "2026-01-01T00:00:00+00:00",
+           "index": 1, "count": 4}  # fmt: skip
+    with pytest.raises(InvalidRequest, match="earlier version") as raised:
+        list(wh.read_shard(old, 10))
+    assert "again" in raised.value.hint
+
+
 def test_a_shard_whose_session_expired_fails_the_job_and_says_why(wh, client, read_client):
     answer(read_client, "create_read_session", _session("s/0", "s/1"))
     plan = _plan(wh, client, 2)

@@ -275,7 +275,14 @@ class BigQueryWarehouse(Warehouse):
         least 6 hours; a shard that starts after its session expired cannot be read again the
         same way (another session splits the rows differently), so the job fails and says so.
         """
-        if shard.get("stream") is None:  # nothing to read (an empty table)
+        if "stream" not in shard:
+            # Planned by an earlier version (a session per shard): never read it as empty.
+            raise InvalidRequest(
+                f"Shard {shard.get('index')} of {shard.get('table')} was planned by an earlier "
+                "version of mlsys, which read each shard through a session of its own.",
+                hint="Run the job again: it is planned with one read session for all shards.",
+            )
+        if shard["stream"] is None:  # nothing to read (an empty table)
             return
         try:
             yield from self._read_stream(shard["stream"], shard, _stream_schema(shard), batch_rows)

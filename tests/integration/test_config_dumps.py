@@ -6,12 +6,15 @@ Flower inspects it."""
 from __future__ import annotations
 
 import json
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
+import requests
 
 from mlsys.settings import Settings
-from tests.services import celery_worker, isolated_env, repo_root, wait_for
+from tests.services import celery_worker, free_port, isolated_env, process, repo_root, wait_for
 from worker.app import create_celery
 from worker.conf_dump import mask_url
 
@@ -45,6 +48,36 @@ def test_a_workers_configuration_shows_no_password(tmp_path, protected_url):
     dumped = json.dumps([conf, report])
     assert "redbeat_redis_url" in dumped and "broker_url" in dumped
     assert PASSWORD not in dumped
+
+
+def test_flowers_worker_api_shows_no_password(tmp_path, protected_url):
+    port = free_port()
+    login = ("ops", "flower-pass-" + uuid.uuid4().hex[:8])
+    env = {
+        **isolated_env(),
+        "REDIS_URL": protected_url,
+        "MLSYS_HOME": str(tmp_path / "home"),
+        "FLOWER_PORT": str(port),
+        "FLOWER_BASIC_AUTH": ":".join(login),
+    }
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # celery of this venv
+    start = ["bash", str(repo_root() / "docker" / "start"), "flower"]
+    url = f"http://127.0.0.1:{port}/api/workers?refresh=1"
+
+    def workers() -> str | None:
+        try:
+            answer = requests.get(url, auth=login, timeout=10)
+        except requests.ConnectionError:
+            return None
+        return answer.text if "redbeat_redis_url" in answer.text else None
+
+    with (
+        celery_worker(env, repo_root(), name="flowered"),
+        process(start, env, repo_root(), tmp_path / "flower.log"),
+    ):
+        shown = wait_for(workers, timeout=90, interval=1, what="flower to show the worker")
+    assert "broker_url" in shown
+    assert PASSWORD not in shown
 
 
 @pytest.mark.parametrize(

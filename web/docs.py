@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +24,8 @@ bp = Blueprint("docs", __name__)
 OWN_ASSETS = Path(__file__).parent / "docs_assets"
 SWAGGER_ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js")
 # Swagger UI sets inline styles and data: icons; everything else comes from this origin.
+# Every asset is a plain file name in one flat folder: nothing else can name one.
+ASSET_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"
 
 _PAGE = """<!doctype html>
@@ -91,10 +94,12 @@ def docs_page() -> Response:
     responses={200: ("*/*", "The file (JavaScript, CSS or image).")},
     errors=(404,),
     example="/* css */",
-    path_params={"filename": {"example": "viewer.css"}},
+    path_params={"filename": {"schema": {"pattern": ASSET_NAME}, "example": "viewer.css"}},
 )
 def asset(filename: str) -> Response:
     """Scripts and styles of /docs, served locally (no third-party origin)."""
+    if not re.fullmatch(ASSET_NAME, filename):
+        abort(404, description=f"No documentation asset {filename!r}.")
     for folder in (OWN_ASSETS, swagger_ui_dir()):
         # safe_join refuses paths that leave the folder ('..', absolute paths).
         path = safe_join(str(folder), filename) if folder is not None else None

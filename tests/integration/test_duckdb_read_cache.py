@@ -138,14 +138,19 @@ def test_a_job_s_commit_moves_its_output_s_rows_and_a_replace_its_schema(warehou
     commit("j1", "WRITE_APPEND")
     assert warehouse.count_rows(output) == 3
     assert warehouse.schema(output).names == ["a", "JobId"]
-    versions = worker._versions.read()
+    rows, schema = _keys(worker, output)
 
     commit("j2", "WRITE_APPEND")
     assert warehouse.count_rows(output) == 6
-    moved = worker._versions.read()
-    assert moved["rows"][str(output)] == versions["rows"][str(output)] + 1
-    assert moved["schema"][str(output)] == versions["schema"][str(output)]
+    assert _keys(worker, output) == ((rows[0], rows[1] + 1), schema)
 
     commit("j3", "WRITE_TRUNCATE")
     assert warehouse.count_rows(output) == 3
-    assert worker._versions.read()["schema"][str(output)] == moved["schema"][str(output)] + 1
+    assert _keys(worker, output)[1] == (schema[0], schema[1] + 1)
+
+
+def _keys(warehouse, table: TableId) -> tuple[tuple, tuple]:
+    """The (rows, schema) version keys of `table` now."""
+    versions = warehouse._versions
+    now = versions.read()
+    return versions.key(now, table, "rows"), versions.key(now, table, "schema")

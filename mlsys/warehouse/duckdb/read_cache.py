@@ -3,7 +3,9 @@ they depend on have not changed.
 
 Every write mlsys makes to the file (a write, a merge, a job's commit) counts a new version of
 the table it changed in a small file beside it (`{file}.versions`), while it still holds the
-file alone: `rows` on every change, `schema` when the table was created or replaced. A read
+file alone: `rows` on every change, `schema` when the table was created or replaced. Tables
+share a fixed number of counters (by a hash of their name), so the file stays small however
+many tables come and go; two tables on one counter only cost each other a read. A read
 that may be cached (the API's checks of a submit: does the table exist, its schema, its row
 count, the registry) records the versions it was read at and is answered again, without
 opening DuckDB or waiting for a turn at the file, until one of them moves. In a burst of
@@ -21,6 +23,7 @@ import json
 import os
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -32,6 +35,12 @@ Depends = Literal["rows", "schema"]
 
 #: Answers kept per process at most (the oldest go first).
 MAX_ENTRIES = 512
+#: Counters per kind of change.
+COUNTERS = 256
+
+
+def _counter(table: TableId) -> int:
+    return zlib.crc32(str(table).encode()) % COUNTERS
 
 
 class TableVersions:
@@ -43,14 +52,21 @@ class TableVersions:
         self.path = Path(f"{database}.versions")
 
     def read(self) -> dict:
+        """The counters (empty where there are none yet, or none this version can read: the
+        next write starts them afresh under a new epoch)."""
         try:
-            return json.loads(self.path.read_text())
+            versions = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return {}
+        counts = [versions.get(kind, [0] * COUNTERS) for kind in ("rows", "schema")]
+        if not all(isinstance(c, list) and len(c) == COUNTERS for c in counts):
+            return {}
+        return versions
 
     def key(self, versions: dict, table: TableId, depends: Depends) -> tuple:
         """What an answer about `table` depends on: the counters' identity and the count."""
-        return versions.get("epoch"), versions.get(depends, {}).get(str(table), 0)
+        counts = versions.get(depends) or [0] * COUNTERS
+        return versions.get("epoch"), counts[_counter(table)]
 
     def bump(self, table: TableId, schema: bool) -> None:
         """Count a change of `table`'s rows (and of its schema). Call while writing alone."""
@@ -59,8 +75,8 @@ class TableVersions:
         # answers match again at a count it reaches anew.
         versions.setdefault("epoch", uuid.uuid4().hex)
         for kind in ("rows", "schema") if schema else ("rows",):
-            counts = versions.setdefault(kind, {})
-            counts[str(table)] = counts.get(str(table), 0) + 1
+            counts = versions.setdefault(kind, [0] * COUNTERS)
+            counts[_counter(table)] += 1
         tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}")
         try:
             tmp.write_text(json.dumps(versions))

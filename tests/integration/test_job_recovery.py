@@ -6,11 +6,11 @@ workers killed with -9: test_exactly_once.py.)"""
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
-from mlsys.jobs import JobKind, JobState, JobStore, NewJob, Retention
+from mlsys.jobs import JobKind, JobState, JobStore, NewJob, Retention, keys
 from mlsys.jobs.recovery import reap_once
 
 pytestmark = pytest.mark.integration
@@ -86,20 +86,21 @@ def test_a_unit_whose_worker_lives_is_left_alone(jobs, settings):
     assert recorder.sent == [] and jobs.units(job_id)["plan"]["state"] == "running"
 
 
-def test_a_job_never_picked_up_is_sent_again_once(jobs, settings):
+def test_a_job_never_picked_up_is_sent_again_once(jobs, settings, redis_client):
     job = jobs.create(NewJob(JobKind.REGISTRY_SYNC, {"env": "dev"}, "alice"))[0]
     recorder = Recorder()
     assert reap(jobs, settings, recorder) == []  # 5 recovery timeouts have not passed
 
-    quick = settings.model_copy(update={"recovery_timeout": 0.001})
-    submitted = datetime.fromisoformat(job.submitted_at).timestamp()
-    while time.time() - submitted < 5 * quick.recovery_timeout:
-        time.sleep(0.005)
-    (action,) = reap(jobs, quick, recorder)
+    # Submitted 5 recovery timeouts ago (and a second): the period is the same length, so the
+    # second pass below comes well within it however slow the machine is.
+    period = 5 * settings.recovery_timeout
+    submitted = datetime.fromisoformat(job.submitted_at) - timedelta(seconds=period + 1)
+    redis_client.hset(keys.job(job.job_id), "submitted_at", submitted.isoformat())
+    (action,) = reap(jobs, settings, recorder)
 
     assert action.startswith(f"resent {job.job_id} sync after ") and action.endswith("s queued")
     assert recorder.sent == [(job.job_id, "sync", 1)]
-    assert reap(jobs, quick, recorder) == []  # once per period
+    assert reap(jobs, settings, recorder) == []  # once per period
     assert jobs.state(job.job_id) == JobState.QUEUED
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from mlsys.errors import PermissionDenied
-from mlsys.evaluation.checks import check_schemas
+from mlsys.evaluation.checks import prepare_evaluation
 from mlsys.evaluation.spec import EvaluateSpec
 from mlsys.evaluation.store import read_evaluations
 from mlsys.ids import ModelRef, TableId, check_model_name
@@ -92,11 +92,11 @@ def _as_first_asked(spec: EvaluateSpec, key: str | None) -> dict[str, Any]:
 )
 def submit_evaluation() -> Response:
     """Checks both tables (an output table mlsys wrote, key and label columns and their
-    types), then queues an evaluate job and answers 202 with its id. The job joins the tables
-    in the warehouse, computes the metrics per model version and UTC day, marks days that
-    fall below the version's saved test_* metrics `degraded`, compares versions scored on the
-    same keys, and stores the days in mlsys_{env}.evaluations. Duplicate label keys and a
-    window without labelled predictions fail the job with a message saying so."""
+    types, no duplicate keys among the labels, labelled predictions in the window), then
+    queues an evaluate job and answers 202 with its id. The job joins the tables in the
+    warehouse, computes the metrics per model version and UTC day, marks days that fall below
+    the version's saved test_* metrics `degraded`, compares versions scored on the same keys,
+    and stores the days in mlsys_{env}.evaluations."""
     body = dict(EvaluateRequest.model_validate(read_json_object()))
     key = idempotency_key(body.pop("idempotency_key", None))
     found = backends()
@@ -107,7 +107,8 @@ def submit_evaluation() -> Response:
     if job is not None:
         return accepted(job, created=False)
     spec = spec.resolved()
-    prepared = check_schemas(spec, found.warehouse)
+    # Schemas, then two scans: duplicate label keys and labelled predictions in the window.
+    prepared = prepare_evaluation(spec, found.warehouse)
     params = spec.to_json()
     steps = 3 if prepared.task == "classification" else 1
     return submit_job(JobKind.EVALUATE, params, rows_total=steps, key=key)

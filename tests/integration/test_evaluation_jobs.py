@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pandas as pd
 import pytest
 import requests
 from jsonschema import Draft202012Validator
@@ -28,6 +29,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 ADMIN, READER, OUTSIDER = "admin-token-0123456789", "reader-token-0123456789", "out-token-012345"
 LABELS = TableId(INPUT.project, "titanic", "outcomes")
+DOUBLED = LABELS.with_table("outcomes_doubled")  # three passengers' outcomes twice
+ELSEWHERE = LABELS.with_table("outcomes_elsewhere")  # other passengers' outcomes
 
 
 def _principal(name, token, scopes, datasets_=()):
@@ -61,7 +64,11 @@ def stack(tmp_path, redis_client, redis_url):
     sync_registry(stack.warehouse, stack.store, stack.settings, "dev")
     passengers = datasets.titanic(3_000, seed=4)
     stack.warehouse.write(passengers, INPUT, "WRITE_TRUNCATE")
-    stack.warehouse.write(passengers[[datasets.ID_COLUMN, "Survived"]], LABELS, "WRITE_TRUNCATE")
+    outcomes = passengers[[datasets.ID_COLUMN, "Survived"]]
+    stack.warehouse.write(outcomes, LABELS, "WRITE_TRUNCATE")
+    stack.warehouse.write(pd.concat([outcomes, outcomes[:3]]), DOUBLED, "WRITE_TRUNCATE")
+    moved = outcomes.assign(PassengerId=outcomes["PassengerId"] + 10_000_000)
+    stack.warehouse.write(moved, ELSEWHERE, "WRITE_TRUNCATE")
     return stack
 
 
@@ -102,6 +109,8 @@ def test_an_evaluation_runs_on_a_worker_and_its_history_is_served(stack):
         retried = _post(url, READER, idempotency_key="daily-check")
         refused = _post(url, OUTSIDER)
         not_mlsys = _post(url, READER, output_table=str(INPUT))
+        doubled = _post(url, READER, labels_table=str(DOUBLED))
+        elsewhere = _post(url, READER, labels_table=str(ELSEWHERE))
         mine, theirs, admins = _history(url, READER), _history(url, OUTSIDER), _history(url, ADMIN)
         client = MlsysClient(url, READER)
         from_client = client.evaluations("dev", "scripted", "v1")
@@ -131,6 +140,10 @@ def test_an_evaluation_runs_on_a_worker_and_its_history_is_served(stack):
     assert "may not read mlsys-local.titanic" in refused.json()["detail"]
     assert not_mlsys.status_code == 400, not_mlsys.text
     assert "was not written by mlsys" in not_mlsys.json()["detail"]
+    assert doubled.status_code == 400, doubled.text
+    assert "has 3 key value(s) that appear more than once" in doubled.json()["detail"]
+    assert elsewhere.status_code == 400, elsewhere.text
+    assert "No key overlap" in elsewhere.json()["detail"]
 
     assert mine.status_code == 200, mine.text
     (day,) = mine.json()["evaluations"]

@@ -661,6 +661,73 @@ def test_finding_yesterdays_failed_job_and_why_it_failed(page, stack):
     assert page.errors == []
 
 
+def _save_compared(stack, version: int, features: list[str], accuracy: float, **extra) -> None:
+    """A version of the model "compared" with metrics, a description and (maybe) a profile."""
+    from mlsys.models.artifacts import save_model
+    from mlsys.registry import sync_registry
+
+    model = ScriptedClassifier().fit(pd.DataFrame(columns=FEATURES))
+    bucket = stack.settings.bucket_for("dev")
+    save_model(model, stack.store, bucket, "compared", version, features=features,
+               target="Survived", id_columns=[datasets.ID_COLUMN],
+               metrics={"accuracy": accuracy}, description=f"cut {version}", **extra)  # fmt: skip
+    sync_registry(stack.warehouse, stack.store, stack.settings, "dev")
+
+
+def test_a_version_page_traces_what_used_it_and_two_versions_compare(page, stack, tmp_path):
+    _save_compared(stack, 1, ["Sex", "Pclass", "Fare"], 0.8)
+    training = datasets.titanic(500)
+    _save_compared(stack, 2, FEATURES, 0.85, training_data=training[FEATURES])
+    job_id = _submit(stack, model="compared", model_version="v2")
+    wait_for(lambda: _state(stack, job_id) == "succeeded", timeout=120, what="the job")
+    schedule = {"name": "compared-nightly", "cron": "0 2 * * *", "timezone": "UTC"}
+    schedule["predict"] = {
+        "env": "dev",
+        "input_table": str(INPUT.with_table("passengers")),
+        "output_table": str(OUTPUT.with_table("compared_nightly")),
+        "model_name": "compared",
+    }  # latest: v2
+    created = stack.api.post(f"{stack.url}/schedules", json=schedule, timeout=30)
+    assert created.status_code == 201, created.text
+
+    _sign_in(page, stack, then="/ui/models")
+    page.locator('section:has(h2:text-is("compared"))').get_by_role("link", name="v2").click()
+    page.wait_for_url(re.compile(r"/ui/models/compared/versions/v2\?env=dev$"))
+    assert page.locator("#metrics tbody").inner_text().split() == ["accuracy", "0.85"]
+    lineage = page.locator("#lineage").inner_text()
+    assert "cut 2" in lineage and "scikit-learn" in lineage
+    assert job_id[:8] in page.locator("#version-jobs").inner_text()
+    assert "compared-nightly" in page.locator("#version-schedules").inner_text()
+    chart = page.locator("#drift-chart")
+    # One bar per monitored column: the features and the model's own outputs.
+    named = [*FEATURES, "prediction (output)", "probability (output)"]
+    assert chart.locator("rect").count() == len(named)
+    assert all(name in chart.locator("figcaption").inner_text() for name in named)
+    assert page.locator("#evaluations").is_visible()  # the section later work fills
+    assert page.evaluate(_AUDIT) == []
+    _shot(page, "dashboard-model-version.png", tmp_path)
+
+    compare = page.get_by_role("form", name="Compare with another version")
+    compare.get_by_label("Compare with").select_option("v1")
+    compare.get_by_role("button", name="Compare").click()
+    page.wait_for_url(re.compile(r"/ui/models/compared/compare\?"))
+    rows = page.locator("#compare-metrics tbody tr").all_inner_texts()
+    assert [r.split() for r in rows] == [["accuracy", "0.85", "0.8", "-0.05"]]
+    features = page.locator("#compare-features").inner_text()
+    assert "Only v1\nFare" in features and "Only v2\n-" in features
+    assert "Sex" in page.locator("#compare-drift").inner_text()
+    assert page.evaluate(_AUDIT) == []
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in ("/ui/models/compared/versions/v2?env=dev", page.url.split(stack.url)[1]):
+        page.goto(stack.url + path)
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, (path, overflow)
+    assert page.errors == []
+    stack.api.delete(f"{stack.url}/schedules/{created.json()['schedule_id']}")
+
+
 # Every visible form control has a label, every text meets WCAG AA contrast (4.5:1) against
 # the background it is drawn on: readable by a screen reader and on a washed-out projector.
 _AUDIT = """() => {

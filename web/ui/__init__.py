@@ -24,6 +24,7 @@ from web.ui import (
     schedule_pages,
     session_pages,
     start_pages,
+    version_pages,
 )
 
 
@@ -79,6 +80,7 @@ def create_blueprint() -> Blueprint:
         model_pages,
         schedule_pages,
         evaluation_pages,
+        version_pages,
     ):
         bp.register_blueprint(pages.bp)
     bp.add_url_rule("/", "home", session_pages.home)

@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from mlsys.errors import JobNotFound, PermissionDenied
+from mlsys.errors import JobNotFound, ModelNotFound, PermissionDenied
 from mlsys.ids import check_model_name
-from mlsys.jobs import JobKind, JobState
+from mlsys.jobs import Job, JobKind, JobState
 from mlsys.jobs.schedules import Schedule, ScheduleStore
 from mlsys.monitoring import PREDICTION, PROBABILITY
-from mlsys.monitoring.stats import stats_table
+from mlsys.monitoring.stats import history, read_stats, stats_table
 from mlsys.registry import LOADABLE, RegistryEntry, read_registry
 from mlsys.warehouse.bq_sql import string_literal
 from web.backends import backends
+from web.jobs import readable
 from web.predict import enqueue_predict
 from web.principal import Principal, Scope
 from web.schedules import check_resume
@@ -244,3 +245,61 @@ def submit_prediction(body: Any) -> str:
     """Queue a prediction exactly as POST /predict does (`body` a validated PredictRequest);
     its job id. Raises what the API answers as 4xx problems."""
     return enqueue_predict(dict(body)).get_json()["job_id"]
+
+
+def version_entry(env: str, name: str, version: str) -> RegistryEntry:
+    """One registered version (`v3`), whatever its status: the page shows invalid ones too."""
+    for entry in registry(env):
+        if entry.model_name == name and entry.version == version:
+            return entry
+    raise ModelNotFound(
+        f"No version {version!r} of model {name!r} in {env}.",
+        hint="Pick a version on the models page.",
+    )
+
+
+def drift_history(env: str, entry: RegistryEntry, limit: int = 20) -> list[dict[str, Any]]:
+    """The monitoring of the last jobs that ran this version and the caller may read, oldest
+    first, as GET /models/{name}/versions/{v}/monitoring answers it."""
+    found = backends()
+    try:
+        rows = read_stats(
+            found.warehouse, found.settings, env, entry.model_name, entry.model_version
+        )
+    except Exception as error:
+        # A history is a nicety: the version page still answers when the warehouse does not.
+        log.warning("no drift history for %s: %s", entry.model_name, type(error).__name__)
+        return []
+    return history(readable(rows))[-limit:]
+
+
+def _ran(job: Job, name: str, version: str) -> bool:
+    """Whether a predict job ran (or, before it resolved, asked for) `version` of `name`."""
+    if job.params.get("model_name") != name:
+        return False
+    ran = (job.result or {}).get("model")
+    if isinstance(ran, str):
+        return ran.rpartition("/")[2] == version
+    return job.params.get("model_version") == version
+
+
+def jobs_of_version(principal: Principal, name: str, version: str, limit: int = 20):
+    """The latest predict jobs the principal may see that ran this version."""
+    page = backends().jobs.page(
+        _owner(principal), kind=JobKind.PREDICT, limit=limit, where=lambda j: _ran(j, name, version)
+    )
+    return [job.to_json() for job in page.jobs]
+
+
+def schedules_of_version(principal: Principal, entry: RegistryEntry, is_latest: bool):
+    """The schedules the principal may see whose runs use this version now: by its number,
+    one of its aliases, or `latest` while it is the latest."""
+    names = {entry.version, *entry.aliases, *(f"@{a}" for a in entry.aliases)}
+    if is_latest:
+        names.add("latest")
+    return [
+        item
+        for item in _schedule_store().list(principal=_schedule_owner(principal))
+        if item.predict.get("model_name") == entry.model_name
+        and str(item.predict.get("model_version") or "latest") in names
+    ]

@@ -19,7 +19,7 @@ bp = Blueprint("models", __name__)
 _MOVED = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}@[a-z][a-z0-9_-]{0,62} \u2192 v[0-9]{1,9}")
 
 
-def _env() -> str:
+def env_arg() -> str:
     envs = data.environments()
     env = request.values.get("env") or envs[0]
     if env not in envs:
@@ -60,7 +60,7 @@ def _models(env: str) -> list[dict[str, Any]]:
 @policy(Access.SIGNED_IN)
 def index() -> str:
     """Every model of an environment, newest version first."""
-    env = _env()
+    env = env_arg()
     moved = request.args.get("moved")
     return render_template(
         "ui/models.html",
@@ -77,7 +77,7 @@ def index() -> str:
 @policy(Scope.REGISTRY, budget=True)
 def move_alias(name: str) -> Response:
     """Point an alias at a version (as PUT /models/{name}/aliases/{alias}), then back."""
-    env = _env()
+    env = env_arg()
     alias = request.form.get("alias", "").strip()
     version = request.form.get("version", "").strip()
     if not alias or not version:
@@ -91,5 +91,5 @@ def move_alias(name: str) -> Response:
 @policy(Scope.REGISTRY, budget=True)
 def sync() -> Response:
     """Queue a registry sync (a job, as POST /model-registry), then follow it on its page."""
-    job_id = data.sync_registry(current_principal(), _env())
+    job_id = data.sync_registry(current_principal(), env_arg())
     return redirect(url_for("ui.jobs.detail", job_id=job_id), code=303)

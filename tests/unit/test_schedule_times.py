@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mlsys.schedules import Schedule
+from mlsys.jobs.schedules import Schedule
 from worker.beat import upcoming
 
 pytestmark = pytest.mark.unit

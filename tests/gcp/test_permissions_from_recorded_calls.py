@@ -7,7 +7,8 @@ The whole stack runs on the emulators with every Google client recording its cal
 registry sync, alias moves, ...), and beat runs for a while. Each recorded call maps to IAM
 permissions on a resource (infra/permissions.toml [methods]); infra/modules/mlsys/iam.tf,
 parsed, says which roles each account holds where; [roles] says what a role allows. A new
-route or task that makes a new call fails here until Terraform grants it.
+route or task that makes a new call fails here until Terraform grants it; a binding broader
+than what the calls need from it, or one no call uses (without a reason), fails too.
 """
 
 from __future__ import annotations
@@ -256,6 +257,7 @@ def test_every_call_of_every_process_is_granted_to_its_account_and_every_grant_i
     granted = _granted()  # (account, scope, role) from iam.tf
     roles = MATRIX["roles"]
     missing, used = [], set()
+    served = defaultdict(set)  # binding -> the permissions recorded calls needed from it
     for name, recorded in by_process.items():
         account = accounts[name]
         for call in recorded:
@@ -267,12 +269,23 @@ def test_every_call_of_every_process_is_granted_to_its_account_and_every_grant_i
                     and permission in roles.get(r, ())
                 }  # fmt: skip
                 used |= holders
+                for holder in holders:
+                    served[holder].add(permission)
                 if not holders:
                     what = " ".join(str(a) for a in call["args"])[:160]
                     missing.append(
                         f"{name}: {call['call']} needs {permission} on {resource} ({what})"
                     )
     assert sorted(set(missing)) == [], "not granted by infra/modules/mlsys/iam.tf"
+
+    # No binding is broader than what the code needs from it: no smaller role would do.
+    broader = [
+        f"{binding}: {sorted(needed)} fit {smaller}"
+        for binding, needed in served.items()
+        if (smaller := [name for name, perms in roles.items()
+                        if needed <= set(perms) and len(perms) < len(roles[binding[2]])])
+    ]  # fmt: skip
+    assert broader == [], "\n".join(broader)
 
     reasons = {
         (accounts[g["process"]], g["scope"], g["role"])

@@ -15,9 +15,9 @@ from jsonschema import Draft202012Validator
 from mlsys import datasets
 from mlsys.client import ApiError, MlsysClient
 from mlsys.ids import TableId
+from mlsys.jobs.schedules import ScheduleStore
 from mlsys.models.artifacts import save_model
 from mlsys.registry import sync_registry
-from mlsys.schedules import ScheduleStore
 from tests.integration.jobs_support import INPUT, OUTPUT, make_stack
 from tests.models import ScriptedClassifier
 from tests.services import celery_worker, serve_wsgi, wait_for

@@ -157,10 +157,13 @@ def test_feature_importance_permutation_uses_input_columns(fitted, passengers):
     assert series.index[0] == "Sex"
 
 
-def test_feature_importance_of_a_linear_model_uses_coefficients():
-    x = pd.DataFrame({"a": [0.0, 1, 2, 3, 4, 5], "b": [1.0, 0, 1, 0, 1, 0]})
+def test_feature_importance_of_a_linear_model_uses_coefficients_largest_first():
+    # The weaker column comes first in the frame: only the sort puts the stronger one first.
+    x = pd.DataFrame({"noise": [1.0, 0, 1, 0, 1, 0], "signal": [0.0, 1, 2, 3, 4, 5]})
     model = LogisticRegression().fit(x, [0, 0, 0, 1, 1, 1])
-    assert list(vis.feature_importance(model).index) == ["a", "b"]
+    importances = vis.feature_importance(model)
+    assert list(importances.index) == ["signal", "noise"]
+    assert importances["signal"] == pytest.approx(abs(model.coef_[0][1]))
 
 
 def test_plot_feature_importance_draws_top_bars(fitted, passengers):

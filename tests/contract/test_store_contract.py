@@ -50,10 +50,20 @@ def test_preconditions_do_not_clobber(store, bucket):
         store.write(bucket, "m/v1/model.pkl", b"four", if_generation_match=created.generation)
 
 
-def test_delete(store, bucket):
+def test_delete_removes_that_object_and_no_other(store, bucket):
     store.write(bucket, "m/v1/model.pkl", b"one")
+    store.write(bucket, "m/v1/metadata.json", b"{}")
+    store.write(bucket, "m/v10/model.pkl", b"ten")  # its path starts with the deleted one's
+    store.write(bucket, "other/v1/model.pkl", b"other")
+
     store.delete(bucket, "m/v1/model.pkl")
-    assert store.list_blobs(bucket, "m/") == []
+
+    assert sorted(b.name for b in store.list_blobs(bucket, "")) == [
+        "m/v1/metadata.json",
+        "m/v10/model.pkl",
+        "other/v1/model.pkl",
+    ]
+    assert store.read(bucket, "m/v10/model.pkl") == b"ten"
 
 
 def test_listed_objects_carry_the_blob_attributes_seed_scripts_read(store, bucket):

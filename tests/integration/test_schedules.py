@@ -136,6 +136,7 @@ def settle(url: str, schedule_id: str) -> list[dict]:
     return runs(url, schedule_id)
 
 
+@pytest.mark.slow  # beat ticks in real time (over 10 s)
 def test_two_beats_fire_each_tick_once_pause_stops_and_a_moved_alias_is_used(stack):
     with api(stack) as url, celery_worker(stack.env, stack.cwd, concurrency=2):
         with beat(stack, "a"), beat(stack, "b"):
@@ -194,6 +195,7 @@ def test_two_beats_fire_each_tick_once_pause_stops_and_a_moved_alias_is_used(sta
     assert ScheduleStore(stack.jobs.client).get(schedule_id) is None
 
 
+@pytest.mark.slow  # beat ticks in real time (over 10 s)
 def test_a_firing_that_would_overlap_the_running_job_is_skipped_and_recorded(stack):
     with api(stack) as url, celery_worker(stack.env, stack.cwd, concurrency=2), beat(stack, "a"):
         slow = requests.post(

@@ -10,7 +10,8 @@ import pytest
 from mlsys.ids import TableId
 from mlsys.settings import Settings
 from mlsys.warehouse import JobScope, KeyExclusion, open_warehouse
-from mlsys.warehouse.duckdb import warehouse as duckdb_module
+from mlsys.warehouse.duckdb import connection, landing
+from mlsys.warehouse.duckdb import warehouse as warehouse_module
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ def warehouse(tmp_path):
 def caps(monkeypatch) -> dict[str, str]:
     """The memory cap DuckDB had for each statement that copies or lands rows, by its verb."""
     seen: dict[str, str] = {}
-    real = duckdb_module._exec
+    real = connection.execute
 
     def observed(con, sql, params=None):
         verb = sql.split()[0]
@@ -45,7 +46,8 @@ def caps(monkeypatch) -> dict[str, str]:
             seen[verb] = real(con, "SELECT current_setting('memory_limit')")[0][0]
         return real(con, sql, params)
 
-    monkeypatch.setattr(duckdb_module, "_exec", observed)
+    for module in (warehouse_module, landing):  # the snapshot's statements, the commit's
+        monkeypatch.setattr(module, "execute", observed)
     return seen
 
 

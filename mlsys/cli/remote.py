@@ -127,7 +127,7 @@ def jobs_status(job_id: str, wait: bool) -> None:
 
 @jobs.command("list")
 @click.option("--state", default=None, help="queued, running, succeeded, failed or cancelled.")
-@click.option("--kind", default=None, help="predict or registry_sync.")
+@click.option("--kind", default=None, help="predict, registry_sync, alias_move or evaluate.")
 @click.option("--limit", default=20, show_default=True)
 @_opt("page_token", default=None, help="Where the previous page ended (it prints it).")
 def jobs_list(state: str | None, kind: str | None, limit: int, page_token: str | None) -> None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
+from sklearn.linear_model import LinearRegression
 
 from mlsys.errors import InvalidRequest, SchemaMismatch
 from mlsys.evaluation.pipeline import run_evaluation
@@ -208,3 +210,58 @@ def test_no_key_overlap_is_refused(settings, warehouse, tables):
 
     with pytest.raises(InvalidRequest, match="No key overlap: none of the predictions"):
         run_evaluation(_spec(settings, tables), warehouse, settings, "eval-7", now=NOW)
+
+
+def test_a_regressor_is_judged_by_its_errors_and_compared_by_the_smaller_one(
+    settings, warehouse, store, tables
+):
+    frame = pd.DataFrame({"Age": [1.0, 2.0, 3.0]})
+    for version in (1, 2):
+        save_model(
+            LinearRegression().fit(frame, [1.0, 2.0, 3.0]),
+            store,
+            settings.bucket_for("dev"),
+            "fares",
+            version,
+            target="Fare",
+            metrics={"test_rmse": 1.0},
+        )
+    sync_registry(warehouse, store, settings, "dev")
+    rng = np.random.default_rng(3)
+    n = 2 * ROWS_PER_DAY
+    ids = np.arange(n)
+    days = ids // ROWS_PER_DAY
+    truth = rng.normal(30, 10, n)
+    # v1 is off by about 1 on the first day and by about 3 on the second; v2 by about 0.5.
+    v1 = truth + rng.normal(0, 1, n) * np.where(days == 0, 1.0, 3.0)
+    v2 = truth + rng.normal(0, 0.5, n)
+
+    def output(predicted, version):
+        return pa.table(
+            {
+                "PassengerId": pa.array(ids, pa.int64()),
+                "Fare": pa.array(predicted, pa.float64()),
+                "PredictionTimestamp": pa.array(
+                    [DAY0 + timedelta(days=int(d), hours=6) for d in days],
+                    pa.timestamp("us", tz="UTC"),
+                ),
+                "ModelName": pa.array(["fares"] * n),
+                "ModelVersion": pa.array([version] * n),
+                "JobId": pa.array([f"job-{version}"] * n),
+            }
+        )
+
+    output_table, labels = tables
+    warehouse.write(output(v1, "v1"), output_table, "WRITE_TRUNCATE")
+    warehouse.write(output(v2, "v2"), output_table, "WRITE_APPEND")
+    warehouse.write(pa.table({"PassengerId": ids, "Fare": truth}), labels, "WRITE_TRUNCATE")
+
+    result = run_evaluation(_spec(settings, tables), warehouse, settings, "eval-8", now=NOW)
+
+    first = next(v for v in result["versions"] if v["model_version"] == "v1")
+    statuses = {d["day"]: d["status"] for d in first["days"]}
+    assert statuses == {"2026-03-01": "ok", "2026-03-02": "degraded"}
+    (drop,) = result["degraded_days"][0]["degraded"]
+    assert drop["metric"] == "rmse" and drop["actual"] > 2.5 > drop["promised"]
+    (comparison,) = result["comparisons"]
+    assert comparison["better"] == "challenger" and comparison["rows"] == n

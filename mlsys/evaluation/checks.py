@@ -153,7 +153,9 @@ def check_schemas(
             "model's predictions are numbers.",
             hint="Name a numeric label column (label_column).",
         )
-    if task == "classification" and not _comparable(predicted_type, label_type):
+    # Classes are compared as text in the warehouse: 1 and 1.0 would differ, so the two
+    # columns must hold the same kind of value.
+    if task == "classification" and _family(predicted_type) != _family(label_type):
         raise SchemaMismatch(
             f"Label column {label} of {spec.labels_table} is {label_type}, but the predicted "
             f"classes in {prediction} are {predicted_type}: they could never be equal.",

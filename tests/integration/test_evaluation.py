@@ -176,14 +176,15 @@ def test_an_output_table_mlsys_did_not_write_is_refused(settings, warehouse, tab
         run_evaluation(_spec(settings, tables), warehouse, settings, "eval-4", now=NOW)
 
 
-def test_a_label_column_of_another_type_is_refused(settings, warehouse, tables):
-    output, labels = tables
+@pytest.mark.parametrize(("labels", "kind"), [(["no", "yes"], "string"), ([0.0, 1.0], "double")])
+def test_a_label_column_of_another_type_is_refused(settings, warehouse, tables, labels, kind):
+    output, labels_table = tables
     warehouse.write(_output([1, 2], [0, 1], [0, 0]), output, "WRITE_TRUNCATE")
     warehouse.write(
-        pa.table({"PassengerId": [1, 2], "Survived": ["no", "yes"]}), labels, "WRITE_TRUNCATE"
+        pa.table({"PassengerId": [1, 2], "Survived": labels}), labels_table, "WRITE_TRUNCATE"
     )
 
-    with pytest.raises(SchemaMismatch, match="Survived of .* is string, but the predicted"):
+    with pytest.raises(SchemaMismatch, match=f"Survived of .* is {kind}, but the predicted"):
         run_evaluation(_spec(settings, tables), warehouse, settings, "eval-5", now=NOW)
 
 

@@ -10,7 +10,16 @@ import pytest
 
 pytestmark = pytest.mark.unit
 
-CORE = ("mlsys.predict", "mlsys.commit", "mlsys.registry", "mlsys.warehouse", "mlsys.store")
+CORE = (
+    "mlsys.predict",
+    "mlsys.commit",
+    "mlsys.registry",
+    "mlsys.models",
+    "mlsys.monitoring",
+    "mlsys.evaluation",
+    "mlsys.warehouse",
+    "mlsys.store",
+)
 
 
 def _loaded_after(modules: tuple[str, ...]) -> set[str]:

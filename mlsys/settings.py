@@ -4,7 +4,7 @@ Defaults live here; the environment (and a `.env` file in the working directory)
 them. Variable names are the ones operators already use (the seed's `GCP_PROJECT_ID`,
 `GCS_BUCKET_MODELS_DEV`, ...) plus `MLSYS_*` for what is new.
 
-Longer than most modules (~470 lines) on purpose: every setting in one class, each with its
+Longer than most modules on purpose: every setting in one class, each with its
 description, so an operator reads all of them in one place.
 """
 

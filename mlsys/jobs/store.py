@@ -5,7 +5,7 @@ listing and 404s are right whatever Celery says (Celery reports PENDING for any 
 saw). Every state change is one Lua script (`mlsys.jobs.scripts`); the key layout is in
 `mlsys.jobs.keys`. Nothing outside this package touches those keys.
 
-Longer than most modules (~490 lines) on purpose: one class whose methods are each a thin call
+Longer than most modules on purpose: one class whose methods are each a thin call
 of one script, so the whole API of a job's state reads in one place.
 """
 

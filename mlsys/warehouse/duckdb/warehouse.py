@@ -11,9 +11,9 @@ Long work stays outside the file: a job's input is snapshotted once to Parquet (
 snapshot, not the database), shards stage their output as Parquet files, and the commit is one
 short INSERT ... SELECT in a transaction.
 
-The `Warehouse` interface's implementation, method by method (~560 lines because the interface
-is that wide: reads, writes, a job's snapshot, shards and staging); a connection's helpers are
-`connection.py`'s and the job output's landing `landing.py`'s.
+The `Warehouse` interface's implementation, method by method (longer than most modules
+because the interface is that wide: reads, writes, a job's snapshot, shards and staging); a
+connection's helpers are `connection.py`'s and the job output's landing `landing.py`'s.
 """
 
 from __future__ import annotations

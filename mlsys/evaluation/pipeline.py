@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -59,7 +60,7 @@ def _comparisons(
         ordered = sorted(seen, key=lambda v: (version_number(v) or -1, v))[-MAX_COMPARED_VERSIONS:]
         join = prepared.join
         for champion, challenger in zip(ordered, ordered[1:], strict=False):
-            scoped = sql.JoinSpec(**{**join.__dict__, "model_name": name, "model_version": None})
+            scoped = replace(join, model_name=name, model_version=None)
             query = sql.paired_counts(
                 scoped, champion, challenger, regression=prepared.task == "regression"
             )

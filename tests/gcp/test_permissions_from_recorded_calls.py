@@ -4,11 +4,12 @@ grants its service account, and every grant is used or says why it is there.
 The whole stack runs on the emulators with every Google client recording its calls
 (`mlsys.google_clients`, MLSYS_GOOGLE_CALL_LOG): the API serves every route of its URL map
 (API and /ui) to an admin, a real Celery worker runs the jobs those routes submit (predict,
-registry sync, alias moves, ...), and beat runs for a while. Each recorded call maps to IAM
-permissions on a resource (infra/permissions.toml [methods]); infra/modules/mlsys/iam.tf,
-parsed, says which roles each account holds where; [roles] says what a role allows. A new
-route or task that makes a new call fails here until Terraform grants it; a binding broader
-than what the calls need from it, or one no call uses (without a reason), fails too.
+registry sync, alias moves, ...), beat runs for a while, and Flower serves its pages. Each
+recorded call maps to IAM permissions on a resource (infra/permissions.toml [methods]);
+infra/modules/mlsys/iam.tf, parsed, says which roles each account holds where; [roles] says
+what a role allows. A new route or task that makes a new call fails here until Terraform
+grants it; a binding broader than what the calls need from it, or one no call uses (without a
+reason), fails too.
 """
 
 from __future__ import annotations
@@ -30,7 +31,16 @@ from mlsys.store.gcs import GCSModelStore
 from mlsys.warehouse.bigquery import BigQueryWarehouse
 from tests.infra import INFRA
 from tests.integration.test_route_matrix import FORMS, JSON_BODIES, QUERIES, _path, _static
-from tests.services import celery, celery_worker, isolated_env, process, repo_root, serve_wsgi
+from tests.services import (
+    celery,
+    celery_worker,
+    free_port,
+    isolated_env,
+    process,
+    repo_root,
+    serve_wsgi,
+    wait_for,
+)
 from tests.unit.test_permissions import _granted
 from web import create_app
 from web.ui.guard import SESSION_COOKIE
@@ -141,6 +151,13 @@ def _drive_every_route(url: str, settings: Settings) -> list[str]:
     return failed
 
 
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, auth=("ops", "secret"), timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def _permissions(call: dict) -> list[tuple[str, str]]:
     """(permission, resource) pairs a recorded call needs: resource is "project", a dataset
     ("project.dataset"), or a bucket ("gs://name")."""
@@ -223,6 +240,8 @@ def test_every_call_of_every_process_is_granted_to_its_account_and_every_grant_i
     accounts = MATRIX["processes"]
     worker_env = isolated_env(**env, MLSYS_PROCESS="worker")
     beat_env = isolated_env(**env, MLSYS_PROCESS="beat")
+    flower_port = free_port()
+    flower_env = isolated_env(**env, MLSYS_PROCESS="flower", FLOWER_BASIC_AUTH="ops:secret")
     celery_app = create_celery(settings)
     with (
         celery_worker(worker_env, repo_root(), log=Path(env["MLSYS_HOME"]) / "worker.log"),
@@ -232,9 +251,21 @@ def test_every_call_of_every_process_is_granted_to_its_account_and_every_grant_i
             repo_root(),
             Path(env["MLSYS_HOME"]) / "beat.log",
         ),  # fmt: skip
+        process(
+            celery("flower", "--address=127.0.0.1", f"--port={flower_port}"),
+            flower_env,
+            repo_root(),
+            Path(env["MLSYS_HOME"]) / "flower.log",
+        ),  # fmt: skip
         serve_wsgi(create_app(_web_config(settings, celery_app))) as url,
     ):
         failed = _drive_every_route(url, settings)
+        for page in ("/", "/workers", "/tasks", "/api/workers"):
+            wait_for(
+                lambda page=page: _answers(f"http://127.0.0.1:{flower_port}{page}"),
+                timeout=60,
+                what=f"flower {page}",
+            )
         jobs = JobStore.from_settings(settings)
         deadline = time.monotonic() + 240
         while jobs.active_jobs() and time.monotonic() < deadline:
@@ -253,6 +284,7 @@ def test_every_call_of_every_process_is_granted_to_its_account_and_every_grant_i
     }  # fmt: skip
     assert "Client.query" in {c["call"] for c in by_process["web"]}  # the monitoring read
     assert by_process["beat"] == [], "beat only sends tasks (permissions.toml [processes])"
+    assert by_process["flower"] == [], "flower talks to Redis only"
 
     granted = _granted()  # (account, scope, role) from iam.tf
     roles = MATRIX["roles"]

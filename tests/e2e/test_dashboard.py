@@ -231,6 +231,11 @@ def test_the_job_page_follows_a_job_to_success_without_reloading(page, stack, tm
     # that never happened.
     assert "without a training profile" in page.locator("#live").inner_text()
     assert page.locator("#drift-status").inner_text() == "not compared"
+    # The charts of what the model predicted have titled axes with values.
+    titles = page.locator(".chart .x-title").all_inner_texts()
+    assert titles and titles[0] == "Predicted value", titles
+    assert page.locator(".chart .y-title").first.inner_text() == "Rows"
+    assert page.locator(".chart .y-ticks span").first.inner_text() != "0"
     assert f"WHERE JobId = '{job_id}'" in page.locator("pre.query").inner_text()
     assert page.errors == []
     _shot(page, "dashboard-job.png", tmp_path)
@@ -476,7 +481,8 @@ def test_the_pages_fit_a_phone_and_the_screenshots(page, stack, tmp_path):
     assert page.locator("tr[data-job-id]").count() >= 4
     _shot(page, "dashboard-jobs.png", tmp_path)
     page.set_viewport_size({"width": 390, "height": 844})
-    for path in ("/ui/jobs", f"/ui/jobs/{running}", "/ui/models", "/ui/schedules"):
+    pages = ("/ui/jobs", f"/ui/jobs/{running}", "/ui/models", "/ui/schedules")
+    for path in (*pages, "/ui/predict", "/ui/schedules/new"):
         page.goto(stack.url + path)
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
@@ -696,6 +702,7 @@ def test_a_version_page_traces_what_used_it_and_two_versions_compare(page, stack
     assert page.locator("#metrics tbody").inner_text().split() == ["accuracy", "0.85"]
     lineage = page.locator("#lineage").inner_text()
     assert "cut 2" in lineage and "scikit-learn" in lineage
+    assert "500 rows profiled: Pclass, Sex" in lineage
     assert job_id[:8] in page.locator("#version-jobs").inner_text()
     assert "compared-nightly" in page.locator("#version-schedules").inner_text()
     chart = page.locator("#drift-chart")

@@ -133,6 +133,14 @@ def test_registry_jobs_say_what_they_did():
     assert present.what_it_did(_job(state="succeeded")) is None  # predict jobs count rows
 
 
+def test_a_histogram_has_axes_people_can_read():
+    chart = present.histogram({"edges": [i / 10 for i in range(11)], "counts": [5] * 9 + [100]})
+    assert chart["y_ticks"] == ["100", "50", "0"]
+    shown = [label for label in chart["x_labels"] if label]
+    assert len(chart["x_labels"]) == 10 and 2 <= len(shown) <= 6
+    assert shown[0] == "0\u20130.1" and shown[-1] == "0.9\u20131"  # both ends labelled
+
+
 def test_histogram_from_edges_or_labels_and_nothing_else():
     chart = present.histogram({"edges": [0, 0.5, 1], "counts": [30, 10]})
     assert [b["label"] for b in chart["bars"]] == ["0\u20130.5", "0.5\u20131"]

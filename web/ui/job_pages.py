@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 
 from mlsys.jobs import JobKind, JobState
+from mlsys.monitoring import PREDICTION
 from web.policy import Access, Owner, policy
 from web.principal import Scope, current_principal
 from web.ui import data, guard, present
@@ -169,7 +170,8 @@ def _detail(job_id: str) -> dict[str, Any]:
     for feature, title in data.OUTPUT_FEATURES.items():
         chart = present.histogram(present.profile_distribution(profiles.get(feature)))
         if chart is not None:
-            charts.append({"title": title, "id": f"chart-{len(charts)}", **chart})
+            axis = "Predicted value" if feature == PREDICTION else "Probability"
+            charts.append({"title": title, "id": f"chart-{len(charts)}", "x_title": axis, **chart})
     return {
         "job": job,
         "row": present.job_row(job, now),

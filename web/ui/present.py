@@ -302,7 +302,20 @@ def histogram(distribution: Any) -> dict[str, Any] | None:
         }
         for i, (label, value) in enumerate(zip(labels, values, strict=True))
     ]
-    return {"bars": bars, "max": number(top), "total": number(sum(values))}
+    # Axes people can read: rows at the top, middle and bottom of the scale, and at most six
+    # bar labels along the bottom (every k-th, the last always), each under its bar's centre.
+    step = max(1, math.ceil(len(bars) / 6))
+    shown = [i for i in range(len(bars)) if i % step == 0 or i == len(bars) - 1]
+    if len(shown) > 1 and shown[-1] - shown[-2] < step:
+        shown.pop(-2)  # the last label would crowd the one before it
+    return {
+        "bars": bars,
+        "max": number(top),
+        "total": number(sum(values)),
+        "y_ticks": [number(top), number(top / 2), "0"],
+        # One slot per bar (the page lays them out as wide as the bars), labelled or blank.
+        "x_labels": [bar["label"] if i in shown else "" for i, bar in enumerate(bars)],
+    }
 
 
 def profile_distribution(profile: dict[str, Any] | None, top: int = 12) -> dict[str, Any] | None:

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 #: Metadata the page shows in its own places; any other key is shown as recorded.
 _SHOWN = {
     "features", "target", "id_columns", "task", "classes", "metrics", "description", "format",
-    "sha256", "estimator", "uploader", "created_at", "library_versions",
+    "sha256", "estimator", "uploader", "created_at", "library_versions", "profile",
+    "metadata_generation",
 }  # fmt: skip
 #: The model's own outputs among the monitored features, as the chart names them.
 _OUTPUTS = {PREDICTION: "prediction (output)", PROBABILITY: "probability (output)"}
@@ -39,7 +40,11 @@ def _lineage(entry: RegistryEntry) -> dict[str, Any]:
     """What the metadata records of the training: who, when, with what, from where."""
     meta = entry.metadata or {}
     recorded = {k: v for k, v in meta.items() if k not in _SHOWN and v not in (None, "", [], {})}
+    profile = meta.get("profile") if isinstance(meta.get("profile"), dict) else {}
+    profiled = [f for f in profile.get("features") or {} if not f.startswith("__")]
     return {
+        # The training data as its profile (the reference drift is measured against) saw it.
+        "data": {"rows": profile.get("rows"), "features": profiled} if profile else None,
         "estimator": meta.get("estimator"),
         "task": meta.get("task"),
         "created_at": meta.get("created_at"),

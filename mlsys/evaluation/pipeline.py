@@ -48,18 +48,40 @@ def _metadata(
         return None
 
 
+def _pairs(ordered: list[str], champion: str | None) -> list[tuple[str, str]]:
+    """(champion, challenger) pairs: the version `@champion` names against each other one, or
+    without it each version against the next."""
+    if champion in ordered:
+        return [(champion, v) for v in ordered if v != champion]
+    return list(zip(ordered, ordered[1:], strict=False))
+
+
+def _champion(warehouse: Warehouse, settings: Settings, env: str, name: str) -> str | None:
+    """The version the registry's `@champion` alias names, if any."""
+    try:
+        return resolve(warehouse, settings, env, ModelRef.parse(name, "champion")).version
+    except MlsysError:
+        return None
+
+
 def _comparisons(
-    warehouse: Warehouse, prepared: PreparedEvaluation, groups: list[GroupMetrics]
+    warehouse: Warehouse,
+    settings: Settings,
+    prepared: PreparedEvaluation,
+    groups: list[GroupMetrics],
 ) -> list[dict[str, Any]]:
-    """Each pair of consecutive versions of a model, on the keys and days both scored."""
+    """Versions of a model compared pairwise on the keys and days both scored."""
     versions: dict[str, set[str]] = defaultdict(set)
     for group in groups:
         versions[group.model_name].add(group.model_version)
     found = []
     for name, seen in sorted(versions.items()):
         ordered = sorted(seen, key=lambda v: (version_number(v) or -1, v))[-MAX_COMPARED_VERSIONS:]
+        if len(ordered) < 2:
+            continue
         join = prepared.join
-        for champion, challenger in zip(ordered, ordered[1:], strict=False):
+        named = _champion(warehouse, settings, prepared.spec.env, name)
+        for champion, challenger in _pairs(ordered, named):
             scoped = replace(join, model_name=name, model_version=None)
             query = sql.paired_counts(
                 scoped, champion, challenger, regression=prepared.task == "regression"
@@ -108,7 +130,7 @@ def run_evaluation(
         judged.append(
             (group, judge(group, promised_metrics(meta), threshold_of(meta, spec.threshold)))
         )
-    comparisons = _comparisons(warehouse, prepared, groups)
+    comparisons = _comparisons(warehouse, settings, prepared, groups)
     if cancelled():
         raise Cancelled("The evaluation was cancelled.")
     window = (prepared.join.since, prepared.join.until)

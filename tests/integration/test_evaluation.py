@@ -17,7 +17,7 @@ from mlsys.evaluation.spec import EvaluateSpec
 from mlsys.evaluation.store import read_evaluations
 from mlsys.ids import TableId
 from mlsys.models.artifacts import save_model
-from mlsys.registry import sync_registry
+from mlsys.registry import set_alias, sync_registry
 from tests.models import ScriptedClassifier
 
 pytestmark = pytest.mark.integration
@@ -165,6 +165,16 @@ def test_champion_and_challenger_are_compared_on_the_same_keys(
     low, high = comparison["ci95"]
     assert 0 < low < comparison["difference"] < high
     assert comparison["better"] == "challenger"
+
+    # Once @champion names v2, v2 is the champion that v1 challenges.
+    set_alias(warehouse, settings, "dev", "titanic-survival", "champion", "v2")
+    again = run_evaluation(_spec(settings, tables), warehouse, settings, "eval-3b", now=NOW)
+    (swapped,) = again["comparisons"]
+    assert (swapped["champion"], swapped["challenger"], swapped["better"]) == (
+        "v2",
+        "v1",
+        "champion",
+    )
 
 
 def test_an_output_table_mlsys_did_not_write_is_refused(settings, warehouse, tables):

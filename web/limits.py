@@ -25,8 +25,17 @@ from web.principal import current_principal
 SIGNIN_ENDPOINT = "ui.session.signin_submit"
 
 
+#: The budget every submitting route shares (the worker's schedule firings spend it too).
+SUBMIT_SCOPE = "submit"
+
+
+def principal_key(name: str) -> str:
+    """The limiter's key of a principal's budget (keys.RATE_LIMIT_PREFIX in front)."""
+    return f"principal:{name}"
+
+
 def _principal_key() -> str:
-    return f"principal:{current_principal().name}"
+    return principal_key(current_principal().name)
 
 
 def _submit_limit() -> str:
@@ -87,7 +96,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     limiter = Limiter(key_func=_principal_key, key_prefix=keys.RATE_LIMIT_PREFIX, app=app)
     app.extensions["mlsys_limiter"] = limiter
-    shared = limiter.shared_limit(_submit_limit, scope="submit", deduct_when=_spent)
+    shared = limiter.shared_limit(_submit_limit, scope=SUBMIT_SCOPE, deduct_when=_spent)
     for endpoint, view in list(app.view_functions.items()):
         declared = policy_of(app, endpoint)
         if budgets and declared is not None and declared.budget:

@@ -54,7 +54,14 @@ class ScheduleRun(BaseModel):
     """One firing of a schedule."""
 
     at: str = Field(description="When beat fired it (UTC).")
-    outcome: Literal["submitted", "skipped_overlap", "skipped_paused", "skipped_revoked", "failed"]
+    outcome: Literal[
+        "submitted",
+        "skipped_overlap",
+        "skipped_paused",
+        "skipped_revoked",
+        "skipped_budget",
+        "failed",
+    ]
     job_id: str | None = Field(description="The job it submitted (outcome submitted).")
     job_state: str | None = Field(None, description="That job's state now.")
     detail: str = Field(description="Why it was skipped or failed.")

@@ -23,6 +23,7 @@ from mlsys.evaluation.spec import EvaluateSpec
 from mlsys.jobs import LIVE, JobKind, NewJob
 from mlsys.jobs.schedules import (
     FAILED,
+    SKIPPED_BUDGET,
     SKIPPED_OVERLAP,
     SKIPPED_PAUSED,
     SKIPPED_REVOKED,
@@ -37,6 +38,7 @@ from web.evaluations import authorize_evaluation
 from web.principal import Scope
 from worker import context
 from worker.beat import RUN_SCHEDULE, remove
+from worker.budget import spend_submit
 from worker.dispatch import send_unit
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,12 @@ def run_schedule(schedule_id: str, timezone: str | None = None) -> str | None:
         if state in LIVE:
             store.record_run(schedule_id, SKIPPED_OVERLAP, detail=f"job {last} is still {state}")
             log.info("schedule %s: skipped, job %s is still %s", schedule_id, last, state)
+            return None
+        over = spend_submit(context.settings(), item.principal)
+        if over is not None:
+            detail = f"principal {item.principal!r} is over its submit budget ({over})"
+            store.record_run(schedule_id, SKIPPED_BUDGET, detail=detail)
+            log.info("schedule %s: skipped, %s", schedule_id, detail)
             return None
         try:
             job_id = submit_scheduled(item)

@@ -30,11 +30,12 @@ from mlsys.jobs import keys
 
 RUNS_KEPT = 50
 #: What a run of a schedule did.
-SUBMITTED, SKIPPED_OVERLAP, SKIPPED_PAUSED, SKIPPED_REVOKED, FAILED = (
+SUBMITTED, SKIPPED_OVERLAP, SKIPPED_PAUSED, SKIPPED_REVOKED, SKIPPED_BUDGET, FAILED = (
     "submitted",
     "skipped_overlap",
     "skipped_paused",
     "skipped_revoked",
+    "skipped_budget",
     "failed",
 )
 #: Schedule ids read from the index per round trip when listing.

@@ -182,3 +182,47 @@ def test_a_revoked_principals_schedule_is_suspended_at_fire_time(tmp_path, redis
         ).json()
         assert resumed["paused"] is False and resumed["suspended"] is None
         assert resumed["next_run_at"] is not None
+
+
+def test_a_schedules_firings_spend_its_principals_budget(tmp_path, redis_client, redis_url):
+    stack = make_stack(
+        tmp_path,
+        redis_url,
+        MLSYS_API_TOKENS=ADMIN,
+        MLSYS_API_PRINCIPALS=json.dumps(PRINCIPALS),
+        MLSYS_SUBMIT_RATE_LIMIT="3/day",  # a window that does not roll over mid-test
+    )
+    stack.load_table(50)
+    stack.register(version=1)
+    predict = {**PREDICT, "input_table": str(INPUT), "output_table": str(OUTPUT)}
+    predict["model_name"] = "scripted"
+    app = create_app({"SETTINGS": stack.settings, "CELERY_APP": stack.celery})
+    alice = bearer(ALICE)
+    with serve_wsgi(app) as url, celery_worker(stack.env, stack.cwd):
+        made = requests.post(  # the first of Alice's three submits today
+            f"{url}/schedules",
+            json={"interval_seconds": 3600, "predict": predict},
+            headers=alice,
+            timeout=30,
+        )
+        assert made.status_code == 201, made.text
+        schedule_id = made.json()["schedule_id"]
+
+        def runs() -> list[dict]:
+            answer = requests.get(f"{url}/schedules/{schedule_id}", headers=alice, timeout=30)
+            return answer.json()["last_runs"]
+
+        stack.celery.send_task(RUN_SCHEDULE, args=[schedule_id], queue=QUEUE)  # the second
+        (fired,) = wait_for(runs, timeout=60, what="the first firing")
+        assert fired["outcome"] == "submitted", fired
+        stack.wait(fired["job_id"])
+        third = requests.post(f"{url}/predict", json=predict, headers=alice, timeout=30)
+        assert third.status_code == 202, third.text
+        assert_problem(requests.post(f"{url}/predict", json=predict, headers=alice), 429)
+
+        stack.celery.send_task(RUN_SCHEDULE, args=[schedule_id], queue=QUEUE)
+        wait_for(lambda: len(runs()) == 2, timeout=60, what="the second firing")
+        skipped = runs()[0]
+    assert skipped["outcome"] == "skipped_budget" and skipped["job_id"] is None
+    assert "over its submit budget" in skipped["detail"]
+    assert len(stack.jobs.page().jobs) == 2  # the firing's job and the API's, nothing more

@@ -57,8 +57,8 @@ from worker.dispatch import send_unit
 from worker.units import claimed
 
 log = logging.getLogger(__name__)
-#: How long a landing or a registry sync may hold its lock (it lapses if its worker dies), and
-#: how long the next one waits for it before its unit is retried.
+#: How long the next landing of a table, or registry sync, waits for the lock of the one
+#: running before its unit is retried (a killed holder's lock lapses with its lease).
 LOCK_SECONDS = 15 * 60
 
 # Tasks are acked late and fenced by leases (worker/units.py), results live in mlsys' job
@@ -171,7 +171,7 @@ def commit(job_id: str, attempt: int = 1) -> None:
         else:
             # One landing per table at a time: BigQuery aborts one of two transactions that
             # change a table at once (a WRITE_TRUNCATE's), with a reason it does not retry.
-            with jobs.exclusive(f"table:{prepared.spec.output_table}", LOCK_SECONDS):
+            with run.exclusive(f"table:{prepared.spec.output_table}", LOCK_SECONDS):
                 rows, already = commit_job(prepared, warehouse, job_id, record.shards_total)
             jobs.mark_committed(job_id, rows)
         # Drift of the whole input: the shards' profiles merged (never fails the job).
@@ -220,7 +220,7 @@ def registry_sync(job_id: str, attempt: int = 1) -> None:
         if run is None:
             return
         # Single-flight per environment: periodic and requested syncs never MERGE at once.
-        with jobs.exclusive(f"registry-sync:{env}", LOCK_SECONDS):
+        with run.exclusive(f"registry-sync:{env}", LOCK_SECONDS):
             result = sync_registry(context.warehouse(), context.store(), settings, env)
         jobs.mark_done(job_id, SYNC, attempt)
         jobs.succeed(job_id, result.to_json())

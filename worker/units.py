@@ -59,6 +59,7 @@ class UnitRun:
     attempt: int
     _stop: threading.Event = field(default_factory=threading.Event)
     _lost: threading.Event = field(default_factory=threading.Event)
+    _locks: list[redis.lock.Lock] = field(default_factory=list)
 
     def _heartbeat(self) -> None:
         ttl = self.settings.recovery_timeout
@@ -69,6 +70,25 @@ class UnitRun:
                     return
             except redis.RedisError:
                 log.warning("lease renewal of %s/%s failed; retrying", self.job_id, self.unit)
+                continue
+            for lock in list(self._locks):
+                try:
+                    lock.reacquire()
+                except redis.RedisError:  # lapsed (LockError) or a hiccup: the lease decides
+                    log.warning("could not extend %s of %s/%s", lock.name, self.job_id, self.unit)
+
+    @contextlib.contextmanager
+    def exclusive(self, what: str, seconds: float) -> Iterator[None]:
+        """JobStore.exclusive for as long as this attempt holds its lease: the heartbeat extends
+        the lock with the lease, so the lock of a worker killed while holding it lapses with
+        its lease, and the attempt that redoes the unit does not wait for more than that."""
+        hold = self.settings.recovery_timeout
+        with self.jobs.exclusive(what, seconds, hold_seconds=hold) as lock:
+            self._locks.append(lock)
+            try:
+                yield
+            finally:
+                self._locks.remove(lock)
 
     def should_stop(self) -> bool:
         """True once the job was cancelled or failed, or this attempt lost its lease."""

@@ -520,15 +520,24 @@ class JobStore:
         return bool(self._redis.set(keys.reaper_lock(), "1", nx=True, px=int(ttl_seconds * 1000)))
 
     @contextmanager
-    def exclusive(self, what: str, seconds: float) -> Iterator[None]:
+    def exclusive(
+        self, what: str, seconds: float, hold_seconds: float | None = None
+    ) -> Iterator[redis.lock.Lock]:
         """Hold the lock named `what` (keys.lock) across every worker: a second holder waits
         up to `seconds` for it, then BackendUnavailable (the unit is retried). It lapses after
-        `seconds` if its holder dies, so a crash never blocks the next one for longer."""
-        lock = self._redis.lock(keys.lock(what), timeout=seconds, blocking_timeout=seconds)
+        `hold_seconds` (default `seconds`) unless its holder extends it (`Lock.reacquire`), so
+        a crash never blocks the next one for longer."""
+        # Not thread-local: the holder's heartbeat thread extends it.
+        lock = self._redis.lock(
+            keys.lock(what),
+            timeout=hold_seconds or seconds,
+            blocking_timeout=seconds,
+            thread_local=False,
+        )
         if not lock.acquire():
             raise BackendUnavailable(f"{what} is busy for more than {seconds:.0f}s; retrying.")
         try:
-            yield
+            yield lock
         finally:
             try:
                 lock.release()

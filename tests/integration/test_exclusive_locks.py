@@ -1,14 +1,16 @@
 """Locks across workers on a real Redis: one registry sync per environment, one landing per
-table (`JobStore.exclusive`)."""
+table (`JobStore.exclusive`), held by a unit for as long as its lease (`UnitRun.exclusive`)."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
 from mlsys.errors import BackendUnavailable
-from mlsys.jobs import JobStore
+from mlsys.jobs import JobKind, JobStore, NewJob
+from worker.units import UnitRun
 
 pytestmark = pytest.mark.integration
 
@@ -58,3 +60,27 @@ def test_a_dead_holders_lock_lapses(jobs, redis_client):
     with jobs.exclusive("registry-sync:prod", 5):
         assert redis_client.exists("mlsys:lock:registry-sync:prod")
     assert dead is not None  # held (not collected, which would release it) until here
+
+
+def test_a_units_lock_lasts_as_long_as_its_lease(jobs, redis_client, settings):
+    quick = settings.model_copy(update={"recovery_timeout": 0.6})
+    job_id = jobs.create(NewJob(JobKind.PREDICT, {"env": "dev"}, "alice"))[0].job_id
+    key = "mlsys:lock:table:p.d.t"
+    # A running unit as `claimed` makes it (which would record these assertions' failures on
+    # the job instead of raising them): its lease, renewed by its heartbeat.
+    assert jobs.claim(job_id, "plan", 1, quick.recovery_timeout, "w:1").ok
+    run = UnitRun(jobs, quick, job_id, "plan", 1)
+    threading.Thread(target=run._heartbeat, daemon=True).start()
+    try:
+        with run.exclusive("table:p.d.t", 30):
+            # Its time to live is the lease's, not the 30 s a next holder would wait...
+            assert 0 < redis_client.pttl(key) <= 600
+            # ... and the unit's heartbeat extends it with the lease while the unit runs.
+            time.sleep(3 * quick.recovery_timeout)
+            assert jobs.lease_alive(job_id, "plan") and redis_client.exists(key)
+
+            run._stop.set()  # the worker is killed: neither lease nor lock is renewed
+            with jobs.exclusive("table:p.d.t", 5):  # the next holder gets it once both lapse
+                assert not jobs.lease_alive(job_id, "plan")
+    finally:
+        run._stop.set()

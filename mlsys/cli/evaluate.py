@@ -46,41 +46,6 @@ def _params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
 
 
-def summary_lines(result: dict[str, Any]) -> list[str]:
-    """What a person reads first: each version's window, then the degraded days."""
-    lines = []
-    for version in result.get("versions") or []:
-        window = version.get("window") or {}
-        metrics = window.get("metrics") or {}
-        shown = ", ".join(
-            f"{name} {metrics[name]:.3f}"
-            for name in ("accuracy", "roc_auc", "f1_macro", "mae", "rmse", "r2")
-            if metrics.get(name) is not None
-        )
-        lines.append(
-            f"{version['model_name']}/{version['model_version']}: "
-            f"{window.get('matched', 0):,} of {window.get('rows', 0):,} predictions labelled"
-            + (f"; {shown}" if shown else "")
-            + f" ({window.get('status', 'no_promise')})"
-        )
-    for day in result.get("degraded_days") or []:
-        drops = ", ".join(
-            f"{d['metric']} {d['actual']:.3f} < promised {d['promised']:.3f} "
-            f"(-{d['relative_drop']:.0%})"
-            for d in day["degraded"]
-        )
-        lines.append(f"  DEGRADED {day['day']} {day['model_name']}/{day['model_version']}: {drops}")
-    for pair in result.get("comparisons") or []:
-        if pair.get("rows"):
-            low, high = pair["ci95"]
-            lines.append(
-                f"  {pair['challenger']} vs {pair['champion']} on {pair['rows']:,} shared rows: "
-                f"accuracy {pair['difference']:+.3f} (95% CI {low:+.3f} to {high:+.3f}): "
-                f"{pair['better']}"
-            )
-    return lines
-
-
 @click.command("evaluate")
 @evaluation_options
 def evaluate(**params) -> None:
@@ -88,6 +53,7 @@ def evaluate(**params) -> None:
     stores each day in mlsys_{env}.evaluations."""
     from mlsys.evaluation.pipeline import evaluation_warehouse, run_evaluation
     from mlsys.evaluation.spec import EvaluateSpec
+    from mlsys.evaluation.summary import summary_lines
 
     settings = get_settings()
     spec = EvaluateSpec.parse(settings=settings, **_params(params))
@@ -107,6 +73,7 @@ def evaluate(**params) -> None:
 def submit_evaluate(wait: bool, **params) -> None:
     """Submit an evaluate job; prints the job id (and, with --wait, its result)."""
     from mlsys.client import MlsysClient
+    from mlsys.evaluation.summary import summary_lines
 
     client = MlsysClient.from_settings(get_settings())
     job = client.submit_evaluation(**_params(params))

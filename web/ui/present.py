@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from mlsys.evaluation.summary import summary_lines
 from mlsys.jobs import LIVE
 
 LIVE_STATES = tuple(sorted(LIVE))
@@ -229,6 +230,8 @@ def what_it_did(job: dict[str, Any]) -> str | None:
         ]
         said = f"{number(scanned)} version{'s' if scanned != 1 else ''} synced"
         return f"{said} ({', '.join(changes)})" if changes else f"{said}, no changes"
+    if job["kind"] == "evaluate" and job["state"] == "succeeded":
+        return "; ".join(line.strip() for line in summary_lines(result)[:4]) or None
     return None
 
 

@@ -15,6 +15,8 @@ from mlsys.monitoring.stats import KEYS, SCHEMA, stats_table
 from mlsys.warehouse import open_warehouse
 from tests.integration.trust_support import bearer, serve_api
 from web.credentials import token_hash
+from web.ui.guard import SESSION_COOKIE
+from web.ui.sessions import SessionStore
 
 pytestmark = pytest.mark.integration
 
@@ -95,3 +97,22 @@ def test_a_registry_only_principal_reads_no_job_statistics(api):
 def test_an_admin_reads_every_jobs_monitoring(api):
     # The demo's own run is there too: it has statistics and no job record.
     assert set(api.job_ids.values()) < set(_seen(api, ADMIN))
+
+
+def _version_page(api, token: str) -> str:
+    cookie, _ = SessionStore.from_url(api.settings.redis_url).create(token)
+    page = api.call(
+        "GET",
+        "/ui/models/titanic-survival/versions/v1",
+        params={"env": "dev"},
+        cookies={SESSION_COOKIE: cookie},
+    )
+    assert page.status_code == 200, page.text[:500]
+    return page.text
+
+
+def test_the_dashboards_drift_chart_shows_the_callers_jobs_only(api):
+    bob, admin = _version_page(api, TOKENS["bob"]), _version_page(api, ADMIN)
+
+    assert api.job_ids["bob"][:8] in bob and api.job_ids["alice"][:8] not in bob
+    assert api.job_ids["alice"][:8] in admin and api.job_ids["bob"][:8] in admin

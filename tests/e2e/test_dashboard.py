@@ -503,7 +503,9 @@ def _fill(page, **fields) -> None:
 
 def test_a_new_prediction_from_the_form_refused_as_the_api_would_then_run_again(page, stack):
     _sign_in(page, stack)
-    page.get_by_role("link", name="New prediction").click()
+    page.get_by_role("navigation", name="Dashboard").get_by_role(
+        "link", name="New prediction"
+    ).click()
     page.wait_for_url(re.compile(r"/ui/predict$"))
     missing = str(INPUT.with_table("no_such_table"))
     output = str(OUTPUT.with_table("from_the_form"))
@@ -549,6 +551,11 @@ def test_a_new_prediction_from_the_form_refused_as_the_api_would_then_run_again(
     assert page.locator("#id_columns").input_value() == "PassengerId"
     options = page.locator("#write_disposition option").all_inner_texts()
     assert any("WRITE_TRUNCATE" in o for o in options)  # this principal may replace tables
+    page.goto(f"{stack.url}/ui/jobs/{first}")
+    page.get_by_role("link", name="Schedule it").click()
+    page.wait_for_url(re.compile(r"/ui/schedules/new\?from="))
+    assert page.locator("#output_table").input_value() == output
+    assert page.locator("#model_name").input_value() == "scripted"
     wait_for(lambda: _state(stack, again) in ("succeeded", "failed"), 120)
     assert page.errors == []
 

@@ -468,6 +468,21 @@ def test_a_session_acts_as_its_tokens_principal_with_its_scopes(tmp_path, redis_
             data={"csrf_token": _csrf(models), "env": "dev", "alias": "champion", "version": "v1"},
         )
         assert refused.status_code == 403 and "analyst may not do this" in refused.text
+        # The prediction form offers only what the analyst may ask for, and checks the rest.
+        form = browser.get(f"{url}/ui/predict")
+        assert "WRITE_APPEND" in form.text and "WRITE_TRUNCATE" not in form.text
+        fields = {
+            "csrf_token": _csrf(form),
+            "env": "dev",
+            "input_table": "mlsys-local.titanic.passengers",
+            "output_table": "mlsys-local.titanic.analyst_out",
+            "model_name": "titanic-survival",
+            "write_disposition": "WRITE_TRUNCATE",  # crafted: the form does not offer it
+        }
+        crafted = browser.post(f"{url}/ui/predict", data=fields)
+        assert crafted.status_code == 403 and "truncate" in crafted.text
+        no_csrf = browser.post(f"{url}/ui/predict", data={**fields, "csrf_token": ""})
+        assert no_csrf.status_code == 400 and "CSRF" in no_csrf.text
         # The admin token's session is another principal.
         page = _sign_in(url).get(f"{url}/ui/jobs").text
         assert 'Signed in as <strong class="name">admin</strong>' in page

@@ -1,4 +1,5 @@
-"""Schedules: a predict spec run on a cron expression (in a time zone) or at an interval.
+"""Schedules: a predict (or evaluate) spec run on a cron expression (in a time zone) or at an
+interval.
 
 A schedule's record lives in Redis next to the job records; beat fires it through a redbeat
 entry (worker/beat.py) and every firing becomes an ordinary job owned by the schedule's

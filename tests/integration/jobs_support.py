@@ -123,8 +123,14 @@ class Stack:
         return OUTPUT.with_table(name)
 
     def staging(self, job_id: str) -> list[Path]:
+        """What is left in the job's staging folder. A worker's cleanup may be deleting it
+        while this looks (a folder vanishes mid-walk): look again, until a look sees it whole."""
         folder = self.settings.staging_dir / job_id
-        return sorted(folder.rglob("*")) if folder.exists() else []
+        while True:
+            try:
+                return sorted(folder.rglob("*")) if folder.exists() else []
+            except FileNotFoundError:
+                continue
 
     def settled(self, job_id: str) -> bool:
         """No unit of the job holds a lease any more."""

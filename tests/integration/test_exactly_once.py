@@ -153,6 +153,8 @@ def test_a_poison_row_fails_the_job_and_leaves_the_output_as_it_was(stack):
         bad = stack.submit(shards=3)
         final = stack.wait(bad)
         wait_for(lambda: stack.settled(bad), what="shards to stop")
+        # Each shard drops staging after it lets go of its unit: the worker must still run.
+        wait_for(lambda: stack.staging(bad) == [], timeout=30, what="staging cleanup")
     assert final.state == "failed"
     # A readable reason: the estimator, its error and the row's problem.
     assert final.error.type == "ModelFailed"
@@ -161,7 +163,6 @@ def test_a_poison_row_fails_the_job_and_leaves_the_output_as_it_was(stack):
     rows = stack.output_rows()
     assert set(rows["JobId"]) == {good}
     _assert_exact(rows, 3_000, good)
-    wait_for(lambda: stack.staging(bad) == [], what="staging cleanup")
 
 
 @pytest.mark.slow

@@ -117,6 +117,16 @@ def test_every_error_a_user_can_cause_has_plain_words():
     assert said["summary"].startswith("The model raised an error on the input rows")
 
 
+def test_an_evaluation_row_names_its_tables_and_counts_queries_not_rows():
+    job = _job(done=3, total=6, kind="evaluate")
+    job["params"] = {"output_table": "p.d.preds", "labels_table": "p.d.labels"}
+    job["params"] |= {"model_name": "titanic", "model_version": "v2"}
+    row = present.job_row(job, NOW)
+    assert (row["source"], row["joins"], row["sink"]) == ("p.d.preds", "+", "p.d.labels")
+    assert row["unit"] == "queries" and row["rate"].endswith("queries/s")
+    assert row["model"] == "titanic @ v2"
+
+
 def test_registry_jobs_say_what_they_did():
     move = {"kind": "alias_move", "state": "succeeded"}
     move["params"] = {"model_name": "m", "alias": "@champion", "version": "v2"}

@@ -173,8 +173,11 @@ def job_row(job: dict[str, Any], now: datetime) -> dict[str, Any]:
     progress = job["progress"]
     rate = rows_per_second(job, now)
     eta = eta_seconds(job, now)
+    joins, unit = "\u2192", "queries" if job["kind"] == "evaluate" else "rows"
     if job["kind"] == "predict":
         source, sink = params.get("input_table", "-"), params.get("output_table", "-")
+    elif job["kind"] == "evaluate":  # predictions joined with their labels
+        source, sink, joins = params.get("output_table", "-"), params.get("labels_table"), "+"
     else:
         source, sink = f"registry of {params.get('env', '-')}", None
     error = plain_error(job.get("error"))
@@ -185,9 +188,12 @@ def job_row(job: dict[str, Any], now: datetime) -> dict[str, Any]:
         "state": job["state"],
         "phase": job.get("phase") or job["state"],
         "live": job["state"] in LIVE_STATES,
-        "model": model_label(job) if job["kind"] == "predict" else "-",
+        "model": model_label(job) if job["kind"] in ("predict", "evaluate") else "-",
         "source": source,
         "sink": sink,
+        "joins": joins,
+        # What the progress counts: rows scored, or an evaluation's metric queries.
+        "unit": unit,
         "percent": progress["percent"],
         # Registry syncs and alias moves have no rows: they say what they did instead.
         "counts_rows": job["kind"] not in ("registry_sync", "alias_move"),
@@ -196,7 +202,7 @@ def job_row(job: dict[str, Any], now: datetime) -> dict[str, Any]:
         "rows_done": number(progress["rows_done"]),
         "rows_total": number(progress["rows_total"]),
         "has_total": progress["rows_total"] is not None,
-        "rate": f"{number(round(rate)) if rate >= 1 else f'{rate:.2f}'} rows/s" if rate else "-",
+        "rate": f"{number(round(rate)) if rate >= 1 else f'{rate:.2f}'} {unit}/s" if rate else "-",
         "eta": duration(eta) if eta is not None else "-",
         "principal": job.get("principal") or "-",
         "submitted_at": job.get("submitted_at") or "",

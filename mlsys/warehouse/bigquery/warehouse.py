@@ -349,7 +349,7 @@ class BigQueryWarehouse(Warehouse):
         self.tables.write_arrow(to_loadable(arrow, schema), table, fields, disposition, like)
         return arrow.num_rows
 
-    # --- job output: staging, landing, discard, and the registry's MERGE (bq_output) ------
+    # --- job output: staging, landing, discard, and the registry's MERGE (landing.py) -----
 
     def stage(
         self,
@@ -367,7 +367,7 @@ class BigQueryWarehouse(Warehouse):
         self, scope: JobScope, target: TableId, shard_count: int
     ) -> contextlib.AbstractContextManager[OutputLanding]:
         """No transaction: each landing step is one atomic statement, and the append is
-        guarded (see `bq_output.Landing`)."""
+        guarded (see `landing.Landing`)."""
         return contextlib.nullcontext(self.output.landing(scope, target, shard_count))
 
     def discard(self, scope: JobScope) -> None:

@@ -769,6 +769,7 @@ def test_docs_page_serves_its_assets_itself(api):
     assert_problem(api.call("GET", "/docs/assets/nope.js"), 404, "nope.js")
 
 
+@pytest.mark.slow  # starts workers of its own (over 10 s)
 def test_a_job_without_shards_gets_every_worker_slot(api):
     # 5,000 rows in batches of 100 (and snapshot row groups of 2,048): big enough to share, so
     # the plan gives each of the worker's two pool processes a shard; `shards` still wins.

@@ -501,7 +501,9 @@ def _fill(page, **fields) -> None:
             control.fill(value)
 
 
-def test_a_new_prediction_from_the_form_refused_as_the_api_would_then_run_again(page, stack):
+def test_a_new_prediction_from_the_form_refused_as_the_api_would_then_run_again(
+    page, stack, tmp_path
+):
     _sign_in(page, stack)
     page.get_by_role("navigation", name="Dashboard").get_by_role(
         "link", name="New prediction"
@@ -527,6 +529,7 @@ def test_a_new_prediction_from_the_form_refused_as_the_api_would_then_run_again(
     assert page.locator("#input_table").get_attribute("aria-invalid") == "true"
     assert page.locator("#input_table-error").is_visible()
     assert page.evaluate(_AUDIT) == []  # the refused form is labelled and readable too
+    _shot(page, "dashboard-new-prediction.png", tmp_path)
     assert len(page.errors) == 2  # Chromium logs each 4xx page it loads; nothing else
     page.errors.clear()
 
@@ -575,7 +578,7 @@ def _next_runs(hour: int, minute: int, zone: str, count: int) -> list[datetime]:
     return out
 
 
-def test_creating_editing_and_deleting_a_schedule_with_a_preview_of_its_runs(page, stack):
+def test_creating_editing_and_deleting_a_schedule_with_a_preview_of_its_runs(page, stack, tmp_path):
     _sign_in(page, stack, then="/ui/schedules")
     page.get_by_role("link", name="New schedule").click()
     page.wait_for_url(re.compile(r"/ui/schedules/new$"))
@@ -592,6 +595,7 @@ def test_creating_editing_and_deleting_a_schedule_with_a_preview_of_its_runs(pag
         timeout=30,
         what="the preview of the next five runs",
     )
+    _shot(page, "dashboard-schedule.png", tmp_path)
     _fill(page, model_name="scripted", output_table=str(OUTPUT.with_table("scheduled_form")))
     with page.expect_response(re.compile(r"/ui/schedules/new$")) as answer:
         page.get_by_role("button", name="Create schedule").click()  # no input table
@@ -742,8 +746,9 @@ def test_a_version_page_traces_what_used_it_and_two_versions_compare(page, stack
     stack.api.delete(f"{stack.url}/schedules/{created.json()['schedule_id']}")
 
 
-# Every visible form control has a label, every text meets WCAG AA contrast (4.5:1) against
-# the background it is drawn on: readable by a screen reader and on a washed-out projector.
+# Every visible form control has a label (and no placeholder), every text meets WCAG AA
+# contrast (4.5:1) against the background it is drawn on: readable by a screen reader and on a
+# washed-out projector.
 _AUDIT = """() => {
   const problems = [];
   const visible = e => e.offsetParent !== null || e.getClientRects().length > 0;
@@ -774,6 +779,10 @@ _AUDIT = """() => {
     const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
     const text = node.textContent.trim().slice(0, 40);
     if (ratio < 4.5) problems.push(ratio.toFixed(2) + " on '" + text + "'");
+  }
+  // Grey example text inside a field reads as a value already there: hints go beside fields.
+  for (const field of document.querySelectorAll("[placeholder]")) {
+    problems.push("placeholder in " + field.outerHTML.slice(0, 80));
   }
   if (!document.documentElement.lang) problems.push("no lang");
   return problems;

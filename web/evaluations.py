@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from mlsys.errors import PermissionDenied
-from mlsys.evaluation.checks import prepare_evaluation
+from mlsys.evaluation.checks import check_schemas
 from mlsys.evaluation.spec import EvaluateSpec
 from mlsys.evaluation.store import read_evaluations
 from mlsys.ids import ModelRef, TableId, check_model_name
@@ -91,12 +91,12 @@ def _as_first_asked(spec: EvaluateSpec, key: str | None) -> dict[str, Any]:
     headers=[IDEMPOTENCY_HEADER],
 )
 def submit_evaluation() -> Response:
-    """Checks both tables (an output table mlsys wrote, key and label columns and their
-    types, no duplicate keys among the labels, labelled predictions in the window), then
-    queues an evaluate job and answers 202 with its id. The job joins the tables in the
-    warehouse, computes the metrics per model version and UTC day, marks days that fall below
-    the version's saved test_* metrics `degraded`, compares versions scored on the same keys,
-    and stores the days in mlsys_{env}.evaluations."""
+    """Checks both tables' schemas (an output table mlsys wrote, key and label columns and
+    their types), then queues an evaluate job and answers 202 with its id. The job refuses
+    duplicate label keys and a window without labelled predictions (it fails, saying so), joins
+    the tables in the warehouse, computes the metrics per model version and UTC day, marks
+    days that fall below the version's saved test_* metrics `degraded`, compares versions
+    scored on the same keys, and stores the days in mlsys_{env}.evaluations."""
     body = dict(EvaluateRequest.model_validate(read_json_object()))
     key = idempotency_key(body.pop("idempotency_key", None))
     found = backends()
@@ -107,8 +107,9 @@ def submit_evaluation() -> Response:
     if job is not None:
         return accepted(job, created=False)
     spec = spec.resolved()
-    # Schemas, then two scans: duplicate label keys and labelled predictions in the window.
-    prepared = prepare_evaluation(spec, found.warehouse)
+    # Metadata only: the API's account reads no table data (infra/permissions.toml). The job
+    # scans for duplicate label keys and labelled predictions before it counts.
+    prepared = check_schemas(spec, found.warehouse)
     params = spec.to_json()
     steps = 3 if prepared.task == "classification" else 1
     return submit_job(JobKind.EVALUATE, params, rows_total=steps, key=key)

@@ -26,7 +26,7 @@ def test_the_test_script_installs_the_emulators_and_refuses_to_skip_them():
 
     install = commands.index("bash tests/gcp/emulators/install")
     require = commands.index("export MLSYS_REQUIRE_EMULATORS=1")
-    run = commands.index('exec uv run --frozen pytest "$@"')
+    run = commands.index('exec uv run --frozen pytest --durations=25 "$@"')  # slowest 25 shown
     assert install < require < run == len(commands) - 1
     assert "set -euo pipefail" in commands
 

@@ -46,6 +46,7 @@ def test_a_versions_evaluations_show_each_day_against_its_promise(served, tmp_pa
     _evaluate_with_flipped_outcomes(tmp_path / "home")
 
     page = browser.get(url + PAGE)
+    version_page = browser.get(f"{url}/ui/models/titanic-survival/versions/v1?env=dev")
     models = browser.get(f"{url}/ui/models?env=dev")
 
     assert empty.status_code == 200 and "No evaluations of this version yet" in empty.text
@@ -55,3 +56,7 @@ def test_a_versions_evaluations_show_each_day_against_its_promise(served, tmp_pa
     assert '<circle cx="50.0"' in page.text and 'class="promise"' in page.text
     assert "accuracy" in page.text and "ui-evaluation"[:8] in page.text
     assert "/ui/models/titanic-survival/versions/v1/evaluations" in models.text
+    # The version page carries the same history in its Evaluations section.
+    assert version_page.status_code == 200, version_page.text
+    section = version_page.text.partition('id="evaluations"')[2]
+    assert 'data-status="degraded"' in section and 'class="promise"' in section

@@ -12,17 +12,16 @@ is logged; MLSYS_REQUIRE_AUTH (set by the container entry point) refuses to star
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 
 from flask import Flask, Response, current_app, g, request
 
-from mlsys.errors import PermissionDenied
+from mlsys.access.credentials import Credentials, load_credentials
+from mlsys.access.datasets import check_predict
 from mlsys.ids import TableId
-from web.credentials import Credentials, load_credentials
 from web.errors import problem
 from web.policy import request_policy
-from web.principal import LOCAL_ADMIN, Principal, Scope, current_principal
+from web.principal import LOCAL_ADMIN, Principal, current_principal
 
 log = logging.getLogger(__name__)
 
@@ -106,43 +105,20 @@ def _authenticate() -> Response | None:
     return None
 
 
-def _dataset(table: TableId) -> str:
-    return f"{table.project}.{table.dataset}"
-
-
-def allowed_dataset(table: TableId, patterns: tuple[str, ...]) -> bool:
-    """Empty patterns allow any dataset; otherwise `project.dataset` must match one glob."""
-    return not patterns or any(fnmatch.fnmatchcase(_dataset(table), p) for p in patterns)
-
-
 def authorize_predict(
     input_table: TableId,
     output_table: TableId,
     write_disposition: str,
     principal: Principal | None = None,
 ) -> None:
-    """What a predict request may do beyond its route's scope.
+    """What a predict request may do beyond its route's scope (mlsys.access.check_predict,
+    for the request's principal unless one is given).
 
     Raises:
         PermissionDenied: WRITE_TRUNCATE without the truncate scope, or a table outside the
             principal's datasets.
     """
-    principal = principal or current_principal()
-    if write_disposition == "WRITE_TRUNCATE" and not principal.has(Scope.TRUNCATE):
-        raise PermissionDenied(
-            f"Principal {principal.name!r} may not replace tables (WRITE_TRUNCATE needs the "
-            "'truncate' scope).",
-            hint="Use WRITE_APPEND or WRITE_EMPTY, or ask for the truncate scope.",
-        )
-    for role, table, patterns in (
-        ("input_table", input_table, principal.input_datasets),
-        ("output_table", output_table, principal.output_datasets),
-    ):
-        if not allowed_dataset(table, patterns):
-            raise PermissionDenied(
-                f"Principal {principal.name!r} may not use {_dataset(table)} as {role}.",
-                hint=f"Its {role.split('_')[0]} datasets are: {', '.join(patterns)}.",
-            )
+    check_predict(input_table, output_table, write_disposition, principal or current_principal())
 
 
 def init_app(app: Flask) -> None:

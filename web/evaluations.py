@@ -10,14 +10,13 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from mlsys.errors import PermissionDenied
+from mlsys.access.datasets import check_evaluation, may_read
 from mlsys.evaluation.checks import check_schemas
 from mlsys.evaluation.spec import EvaluateSpec
 from mlsys.evaluation.store import read_evaluations
-from mlsys.ids import ModelRef, TableId, check_model_name
+from mlsys.ids import ModelRef, check_model_name
 from mlsys.jobs import JobKind
 from mlsys.registry import resolve
-from web.auth import allowed_dataset
 from web.backends import backends
 from web.errors import read_json_object
 from web.evaluation_schemas import EvaluateRequest, EvaluationHistory, EvaluationQuery
@@ -28,14 +27,6 @@ from web.schemas import MODEL_NAME_PATTERN, VERSION_PATTERN, JobAccepted
 from web.submit import accepted, existing_job, idempotency_key, submit_job
 
 bp = Blueprint("evaluations", __name__)
-
-
-def may_read(table: TableId | str, principal: Principal) -> bool:
-    """Whether the principal's jobs may read `table` (its input or output datasets)."""
-    table = TableId.parse(str(table))
-    return allowed_dataset(table, principal.input_datasets) or allowed_dataset(
-        table, principal.output_datasets
-    )
 
 
 def readable_evaluations(
@@ -53,15 +44,12 @@ def readable_evaluations(
 
 
 def authorize_evaluation(spec: EvaluateSpec, principal: Principal | None = None) -> None:
-    """Refuse an evaluation of a table the caller may not read."""
-    principal = principal or current_principal()
-    for role, table in (("output_table", spec.output_table), ("labels_table", spec.labels_table)):
-        if not may_read(table, principal):
-            raise PermissionDenied(
-                f"Principal {principal.name!r} may not read {table.project}.{table.dataset} "
-                f"({role}).",
-                hint="Evaluate tables in the principal's input or output datasets.",
-            )
+    """Refuse an evaluation of a table the caller may not read (mlsys.access.check_evaluation).
+
+    Raises:
+        PermissionDenied: either table is outside the principal's input and output datasets.
+    """
+    check_evaluation(spec.output_table, spec.labels_table, principal or current_principal())
 
 
 _ACCEPTED = {"job_id": "0f8e5c3a9b2d4e6f8a1b3c5d7e9f0a2b", "status_url": "/jobs/0f8e5c3a..."}

@@ -16,6 +16,7 @@ import time
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 
+from mlsys.access.budget import SUBMIT_SCOPE, principal_key
 from mlsys.jobs import keys
 from web.errors import problem
 from web.policy import policy_of
@@ -25,16 +26,9 @@ from web.principal import current_principal
 SIGNIN_ENDPOINT = "ui.session.signin_submit"
 
 
-#: The budget every submitting route shares (the worker's schedule firings spend it too).
-SUBMIT_SCOPE = "submit"
-
-
-def principal_key(name: str) -> str:
-    """The limiter's key of a principal's budget (keys.RATE_LIMIT_PREFIX in front)."""
-    return f"principal:{name}"
-
-
 def _principal_key() -> str:
+    # The budget's key and scope are mlsys.access.budget's: a schedule's firing in the worker
+    # spends the same counters.
     return principal_key(current_principal().name)
 
 

@@ -17,6 +17,7 @@ import logging
 
 from celery import current_app, shared_task
 
+from mlsys.access import Scope, check_evaluation, check_predict, load_credentials, spend_submit
 from mlsys.errors import MlsysError, PermissionDenied
 from mlsys.evaluation.checks import check_schemas
 from mlsys.evaluation.spec import EvaluateSpec
@@ -32,13 +33,8 @@ from mlsys.jobs.schedules import (
     ScheduleStore,
 )
 from mlsys.predict import PredictSpec, prepare_predict
-from web.auth import authorize_predict
-from web.credentials import load_credentials
-from web.evaluations import authorize_evaluation
-from web.principal import Scope
 from worker import context
 from worker.beat import RUN_SCHEDULE, remove
-from worker.budget import spend_submit
 from worker.dispatch import send_unit
 
 log = logging.getLogger(__name__)
@@ -65,12 +61,11 @@ def refusal(item: Schedule) -> str | None:
         return f"principal {item.principal!r} no longer holds the 'predict' scope"
     try:
         if item.evaluate is not None:
-            authorize_evaluation(EvaluateSpec.from_json(item.evaluate, settings), principal)
+            evaluation = EvaluateSpec.from_json(item.evaluate, settings)
+            check_evaluation(evaluation.output_table, evaluation.labels_table, principal)
         else:
             spec = PredictSpec.from_json(item.predict, settings)
-            authorize_predict(
-                spec.input_table, spec.output_table, spec.write_disposition, principal
-            )
+            check_predict(spec.input_table, spec.output_table, spec.write_disposition, principal)
     except PermissionDenied as error:
         return error.message
     return None

@@ -39,7 +39,8 @@ Others, whose keys a library builds under a prefix given here:
 ui:session:{hash}   the dashboard's sessions (`web.ui.sessions`), under a hash of the id
 ui:sessions|p={len}:{principal}
                     sorted set: a principal's session keys -> when each expires
-ratelimit...        Flask-Limiter's counters of the submit budget (`web.limits`)
+ratelimit...        the limits library's counters of the submit budget (`mlsys.access.budget`,
+                    spent by web.limits and by schedule firings), per `principal:{name}`
 redbeat:...         celery-redbeat's schedule entries and lock (`worker.app`)
 """
 
@@ -146,5 +147,12 @@ def ui_sessions_of(principal: str) -> str:
 
 #: Flask-Limiter's key prefix (it appends its own parts).
 RATE_LIMIT_PREFIX = f"{PREFIX}ratelimit"
+
+
+def rate_limit_principal(name: str) -> str:
+    """The limiter's key part of a principal's budget (it puts RATE_LIMIT_PREFIX in front)."""
+    return f"principal:{name}"
+
+
 #: celery-redbeat's key prefix (it appends its own parts).
 REDBEAT_PREFIX = f"{PREFIX}redbeat:"

@@ -6,7 +6,10 @@ functions and under TYPE_CHECKING alike), never by importing it:
   the command and the notebook helpers → predict, evaluation → registry → models →
   monitoring → warehouse | store (independent of each other) → the shared base;
 - the job engine (mlsys.jobs, with the schedule and shard-profile stores) is imported only
-  by web, worker and the command, and imports nothing above the shared base;
+  by web, worker, the command and mlsys.access (the budget's keys), and imports nothing above
+  the shared base;
+- web and worker both import mlsys, and the worker never imports web (what both need, such as
+  principals and budgets, lives in mlsys.access);
 - the product's code uses the new paths of moved modules, never the old ones kept for users.
 """
 
@@ -35,6 +38,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("mlsys.models",),
     ("mlsys.monitoring",),
     ("mlsys.warehouse", "mlsys.tables", "mlsys.store"),
+    ("mlsys.access",),
     (
         "mlsys.settings",
         "mlsys.ids",
@@ -49,8 +53,8 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 #: The job engine (with the schedule store): beside the layers, not in them.
 JOB_ENGINE = ("mlsys.jobs",)
-#: Who may import the job engine.
-JOB_ENGINE_USERS = ("web", "worker", "mlsys.cli", "mlsys.client", *JOB_ENGINE)
+#: Who may import the job engine (mlsys.access for the Redis keys of the submit budget).
+JOB_ENGINE_USERS = ("web", "worker", "mlsys.cli", "mlsys.client", "mlsys.access", *JOB_ENGINE)
 
 
 def _within(module: str, prefix: str) -> bool:
@@ -228,6 +232,30 @@ def test_mlsys_never_imports_web_or_worker():
         if _within(target, "web") or _within(target, "worker")
     ]
     assert reaching == []
+
+
+def _reaching(source: str, target: str, edges: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{module} → {imported}"
+        for module, targets in edges.items()
+        if _within(module, source)
+        for imported in targets
+        if _within(imported, target)
+    )
+
+
+def test_the_worker_never_imports_web():
+    reaching = _reaching("worker", "web", graph())
+    assert reaching == [], (
+        "the worker imports the API's internals; move what both need into mlsys "
+        f"(e.g. mlsys.access): {reaching}"
+    )
+
+
+def test_the_reader_catches_a_worker_importing_web():
+    # The rule above must be able to fail: an edge from worker to web is reported.
+    edges = {**graph(), "worker.schedules": {*graph()["worker.schedules"], "web.auth"}}
+    assert _reaching("worker", "web", edges) == ["worker.schedules → web.auth"]
 
 
 def test_the_product_imports_moved_modules_by_their_new_paths():

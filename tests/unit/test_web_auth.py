@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from mlsys.access import allowed_dataset
 from mlsys.errors import InvalidRequest
 from mlsys.ids import TableId
 from mlsys.settings import Settings
-from web.auth import allowed_dataset
 from web.credentials import load_credentials, token_hash
 from web.guards import host_allowed
 from web.principal import Scope

@@ -1,8 +1,9 @@
-"""A schedule's firing spends its principal's submit budget, on the API's own counters.
+"""The submit budget of each principal, counted in the job Redis.
 
-The API counts submits with flask-limiter (web/limits.py) in the job Redis; a job a schedule
+The API counts submits with flask-limiter (web.limits) on these counters; a job a schedule
 starts is one more submit of the same principal, so the worker spends the same counters, with
-the same library and keys, before it submits. Over the budget, the firing is skipped.
+the same library and keys (mlsys.jobs.keys), before it submits. Over the budget, the firing is
+skipped.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from limits.strategies import FixedWindowRateLimiter
 
 from mlsys.jobs import keys
 from mlsys.settings import Settings
-from web.limits import SUBMIT_SCOPE, principal_key
+
+#: The budget every submitting route shares (the worker's schedule firings spend it too).
+SUBMIT_SCOPE = "submit"
+
+
+def principal_key(name: str) -> str:
+    """The limiter's key of a principal's budget (keys.RATE_LIMIT_PREFIX in front)."""
+    return keys.rate_limit_principal(name)
 
 
 @cache

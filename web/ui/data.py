@@ -247,14 +247,15 @@ def submit_prediction(body: Any) -> str:
     return enqueue_predict(dict(body)).get_json()["job_id"]
 
 
-def version_entry(env: str, name: str, version: str) -> RegistryEntry:
-    """One registered version (`v3`), whatever its status: the page shows invalid ones too."""
-    for entry in registry(env):
-        if entry.model_name == name and entry.version == version:
+def version_entry(entries: list[RegistryEntry], version: str) -> RegistryEntry:
+    """One version (`v3`) among a model's registered `entries`, whatever its status: the page
+    shows invalid ones too."""
+    for entry in entries:
+        if entry.version == version:
             return entry
+    name = entries[0].model_name if entries else "this model"
     raise ModelNotFound(
-        f"No version {version!r} of model {name!r} in {env}.",
-        hint="Pick a version on the models page.",
+        f"No version {version!r} of {name}.", hint="Pick a version on the models page."
     )
 
 

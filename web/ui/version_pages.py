@@ -31,8 +31,8 @@ _OUTPUTS = {PREDICTION: "prediction (output)", PROBABILITY: "probability (output
 PSI_WARN, PSI_ALERT = 0.1, 0.25
 
 
-def _latest_version(env: str, name: str) -> str | None:
-    versions = [e for e in data.registry(env) if e.model_name == name and e.status in LOADABLE]
+def _latest_version(entries: list[RegistryEntry]) -> str | None:
+    versions = [e for e in entries if e.status in LOADABLE]
     return max(versions, key=lambda e: e.model_version).version if versions else None
 
 
@@ -83,8 +83,13 @@ def drift_chart(job: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def _version_view(env: str, name: str, version: str) -> dict[str, Any]:
-    entry = data.version_entry(env, name, version)
+def _versions(env: str, name: str) -> list[RegistryEntry]:
+    """Every version of `name`: one registry read a page shares."""
+    return [e for e in data.registry(env) if e.model_name == name]
+
+
+def _version_view(env: str, version: str, entries: list[RegistryEntry]) -> dict[str, Any]:
+    entry = data.version_entry(entries, version)
     meta = entry.metadata or {}
     drift = data.drift_history(env, entry)
     return {
@@ -103,13 +108,12 @@ def _version_view(env: str, name: str, version: str) -> dict[str, Any]:
 def detail(name: str, version: str) -> str:
     """Everything about one version, and what used it."""
     env = env_arg()
-    view = _version_view(env, name, version)
+    entries = _versions(env, name)
+    view = _version_view(env, version, entries)
     principal, now = current_principal(), datetime.now(UTC)
-    is_latest = _latest_version(env, name) == version
+    is_latest = _latest_version(entries) == version
     jobs = data.jobs_of_version(principal, name, version)
-    others = [
-        e.version for e in data.registry(env) if e.model_name == name and e.version != version
-    ]
+    others = [e.version for e in entries if e.version != version]
     try:
         evaluations = evaluation_pages.version_history(env, name, version)[1]
     except Exception as error:  # the section is a nicety: the page answers without it
@@ -139,7 +143,8 @@ def compare(name: str) -> str:
     a, b = request.args.get("a", ""), request.args.get("b", "")
     if not a or not b:
         abort(400, description="Pick two versions to compare (a=v1&b=v2).")
-    left, right = _version_view(env, name, a), _version_view(env, name, b)
+    entries = _versions(env, name)
+    left, right = _version_view(env, a, entries), _version_view(env, b, entries)
     metric_names = sorted({*left["metrics"], *right["metrics"]})
     metrics = []
     for metric in metric_names:

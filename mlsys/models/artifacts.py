@@ -15,11 +15,13 @@ import importlib
 import io
 import json
 import logging
+import os
 import platform
 import re
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import joblib
@@ -103,7 +105,18 @@ def build_metadata(
         "uploader": _whoami(),
         "created_at": datetime.now(UTC).isoformat(),
         "library_versions": library_versions(model),
+        "trained_in": trained_in(),
     }
+
+
+def trained_in() -> dict[str, str]:
+    """Where the saving code ran, for a version's lineage: the notebook (Jupyter names it in
+    JPY_SESSION_NAME) or the script, by file name only (never a path of the machine)."""
+    notebook = os.environ.get("JPY_SESSION_NAME")
+    if notebook:
+        return {"notebook": Path(notebook).name}
+    script = getattr(sys.modules.get("__main__"), "__file__", None)
+    return {"script": Path(script).name} if script else {}
 
 
 #: Metadata names of libraries whose import name differs.

@@ -714,6 +714,8 @@ def test_a_version_page_traces_what_used_it_and_two_versions_compare(page, stack
     lineage = page.locator("#lineage").inner_text()
     assert "cut 2" in lineage and "scikit-learn" in lineage
     assert "500 rows profiled: Pclass, Sex" in lineage
+    # Saved by this test process: the script (pytest's entry point) is its lineage.
+    assert page.locator("#trained-in").inner_text().startswith("script ")
     assert job_id[:8] in page.locator("#version-jobs").inner_text()
     assert "compared-nightly" in page.locator("#version-schedules").inner_text()
     chart = page.locator("#drift-chart")

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 _SHOWN = {
     "features", "target", "id_columns", "task", "classes", "metrics", "description", "format",
     "sha256", "estimator", "uploader", "created_at", "library_versions", "profile",
-    "metadata_generation",
+    "metadata_generation", "trained_in",
 }  # fmt: skip
 #: The model's own outputs among the monitored features, as the chart names them.
 _OUTPUTS = {PREDICTION: "prediction (output)", PROBABILITY: "probability (output)"}
@@ -45,6 +45,8 @@ def _lineage(entry: RegistryEntry) -> dict[str, Any]:
     return {
         # The training data as its profile (the reference drift is measured against) saw it.
         "data": {"rows": profile.get("rows"), "features": profiled} if profile else None,
+        # The notebook or script that saved it ({"notebook": "titanic.ipynb"}), when recorded.
+        "source": meta.get("trained_in") if isinstance(meta.get("trained_in"), dict) else {},
         "estimator": meta.get("estimator"),
         "task": meta.get("task"),
         "created_at": meta.get("created_at"),

@@ -20,7 +20,7 @@ from mlsys.access.credentials import Credentials, load_credentials
 from mlsys.access.datasets import check_predict
 from mlsys.ids import TableId
 from web.errors import problem
-from web.policy import request_policy
+from web.policy import Policy, request_policy
 from web.principal import LOCAL_ADMIN, Principal, current_principal
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,11 @@ OWN_AUTH_PREFIX = "ui."
 #: Paths of the dashboard: even one no route matches (`/ui`, which redirects to `/ui/`, or a
 #: mistyped page) is a browser's, answered by the dashboard, never with a bearer challenge.
 UI_PATH = "/ui"
+
+
+#: Where the dashboard (when installed) puts its reader of a request's session cookie: a
+#: callable returning the session's principal or None (web.ui.guard.session_principal).
+DASHBOARD_SESSION = "mlsys_dashboard_session"
 
 
 #: Logged at startup with no credentials, and shown on every dashboard page (web.ui).
@@ -86,6 +91,16 @@ def _authenticate() -> Response | None:
     ):
         return None  # routing answers it: a redirect to /ui/, or a 404 that shows nothing
     presented = _bearer()
+    if presented is None and declared is not None and declared.dashboard_session:
+        # Only the API's documentation (read-only GETs) takes the dashboard's cookie. On any
+        # other API route a cookie would sign in requests the browser sends by itself - a form
+        # or script of another site (or another port of this one, which SameSite lets through)
+        # could then start jobs as the person; a bearer token is only ever sent on purpose.
+        reader = current_app.extensions.get(DASHBOARD_SESSION)
+        principal = reader() if reader is not None else None
+        if principal is not None:
+            g.principal = principal
+            return _scope_refusal(declared, principal)
     if presented is None:
         return _unauthorized("Send Authorization: Bearer <token> (a token from MLSYS_API_TOKENS).")
     principal = credentials.resolve(presented)
@@ -97,6 +112,10 @@ def _authenticate() -> Response | None:
         # Unmatched paths fall through to 404/405; a matched route always has a policy
         # (web.policy.check_app refuses to start otherwise).
         return None
+    return _scope_refusal(declared, principal)
+
+
+def _scope_refusal(declared: Policy, principal: Principal) -> Response | None:
     needed = declared.scope
     if needed is not None and not principal.has(needed):
         return _forbidden(

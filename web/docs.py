@@ -59,7 +59,7 @@ def _asset(name: str) -> str:
 
 
 @bp.get("/docs")
-@policy(Access.SIGNED_IN)
+@policy(Access.SIGNED_IN, dashboard_session=True)  # readable in a signed-in browser
 @doc(
     "API documentation page",
     tag="documentation",

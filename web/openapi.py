@@ -305,7 +305,7 @@ def _version() -> str:
 
 
 @bp.get("/openapi.json")
-@policy(Access.SIGNED_IN)
+@policy(Access.SIGNED_IN, dashboard_session=True)  # readable in a signed-in browser
 @doc(
     "This document",
     tag="documentation",

@@ -12,10 +12,11 @@ endpoint that has none, so a new route cannot ship without saying who may call i
 
 The policy is what the guards read: `web.auth` (API) and `web.ui.guard` (dashboard) check
 `access` before the view runs; `web.limits` spends the principal's submit budget on `budget`
-routes; `web.guards` treats `state_changing` GETs as writes. `datasets` and `owner` say which
-rule the view itself applies with the request's data (`web.auth.authorize_predict`, the job
-engine's owner filter), and the matrix test checks that every kind of caller gets what the
-policy promises.
+routes; `web.guards` treats `state_changing` GETs as writes; `dashboard_session` lets a
+signed-in dashboard session (its cookie) stand for a bearer token on a read-only GET.
+`datasets` and `owner` say which rule the view itself applies with the request's data
+(`web.auth.authorize_predict`, the job engine's owner filter), and the matrix test checks
+that every kind of caller gets what the policy promises.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class Policy:
     budget: bool = False
     #: A GET that changes state (the seed's aliases): a write for the cross-site guard.
     state_changing: bool = False
+    #: The dashboard's session cookie also signs the caller in (only the API's documentation:
+    #: read-only GETs a person opens in the browser they signed in to /ui with).
+    dashboard_session: bool = False
 
     @property
     def public(self) -> bool:
@@ -87,9 +91,10 @@ def policy(
     owner: Owner = Owner.NONE,
     budget: bool = False,
     state_changing: bool = False,
+    dashboard_session: bool = False,
 ) -> Callable[[F], F]:
     """Declare who may call the decorated view (put it right under the route decorator)."""
-    declared = Policy(access, datasets, owner, budget, state_changing)
+    declared = Policy(access, datasets, owner, budget, state_changing, dashboard_session)
 
     def mark(view: F) -> F:
         view.policy = declared  # type: ignore[attr-defined]
@@ -132,11 +137,34 @@ class UndeclaredPolicy(RuntimeError):
     """A route of the app declares no policy."""
 
 
+def cookie_writes(app: Flask) -> list[str]:
+    """`rule (endpoint)` of every route that accepts the dashboard's session cookie but may
+    change something: a method other than GET, a budget, or a state-changing GET."""
+    return [
+        f"{rule.rule} ({rule.endpoint})"
+        for rule in app.url_map.iter_rules()
+        if (declared := policy_of(app, rule.endpoint)) is not None
+        and declared.dashboard_session
+        and (
+            not (rule.methods or set()) <= {"GET", "HEAD", "OPTIONS"}
+            or declared.budget
+            or declared.state_changing
+        )
+    ]
+
+
 def check_app(app: Flask) -> None:
-    """Refuse to start when any route has no declared policy."""
+    """Refuse to start when any route has no declared policy, or lets the dashboard's cookie
+    reach a route that changes something."""
     missing = undeclared(app)
     if missing:
         raise UndeclaredPolicy(
             "Routes without a declared policy (add @policy(...) under the route decorator, "
             "see web.policy): " + ", ".join(missing)
+        )
+    writes = cookie_writes(app)
+    if writes:
+        raise UndeclaredPolicy(
+            "Only read-only GET routes may accept the dashboard's session cookie "
+            "(dashboard_session=True): " + ", ".join(writes)
         )

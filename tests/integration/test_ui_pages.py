@@ -156,7 +156,7 @@ def test_sign_in_sets_a_strict_httponly_cookie_and_sign_out_ends_the_session(ser
     )
     assert answer.status_code == 303 and answer.headers["Location"] == "/ui/models"
     cookie = answer.headers["Set-Cookie"]
-    for attribute in ("mlsys_session=", "HttpOnly", "SameSite=Strict", "Path=/ui"):
+    for attribute in ("mlsys_session=", "HttpOnly", "SameSite=Strict", "Path=/;"):
         assert attribute in cookie
     assert "Secure" not in cookie  # plain HTTP here; see the TLS test
     assert TOKEN not in cookie
@@ -173,6 +173,43 @@ def test_sign_in_sets_a_strict_httponly_cookie_and_sign_out_ends_the_session(ser
         f"{url}/ui/jobs/live", cookies={"mlsys_session": stolen}, allow_redirects=False
     )
     assert replay.status_code == 401
+
+
+def test_a_dashboard_session_opens_the_api_documentation_and_nothing_else_of_the_api(served):
+    url, _ = served
+    browser = _sign_in(url)
+    # The session cookie goes to the whole site, so a browser sends it to the documentation.
+    (session,) = [c for c in browser.cookies if c.name == "mlsys_session"]
+    assert session.path == "/"
+    jobs = browser.get(f"{url}/ui/jobs")
+    assert 'href="/docs"' in jobs.text  # the dashboard links the documentation
+
+    page = browser.get(f"{url}/docs")
+    assert page.status_code == 200 and "/openapi.json" in page.text
+    document = browser.get(f"{url}/openapi.json")
+    assert document.status_code == 200 and "/predict" in document.json()["paths"]
+
+    for path in ("/docs", "/openapi.json"):
+        signed_out = requests.get(f"{url}{path}", timeout=30)
+        assert signed_out.status_code == 401, path
+        assert signed_out.headers["WWW-Authenticate"].startswith("Bearer")
+        forged = requests.get(f"{url}{path}", cookies={"mlsys_session": "x.y"}, timeout=30)
+        assert forged.status_code == 401, path
+
+    # Every other API route still wants a bearer token, whatever cookie the browser carries.
+    body = {
+        "model_name": "titanic-survival",
+        "input_table": "mlsys-local.titanic.passengers",
+        "output_table": "mlsys-local.scores.cookie",
+    }
+    assert browser.post(f"{url}/predict", json=body, timeout=30).status_code == 401
+    assert browser.get(f"{url}/jobs", timeout=30).status_code == 401
+    assert browser.get(f"{url}/models", timeout=30).status_code == 401
+
+    out = browser.post(f"{url}/ui/signout", data={"csrf_token": _csrf(jobs)}, allow_redirects=False)
+    assert out.status_code == 303
+    assert not [c for c in browser.cookies if c.name == "mlsys_session"]
+    assert browser.get(f"{url}/docs", timeout=30).status_code == 401
 
 
 def test_the_session_cookie_is_secure_behind_tls(served):

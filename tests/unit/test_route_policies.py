@@ -7,7 +7,16 @@ import pytest
 from flask import Blueprint
 
 from web import create_app
-from web.policy import Datasets, UndeclaredPolicy, check_app, policy_of, undeclared
+from web.policy import (
+    Access,
+    Datasets,
+    UndeclaredPolicy,
+    check_app,
+    cookie_writes,
+    policy,
+    policy_of,
+    undeclared,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -30,6 +39,10 @@ def _routes(app):
     for rule in app.url_map.iter_rules():
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             yield method, rule.rule, policy_of(app, rule.endpoint)
+
+
+#: API routes a signed-in dashboard session (its cookie) may call: the documentation only.
+DASHBOARD_SESSION = {("GET", "/docs"), ("GET", "/openapi.json")}
 
 
 def test_every_route_of_the_app_declares_a_policy(app):
@@ -59,4 +72,27 @@ def test_a_route_without_a_policy_keeps_the_app_from_starting(app):
 
     assert undeclared(app) == ["/stray (stray.page)"]
     with pytest.raises(UndeclaredPolicy, match="/stray"):
+        check_app(app)
+
+
+def test_only_the_documentation_accepts_the_dashboard_cookie(app):
+    accepting = {(m, rule) for m, rule, declared in _routes(app) if declared.dashboard_session}
+
+    assert accepting == DASHBOARD_SESSION
+    assert cookie_writes(app) == []
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
+def test_a_writing_route_that_accepts_the_cookie_keeps_the_app_from_starting(app, method):
+    stray = Blueprint("stray", __name__)
+    stray.add_url_rule(
+        "/stray",
+        "write",
+        policy(Access.SIGNED_IN, dashboard_session=True)(lambda: "hi"),
+        methods=[method],
+    )
+    app.register_blueprint(stray)
+
+    assert cookie_writes(app) == ["/stray (stray.write)"]
+    with pytest.raises(UndeclaredPolicy, match="read-only GET"):
         check_app(app)

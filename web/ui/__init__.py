@@ -13,7 +13,7 @@ from flask import Blueprint, Response, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from mlsys.errors import MlsysError
-from web.auth import AUTH_OFF_WARNING
+from web.auth import AUTH_OFF_WARNING, DASHBOARD_SESSION
 from web.policy import PUBLIC, declare
 from web.principal import current_principal
 from web.ui import (
@@ -69,6 +69,10 @@ def create_blueprint() -> Blueprint:
         "ui", __name__, url_prefix="/ui", template_folder="templates", static_folder="static"
     )
     bp.before_request(guard.authenticate)
+    # The API's documentation routes accept a dashboard session too (web.auth).
+    bp.record_once(
+        lambda state: state.app.extensions.update({DASHBOARD_SESSION: guard.session_principal})
+    )
     bp.after_request(guard.finish)
     bp.context_processor(_context)
     bp.register_error_handler(MlsysError, _mlsys_error)

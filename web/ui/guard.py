@@ -25,6 +25,9 @@ SESSION_COOKIE = "mlsys_session"
 CSRF_COOKIE = "mlsys_csrf"
 CSRF_FIELD = "csrf_token"
 COOKIE_PATH = "/ui"
+#: The session cookie also goes to the API's documentation (/docs, /openapi.json), which
+#: accept it (web.policy's dashboard_session); every other API route ignores it.
+SESSION_COOKIE_PATH = "/"
 #: Styles and scripts only from this origin, no inline script, never framed (clickjacking).
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -61,22 +64,33 @@ def secure_request() -> bool:
     return request.is_secure or forwarded == "https"
 
 
-def set_cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
+def set_cookie(
+    response: Response, name: str, value: str, max_age: int | None, path: str = COOKIE_PATH
+) -> None:
     response.set_cookie(
         name,
         value,
         max_age=max_age,
-        path=COOKIE_PATH,
+        path=path,
         httponly=True,
         samesite="Strict",
         secure=secure_request(),
     )
 
 
-def clear_cookie(response: Response, name: str) -> None:
+def clear_cookie(response: Response, name: str, path: str = COOKIE_PATH) -> None:
     response.delete_cookie(
-        name, path=COOKIE_PATH, httponly=True, samesite="Strict", secure=secure_request()
+        name, path=path, httponly=True, samesite="Strict", secure=secure_request()
     )
+
+
+def session_principal() -> Principal | None:
+    """The principal of this request's dashboard session cookie (None: no valid session, or
+    authentication off). The API's documentation routes ask this (web.auth)."""
+    if not auth_enabled():
+        return None
+    session = sessions().open(request.cookies.get(SESSION_COOKIE))
+    return principal_for(session.token) if session is not None else None
 
 
 def authenticate() -> Response | None:

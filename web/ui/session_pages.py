@@ -56,7 +56,13 @@ def signin_submit() -> Response | tuple[str, int]:
         return _signin_page(next=target, error=message), 401
     cookie, _session = guard.sessions().create(token, principal.name)
     response = redirect(target, code=303)
-    guard.set_cookie(response, guard.SESSION_COOKIE, cookie, max_age=guard.sessions().seconds)
+    guard.set_cookie(
+        response,
+        guard.SESSION_COOKIE,
+        cookie,
+        max_age=guard.sessions().seconds,
+        path=guard.SESSION_COOKIE_PATH,
+    )
     guard.clear_cookie(response, guard.CSRF_COOKIE)
     return response
 
@@ -67,5 +73,7 @@ def signout() -> Response:
     """Forget the session server-side and clear its cookie."""
     guard.sessions().close(request.cookies.get(guard.SESSION_COOKIE))
     response = redirect(url_for("ui.session.signin", signed_out=1), code=303)
+    guard.clear_cookie(response, guard.SESSION_COOKIE, path=guard.SESSION_COOKIE_PATH)
+    # A session signed in before the cookie covered the documentation lives under /ui.
     guard.clear_cookie(response, guard.SESSION_COOKIE)
     return response

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 import uuid
 import zlib
@@ -35,6 +36,7 @@ Depends = Literal["rows", "schema"]
 
 #: Answers kept per process at most (the oldest go first).
 MAX_ENTRIES = 512
+_MISSING = object()
 #: Counters per kind of change.
 COUNTERS = 256
 
@@ -92,17 +94,33 @@ class ReadCache:
     def __init__(self, versions: TableVersions, max_age: float) -> None:
         self.versions, self.max_age = versions, max_age
         self._answers: dict[tuple, tuple[tuple, float, object]] = {}
+        self._reading: dict[tuple, threading.Lock] = {}
 
-    def get(self, question: tuple, table: TableId, depends: Depends, read: Callable[[], T]) -> T:
-        """The answer to `question` about `table`: kept, or `read()` and kept."""
+    def _kept(self, question: tuple, table: TableId, depends: Depends) -> tuple[tuple, object]:
+        """(the current version key, the kept answer if it is still good, else _MISSING)."""
         key = self.versions.key(self.versions.read(), table, depends)
         kept = self._answers.get(question)
         if kept is not None and kept[0] == key and time.monotonic() - kept[1] < self.max_age:
-            return kept[2]  # type: ignore[return-value]
-        answer = read()
-        # The version read before the answer: a write in between only makes the next read
-        # miss, never keeps an answer older than its key.
-        self._answers[question] = (key, time.monotonic(), answer)
+            return key, kept[2]
+        return key, _MISSING
+
+    def get(self, question: tuple, table: TableId, depends: Depends, read: Callable[[], T]) -> T:
+        """The answer to `question` about `table`: kept, or `read()` and kept. Threads that
+        miss the same question at once read it once (the first of a burst of requests reads,
+        the others wait for its answer instead of opening the file each)."""
+        key, answer = self._kept(question, table, depends)
+        if answer is not _MISSING:
+            return answer  # type: ignore[return-value]
+        with self._reading.setdefault(question, threading.Lock()):
+            key, answer = self._kept(question, table, depends)
+            if answer is not _MISSING:
+                return answer  # type: ignore[return-value]
+            answer = read()
+            # The version read before the answer: a write in between only makes the next read
+            # miss, never keeps an answer older than its key.
+            self._answers[question] = (key, time.monotonic(), answer)
         while len(self._answers) > MAX_ENTRIES:
-            self._answers.pop(next(iter(self._answers)))
+            oldest = next(iter(self._answers))
+            self._answers.pop(oldest, None)
+            self._reading.pop(oldest, None)
         return answer

@@ -301,6 +301,8 @@ def schedules_of_version(principal: Principal, entry: RegistryEntry, is_latest: 
     return [
         item
         for item in _schedule_store().list(principal=_schedule_owner(principal))
-        if item.predict.get("model_name") == entry.model_name
+        # An evaluation schedule (no predict spec) runs no model.
+        if item.predict is not None
+        and item.predict.get("model_name") == entry.model_name
         and str(item.predict.get("model_version") or "latest") in names
     ]

@@ -1,0 +1,88 @@
+"""The newest dashboard and evaluation doors against a second principal and odd records: an
+evaluation schedule on the version and schedule pages, whose evaluations a caller sees."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from mlsys.demo import run_demo
+from mlsys.jobs import JobStore
+from mlsys.settings import Settings
+from mlsys.store import open_store
+from mlsys.warehouse import open_warehouse
+from tests.integration.test_evaluation_pages import _evaluate_with_flipped_outcomes
+from tests.integration.test_ui_pages import TOKEN, _csrf
+from tests.services import serve_wsgi
+from web import create_app
+from web.credentials import token_hash
+from worker.app import create_celery
+
+pytestmark = pytest.mark.integration
+
+ANALYST = "analyst-token-0123456789abcdef"  # pragma: allowlist secret
+PREDICTIONS = "mlsys-local.titanic.predictions"
+OUTCOMES = "mlsys-local.titanic.outcomes"
+VERSION_PAGE = "/ui/models/titanic-survival/versions/v1?env=dev"
+
+
+@pytest.fixture
+def two_principals(tmp_path, redis_client, redis_url):
+    """The app with an admin token and an `analyst` (predict scope, every dataset)."""
+    principals = [{"name": "analyst", "token_sha256": [token_hash(ANALYST)], "scopes": ["predict"]}]
+    config = Settings(
+        _env_file=None,
+        MLSYS_HOME=str(tmp_path / "home"),
+        REDIS_URL=redis_url,
+        MLSYS_API_TOKENS=TOKEN,
+        MLSYS_API_PRINCIPALS=json.dumps(principals),
+    )
+    run_demo(
+        open_warehouse(settings=config), open_store(settings=config), config, rows=300,
+        say=lambda *_: None,
+    )  # fmt: skip
+    _evaluate_with_flipped_outcomes(tmp_path / "home")  # job "ui-evaluation": no one's job
+    celery = create_celery(config)
+    app = create_app({"SETTINGS": config, "CELERY_APP": celery})
+    with serve_wsgi(app) as url:
+        yield url, config, JobStore.from_url(redis_url)
+    celery.close()
+
+
+def _browser(url: str, token: str) -> requests.Session:
+    browser = requests.Session()
+    form = browser.get(f"{url}/ui/signin")
+    signed = browser.post(
+        f"{url}/ui/signin", data={"token": token, "csrf_token": _csrf(form)}, allow_redirects=False
+    )
+    assert signed.status_code == 303, signed.text
+    return browser
+
+
+def _api(token: str) -> requests.Session:
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {token}"
+    return api
+
+
+def test_an_evaluation_schedule_shows_on_the_version_and_edit_pages(two_principals):
+    url, _, _ = two_principals
+    created = _api(ANALYST).post(
+        f"{url}/schedules",
+        json={
+            "name": "nightly-eval",
+            "cron": "0 7 * * *",
+            "evaluate": {"env": "dev", "output_table": PREDICTIONS, "labels_table": OUTCOMES},
+        },
+    )
+    assert created.status_code == 201, created.text
+    browser = _browser(url, ANALYST)
+
+    version = browser.get(url + VERSION_PAGE)
+    edit = browser.get(f"{url}/ui/schedules/{created.json()['schedule_id']}/edit")
+
+    assert version.status_code == 200, version.text[-2000:]
+    assert edit.status_code == 200, edit.text[-2000:]
+    assert "nightly-eval" in edit.text and OUTCOMES in edit.text

@@ -1,7 +1,8 @@
 """POST /evaluations queues an evaluate job; GET .../evaluations reads a version's history.
 
 Both tables of an evaluation are read, so both must be tables the caller may read (its input
-or output datasets); the history shows only evaluations of such tables (admins see all).
+or output datasets); the history shows only the caller's own evaluations of such tables
+(admins see all), as every job-derived read does.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from mlsys.registry import resolve
 from web.backends import backends
 from web.errors import read_json_object
 from web.evaluation_schemas import EvaluateRequest, EvaluationHistory, EvaluationQuery
+from web.jobs import readable
 from web.openapi import IDEMPOTENCY_HEADER, doc
-from web.policy import Access, Datasets, policy
+from web.policy import Access, Datasets, Owner, policy
 from web.principal import Principal, Scope, current_principal
 from web.schemas import MODEL_NAME_PATTERN, VERSION_PATTERN, JobAccepted
 from web.submit import accepted, existing_job, idempotency_key, submit_job
@@ -32,15 +34,18 @@ bp = Blueprint("evaluations", __name__)
 def readable_evaluations(
     rows: list[dict[str, Any]], principal: Principal | None = None
 ) -> list[dict[str, Any]]:
-    """Only evaluations of tables the caller may read (an admin: all of them)."""
+    """Only evaluations the caller's own jobs made, of tables it may read (an admin: all)."""
     principal = principal or current_principal()
     if principal.is_admin:
         return rows
-    return [
-        r
-        for r in rows
-        if may_read(r["output_table"], principal) and may_read(r["labels_table"], principal)
-    ]
+    # Like every job-derived read: another principal's evaluations (and job ids) stay private.
+    return readable(
+        [
+            r
+            for r in rows
+            if may_read(r["output_table"], principal) and may_read(r["labels_table"], principal)
+        ]
+    )
 
 
 def authorize_evaluation(spec: EvaluateSpec, principal: Principal | None = None) -> None:
@@ -140,7 +145,7 @@ _HISTORY = {
 
 
 @bp.get("/models/<name>/versions/<version>/evaluations")
-@policy(Access.SIGNED_IN)
+@policy(Access.SIGNED_IN, owner=Owner.OWN_ROWS)
 @doc(
     "Evaluation history of a model version",
     tag="evaluations",
@@ -156,7 +161,8 @@ _HISTORY = {
 def model_evaluations(name: str, version: str) -> Response:
     """Metrics of `version` (vN, latest or an alias) of `name` per UTC day, from every evaluate
     job, oldest day first, each with its status against the version's saved test_* metrics.
-    Only evaluations of tables the caller may read are shown (admins see all)."""
+    Only evaluations the caller's jobs made, of tables it may read, are shown (admins see
+    all)."""
     query = EvaluationQuery.model_validate(request.args.to_dict())
     found = backends()
     entry = resolve(

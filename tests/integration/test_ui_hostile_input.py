@@ -9,7 +9,9 @@ import pytest
 import requests
 
 from mlsys.demo import run_demo
-from mlsys.jobs import JobStore
+from mlsys.evaluation.pipeline import run_evaluation
+from mlsys.evaluation.spec import EvaluateSpec
+from mlsys.jobs import JobKind, JobStore, NewJob
 from mlsys.settings import Settings
 from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
@@ -26,6 +28,7 @@ ANALYST = "analyst-token-0123456789abcdef"  # pragma: allowlist secret
 PREDICTIONS = "mlsys-local.titanic.predictions"
 OUTCOMES = "mlsys-local.titanic.outcomes"
 VERSION_PAGE = "/ui/models/titanic-survival/versions/v1?env=dev"
+HISTORY = "/models/titanic-survival/versions/v1/evaluations?env=dev"
 
 
 @pytest.fixture
@@ -86,3 +89,27 @@ def test_an_evaluation_schedule_shows_on_the_version_and_edit_pages(two_principa
     assert version.status_code == 200, version.text[-2000:]
     assert edit.status_code == 200, edit.text[-2000:]
     assert "nightly-eval" in edit.text and OUTCOMES in edit.text
+
+
+def test_a_caller_sees_only_evaluations_of_its_own_jobs(two_principals):
+    url, config, jobs = two_principals
+    job, _ = jobs.create(NewJob(JobKind.EVALUATE, {"env": "dev"}, "analyst", rows_total=1))
+    spec = EvaluateSpec.parse(
+        env="dev", output_table=PREDICTIONS, labels_table=OUTCOMES, days=1, settings=config
+    )
+    warehouse = open_warehouse(settings=config)
+    run_evaluation(spec, warehouse, config, job.job_id)
+    warehouse.close()
+
+    mine = _api(ANALYST).get(url + HISTORY)
+    everyone = _api(TOKEN).get(url + HISTORY)
+    page = _browser(url, ANALYST).get(url + HISTORY.replace("/models", "/ui/models"))
+
+    assert mine.status_code == 200, mine.text
+    assert {row["job_id"] for row in mine.json()["evaluations"]} == {job.job_id}
+    assert {row["job_id"] for row in everyone.json()["evaluations"]} == {
+        job.job_id,
+        "ui-evaluation",
+    }
+    assert page.status_code == 200 and job.job_id[:8] in page.text
+    assert "ui-evalu" not in page.text

@@ -14,7 +14,7 @@ from mlsys.ids import ModelRef, check_model_name
 from mlsys.registry import resolve
 from web.backends import backends
 from web.evaluations import readable_evaluations
-from web.policy import Access, policy
+from web.policy import Access, Owner, policy
 from web.ui import data
 
 bp = Blueprint("evaluations", __name__)
@@ -109,7 +109,7 @@ def version_history(env: str, name: str, version: str) -> tuple[str, dict[str, A
 
 
 @bp.get("/models/<name>/versions/<version>/evaluations")
-@policy(Access.SIGNED_IN)
+@policy(Access.SIGNED_IN, owner=Owner.OWN_ROWS)
 def history(name: str, version: str) -> str:
     """Each evaluated day of a model version: its metrics against the saved ones."""
     env = _env()

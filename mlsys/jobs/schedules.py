@@ -69,6 +69,17 @@ def _value(text: str, low: int, high: int, names: list[str] | None) -> int:
     return value
 
 
+def _sunday_as_zero(text: str) -> str:
+    """A day-of-week field with cron's Sunday-as-7 written as 0, the only Sunday beat's
+    crontab knows (a range ending on 7 wraps round: 5-0 is Friday to Sunday)."""
+    items = []
+    for item in text.split(","):
+        span, _, step = item.partition("/")
+        span = "-".join("0" if v == "7" else v for v in span.split("-"))
+        items.append(f"{span}/{step}" if step else span)
+    return ",".join(items)
+
+
 def check_cron(expression: str) -> dict[str, str]:
     """Split a five-field cron expression (minute hour day-of-month month day-of-week) into
     celery crontab's arguments, checking every field.
@@ -102,7 +113,23 @@ def check_cron(expression: str) -> dict[str, str]:
                 + (f" or names ({', '.join(names)})" if names else "")
                 + ", ranges a-b, steps */n and lists a,b.",
             ) from None
-    return dict(zip([f[0] for f in _FIELDS], parts, strict=True))
+    fields = dict(zip([f[0] for f in _FIELDS], parts, strict=True))
+    fields["day_of_week"] = _sunday_as_zero(fields["day_of_week"])
+    # Beat's own parser also refuses a day that never comes (31 February): ask it here, so the
+    # schedule is refused before it is stored, not when beat is handed it.
+    from celery.schedules import crontab
+
+    try:
+        crontab(**fields)
+    except ValueError as error:
+        never = "never occurs" in str(error)
+        raise InvalidRequest(
+            f"Cron expression {expression!r} {'never runs' if never else 'is not valid'}: {error}",
+            hint="Pick a day of the month that the months named have."
+            if never
+            else "Use *, numbers, ranges a-b, steps */n or a-b/n and lists a,b.",
+        ) from None
+    return fields
 
 
 def check_timezone(name: str) -> str:
@@ -153,6 +180,10 @@ class Schedule:
         return cls(**data)
 
 
+#: The longest interval between runs (a year and a day), as the API's schema allows.
+MAX_INTERVAL = 366 * 86400.0
+
+
 def check_timing(
     cron: str | None, interval_seconds: float | None, timezone: str, min_interval: float
 ) -> None:
@@ -169,6 +200,11 @@ def check_timing(
         raise InvalidRequest(
             f"interval_seconds must be at least {min_interval:g}.",
             hint="Raise it, or MLSYS_SCHEDULE_MIN_INTERVAL on the server.",
+        )
+    if interval_seconds is not None and not interval_seconds <= MAX_INTERVAL:  # NaN too
+        raise InvalidRequest(
+            f"interval_seconds must be at most {MAX_INTERVAL:g} (a year and a day).",
+            hint="For rarer runs use a cron expression.",
         )
     check_timezone(timezone)
 

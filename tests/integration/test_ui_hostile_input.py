@@ -4,6 +4,7 @@ evaluation schedule on the version and schedule pages, whose evaluations a calle
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 import requests
@@ -113,3 +114,65 @@ def test_a_caller_sees_only_evaluations_of_its_own_jobs(two_principals):
     }
     assert page.status_code == 200 and job.job_id[:8] in page.text
     assert "ui-evalu" not in page.text
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"interval_seconds": "nan"},
+        {"interval_seconds": "inf"},
+        {"interval_seconds": "1e308"},
+        {"cron": "0 0 31 2 *"},  # 31 February: five valid fields, never a day
+        {"cron": "0 0 30 2 *", "timezone": "Europe/Paris"},
+    ],
+)
+def test_the_schedule_preview_says_why_a_timing_never_runs(two_principals, query):
+    url, _, _ = two_principals
+    browser = _browser(url, ANALYST)
+
+    answer = browser.get(f"{url}/ui/schedules/preview/live", params=query)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["error"] and "runs" not in answer.json()
+
+
+def test_a_schedule_on_a_day_that_never_comes_is_refused_with_400(two_principals):
+    url, _, _ = two_principals
+    predict = {
+        "env": "dev",
+        "input_table": "mlsys-local.titanic.passengers",
+        "output_table": "mlsys-local.titanic.scheduled",
+        "model_name": "titanic-survival",
+    }
+
+    created = _api(ANALYST).post(
+        f"{url}/schedules", json={"cron": "0 6 31 2 *", "predict": predict}
+    )
+    form = _browser(url, ANALYST)
+    page = form.get(f"{url}/ui/schedules/new")
+    posted = form.post(
+        f"{url}/ui/schedules/new",
+        data={"csrf_token": _csrf(page), **predict, "cron": "0 6 30 2 *", "timezone": "UTC"},
+    )
+
+    assert created.status_code == 400, created.text
+    assert created.headers["Content-Type"] == "application/problem+json"
+    assert "never" in created.json()["detail"]
+    assert posted.status_code == 400 and "never" in posted.text
+    assert _api(ANALYST).get(f"{url}/schedules").json()["schedules"] == []
+
+
+def test_a_schedule_on_sunday_as_7_is_created_and_runs_on_sundays(two_principals):
+    url, _, _ = two_principals
+    predict = {
+        "env": "dev",
+        "input_table": "mlsys-local.titanic.passengers",
+        "output_table": "mlsys-local.titanic.scheduled",
+        "model_name": "titanic-survival",
+    }
+
+    created = _api(ANALYST).post(f"{url}/schedules", json={"cron": "5 4 * * 7", "predict": predict})
+
+    assert created.status_code == 201, created.text
+    next_run = datetime.fromisoformat(created.json()["next_run_at"])
+    assert next_run.weekday() == 6 and (next_run.hour, next_run.minute) == (4, 5)

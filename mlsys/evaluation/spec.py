@@ -20,6 +20,8 @@ from mlsys.settings import Settings
 MAX_KEY_COLUMNS = 16
 DEFAULT_DAYS = 30
 MAX_DAYS = 3660
+#: The earliest `since` or `until` accepted.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 _DELAY = re.compile(r"(\d+)\s*([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -28,16 +30,23 @@ def parse_delay(value: object) -> int:
     """Seconds of a label delay: a number of seconds, or `90m`, `12h`, `3d`."""
     if value is None or value == "":
         return 0
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return int(value)
     match = _DELAY.fullmatch(str(value).strip().lower())
-    if not match:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        seconds = value
+    elif match:
+        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
         raise InvalidRequest(
             f"Invalid label_delay {value!r}.",
             hint="Give seconds, or a number with s, m, h or d (e.g. 3d: outcomes are known "
             "three days after the prediction).",
         )
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not seconds <= MAX_DAYS * 86400:  # NaN too
+        raise InvalidRequest(
+            f"label_delay {value!r} is longer than {MAX_DAYS} days.",
+            hint="Give the time after a prediction when its outcome is known, e.g. 3d.",
+        )
+    return int(seconds)
 
 
 def parse_moment(value: object, name: str) -> datetime | None:
@@ -56,7 +65,14 @@ def parse_moment(value: object, name: str) -> datetime | None:
                 f"Invalid {name} {value!r}.",
                 hint="Use an ISO date or time, e.g. 2024-06-01 or 2024-06-01T06:00:00Z.",
             ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment < EARLIEST:
+        # The window's start is counted back from its end in days: keep that in the calendar.
+        raise InvalidRequest(
+            f"{name} {value!r} is before {EARLIEST.year}.",
+            hint="Give a time when predictions were made, e.g. 2024-06-01.",
+        )
+    return moment
 
 
 def _columns(value: list[str] | str | None, name: str) -> tuple[str, ...] | None:

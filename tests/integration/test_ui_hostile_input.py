@@ -176,3 +176,24 @@ def test_a_schedule_on_sunday_as_7_is_created_and_runs_on_sundays(two_principals
     assert created.status_code == 201, created.text
     next_run = datetime.fromisoformat(created.json()["next_run_at"])
     assert next_run.weekday() == 6 and (next_run.hour, next_run.minute) == (4, 5)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"until": "0001-01-01"},
+        {"since": "0001-01-01T00:00:00Z"},
+        {"label_delay": "99999999999999d"},
+        {"label_delay": 10**15},
+    ],
+)
+def test_an_evaluation_window_off_the_calendar_is_a_400(two_principals, extra):
+    url, _, jobs = two_principals
+    body = {"env": "dev", "output_table": PREDICTIONS, "labels_table": OUTCOMES, **extra}
+
+    answer = _api(ANALYST).post(f"{url}/evaluations", json=body)
+
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert next(iter(extra)) in answer.json()["detail"]
+    assert jobs.page("analyst").jobs == []

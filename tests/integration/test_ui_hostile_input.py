@@ -13,6 +13,7 @@ from mlsys.demo import run_demo
 from mlsys.evaluation.pipeline import run_evaluation
 from mlsys.evaluation.spec import EvaluateSpec
 from mlsys.jobs import JobKind, JobStore, NewJob
+from mlsys.registry import registry_table
 from mlsys.settings import Settings
 from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
@@ -197,3 +198,30 @@ def test_an_evaluation_window_off_the_calendar_is_a_400(two_principals, extra):
     assert answer.headers["Content-Type"] == "application/problem+json"
     assert next(iter(extra)) in answer.json()["detail"]
     assert jobs.page("analyst").jobs == []
+
+
+def test_odd_metadata_of_a_saved_model_is_shown_escaped_not_a_500(two_principals):
+    url, config, _ = two_principals
+    odd = {
+        "library_versions": "sklearn 1.5",  # a string, not {library: version}
+        "created_at": 1718000000,  # a number, not an ISO time
+        "profile": {"features": ["Age"], "rows": "many"},
+        "description": "<script>alert(1)</script>",
+        "notebook": "javascript:alert(2)",
+    }
+    warehouse = open_warehouse(settings=config)
+    table = registry_table(config, "dev")
+    rows = warehouse.read_table(table).to_pandas()
+    rows["metadata"] = [json.dumps({**json.loads(m or "{}"), **odd}) for m in rows["metadata"]]
+    warehouse.write(rows, table, "WRITE_TRUNCATE")
+    warehouse.close()
+    browser = _browser(url, ANALYST)
+
+    version = browser.get(url + VERSION_PAGE)
+    compare = browser.get(f"{url}/ui/models/titanic-survival/compare?a=v1&b=v1&env=dev")
+
+    assert version.status_code == 200, version.text[-2000:]
+    assert compare.status_code == 200, compare.text[-2000:]
+    for page in (version.text, compare.text):
+        assert "<script>alert" not in page and 'href="javascript' not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in version.text

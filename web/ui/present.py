@@ -58,7 +58,7 @@ _UNKNOWN_ERROR = "The job failed on an unexpected error."
 
 
 def parse_time(value: str | None) -> datetime | None:
-    if not value:
+    if not value or not isinstance(value, str):  # a record's odd value reads as no time
         return None
     try:
         parsed = datetime.fromisoformat(value)

@@ -36,12 +36,16 @@ def _latest_version(entries: list[RegistryEntry]) -> str | None:
     return max(versions, key=lambda e: e.model_version).version if versions else None
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _lineage(entry: RegistryEntry) -> dict[str, Any]:
     """What the metadata records of the training: who, when, with what, from where."""
     meta = entry.metadata or {}
     recorded = {k: v for k, v in meta.items() if k not in _SHOWN and v not in (None, "", [], {})}
-    profile = meta.get("profile") if isinstance(meta.get("profile"), dict) else {}
-    profiled = [f for f in profile.get("features") or {} if not f.startswith("__")]
+    profile = _mapping(meta.get("profile"))
+    profiled = [f for f in _mapping(profile.get("features")) if not str(f).startswith("__")]
     return {
         # The training data as its profile (the reference drift is measured against) saw it.
         "data": {"rows": profile.get("rows"), "features": profiled} if profile else None,
@@ -52,7 +56,8 @@ def _lineage(entry: RegistryEntry) -> dict[str, Any]:
         "created_at": meta.get("created_at"),
         "uploader": meta.get("uploader") or entry.uploader,
         "description": meta.get("description"),
-        "libraries": meta.get("library_versions") or {},
+        # metadata.json is written by whoever saved the model: show only what has the shape.
+        "libraries": _mapping(meta.get("library_versions")),
         "recorded": recorded,  # e.g. the notebook or script and the data it was trained on
     }
 

@@ -225,3 +225,16 @@ def test_odd_metadata_of_a_saved_model_is_shown_escaped_not_a_500(two_principals
     for page in (version.text, compare.text):
         assert "<script>alert" not in page and 'href="javascript' not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in version.text
+
+
+def test_a_job_record_without_tables_does_not_take_the_jobs_list_down(two_principals):
+    url, _, jobs = two_principals
+    # A record as an older release (or a hand edit in Redis) left it: no input table.
+    odd, _ = jobs.create(NewJob(JobKind.PREDICT, {"env": "dev", "input_table": None}, "analyst"))
+    browser = _browser(url, ANALYST)
+
+    page = browser.get(f"{url}/ui/jobs")
+    live = browser.get(f"{url}/ui/jobs/live")
+
+    assert page.status_code == 200, page.text[-2000:]
+    assert live.status_code == 200 and odd.job_id in live.text

@@ -180,6 +180,9 @@ def job_row(job: dict[str, Any], now: datetime) -> dict[str, Any]:
         source, sink, joins = params.get("output_table", "-"), params.get("labels_table"), "+"
     else:
         source, sink = f"registry of {params.get('env', '-')}", None
+    # A record missing a table (an old or odd one) still makes a row: one bad job must not
+    # take the whole list down.
+    source, sink = str(source or "-"), str(sink) if sink else None
     error = plain_error(job.get("error"))
     return {
         "id": job["job_id"],

@@ -87,10 +87,19 @@ def test_an_evaluation_schedule_shows_on_the_version_and_edit_pages(two_principa
 
     version = browser.get(url + VERSION_PAGE)
     edit = browser.get(f"{url}/ui/schedules/{created.json()['schedule_id']}/edit")
+    listed = browser.get(f"{url}/ui/schedules")
 
     assert version.status_code == 200, version.text[-2000:]
     assert edit.status_code == 200, edit.text[-2000:]
     assert "nightly-eval" in edit.text and OUTCOMES in edit.text
+    assert listed.status_code == 200 and "nightly-eval" in listed.text
+    schedule_id = created.json()["schedule_id"]
+    saved = browser.post(
+        f"{url}/ui/schedules/{schedule_id}/edit",
+        data={"csrf_token": _csrf(edit), "name": "nightly-eval", "cron": "0 8 * * *"},
+    )
+    assert saved.status_code == 200, saved.text[-2000:]
+    assert _api(ANALYST).get(f"{url}/schedules/{schedule_id}").json()["cron"] == "0 8 * * *"
 
 
 def test_a_caller_sees_only_evaluations_of_its_own_jobs(two_principals):

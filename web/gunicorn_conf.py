@@ -53,3 +53,20 @@ def child_exit(server, worker) -> None:
 def post_fork(server, worker) -> None:
     """Tell the app its thread count: at most half the threads wait for jobs (web/waiting.py)."""
     os.environ["MLSYS_WEB_THREADS"] = str(server.cfg.threads)
+
+
+def post_worker_init(worker) -> None:
+    """Warm the worker's app before it accepts a connection (web/warmup.py): its first
+    requests would otherwise pay the imports and connections a submit needs. A failed step is
+    logged and leaves /ready answering 503; it never stops the worker."""
+    from flask import Flask
+
+    from web.warmup import warm_up_within
+
+    app = worker.wsgi
+    if isinstance(app, Flask):
+        # Well within the time gunicorn gives a silent worker before it stops it.
+        seconds = min(20.0, worker.cfg.timeout / 2)
+        warm_up_within(app, seconds, getattr(worker, "tpool", None), worker.cfg.threads)
+    else:
+        worker.log.warning("no warm-up: the WSGI app is not the mlsys Flask app")

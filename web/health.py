@@ -6,9 +6,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from mlsys.registry import registry_table
+from web import warmup
 from web.backends import Backends, backends
 from web.openapi import doc
 from web.policy import Access, policy
@@ -34,14 +35,17 @@ def health() -> Response:
     return jsonify(status="ok")
 
 
-def _checks(found: Backends) -> dict[str, Callable[[], object]]:
+def _checks(found: Backends, app: Flask) -> dict[str, Callable[[], object]]:
     settings = found.settings
     env = settings.environments[0]
-    return {
+    checks = {
         "redis": found.jobs.ping,
         "warehouse": lambda: found.warehouse.exists(registry_table(settings, env)),
         "model_store": lambda: found.store.list_blobs(settings.bucket_for(env), "__ready__/"),
     }
+    if warmup.ran(app):  # under gunicorn (web/gunicorn_conf.py): ready once warmed up
+        checks["warm_up"] = lambda: warmup.check(app)
+    return checks
 
 
 def _timed(check: Callable[[], object]) -> dict:
@@ -74,7 +78,7 @@ def _timed(check: Callable[[], object]) -> dict:
 def ready() -> Response:
     """Pings Redis, the warehouse and the model store: 200 when all answer, else 503 with
     each check's result."""
-    checks = _checks(backends())
+    checks = _checks(backends(), current_app._get_current_object())
     # Checks run side by side, each bounded, so a hung backend costs CHECK_TIMEOUT, not more.
     pool = ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="ready")
     try:

@@ -82,13 +82,12 @@ def test_the_web_account_only_reads():
     web = [g for g in MATRIX["grant"] if MATRIX["processes"][g["process"]] == "web"]
     permissions = {c["permission"] for g in web for c in g["calls"]}
     writes = {p for p in permissions if re.search(r"create|update|delete|readsessions", p)}
-    # Query jobs for the monitoring reads and the evaluation checks; nothing it may change.
+    # Query jobs for the monitoring reads; data it may read only in mlsys' own dataset.
     assert writes == {"bigquery.jobs.create"}
     project = [g for g in web if g["scope"] == "project"]
     assert [g["role"] for g in project] == ["roles/bigquery.jobUser"]
     readable = {g["scope"] for g in web if "bigquery.tables.getData" in MATRIX["roles"][g["role"]]}
-    # mlsys' own tables, and the input/output tables POST /evaluations checks before queueing.
-    assert readable == {"mlsys_dataset", "table_datasets"}
+    assert readable == {"mlsys_dataset"}
 
 
 @pytest.mark.parametrize("grant", MATRIX["grant"], ids=lambda g: f"{g['process']}-{g['scope']}")

@@ -3,8 +3,7 @@
 # that these are exactly the bindings it lists.
 #   web    (mlsys-sa-{env}, the predecessor's name): only reads. Enqueues jobs, reads the
 #          registry (tabledata.list: no read sessions) and the metadata of input and output
-#          tables, answers /ready; its query jobs are the monitoring reads, registry listings
-#          and the checks of POST /evaluations.
+#          tables, answers /ready; its only query jobs are the monitoring reads.
 #   worker (mlsys-worker-{env}, also beat): every write. Reads input tables and models, writes
 #          predictions, the registry and its aliases.
 #   flower (mlsys-flower-{env}): talks to Redis only.
@@ -84,17 +83,14 @@ resource "google_bigquery_dataset_iam_member" "worker_outputs" {
   member     = google_service_account.worker.member
 }
 
-# The API checks input and output tables (schema, row count) before it queues a job, and
-# POST /evaluations answers 400 before queueing when the labels repeat a key or no prediction
-# in the window has a label: two scans of the labels and output tables, so the API reads
-# their data too (read-only). Keeping the API metadata-only would mean moving those scans into
-# the evaluate job (it runs them again anyway), and answering them as a failed job instead.
+# The API checks input and output tables (schema, row count) before it queues a job: metadata
+# of both, no data.
 resource "google_bigquery_dataset_iam_member" "web_tables" {
   for_each = toset(setunion(var.input_datasets, var.output_datasets))
 
   project    = var.project_id
   dataset_id = each.value
-  role       = "roles/bigquery.dataViewer"
+  role       = "roles/bigquery.metadataViewer"
   member     = google_service_account.web.member
 }
 

@@ -124,7 +124,12 @@ def test_client_wait_gives_up_and_cancel_stops_the_job(service):
         (lambda s: s.client("wrong-token-0000"), lambda c: c.jobs(), 401, "^401: "),
         (lambda s: s.client(None), lambda c: c.submit_registry_sync("dev"), 401, "^401: "),
         (lambda s: s.client(), lambda c: c.submit_registry_sync("qa"), 400, "^400: .*qa"),
-        (lambda s: s.client(), lambda c: c.submit_predict(**predict("x", model="nope")), 404, ""),
+        (
+            lambda s: s.client(),
+            lambda c: c.submit_predict(**predict("x", model="nope")),
+            404,
+            "^404: .*nope",
+        ),
     ],
 )
 def test_client_turns_problems_into_api_errors(service, make, call, status, message):

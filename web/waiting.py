@@ -22,7 +22,7 @@ import os
 import threading
 from typing import Any
 
-from flask import Response, g, jsonify, request, url_for
+from flask import Response, current_app, g, jsonify, request, url_for
 from pydantic import BaseModel, Field
 
 from mlsys.jobs.model import Job
@@ -81,25 +81,20 @@ def waiter_limit(settings: Settings) -> int:
     return max(1, int(threads) // 2) if threads.isdigit() else DEFAULT_WAITERS
 
 
-class _Slots:
-    """A per-process cap on waiting requests, sized on first use."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._free: threading.BoundedSemaphore | None = None
-
-    def take(self, settings: Settings) -> bool:
-        with self._lock:
-            if self._free is None:
-                self._free = threading.BoundedSemaphore(waiter_limit(settings))
-        return self._free.acquire(blocking=False)
-
-    def give(self) -> None:
-        assert self._free is not None
-        self._free.release()
+def _slots(settings: Settings) -> threading.BoundedSemaphore:
+    """This app's cap on waiting requests, sized on first use. Kept on the app, not the
+    module: one gunicorn process serves one app, and apps built side by side in one process
+    (tests, embedding) each get the cap their own settings ask for."""
+    with _SLOTS_LOCK:
+        slots = current_app.extensions.get(_SLOTS_KEY)
+        if slots is None:
+            slots = threading.BoundedSemaphore(waiter_limit(settings))
+            current_app.extensions[_SLOTS_KEY] = slots
+    return slots
 
 
-_SLOTS = _Slots()
+_SLOTS_KEY = "mlsys_waiting_slots"
+_SLOTS_LOCK = threading.Lock()
 
 
 def _view(job: Any) -> dict[str, Any]:
@@ -117,12 +112,13 @@ def wait_capped(job_id: str, seconds: float) -> tuple[Job | None, bool]:
     whether this request did wait (False when every waiting slot of this process is taken:
     then it answers at once, so waiting requests never hold every thread)."""
     found = backends()
-    if seconds <= 0 or not _SLOTS.take(found.settings):
+    slots = _slots(found.settings)
+    if seconds <= 0 or not slots.acquire(blocking=False):
         return found.jobs.get(job_id, _owner()), False
     try:
         return found.jobs.wait(job_id, seconds, _owner()), True
     finally:
-        _SLOTS.give()
+        slots.release()
 
 
 def wait_for_job(job_id: str, seconds: float) -> tuple[dict[str, Any] | None, bool]:

@@ -128,7 +128,9 @@ def run_again(job_id: str) -> Response:
     job = data.get_job(current_principal(), job_id)
     if job["kind"] != "predict":
         raise InvalidRequest(
-            "Only prediction jobs can be run again here.", hint="Sync the registry again."
+            "Only prediction jobs can be run again here.",
+            hint="Start a registry sync from the models page, or an evaluation with "
+            "POST /evaluations or `mlsys submit evaluate`.",
         )
     params = {k: v for k, v in (job.get("params") or {}).items() if k in FIELDS and v is not None}
     new_id = data.submit_prediction(PredictRequest.model_validate(params))

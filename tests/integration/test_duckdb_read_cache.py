@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
 import pandas as pd
@@ -69,7 +71,51 @@ def test_repeated_checks_open_nothing(warehouse, opens):
             assert warehouse.count_rows(TABLE) == 3
             assert warehouse.read_table(TABLE).num_rows == 3
 
-    assert len(opens) == 4  # the first round's four reads, and none after
+    # The first round's four reads share one turn at the file; the later rounds open nothing.
+    assert opens == [False]
+
+
+def test_reads_outside_a_session_each_take_a_turn(warehouse, opens):
+    assert warehouse.exists(TABLE)
+    assert warehouse.schema(TABLE).names == ["a"]
+
+    assert opens == [False, False]
+
+
+def test_sessions_missing_at_once_beside_a_writer_all_finish(settings):
+    """Threads in read sessions miss shared and own questions while another thread keeps
+    writing: a session that holds its turn never waits on another reader, so no one waits on a
+    writer that waits on it (a deadlock would end in BackendUnavailable after lock_wait)."""
+    warehouse = open_warehouse(settings=settings)
+    warehouse.lock_wait = 10
+    tables = [TableId.parse(f"mlsys-local.t.out_{i}") for i in range(8)]
+    for table in [TABLE, *tables]:
+        warehouse.write(pd.DataFrame({"a": [1]}), table, "WRITE_TRUNCATE")
+    warehouse.cache_reads(max_age=60)
+    writer = open_warehouse(settings=settings)
+    writer.lock_wait = 10
+    stop = threading.Event()
+
+    def write() -> int:
+        written = 0
+        while not stop.is_set():
+            writer.write(pd.DataFrame({"a": [written]}), tables[written % 8], "WRITE_APPEND")
+            written += 1
+        return written
+
+    def check(i: int) -> list[int]:
+        # Each session's first miss takes its turn; its second question is another session's
+        # first, which that session may be reading (or waiting to) at the same moment.
+        with warehouse.session(write=False):
+            return [warehouse.count_rows(tables[(i + step) % 8]) for step in (0, 1)]
+
+    with ThreadPoolExecutor(9) as pool:
+        writing = pool.submit(write)
+        answers = [pool.submit(check, i) for i in range(400)]
+        counts = [count for answer in answers for count in answer.result(timeout=60)]
+        stop.set()
+        assert writing.result(timeout=60) > 0
+    assert len(counts) == 800 and min(counts) >= 1
 
 
 def test_an_append_elsewhere_moves_the_rows_but_not_the_schema(warehouse, opens, settings):

@@ -37,6 +37,7 @@ Depends = Literal["rows", "schema"]
 #: Answers kept per process at most (the oldest go first).
 MAX_ENTRIES = 512
 _MISSING = object()
+_NO_LOCK = contextlib.nullcontext()
 #: Counters per kind of change.
 COUNTERS = 256
 
@@ -104,14 +105,23 @@ class ReadCache:
             return key, kept[2]
         return key, _MISSING
 
-    def get(self, question: tuple, table: TableId, depends: Depends, read: Callable[[], T]) -> T:
+    def get(
+        self,
+        question: tuple,
+        table: TableId,
+        depends: Depends,
+        read: Callable[[], T],
+        coalesce: bool = True,
+    ) -> T:
         """The answer to `question` about `table`: kept, or `read()` and kept. Threads that
         miss the same question at once read it once (the first of a burst of requests reads,
-        the others wait for its answer instead of opening the file each)."""
+        the others wait for its answer instead of opening the file each), unless `coalesce`
+        is off (the caller holds the file already, so must not wait on another reader)."""
         key, answer = self._kept(question, table, depends)
         if answer is not _MISSING:
             return answer  # type: ignore[return-value]
-        with self._reading.setdefault(question, threading.Lock()):
+        lock = self._reading.setdefault(question, threading.Lock()) if coalesce else _NO_LOCK
+        with lock:
             key, answer = self._kept(question, table, depends)
             if answer is not _MISSING:
                 return answer  # type: ignore[return-value]

@@ -153,7 +153,10 @@ class DuckDBWarehouse(Warehouse):
     def _cached(self, question: tuple, table: TableId, depends, read):
         if self._cache is None:
             return read()
-        return self._cache.get(question, table, depends, read)
+        # A thread that holds a turn at the file reads for itself: waiting for another
+        # thread's read of the same question could wait for a writer that waits for this turn.
+        holding = getattr(self._local, "con", None) is not None
+        return self._cache.get(question, table, depends, read, coalesce=not holding)
 
     def _changed(self, table: TableId, schema: bool) -> None:
         """Count a change of `table` for the read caches of every process (while writing)."""
@@ -168,9 +171,20 @@ class DuckDBWarehouse(Warehouse):
         """Hold one connection for the calls inside (on this thread). Opening a DuckDB file
         costs tens of milliseconds; a request's handful of checks should pay it once. A
         read-only session (`write=False`) shares the file with other readers; where reads are
-        cached it opens nothing (each read that misses attaches the file for itself)."""
-        if getattr(self._local, "con", None) is not None or (not write and self._cache):
+        cached it opens nothing until a read misses, and then keeps that turn at the file for
+        the rest of the session: a request whose checks all miss waits behind the workers'
+        commits once, not once for each check."""
+        if getattr(self._local, "con", None) is not None or getattr(self._local, "lazy", None):
             yield
+            return
+        if not write and self._cache:
+            with contextlib.ExitStack() as held:
+                self._local.lazy = held
+                try:
+                    yield
+                finally:
+                    self._local.lazy = None
+                    self._local.con = None
             return
         with self._open(write) as con:
             self._local.con, self._local.writes = con, write
@@ -182,6 +196,10 @@ class DuckDBWarehouse(Warehouse):
     @contextlib.contextmanager
     def _connect(self, write: bool, attach: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         con = getattr(self._local, "con", None)
+        if con is None and not write and attach and getattr(self._local, "lazy", None):
+            # The first miss of a lazy read session: its turn lasts until the session ends.
+            con = self._local.con = self._local.lazy.enter_context(self._open(False, True))
+            self._local.writes = False
         if con is not None:
             if write and not self._local.writes:
                 raise RuntimeError("a write inside a read-only warehouse session")

@@ -18,7 +18,6 @@ from mlsys.cli.remote import jobs, submit
 from mlsys.cli.schedules import schedule
 from mlsys.dispositions import WRITE_DISPOSITIONS
 from mlsys.errors import MlsysError
-from mlsys.settings import get_settings
 
 #: Where a command that runs a job notes its id (click shares `meta` with every context).
 JOB_META = "mlsys.job_id"
@@ -104,7 +103,7 @@ def _crash(ctx: click.Context, error: Exception) -> NoReturn:
 def _write_log(job_id: str | None, error: BaseException) -> str:
     name = f"{job_id or 'mlsys'}-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
     text = "".join(traceback.format_exception(error))
-    for folder in (get_settings().home / "logs", Path(tempfile.gettempdir()) / "mlsys-logs"):
+    for folder in (_settings().home / "logs", Path(tempfile.gettempdir()) / "mlsys-logs"):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / name).write_text(text)
@@ -118,7 +117,7 @@ def _backends():
     from mlsys.store import open_store
     from mlsys.warehouse import open_warehouse
 
-    settings = get_settings()
+    settings = _settings()
     return settings, open_warehouse(settings=settings), open_store(settings=settings)
 
 
@@ -353,3 +352,10 @@ main.add_command(jobs)
 main.add_command(schedule)
 main.add_command(evaluate)
 submit.add_command(submit_evaluate)
+
+
+def _settings():
+    # Imported when a command runs: `--help` and argument errors never load pydantic.
+    from mlsys.settings import get_settings
+
+    return get_settings()

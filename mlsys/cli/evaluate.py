@@ -9,8 +9,6 @@ from typing import Any
 
 import click
 
-from mlsys.settings import get_settings
-
 
 def _opt(name: str, **kwargs):
     spellings = dict.fromkeys(["--" + name.replace("_", "-"), "--" + name])
@@ -55,7 +53,7 @@ def evaluate(**params) -> None:
     from mlsys.evaluation.spec import EvaluateSpec
     from mlsys.evaluation.summary import summary_lines
 
-    settings = get_settings()
+    settings = _settings()
     spec = EvaluateSpec.parse(settings=settings, **_params(params))
     warehouse = evaluation_warehouse(settings)
     try:
@@ -75,7 +73,7 @@ def submit_evaluate(wait: bool, **params) -> None:
     from mlsys.client import MlsysClient
     from mlsys.evaluation.summary import summary_lines
 
-    client = MlsysClient.from_settings(get_settings())
+    client = MlsysClient.from_settings(_settings())
     job = client.submit_evaluation(**_params(params))
     click.echo(job["job_id"])
     if wait:
@@ -85,3 +83,10 @@ def submit_evaluate(wait: bool, **params) -> None:
             click.echo(line, err=True)
         if job["state"] != "succeeded":
             raise SystemExit(1)
+
+
+def _settings():
+    # Imported when a command runs: `--help` and argument errors never load pydantic.
+    from mlsys.settings import get_settings
+
+    return get_settings()

@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mlsys.settings import get_settings
-
 if TYPE_CHECKING:  # the HTTP client loads when a command calls the API, not for --help
     from mlsys.client import MlsysClient
 
@@ -20,7 +18,7 @@ PREFER_WAIT = 10
 def _client() -> MlsysClient:
     from mlsys.client import MlsysClient
 
-    return MlsysClient.from_settings(get_settings())
+    return MlsysClient.from_settings(_settings())
 
 
 def _opt(name: str, **kwargs):
@@ -161,3 +159,10 @@ def _percent(job: dict) -> str:
 def jobs_cancel(job_id: str) -> None:
     """Cancel a queued or running job; its output table stays as it was."""
     click.echo(json.dumps(_client().cancel(job_id), indent=2))
+
+
+def _settings():
+    # Imported when a command runs: `--help` and argument errors never load pydantic.
+    from mlsys.settings import get_settings
+
+    return get_settings()

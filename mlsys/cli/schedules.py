@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mlsys.settings import get_settings
-
 if TYPE_CHECKING:  # the HTTP client loads when a command calls the API, not for --help
     from mlsys.client import MlsysClient
 
@@ -16,7 +14,7 @@ if TYPE_CHECKING:  # the HTTP client loads when a command calls the API, not for
 def _client() -> MlsysClient:
     from mlsys.client import MlsysClient
 
-    return MlsysClient.from_settings(get_settings())
+    return MlsysClient.from_settings(_settings())
 
 
 def _opt(name: str, **kwargs):
@@ -125,3 +123,10 @@ def schedule_delete(schedule_id: str) -> None:
     """Delete a schedule; jobs it already submitted carry on."""
     _client().delete_schedule(schedule_id)
     click.echo(f"deleted {schedule_id}")
+
+
+def _settings():
+    # Imported when a command runs: `--help` and argument errors never load pydantic.
+    from mlsys.settings import get_settings
+
+    return get_settings()

@@ -25,6 +25,8 @@ HEAVY = (
     "celery",
     "flask",
     "tqdm",
+    "pydantic",
+    "pydantic_settings",
 )
 
 

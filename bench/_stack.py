@@ -56,7 +56,8 @@ def bench_env(home: Path, redis_url: str, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], port: int, workers: int = 2, threads: int = 4):
+def gunicorn(env: dict[str, str], port: int, workers: int = 2, threads: int = 16):
+    """The API as the Procfile and docker/start run it (2 workers of 16 threads)."""
     args = [
         str(Path(sys.executable).parent / "gunicorn"),
         "--config",

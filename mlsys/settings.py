@@ -290,6 +290,15 @@ class Settings(BaseSettings):
         None,
         ge=1,
     )
+    worker_nice: int = _env(
+        "MLSYS_WORKER_NICE",
+        "CPU priority the worker's pool processes lower themselves by (nice, 0-19), so that on a "
+        "machine shared with the API (docker compose, honcho) a burst of jobs does not slow the "
+        "answers to submits and status reads. 0 keeps the worker's own priority.",
+        10,
+        ge=0,
+        le=19,
+    )
     skops_trusted_types: Annotated[list[str], NoDecode] = _env(
         "MLSYS_SKOPS_TRUSTED_TYPES",
         "Comma-separated extra types a model.skops may contain (reviewed by you); skops' "

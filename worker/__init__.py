@@ -1,6 +1,6 @@
 """Celery workers, beat and Flower for mlsys: `celery -A worker worker|beat|flower`."""
 
-from worker import conf_dump, reaper, shutdown  # noqa: F401  conf_dump registers commands
+from worker import conf_dump, priority, reaper, shutdown  # noqa: F401  conf_dump registers commands
 from worker.app import celery_app
 
 app = celery_app

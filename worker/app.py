@@ -87,6 +87,11 @@ def celery_config(settings: Settings) -> dict:
         # copies rather than run them twice (leases would fence them anyway).
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "broker_connection_retry_on_startup": True,
+        # Each sending thread holds a producer from a pool of this many while it publishes; at
+        # Celery's default of 10, a gunicorn worker's other threads (16 by default) would wait
+        # for one in a burst of submits.
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-pool-limit
+        "broker_pool_limit": max(10, int(os.environ.get("MLSYS_WEB_THREADS") or 0)),
         # Bound memory growth of long-lived pool processes (KiB), from the container's limit
         # shared by the processes, and recycle them now and then. Checked after each task.
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-max-memory-per-child

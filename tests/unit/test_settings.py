@@ -233,6 +233,19 @@ def test_celery_broker_and_redbeat_get_the_tls_options():
     assert config["redbeat_redis_use_ssl"] == config["broker_use_ssl"]
 
 
+@pytest.mark.parametrize(("threads", "limit"), [(None, 10), ("4", 10), ("16", 16), ("64", 64)])
+def test_every_api_thread_can_hold_a_producer_at_once(monkeypatch, threads, limit):
+    """Celery's producer pool blocks a sending thread beyond its limit (10 by default), so
+    a gunicorn worker's threads (web/gunicorn_conf.py says how many) each get one."""
+    from worker.app import celery_config
+
+    if threads is None:
+        monkeypatch.delenv("MLSYS_WEB_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("MLSYS_WEB_THREADS", threads)
+    assert celery_config(Settings(_env_file=None))["broker_pool_limit"] == limit
+
+
 @pytest.mark.parametrize(
     ("memory", "concurrency", "kib"),
     [("4Gi", 2, 1_572_864), ("512Mi", 1, 393_216), ("2G", 4, 366_210)],

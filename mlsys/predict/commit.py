@@ -35,9 +35,11 @@ def check_output(
         SchemaMismatch: the table exists with other columns (and is not to be replaced).
         TableNotEmpty: WRITE_EMPTY and the table has rows.
     """
-    if disposition == "WRITE_TRUNCATE" or not warehouse.exists(target):
+    if disposition == "WRITE_TRUNCATE":
         return
-    existing = warehouse.schema(target).names
+    existing = warehouse.column_names(target)
+    if existing is None:
+        return
     if set(existing) != set(columns):
         raise SchemaMismatch(
             f"Output table {target} exists with columns {existing}, but {writer} writes {columns}.",

@@ -21,7 +21,7 @@ import pyarrow as pa
 from mlsys.dispositions import WRITE_DISPOSITIONS as WRITE_DISPOSITIONS
 from mlsys.dispositions import WriteDisposition as WriteDisposition
 from mlsys.dispositions import check_disposition as check_disposition
-from mlsys.errors import InvalidRequest
+from mlsys.errors import InvalidRequest, TableNotFound
 from mlsys.ids import TableId
 
 #: Column every committed prediction row carries; commit checks it to land a job only once.
@@ -175,6 +175,14 @@ class Warehouse(ABC):
     @abstractmethod
     def schema(self, table: TableId) -> pa.Schema:
         """Arrow schema of the table. Raises TableNotFound."""
+
+    def column_names(self, table: TableId) -> list[str] | None:
+        """The table's column names, or None where it does not exist: what a check of an
+        output table needs, in one look."""
+        try:
+            return self.schema(table).names
+        except TableNotFound:
+            return None
 
     @abstractmethod
     def count_rows(self, table: TableId) -> int:

@@ -56,6 +56,13 @@ def test_write_then_read_round_trips(warehouse, table):
     assert got["name"].tolist()[3] == "n3"
 
 
+def test_column_names_say_none_for_a_missing_table(warehouse, table):
+    assert warehouse.column_names(table) is None
+    warehouse.write(_frame(3), table, "WRITE_APPEND")
+
+    assert warehouse.column_names(table) == ["id", "x", "name"]
+
+
 def test_dispositions(warehouse, table):
     warehouse.write(_frame(5), table, "WRITE_APPEND")
     warehouse.write(_frame(5, 5), table, "WRITE_APPEND")

@@ -200,3 +200,36 @@ def _keys(warehouse, table: TableId) -> tuple[tuple, tuple]:
     versions = warehouse._versions
     now = versions.read()
     return versions.key(now, table, "rows"), versions.key(now, table, "schema")
+
+
+def test_one_read_answers_every_table_of_a_dataset(warehouse, opens, settings):
+    """A burst of submits to many output tables of one dataset: the first check reads the
+    columns of all of them; a table created later (by a job's commit) is read again once."""
+    siblings = [TableId.parse(f"mlsys-local.t.out_{i}") for i in range(5)]
+    for sibling in siblings:
+        _in_another_process(
+            settings,
+            f"warehouse.write(pd.DataFrame({{'p': [1]}}), TableId.parse('{sibling}'), "
+            "'WRITE_TRUNCATE')",
+        )
+    opens.clear()
+    with warehouse.session(write=False):
+        assert warehouse.column_names(siblings[0]) == ["p"]
+    assert opens == [False]
+
+    assert [warehouse.column_names(t) for t in siblings] == [["p"]] * 5
+    assert warehouse.exists(TABLE) and all(warehouse.exists(t) for t in siblings)
+    assert warehouse.column_names(TableId.parse("mlsys-local.t.later")) is None
+    assert len(opens) == 2  # the dataset's columns, then the table it did not have
+    assert warehouse.column_names(TableId.parse("mlsys-local.t.later")) is None
+    assert len(opens) == 2
+
+    _in_another_process(
+        settings,
+        "warehouse.write(pd.DataFrame({'q': [1], 'r': [2]}), "
+        "TableId.parse('mlsys-local.t.later'), 'WRITE_TRUNCATE')",
+    )
+    assert warehouse.column_names(TableId.parse("mlsys-local.t.later")) == ["q", "r"]
+    assert len(opens) == 3
+    assert warehouse.column_names(siblings[3]) == ["p"]
+    assert len(opens) == 3

@@ -18,6 +18,7 @@ from tenacity import (
 
 from mlsys.errors import (
     BackendUnavailable,
+    InvalidIdentifier,
     InvalidRequest,
     PermissionDenied,
     SchemaMismatch,
@@ -138,6 +139,34 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: TableId) -> list[str]:
         [duckdb_schema_name(table.project, table.dataset), table.table],
     )
     return [row[0] for row in rows]
+
+
+def dataset_columns(
+    con: duckdb.DuckDBPyConnection, table: TableId, most: int
+) -> dict[tuple, tuple[TableId, list[str] | None]]:
+    """{("columns", table): (table, its column names)} for every table of `table`'s dataset,
+    or only for `table` where the dataset has more than `most` tables (a read cache keeps that
+    many answers at most); `table` itself maps to None where it does not exist."""
+    rows = execute(
+        con,
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = ? ORDER BY table_name, ordinal_position",
+        [duckdb_schema_name(table.project, table.dataset)],
+    )
+    found: dict[str, list[str]] = {}
+    for name, column in rows:
+        found.setdefault(name, []).append(column)
+    if len(found) > most:
+        found = {table.table: found[table.table]} if table.table in found else {}
+    answers: dict[tuple, tuple[TableId, list[str] | None]] = {}
+    for name, columns in found.items():
+        try:
+            seen = TableId(table.project, table.dataset, name)
+        except InvalidIdentifier:  # made outside mlsys: no TableId can ask for it
+            continue
+        answers[("columns", seen)] = (seen, columns)
+    answers.setdefault(("columns", table), (table, None))
+    return answers
 
 
 def execute(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:

@@ -129,8 +129,42 @@ class ReadCache:
             # The version read before the answer: a write in between only makes the next read
             # miss, never keeps an answer older than its key.
             self._answers[question] = (key, time.monotonic(), answer)
+        self._evict()
+        return answer
+
+    def get_grouped(
+        self,
+        question: tuple,
+        table: TableId,
+        depends: Depends,
+        group: tuple,
+        read_group: Callable[[], dict[tuple, tuple[TableId, T]]],
+        coalesce: bool = True,
+    ) -> T:
+        """`get`, for a question that one read answers for a whole group of tables at once
+        (the columns of every table of a dataset): `read_group()` returns {question: (table,
+        answer)} for the tables it saw, `question` among them, and each answer is kept at its
+        own table's version. Threads that miss any question of the group wait for one read."""
+        key, answer = self._kept(question, table, depends)
+        if answer is not _MISSING:
+            return answer  # type: ignore[return-value]
+        lock = self._reading.setdefault(group, threading.Lock()) if coalesce else _NO_LOCK
+        with lock:
+            key, answer = self._kept(question, table, depends)
+            if answer is not _MISSING:
+                return answer  # type: ignore[return-value]
+            # Every version read before the answers, as in `get`.
+            versions = self.versions.read()
+            answers = read_group()
+            now = time.monotonic()
+            for asked, (seen, value) in answers.items():
+                self._answers[asked] = (self.versions.key(versions, seen, depends), now, value)
+            answer = answers[question][1]
+        self._evict()
+        return answer
+
+    def _evict(self) -> None:
         while len(self._answers) > MAX_ENTRIES:
             oldest = next(iter(self._answers))
             self._answers.pop(oldest, None)
             self._reading.pop(oldest, None)
-        return answer

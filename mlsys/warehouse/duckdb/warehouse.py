@@ -60,6 +60,7 @@ from mlsys.warehouse.base import (
 from mlsys.warehouse.batches import rebatch
 from mlsys.warehouse.duckdb.connection import (
     check_append_columns,
+    dataset_columns,
     execute,
     one_query,
     retry_on_lock,
@@ -83,6 +84,10 @@ from mlsys.warehouse.duckdb.sql import (
 )
 
 log = logging.getLogger(__name__)
+
+#: A read of one table's columns answers for every table of its dataset up to this many (the
+#: read cache keeps MAX_ENTRIES answers in all).
+GROUP_TABLES = 128
 
 _SHARD_FILE = "shard-{:05d}.parquet"
 
@@ -286,8 +291,27 @@ class DuckDBWarehouse(Warehouse):
         return self._run(lambda con: con.sql(translated).to_arrow_table(), attach=False)
 
     def exists(self, table: TableId) -> bool:
-        return self._cached(
-            ("exists", table), table, "schema", lambda: self._run(lambda c: table_exists(c, table))
+        if self._cache is not None:
+            return self.column_names(table) is not None
+        return self._run(lambda c: table_exists(c, table))
+
+    def column_names(self, table: TableId) -> list[str] | None:
+        def one(con) -> list[str] | None:
+            return table_columns(con, table) if table_exists(con, table) else None
+
+        if self._cache is None:
+            return self._run(one, table)
+        # A miss reads the columns of every table in the dataset at once: a burst of submits
+        # to many output tables of one dataset then costs one turn at the file, not one each.
+        dataset = (table.project, table.dataset)
+        holding = getattr(self._local, "con", None) is not None
+        return self._cache.get_grouped(
+            ("columns", table),
+            table,
+            "schema",
+            ("columns", *dataset),
+            lambda: self._run(lambda con: dataset_columns(con, table, GROUP_TABLES)),
+            coalesce=not holding,
         )
 
     def schema(self, table: TableId) -> pa.Schema:

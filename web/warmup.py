@@ -108,7 +108,7 @@ def warm_up(app: Flask, threads: Executor | None = None, thread_count: int = 0) 
                 result.steps.append(name)
         if threads is not None and thread_count > 1 and "warehouse" in result.steps:
             try:
-                _in_every_thread(app, threads, thread_count, _steps(app, found)["warehouse"])
+                _in_every_thread(app, threads, thread_count, _per_thread(app, found))
             except Exception as error:
                 result.failed["threads"] = f"{type(error).__name__}: {error}"[:200]
                 log.warning("warm-up of the request threads failed: %s", result.failed["threads"])
@@ -141,15 +141,35 @@ def warm_up_within(app: Flask, seconds: float, threads: Executor | None, count: 
         log.warning("warm-up still running after %.0fs: serving, not ready until it ends", seconds)
 
 
-def _in_every_thread(app: Flask, threads: Executor, count: int, step: Callable[[], object]) -> None:
+def _per_thread(app: Flask, found: Backends) -> Callable[[threading.Barrier], None]:
+    """What each request thread does once: start its DuckDB for reads, and hold a broker
+    producer and a job-store connection of its own while the others do the same, so that a
+    burst of submits finds as many of each open as there are threads (opening them costs a
+    submit 100-200 ms when every thread does it at once)."""
+    warehouse = _steps(app, found)["warehouse"]
+
+    def step(together: threading.Barrier) -> None:
+        warehouse()
+        with found.celery.producer_or_acquire() as producer, found.jobs.connection():
+            producer.connection.ensure_connection(max_retries=1)
+            producer.channel  # noqa: B018 - opening the channel is the point
+            together.wait()  # every thread holds one at once: the pools open `count`
+
+    return step
+
+
+def _in_every_thread(
+    app: Flask, threads: Executor, count: int, step: Callable[[threading.Barrier], object]
+) -> None:
     # An executor reuses an idle thread rather than start one: holding every task at a
     # barrier until all have started makes each run in a thread of its own.
     barrier = threading.Barrier(count, timeout=THREADS_TIMEOUT)
+    together = threading.Barrier(count, timeout=THREADS_TIMEOUT)
 
     def task() -> None:
         barrier.wait()
         with app.app_context():
-            step()
+            step(together)
 
     for future in [threads.submit(task) for _ in range(count)]:
         future.result(timeout=THREADS_TIMEOUT * 2)

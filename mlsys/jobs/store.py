@@ -138,6 +138,17 @@ class JobStore:
     def ping(self) -> bool:
         return bool(self._redis.ping())
 
+    @contextmanager
+    def connection(self) -> Iterator[None]:
+        """Hold one connection of the client's pool open for the block (a server warming up
+        opens one per request thread before traffic comes)."""
+        pool = self._redis.connection_pool
+        held = pool.get_connection()
+        try:
+            yield
+        finally:
+            pool.release(held)
+
     # --- submit -----------------------------------------------------------------------------
     def create(self, new: NewJob, job_id: str | None = None) -> tuple[Job, bool]:
         """Record a queued job with its first unit. With an idempotency key the principal

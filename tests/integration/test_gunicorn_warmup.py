@@ -40,15 +40,19 @@ def _booted(log: Path) -> set[int]:
     return {int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", log.read_text())}
 
 
-def test_every_worker_warms_up_before_its_first_request(tmp_path, redis_url):
+def test_every_worker_warms_up_before_its_first_request(tmp_path, redis_url, redis_client):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "gunicorn.log"
+    before = len(redis_client.client_list())
     with _gunicorn(tmp_path, redis_url, port):
         wait_for(lambda: len(_booted(log)) == WORKERS, timeout=60, what="workers")
         # The warm-up runs before a worker accepts: once each worker has logged it, the first
         # request any of them serves is a warm one.
         wait_for(lambda: len(DONE.findall(log.read_text())) == WORKERS, timeout=60, what="warm")
+        # Each request thread held a job-store connection and a broker producer of its own at
+        # once: a burst of submits finds them open.
+        opened = len(redis_client.client_list()) - before
         readies = [requests.get(f"{url}/ready", timeout=10) for _ in range(4)]
         text = log.read_text()
 
@@ -58,6 +62,7 @@ def test_every_worker_warms_up_before_its_first_request(tmp_path, redis_url):
         # Redis (jobs, rate limits), the broker's producer, the warehouse (registry read,
         # DuckDB started) in this thread and in every request thread, the URL map.
         assert set(steps) >= {"redis", "warehouse", "model_store", "broker", "routes", "threads"}
+    assert opened >= WORKERS * THREADS * 2
     # The warm-up's log precedes every request the worker served.
     assert text.index("warm-up of process") < text.index('"path":"/ready"')
     for ready in readies:

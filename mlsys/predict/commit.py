@@ -37,7 +37,9 @@ def check_output(
     """
     if disposition == "WRITE_TRUNCATE":
         return
-    existing = warehouse.column_names(target)
+    # The commit checks the columns again in its transaction: this early look may lag a write
+    # that is being read again (the API's cached checks in a burst of table creations).
+    existing = warehouse.column_names(target, may_lag=True)
     if existing is None:
         return
     if set(existing) != set(columns):
@@ -101,6 +103,12 @@ def _land(
     if disposition == "WRITE_TRUNCATE":
         landing.replace_with_staged()
         return CommitResult(rows=staged.rows)
+    if set(columns) != set(staged.columns):
+        # The early check (check_output) may have looked before another writer made the table.
+        raise SchemaMismatch(
+            f"Output table {target} has columns {columns}, but this job writes {staged.columns}.",
+            hint="Choose a new output table, or write_disposition WRITE_TRUNCATE to replace it.",
+        )
     if disposition == "WRITE_EMPTY" and landing.row_count():
         raise _not_empty(target)
     inserted = landing.append_staged("empty" if disposition == "WRITE_EMPTY" else "job")

@@ -176,9 +176,13 @@ class Warehouse(ABC):
     def schema(self, table: TableId) -> pa.Schema:
         """Arrow schema of the table. Raises TableNotFound."""
 
-    def column_names(self, table: TableId) -> list[str] | None:
+    def column_names(self, table: TableId, may_lag: bool = False) -> list[str] | None:
         """The table's column names, or None where it does not exist: what a check of an
-        output table needs, in one look."""
+        output table needs, in one look.
+
+        Args:
+            may_lag: the caller re-checks before it acts (a job's commit does): a backend that
+                caches reads may answer from before a write it is still reading again."""
         try:
             return self.schema(table).names
         except TableNotFound:

@@ -172,6 +172,21 @@ def test_commit_refuses_a_table_mlsys_did_not_write(warehouse, table, scope):
     assert warehouse.count_rows(table) == 10
 
 
+def test_commit_refuses_an_output_made_meanwhile_with_other_columns(warehouse, table, scope):
+    """The early check of a submit may look before another writer makes the output table:
+    the commit checks its columns again and lands nothing."""
+    warehouse.write(_frame(10), table, "WRITE_APPEND")
+    target = table.with_table(table.table + "_out")
+    plan = warehouse.plan_read(table, ["id", "x"], 1, scope)
+    _stage_all(warehouse, scope, plan, scope.job_id)
+    other = pd.DataFrame({"id": [1], "y": [2.0], JOB_ID_COLUMN: ["another-job"]})
+    warehouse.write(other, target, "WRITE_APPEND")
+
+    with pytest.raises(SchemaMismatch, match="columns"):
+        commit_output(warehouse, scope, target, 1, "WRITE_APPEND")
+    assert warehouse.count_rows(target) == 1
+
+
 def test_merge_upserts_and_a_no_change_merge_writes_nothing(warehouse, table):
     rows = pa.table({"name": ["a", "b"], "version": [1, 1], "status": ["ok", "ok"]})
     assert warehouse.merge(table, rows, ["name", "version"]).inserted == 2

@@ -17,6 +17,7 @@ import pytest
 from mlsys.ids import TableId
 from mlsys.settings import Settings
 from mlsys.warehouse import open_warehouse
+from tests.services import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -233,3 +234,22 @@ def test_one_read_answers_every_table_of_a_dataset(warehouse, opens, settings):
     assert len(opens) == 3
     assert warehouse.column_names(siblings[3]) == ["p"]
     assert len(opens) == 3
+
+
+def test_a_check_that_may_lag_answers_at_once_and_reads_again_behind(warehouse, settings):
+    """The API's look at an output table (its job's commit checks again): after a write, the
+    old answer comes at once while a thread reads the dataset again; a strict read waits."""
+    later = TableId.parse("mlsys-local.t.lagging")
+    assert warehouse.column_names(later, may_lag=True) is None
+    _in_another_process(
+        settings,
+        f"warehouse.write(pd.DataFrame({{'q': [1]}}), TableId.parse('{later}'), 'WRITE_TRUNCATE')",
+    )
+
+    assert warehouse.column_names(later, may_lag=True) is None  # as it was, at once
+    assert wait_for(lambda: warehouse.column_names(later, may_lag=True) == ["q"], timeout=30)
+    _in_another_process(
+        settings,
+        f"warehouse.write(pd.DataFrame({{'s': [1]}}), TableId.parse('{later}'), 'WRITE_TRUNCATE')",
+    )
+    assert warehouse.column_names(later) == ["s"]  # strict: read again before answering

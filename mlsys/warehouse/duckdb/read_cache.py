@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -32,6 +33,7 @@ from typing import Literal, TypeVar
 from mlsys.ids import TableId
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 Depends = Literal["rows", "schema"]
 
 #: Answers kept per process at most (the oldest go first).
@@ -96,6 +98,9 @@ class ReadCache:
         self.versions, self.max_age = versions, max_age
         self._answers: dict[tuple, tuple[tuple, float, object]] = {}
         self._reading: dict[tuple, threading.Lock] = {}
+        #: Groups being read again in the background, guarded by `_guard`.
+        self._refreshing: set[tuple] = set()
+        self._guard = threading.Lock()
 
     def _kept(self, question: tuple, table: TableId, depends: Depends) -> tuple[tuple, object]:
         """(the current version key, the kept answer if it is still good, else _MISSING)."""
@@ -140,28 +145,61 @@ class ReadCache:
         group: tuple,
         read_group: Callable[[], dict[tuple, tuple[TableId, T]]],
         coalesce: bool = True,
+        stale_ok: bool = False,
     ) -> T:
         """`get`, for a question that one read answers for a whole group of tables at once
         (the columns of every table of a dataset): `read_group()` returns {question: (table,
         answer)} for the tables it saw, `question` among them, and each answer is kept at its
-        own table's version. Threads that miss any question of the group wait for one read."""
+        own table's version. Threads that miss any question of the group wait for one read.
+
+        With `stale_ok`, an answer that a write has since moved, but younger than `max_age`,
+        is given as it is while a thread reads the group again: a caller that checks again
+        before it acts (a job's commit) need not wait behind the writers for an early look."""
         key, answer = self._kept(question, table, depends)
         if answer is not _MISSING:
             return answer  # type: ignore[return-value]
+        if stale_ok:
+            kept = self._answers.get(question)
+            if kept is not None and time.monotonic() - kept[1] < self.max_age:
+                self._refresh_later(group, depends, read_group)
+                return kept[2]  # type: ignore[return-value]
         lock = self._reading.setdefault(group, threading.Lock()) if coalesce else _NO_LOCK
         with lock:
             key, answer = self._kept(question, table, depends)
             if answer is not _MISSING:
                 return answer  # type: ignore[return-value]
-            # Every version read before the answers, as in `get`.
-            versions = self.versions.read()
-            answers = read_group()
-            now = time.monotonic()
-            for asked, (seen, value) in answers.items():
-                self._answers[asked] = (self.versions.key(versions, seen, depends), now, value)
-            answer = answers[question][1]
+            answer = self._read_group(depends, read_group)[question][1]
         self._evict()
         return answer
+
+    def _read_group(self, depends: Depends, read_group: Callable[[], dict]) -> dict:
+        # Every version read before the answers, as in `get`.
+        versions = self.versions.read()
+        answers = read_group()
+        now = time.monotonic()
+        for asked, (seen, value) in answers.items():
+            self._answers[asked] = (self.versions.key(versions, seen, depends), now, value)
+        return answers
+
+    def _refresh_later(self, group: tuple, depends: Depends, read_group: Callable) -> None:
+        """Read `group` again in a thread of its own (one at a time per group)."""
+        with self._guard:
+            if group in self._refreshing:
+                return
+            self._refreshing.add(group)
+
+        def refresh() -> None:
+            try:
+                with self._reading.setdefault(group, threading.Lock()):
+                    self._read_group(depends, read_group)
+                self._evict()
+            except Exception as error:  # the next caller reads for itself
+                log.warning("could not read %s again for the read cache: %s", group, error)
+            finally:
+                with self._guard:
+                    self._refreshing.discard(group)
+
+        threading.Thread(target=refresh, name="mlsys-read-refresh", daemon=True).start()
 
     def _evict(self) -> None:
         while len(self._answers) > MAX_ENTRIES:

@@ -295,7 +295,7 @@ class DuckDBWarehouse(Warehouse):
             return self.column_names(table) is not None
         return self._run(lambda c: table_exists(c, table))
 
-    def column_names(self, table: TableId) -> list[str] | None:
+    def column_names(self, table: TableId, may_lag: bool = False) -> list[str] | None:
         def one(con) -> list[str] | None:
             return table_columns(con, table) if table_exists(con, table) else None
 
@@ -312,6 +312,7 @@ class DuckDBWarehouse(Warehouse):
             ("columns", *dataset),
             lambda: self._run(lambda con: dataset_columns(con, table, GROUP_TABLES)),
             coalesce=not holding,
+            stale_ok=may_lag,
         )
 
     def schema(self, table: TableId) -> pa.Schema:

@@ -205,7 +205,8 @@ def _keys(warehouse, table: TableId) -> tuple[tuple, tuple]:
 
 def test_one_read_answers_every_table_of_a_dataset(warehouse, opens, settings):
     """A burst of submits to many output tables of one dataset: the first check reads the
-    columns of all of them; a table created later (by a job's commit) is read again once."""
+    columns of all of them, and knows the tables it did not see do not exist; a table created
+    later (by a job's commit) is read again once."""
     siblings = [TableId.parse(f"mlsys-local.t.out_{i}") for i in range(5)]
     for sibling in siblings:
         _in_another_process(
@@ -221,9 +222,8 @@ def test_one_read_answers_every_table_of_a_dataset(warehouse, opens, settings):
     assert [warehouse.column_names(t) for t in siblings] == [["p"]] * 5
     assert warehouse.exists(TABLE) and all(warehouse.exists(t) for t in siblings)
     assert warehouse.column_names(TableId.parse("mlsys-local.t.later")) is None
-    assert len(opens) == 2  # the dataset's columns, then the table it did not have
-    assert warehouse.column_names(TableId.parse("mlsys-local.t.later")) is None
-    assert len(opens) == 2
+    assert not warehouse.exists(TableId.parse("mlsys-local.t.never"))
+    assert len(opens) == 1  # the dataset's read said neither exists
 
     _in_another_process(
         settings,
@@ -231,9 +231,10 @@ def test_one_read_answers_every_table_of_a_dataset(warehouse, opens, settings):
         "TableId.parse('mlsys-local.t.later'), 'WRITE_TRUNCATE')",
     )
     assert warehouse.column_names(TableId.parse("mlsys-local.t.later")) == ["q", "r"]
-    assert len(opens) == 3
+    assert len(opens) == 2
     assert warehouse.column_names(siblings[3]) == ["p"]
-    assert len(opens) == 3
+    assert not warehouse.exists(TableId.parse("mlsys-local.t.never"))
+    assert len(opens) == 2
 
 
 def test_a_check_that_may_lag_answers_at_once_and_reads_again_behind(warehouse, settings):

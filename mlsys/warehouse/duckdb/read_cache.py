@@ -98,6 +98,10 @@ class ReadCache:
         self.versions, self.max_age = versions, max_age
         self._answers: dict[tuple, tuple[tuple, float, object]] = {}
         self._reading: dict[tuple, threading.Lock] = {}
+        #: Each group's last read: (the versions it was read at, when, its answers). A table
+        #: the read did not see did not exist then: asked later, it is answered None while
+        #: its own version has not moved.
+        self._groups: dict[tuple, tuple[dict, float, dict]] = {}
         #: Groups being read again in the background, guarded by `_guard`.
         self._refreshing: set[tuple] = set()
         self._guard = threading.Lock()
@@ -155,30 +159,55 @@ class ReadCache:
         With `stale_ok`, an answer that a write has since moved, but younger than `max_age`,
         is given as it is while a thread reads the group again: a caller that checks again
         before it acts (a job's commit) need not wait behind the writers for an early look."""
-        key, answer = self._kept(question, table, depends)
+        answer = self._kept_in_group(question, table, depends, group)
         if answer is not _MISSING:
             return answer  # type: ignore[return-value]
         if stale_ok:
-            kept = self._answers.get(question)
-            if kept is not None and time.monotonic() - kept[1] < self.max_age:
+            answer = self._kept_in_group(question, table, depends, group, stale=True)
+            if answer is not _MISSING:
                 self._refresh_later(group, depends, read_group)
-                return kept[2]  # type: ignore[return-value]
+                return answer  # type: ignore[return-value]
         lock = self._reading.setdefault(group, threading.Lock()) if coalesce else _NO_LOCK
         with lock:
-            key, answer = self._kept(question, table, depends)
+            answer = self._kept_in_group(question, table, depends, group)
             if answer is not _MISSING:
                 return answer  # type: ignore[return-value]
-            answer = self._read_group(depends, read_group)[question][1]
+            answers = self._read_group(group, depends, read_group)
+            answer = answers.get(question, (table, None))[1]
         self._evict()
         return answer
 
-    def _read_group(self, depends: Depends, read_group: Callable[[], dict]) -> dict:
+    def _kept_in_group(
+        self, question: tuple, table: TableId, depends: Depends, group: tuple, stale: bool = False
+    ) -> object:
+        """The kept answer to `question`, or the group's last read of `table` (None where that
+        read did not see it), while `table`'s version has not moved since (or, `stale`, has)
+        and the answer is younger than `max_age`; else _MISSING."""
+        key, answer = self._kept(question, table, depends)
+        if answer is not _MISSING:
+            return answer
+        now = time.monotonic()
+        kept = self._answers.get(question)
+        if stale and kept is not None and now - kept[1] < self.max_age:
+            return kept[2]
+        last = self._groups.get(group)
+        if last is None or now - last[1] >= self.max_age:
+            return _MISSING
+        then, _at, answers = last
+        if not stale and self.versions.key(then, table, depends) != key:
+            return _MISSING
+        return answers.get(question, (table, None))[1]
+
+    def _read_group(
+        self, group: tuple, depends: Depends, read_group: Callable[[], dict]
+    ) -> dict[tuple, tuple[TableId, object]]:
         # Every version read before the answers, as in `get`.
         versions = self.versions.read()
         answers = read_group()
         now = time.monotonic()
         for asked, (seen, value) in answers.items():
             self._answers[asked] = (self.versions.key(versions, seen, depends), now, value)
+        self._groups[group] = (versions, now, answers)
         return answers
 
     def _refresh_later(self, group: tuple, depends: Depends, read_group: Callable) -> None:
@@ -191,7 +220,7 @@ class ReadCache:
         def refresh() -> None:
             try:
                 with self._reading.setdefault(group, threading.Lock()):
-                    self._read_group(depends, read_group)
+                    self._read_group(group, depends, read_group)
                 self._evict()
             except Exception as error:  # the next caller reads for itself
                 log.warning("could not read %s again for the read cache: %s", group, error)

@@ -15,6 +15,7 @@ from tests.services import (  # noqa: E402
     celery_worker,
     crashable_redis,
     free_port,
+    gunicorn_command,
     kill_group,
     process,
     redis_server,
@@ -58,17 +59,6 @@ def bench_env(home: Path, redis_url: str, **extra: str) -> dict[str, str]:
 @contextlib.contextmanager
 def gunicorn(env: dict[str, str], port: int, workers: int = 2, threads: int = 16):
     """The API as the Procfile and docker/start run it (2 workers of 16 threads)."""
-    args = [
-        str(Path(sys.executable).parent / "gunicorn"),
-        "--config",
-        "python:web.gunicorn_conf",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "web:create_app()",
-    ]
+    args = gunicorn_command(port, workers, threads)
     with process(args, env, ROOT, Path(env["MLSYS_HOME"]) / "gunicorn.log"):
         yield f"http://127.0.0.1:{port}"

@@ -198,6 +198,19 @@ def process(
         handle.close()
 
 
+def gunicorn_command(port: int, workers: int = 2, threads: int = 1, *extra: str) -> list[str]:
+    """`gunicorn "web:create_app()"` with the API's own config, on 127.0.0.1:`port`."""
+    return [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "--config", "python:web.gunicorn_conf",
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers),
+        "--threads", str(threads),
+        *extra,
+        "web:create_app()",
+    ]  # fmt: skip
+
+
 def celery(*args: str) -> list[str]:
     """`celery -A worker ARGS` with this interpreter."""
     return [sys.executable, "-m", "celery", "-A", "worker", *args]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.services import free_port, process, repo_root, wait_for
+from tests.services import free_port, gunicorn_command, process, repo_root, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,18 +37,7 @@ def test_metrics_sum_every_gunicorn_worker(tmp_path, redis_url, named):
     }
     if named:
         env["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
-    args = [
-        str(Path(sys.executable).parent / "gunicorn"),
-        "-c",
-        "python:web.gunicorn_conf",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "2",
-        "--threads",
-        "1",
-        "web:create_app()",
-    ]
+    args = gunicorn_command(port, workers=2, threads=1)
     url = f"http://127.0.0.1:{port}"
     with process(args, env, repo_root(), tmp_path / "gunicorn.log") as master:
         wait_for(lambda: _up(url), timeout=60, what="gunicorn")

@@ -4,13 +4,12 @@ warm-up failed keeps serving but does not report ready."""
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.services import free_port, isolated_env, process, repo_root, wait_for
+from tests.services import free_port, gunicorn_command, isolated_env, process, repo_root, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -21,18 +20,7 @@ DONE = re.compile(r"warm-up of process (\d+) done in \S+ \(done: ([^;)]*)\)")
 
 def _gunicorn(tmp_path: Path, redis_url: str, port: int):
     env = isolated_env(MLSYS_HOME=str(tmp_path / "home"), REDIS_URL=redis_url)
-    args = [
-        str(Path(sys.executable).parent / "gunicorn"),
-        "-c",
-        "python:web.gunicorn_conf",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(WORKERS),
-        "--threads",
-        str(THREADS),
-        "web:create_app()",
-    ]
+    args = gunicorn_command(port, WORKERS, THREADS)
     return process(args, env, repo_root(), tmp_path / "gunicorn.log")
 
 

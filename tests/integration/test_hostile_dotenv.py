@@ -4,14 +4,13 @@ environment (tests/services.py `isolated_env`) and read no dotenv file."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 
 from mlsys.settings import Settings
-from tests.services import NO_REDIS, free_port, isolated_env, process, wait_for
+from tests.services import NO_REDIS, free_port, gunicorn_command, isolated_env, process, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -47,10 +46,7 @@ def test_settings_in_the_test_process_ignore_the_dotenv_file(hostile_checkout):
 def test_a_server_started_by_a_test_ignores_the_dotenv_file(hostile_checkout, redis_url):
     port = free_port()
     env = isolated_env(REDIS_URL=redis_url, MLSYS_HOME=str(hostile_checkout / "home"))
-    gunicorn = [
-        str(Path(sys.executable).parent / "gunicorn"), "-c", "python:web.gunicorn_conf",
-        "--bind", f"127.0.0.1:{port}", "--workers", "1", "web:create_app()",
-    ]  # fmt: skip
+    gunicorn = gunicorn_command(port, workers=1)
     url = f"http://127.0.0.1:{port}"
     with process(gunicorn, env, hostile_checkout, hostile_checkout / "gunicorn.log"):
         wait_for(lambda: _answers(url), timeout=60, what="gunicorn")

@@ -5,9 +5,7 @@ requests waiting for jobs leave the API free for everyone else."""
 
 from __future__ import annotations
 
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,7 +19,15 @@ from mlsys.settings import Settings
 from mlsys.store import open_store
 from mlsys.warehouse import open_warehouse
 from tests.models import ScriptedClassifier
-from tests.services import celery_worker, free_port, isolated_env, process, repo_root, wait_for
+from tests.services import (
+    celery_worker,
+    free_port,
+    gunicorn_command,
+    isolated_env,
+    process,
+    repo_root,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -101,11 +107,7 @@ def api(tmp_path_factory, redis_url):
     env = isolated_env()
     env.update(values)
     port = free_port()
-    gunicorn = [
-        str(Path(sys.executable).parent / "gunicorn"),
-        "-c", "python:web.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
-        "--workers", "2", "--threads", "32", "--timeout", "60", "web:create_app()",
-    ]  # fmt: skip
+    gunicorn = gunicorn_command(port, 2, 32, "--timeout", "60")
     url = f"http://127.0.0.1:{port}"
     with (
         process(gunicorn, env, repo_root(), tmp / "gunicorn.log"),

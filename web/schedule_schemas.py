@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from mlsys.jobs.schedules import OUTCOMES
 from web.evaluation_schemas import EvaluateRequest
 from web.schemas import PredictRequest, Strict
 
@@ -54,14 +55,7 @@ class ScheduleRun(BaseModel):
     """One firing of a schedule."""
 
     at: str = Field(description="When beat fired it (UTC).")
-    outcome: Literal[
-        "submitted",
-        "skipped_overlap",
-        "skipped_paused",
-        "skipped_revoked",
-        "skipped_budget",
-        "failed",
-    ]
+    outcome: Literal[OUTCOMES]  # the job engine's own list of outcomes
     job_id: str | None = Field(description="The job it submitted (outcome submitted).")
     job_state: str | None = Field(None, description="That job's state now.")
     detail: str = Field(description="Why it was skipped or failed.")

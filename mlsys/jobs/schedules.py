@@ -39,6 +39,7 @@ SUBMITTED, SKIPPED_OVERLAP, SKIPPED_PAUSED, SKIPPED_REVOKED, SKIPPED_BUDGET, FAI
     "skipped_budget",
     "failed",
 )
+OUTCOMES = (SUBMITTED, SKIPPED_OVERLAP, SKIPPED_PAUSED, SKIPPED_REVOKED, SKIPPED_BUDGET, FAILED)
 #: Schedule ids read from the index per round trip when listing.
 _LIST_BATCH = 500
 

@@ -33,6 +33,15 @@ VERSION_PAGE = "/ui/models/titanic-survival/versions/v1?env=dev"
 HISTORY = "/models/titanic-survival/versions/v1/evaluations?env=dev"
 
 
+#: What the schedule tests schedule (the demo's tables and model).
+SCHEDULED_PREDICT = {
+    "env": "dev",
+    "input_table": "mlsys-local.titanic.passengers",
+    "output_table": "mlsys-local.titanic.scheduled",
+    "model_name": "titanic-survival",
+}
+
+
 @pytest.fixture
 def two_principals(tmp_path, redis_client, redis_url):
     """The app with an admin token and an `analyst` (predict scope, every dataset)."""
@@ -148,12 +157,7 @@ def test_the_schedule_preview_says_why_a_timing_never_runs(two_principals, query
 
 def test_a_schedule_on_a_day_that_never_comes_is_refused_with_400(two_principals):
     url, _, _ = two_principals
-    predict = {
-        "env": "dev",
-        "input_table": "mlsys-local.titanic.passengers",
-        "output_table": "mlsys-local.titanic.scheduled",
-        "model_name": "titanic-survival",
-    }
+    predict = dict(SCHEDULED_PREDICT)
 
     created = _api(ANALYST).post(
         f"{url}/schedules", json={"cron": "0 6 31 2 *", "predict": predict}
@@ -174,12 +178,7 @@ def test_a_schedule_on_a_day_that_never_comes_is_refused_with_400(two_principals
 
 def test_a_schedule_on_sunday_as_7_is_created_and_runs_on_sundays(two_principals):
     url, _, _ = two_principals
-    predict = {
-        "env": "dev",
-        "input_table": "mlsys-local.titanic.passengers",
-        "output_table": "mlsys-local.titanic.scheduled",
-        "model_name": "titanic-survival",
-    }
+    predict = dict(SCHEDULED_PREDICT)
 
     created = _api(ANALYST).post(f"{url}/schedules", json={"cron": "5 4 * * 7", "predict": predict})
 

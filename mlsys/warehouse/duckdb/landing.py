@@ -75,6 +75,9 @@ class DuckDBLanding(OutputLanding):
         # memory (it spills instead). Measured on a 7-column output: a 512MB cap let the
         # commit grow by 117 MB at 1M rows and 276 MB at 10M, 128MB by 89 and 124 MB.
         execute(self.con, f"SET memory_limit = {sql_string(self.memory_limit)}")
+        # An output table has no row order to keep (no query may rely on one): without it
+        # DuckDB writes row groups on every thread at once, which halved a 5M-row commit.
+        execute(self.con, "SET preserve_insertion_order = false")
         return f"read_parquet([{', '.join(sql_string(str(f)) for f in self.files)}])"
 
     def create_from_staged(self) -> bool:

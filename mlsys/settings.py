@@ -219,7 +219,7 @@ class Settings(BaseSettings):
         "MLSYS_DUCKDB_SNAPSHOT_MEMORY",
         "DuckDB's memory cap while it copies a job's input to the job's snapshot (an "
         "incremental run's anti-join keeps MLSYS_DUCKDB_MEMORY_LIMIT and spills beyond it).",
-        "64MB",
+        "256MB",
     )
     duckdb_evaluation_memory: str = _env(
         "MLSYS_DUCKDB_EVALUATION_MEMORY",

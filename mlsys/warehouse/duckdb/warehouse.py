@@ -429,8 +429,7 @@ class DuckDBWarehouse(Warehouse):
             # copy 40 % slower than 256MB, which is as fast as 1GB; the memory is given back
             # when the copy's connection closes, before any shard runs. An anti-join's hash
             # table needs more (it fails to pin its blocks at 64MB): it keeps the connection's
-            # cap and spills beyond it. Uncompressed: the shards read the file once, on this
-            # machine, and compressing it cost more than the bytes it saved.
+            # cap and spills beyond it.
             with set_for(
                 con,
                 preserve_insertion_order="false",
@@ -439,7 +438,7 @@ class DuckDBWarehouse(Warehouse):
                 execute(
                     con,
                     f"COPY ({select}) TO {sql_string(str(tmp))} "
-                    f"(FORMAT parquet, ROW_GROUP_SIZE {group}, COMPRESSION uncompressed)",
+                    f"(FORMAT parquet, ROW_GROUP_SIZE {group})",
                 )
 
         self._run(fn, table, attach=False)

@@ -8,10 +8,19 @@ which `PredictSpec.parse` takes as they are; the document still shows them as st
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    field_validator,
+)
 
 from mlsys.dispositions import WriteDisposition
 from mlsys.errors import MlsysError
@@ -85,9 +94,26 @@ ColumnName = Annotated[
 
 
 class Strict(BaseModel):
-    """Base of request models: unknown fields are an error, not silently dropped."""
+    """Base of request models: unknown fields are an error, not silently dropped, and a number
+    is not written true or false."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_not_true_or_false(cls, value: Any, info: ValidationInfo) -> Any:
+        # Python's bool is an int, so pydantic took JSON's true as 1: `"days": true` meant one
+        # day and `"shards": true` one shard. Only a field that may be a bool takes one.
+        if isinstance(value, bool) and info.field_name is not None:
+            if not _admits_bool(cls.model_fields[info.field_name].annotation):
+                raise ValueError("Input should be a number or text, not true or false")
+        return value
+
+
+def _admits_bool(annotation: Any) -> bool:
+    if annotation is bool or annotation is Any:
+        return True
+    return any(_admits_bool(arg) for arg in typing.get_args(annotation))
 
 
 # --- requests ---------------------------------------------------------------------------------

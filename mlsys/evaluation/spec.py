@@ -141,9 +141,23 @@ class EvaluateSpec:
                 f"since ({start.isoformat()}) is not before until ({end.isoformat()}).",
                 hint="Give a window that starts before it ends.",
             )
+        if isinstance(days, bool):  # an int to Python, never a number of days
+            raise InvalidRequest(f"days must be a whole number between 1 and {MAX_DAYS}.")
         span = DEFAULT_DAYS if days is None else int(days)
         if not 1 <= span <= MAX_DAYS:
             raise InvalidRequest(f"days must be between 1 and {MAX_DAYS}.")
+        delay = parse_delay(label_delay)
+        # Outcomes are known `label_delay` after a prediction: a window that starts later than
+        # that (a future since, or one within the delay) has nothing to read yet. Said now,
+        # not by a job that fails later; time only moves the limit on, so a job or schedule
+        # whose window passed here passes again when it runs.
+        latest = datetime.now(UTC) - timedelta(seconds=delay)
+        if start is not None and start >= (latest if end is None else min(end, latest)):
+            raise InvalidRequest(
+                f"since ({start.isoformat()}) is after the newest predictions this evaluation "
+                f"may read ({latest.isoformat(timespec='seconds')}: now, less label_delay).",
+                hint="Give a start in the past, further back than label_delay.",
+            )
         if threshold is not None and not 0 < float(threshold) < 1:
             raise InvalidRequest(
                 f"threshold {threshold} is not a fraction.",
@@ -166,7 +180,7 @@ class EvaluateSpec:
             since=start,
             until=end,
             days=span,
-            label_delay_seconds=parse_delay(label_delay),
+            label_delay_seconds=delay,
             threshold=float(threshold) if threshold is not None else None,
         )
 

@@ -194,6 +194,10 @@ def test_a_schedule_on_sunday_as_7_is_created_and_runs_on_sundays(two_principals
         {"since": "0001-01-01T00:00:00Z"},
         {"label_delay": "99999999999999d"},
         {"label_delay": 10**15},
+        {"since": "2999-01-01"},  # nothing to read yet: refused now, not by a failing job
+        {"days": True},  # JSON's true is not 1
+        {"label_delay": True},
+        {"threshold": True},
     ],
 )
 def test_an_evaluation_window_off_the_calendar_is_a_400(two_principals, extra):

@@ -60,6 +60,9 @@ def test_an_explicit_window_is_cut_by_the_delay_and_kept_once_resolved(settings)
         ({"since": "2026-03-05", "until": "2026-03-01"}, InvalidRequest, "is not before"),
         ({"since": "last week"}, InvalidRequest, "Invalid since"),
         ({"days": 0}, InvalidRequest, "days must be between"),
+        ({"days": True}, InvalidRequest, "whole number"),
+        ({"since": "2999-01-01"}, InvalidRequest, "after the newest predictions"),
+        ({"since": "2999-01-01", "until": "2999-02-01"}, InvalidRequest, "after the newest"),
         ({"threshold": 5}, InvalidRequest, "is not a fraction"),
         ({"model_version": "v2"}, InvalidRequest, "needs model_name"),
         ({"key_columns": "id, bad-name"}, InvalidIdentifier, "Invalid column name"),
@@ -75,3 +78,11 @@ def test_bad_requests_are_refused_with_a_hint(settings, extra, error, message):
     }
     with pytest.raises(error, match=message):
         EvaluateSpec.parse(settings=settings, **fields)
+
+
+def test_a_window_inside_the_label_delay_has_nothing_to_read_yet(settings):
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+
+    assert _spec(settings, since=yesterday).since is not None  # outcomes known at once
+    with pytest.raises(InvalidRequest, match="less label_delay"):
+        _spec(settings, since=yesterday, label_delay="3d")

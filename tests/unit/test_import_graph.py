@@ -9,7 +9,8 @@ functions and under TYPE_CHECKING alike), never by importing it:
   by web, worker, the command and mlsys.access (the budget's keys), and imports nothing above
   the shared base;
 - web and worker both import mlsys, and the worker never imports web (what both need, such as
-  principals and budgets, lives in mlsys.access);
+  principals and budgets, lives in mlsys.access); the API imports of the worker only what it
+  sends tasks and writes schedule entries with;
 - the product's code uses the new paths of moved modules, never the old ones kept for users.
 """
 
@@ -250,6 +251,30 @@ def test_the_worker_never_imports_web():
         "the worker imports the API's internals; move what both need into mlsys "
         f"(e.g. mlsys.access): {reaching}"
     )
+
+
+#: What the API may import of the worker (DESIGN: the task signatures it enqueues, no task
+#: code): the task names, queue and Celery app it sends with; how one unit of a job is sent;
+#: and beat's schedule entries, which the API writes and whose next runs it shows.
+WORKER_SURFACE = {"worker.app", "worker.dispatch", "worker.beat"}
+
+
+def test_the_api_imports_only_the_workers_sending_surface():
+    beyond = [
+        edge
+        for edge in _reaching("web", "worker", graph())
+        if edge.split(" → ")[1] not in WORKER_SURFACE
+    ]
+    assert beyond == [], (
+        "the API imports worker internals (task code runs only in workers); send by task "
+        f"name through worker.dispatch, or move what both need into mlsys: {beyond}"
+    )
+
+
+def test_the_reader_catches_the_api_importing_task_code():
+    edges = {**graph(), "web.jobs": {*graph()["web.jobs"], "worker.tasks"}}
+    assert "web.jobs → worker.tasks" in _reaching("web", "worker", edges)
+    assert {e.split(" → ")[1] for e in _reaching("web", "worker", graph())} <= WORKER_SURFACE
 
 
 def test_the_reader_catches_a_worker_importing_web():

@@ -15,6 +15,10 @@ from pathlib import Path
 
 from mlsys.settings import Settings
 
+#: Where gunicorn's config tells each API process its request threads (web/gunicorn_conf.py):
+#: its waiting slots (web/waiting.py) and its broker producers (worker/app.py) follow it.
+WEB_THREADS_ENV = "MLSYS_WEB_THREADS"
+
 _CGROUP = Path("/sys/fs/cgroup")
 #: cgroup v1 reports "no limit" as a huge number near 2**63.
 _UNLIMITED = 2**60
@@ -51,6 +55,12 @@ def _cgroup_memory(root: Path = _CGROUP) -> int | None:
         if value and value != "max" and int(value) < _UNLIMITED:
             return int(value)
     return None
+
+
+def web_threads() -> int | None:
+    """The request threads of this API process, as gunicorn's config set them (else None)."""
+    value = os.environ.get(WEB_THREADS_ENV, "")
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 @functools.cache

@@ -52,7 +52,9 @@ def child_exit(server, worker) -> None:
 
 def post_fork(server, worker) -> None:
     """Tell the app its thread count: at most half the threads wait for jobs (web/waiting.py)."""
-    os.environ["MLSYS_WEB_THREADS"] = str(server.cfg.threads)
+    from mlsys.resources import WEB_THREADS_ENV
+
+    os.environ[WEB_THREADS_ENV] = str(server.cfg.threads)
 
 
 def post_worker_init(worker) -> None:

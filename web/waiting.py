@@ -18,7 +18,6 @@ once, so waiting requests never take the threads that GET /jobs/{id} needs.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from typing import Any
 
@@ -27,14 +26,13 @@ from pydantic import BaseModel, Field
 
 from mlsys.jobs.model import Job
 from mlsys.jobs.names import TERMINAL, JobState
+from mlsys.resources import web_threads
 from mlsys.settings import Settings
 from web.backends import backends
 from web.errors import problem
 
 #: Waiting requests per process when the thread count is unknown (a dev server).
 DEFAULT_WAITERS = 16
-#: Where the gunicorn config tells each worker its thread count (web/gunicorn_conf.py).
-THREADS_ENV = "MLSYS_WEB_THREADS"
 
 PREFER_HEADER = {
     "name": "Prefer",
@@ -77,8 +75,8 @@ def preferred_wait() -> int | None:
 def waiter_limit(settings: Settings) -> int:
     if settings.max_waiting_requests is not None:
         return settings.max_waiting_requests
-    threads = os.environ.get(THREADS_ENV, "")
-    return max(1, int(threads) // 2) if threads.isdigit() else DEFAULT_WAITERS
+    threads = web_threads()
+    return max(1, threads // 2) if threads is not None else DEFAULT_WAITERS
 
 
 def _slots(settings: Settings) -> threading.BoundedSemaphore:

@@ -8,6 +8,7 @@ import warnings
 from celery import Celery
 
 from mlsys.jobs import keys
+from mlsys.resources import web_threads
 from mlsys.settings import Settings, get_settings
 from worker import fairness
 
@@ -91,7 +92,7 @@ def celery_config(settings: Settings) -> dict:
         # Celery's default of 10, a gunicorn worker's other threads (16 by default) would wait
         # for one in a burst of submits.
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-pool-limit
-        "broker_pool_limit": max(10, int(os.environ.get("MLSYS_WEB_THREADS") or 0)),
+        "broker_pool_limit": max(10, web_threads() or 0),
         # Bound memory growth of long-lived pool processes (KiB), from the container's limit
         # shared by the processes, and recycle them now and then. Checked after each task.
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-max-memory-per-child

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
+from mlsys.resources import WEB_THREADS_ENV as THREADS_ENV
 from mlsys.settings import Settings
-from web.waiting import DEFAULT_WAITERS, THREADS_ENV, preferred_wait, waiter_limit
+from web.waiting import DEFAULT_WAITERS, preferred_wait, waiter_limit
 
 pytestmark = pytest.mark.unit
 

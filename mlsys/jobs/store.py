@@ -31,6 +31,8 @@ from mlsys.jobs.names import LIVE, TERMINAL, JobKind, JobState, Phase, spent_att
 
 log = logging.getLogger(__name__)
 
+#: Job records `page` reads past per call when a predicate rejects them (see `page`).
+SCAN_BUDGET = 2_000
 #: Longest a caller may block in `wait` (the blocking connection's read timeout follows it).
 MAX_WAIT_SECONDS = 300.0
 #: What a job id may look like (the ids this store makes are 32 hex digits; the same shape as
@@ -276,6 +278,7 @@ class JobStore:
         since: datetime | None = None,
         until: datetime | None = None,
         where: Callable[[Job], bool] | None = None,
+        scan_budget: int = SCAN_BUDGET,
     ) -> JobPage:
         """Most recent first, through the index of (owner, kind, state): O(limit) reads.
 
@@ -283,7 +286,10 @@ class JobStore:
             owner: only this principal's jobs (None: everyone's).
             page_token: `next_page_token` of the previous page.
             since, until: only jobs submitted in [since, until) (the index's own order).
-            where: only jobs it accepts (read past the others: a rare match costs a scan).
+            where: only jobs it accepts. The others are read past, at most `scan_budget` of
+                them a call: a filter that matches rarely then answers a short (even empty)
+                page whose token goes on from where the reading stopped, instead of reading
+                a principal's whole week of jobs in one request.
         Raises:
             InvalidRequest: the page token is not one this method handed out.
         """
@@ -298,8 +304,11 @@ class JobStore:
         need = limit + 1  # one more than asked tells whether a next page exists
         found: list[tuple[float, str, Job]] = []
         skip = 0  # ties at the cursor's score, already listed, that the next read passes over
+        scanned, stopped = 0, False
         while len(found) < need:
             num = need - len(found) + 16  # a few spare for ties with the page token's score
+            if where is not None:  # most reads may be passed over: bigger steps, in budget
+                num = max(1, min(max(num, 256), scan_budget - scanned))
             rows = self._redis.zrevrangebyscore(
                 index, high, low, start=skip, num=num, withscores=True
             )
@@ -312,6 +321,7 @@ class JobStore:
                 skip += fetched  # more listed ties than one read returns: read past them
                 continue
             skip = 0
+            scanned += len(rows)
             for (member, score), view in zip(rows, self._views([m for m, _ in rows]), strict=True):
                 if view is None:  # an expired record: drop it from this index for good
                     self._redis.zrem(index, member)
@@ -320,11 +330,16 @@ class JobStore:
             high, after = rows[-1][1], rows[-1][0]
             if exhausted:
                 break
+            if where is not None and scanned >= scan_budget and len(found) < need:
+                stopped = True  # the budget is spent: the token goes on from the last read
+                break
         jobs = [view for _, _, view in found[:limit]]
         next_page_token = None
         if len(found) > limit:
             score, member, _ = found[limit - 1]
             next_page_token = f"{int(score)}.{member}"
+        elif stopped:
+            next_page_token = f"{int(float(high))}.{after}"
         return JobPage(jobs=jobs, next_page_token=next_page_token)
 
     def prune_indexes(self, batch: int = 500) -> int:

@@ -278,3 +278,29 @@ def test_a_page_keeps_to_a_time_range_and_a_predicate_and_ids_are_found_by_prefi
     assert [j.job_id for j in jobs.find_prefix(ids[3][:10], owner="carol")] == [ids[3]]
     assert jobs.find_prefix(ids[3][:10], owner="dave") == []
     assert jobs.find_prefix("not-hex") == [] and jobs.find_prefix("") == []
+
+
+def test_a_rare_filter_reads_a_bounded_part_of_the_index_per_page(jobs):
+    ids = [jobs.create(_new(principal="erin"))[0].job_id for _ in range(12)]
+    oldest = ids[0]  # the one job the filter wants, behind eleven it reads past
+    reads: list[int] = []
+    views = jobs._views
+    jobs._views = lambda members: reads.append(len(members)) or views(members)
+
+    token, seen, pages = None, [], 0
+    while True:
+        page = jobs.page(
+            "erin", limit=5, page_token=token, where=lambda j: j.job_id == oldest, scan_budget=4
+        )
+        pages += 1
+        seen += [j.job_id for j in page.jobs]
+        token = page.next_page_token
+        if token is None:
+            break
+        assert pages < 20, "the pages never end"
+
+    assert seen == [oldest]
+    assert pages > 1  # the first pages came back short, with a token to go on
+    assert sum(reads) == len(ids)  # each record read once over all pages
+    # Without a filter a page is full, and no budget applies.
+    assert len(jobs.page("erin", limit=5, scan_budget=1).jobs) == 5

@@ -285,7 +285,8 @@ def _ran(job: Job, name: str, version: str) -> bool:
 
 
 def jobs_of_version(principal: Principal, name: str, version: str, limit: int = 20):
-    """The latest predict jobs the principal may see that ran this version."""
+    """The latest predict jobs the principal may see that ran this version, among the
+    latest jobs the engine reads for one page (`JobStore.page`'s scan budget)."""
     page = backends().jobs.page(
         _owner(principal), kind=JobKind.PREDICT, limit=limit, where=lambda j: _ran(j, name, version)
     )

@@ -153,10 +153,12 @@ def index_live() -> Response:
     wanted = _filters()
     back = url_for("ui.jobs.index", **_query(wanted))
     rows = []
-    for row in _rows(wanted)[0]:
+    found, next_token = _rows(wanted)
+    for row in found:
         html = render_template("ui/_job_row.html", row=row, back=back)
         rows.append({"id": row["id"], "state": row["state"], "html": html, "tag": _tag(html)})
-    empty = render_template("ui/_jobs_empty.html", wanted=wanted) if not rows else ""
+    older = next_token and url_for("ui.jobs.index", **_query(wanted, page_token=next_token))
+    empty = render_template("ui/_jobs_empty.html", wanted=wanted, older=older) if not rows else ""
     return jsonify(rows=rows, empty=empty)
 
 

@@ -254,3 +254,24 @@ def test_a_check_that_may_lag_answers_at_once_and_reads_again_behind(warehouse, 
         f"warehouse.write(pd.DataFrame({{'s': [1]}}), TableId.parse('{later}'), 'WRITE_TRUNCATE')",
     )
     assert warehouse.column_names(later) == ["s"]  # strict: read again before answering
+
+
+def test_a_new_dataset_in_every_check_does_not_grow_the_cache(warehouse, opens):
+    """A caller naming another dataset in each request (one token can) costs a read each,
+    never memory that stays: the process keeps a bounded number of dataset reads."""
+    from mlsys.warehouse.duckdb.read_cache import MAX_ENTRIES, MAX_GROUPS
+
+    asked = MAX_GROUPS * 3
+    for i in range(asked):
+        assert warehouse.column_names(TableId.parse(f"mlsys-local.ds_{i}.out")) is None
+    cache = warehouse._cache
+    assert len(opens) == asked  # each dataset was read once
+    assert len(cache._groups) == MAX_GROUPS
+    assert len(cache._answers) <= MAX_ENTRIES
+    assert len(cache._reading) <= MAX_GROUPS + MAX_ENTRIES
+    # Another table of a dataset read lately is answered from that read; of one read long
+    # ago (its read dropped), by a new read.
+    assert warehouse.column_names(TableId.parse(f"mlsys-local.ds_{asked - 1}.other")) is None
+    assert len(opens) == asked
+    assert warehouse.column_names(TableId.parse("mlsys-local.ds_0.other")) is None
+    assert len(opens) == asked + 1

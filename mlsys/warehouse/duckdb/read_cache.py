@@ -38,6 +38,9 @@ Depends = Literal["rows", "schema"]
 
 #: Answers kept per process at most (the oldest go first).
 MAX_ENTRIES = 512
+#: Group reads (a dataset's columns, each up to GROUP_TABLES answers) kept per process at
+#: most: a caller naming a new dataset in every request must not grow the process.
+MAX_GROUPS = 64
 _MISSING = object()
 _NO_LOCK = contextlib.nullcontext()
 #: Counters per kind of change.
@@ -207,7 +210,9 @@ class ReadCache:
         now = time.monotonic()
         for asked, (seen, value) in answers.items():
             self._answers[asked] = (self.versions.key(versions, seen, depends), now, value)
-        self._groups[group] = (versions, now, answers)
+        with self._guard:  # re-inserted, so the groups read longest ago go first
+            self._groups.pop(group, None)
+            self._groups[group] = (versions, now, answers)
         return answers
 
     def _refresh_later(self, group: tuple, depends: Depends, read_group: Callable) -> None:
@@ -235,3 +240,8 @@ class ReadCache:
             oldest = next(iter(self._answers))
             self._answers.pop(oldest, None)
             self._reading.pop(oldest, None)
+        with self._guard:
+            while len(self._groups) > MAX_GROUPS:
+                oldest = next(iter(self._groups))
+                self._groups.pop(oldest)
+                self._reading.pop(oldest, None)

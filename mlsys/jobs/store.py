@@ -337,9 +337,9 @@ class JobStore:
         next_page_token = None
         if len(found) > limit:
             score, member, _ = found[limit - 1]
-            next_page_token = f"{int(score)}.{member}"
+            next_page_token = _page_token(score, member)
         elif stopped:
-            next_page_token = f"{int(float(high))}.{after}"
+            next_page_token = _page_token(float(high), str(after))
         return JobPage(jobs=jobs, next_page_token=next_page_token)
 
     def prune_indexes(self, batch: int = 500) -> int:
@@ -583,6 +583,11 @@ class JobStore:
             pipe.zrange(keys.workers(), 0, -1)
             _removed, live = pipe.execute()
         return sum(int(member.partition("|")[0]) for member in live)
+
+
+def _page_token(score: float, member: str) -> str:
+    """Where the next page starts: after `member`, at its score (read by _parse_page_token)."""
+    return f"{int(score)}.{member}"
 
 
 def _parse_page_token(token: str | None) -> tuple[float | str, str | None]:

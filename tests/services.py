@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -45,8 +46,40 @@ def isolate_this_process() -> None:
     os.environ["REDIS_URL"] = NO_REDIS
 
 
-def free_port() -> int:
+#: Where test servers listen: below the kernel's ephemeral range. A port the kernel picks with
+#: bind(0) lies inside that range, so between the check and the server's own bind any client
+#: socket (a Redis connection, an HTTP call) may take it as its local port, and the server fails
+#: to start. Ports below the range are never handed to a client; only another listener can take
+#: one, and a random pick among thousands makes that rare.
+LISTEN_PORTS_FLOOR = 20000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default where the range cannot be read (macOS starts at 49152)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A port no one listens on, outside the range client sockets are given."""
+    ceiling = _ephemeral_floor()
+    if ceiling - LISTEN_PORTS_FLOOR >= 1000:
+        for _ in range(100):
+            port = random.randrange(LISTEN_PORTS_FLOOR, ceiling)
+            if _bindable(port):
+                return port
+    with socket.socket() as sock:  # a narrowed or moved range: let the kernel pick
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
@@ -73,40 +106,36 @@ def redis_server(workdir: Path) -> Iterator[str]:
         redis.Redis.from_url(base).flushdb()
         yield base
         return
-    port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-
-    def up():
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
-
+    proc, url = _start_redis(binary, workdir)
     try:
-        wait_for(up, what="redis-server")
         yield url
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _start_redis(binary: str, workdir: Path, attempts: int = 3) -> tuple[subprocess.Popen, str]:
+    """redis-server on a free port, on another one if a listener took it first: the server then
+    exits at once, and the port answers for someone else, so the answer must name our pid."""
+    for _ in range(attempts):
+        port = free_port()
+        args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(workdir)]  # fmt: skip
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=port, socket_timeout=2)
+
+        def up(proc=proc, client=client):
+            if proc.poll() is not None:
+                return "exited"
+            try:
+                return client.info("server")["process_id"] == proc.pid
+            except redis.ConnectionError:
+                return False
+
+        if wait_for(up, what="redis-server") is True:
+            return proc, f"redis://127.0.0.1:{port}/0"
+    raise RuntimeError(f"redis-server exited at start {attempts} times: ports taken?")
 
 
 class CrashableRedis:

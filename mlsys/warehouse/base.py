@@ -278,7 +278,11 @@ class Warehouse(ABC):
     def merge(self, table: TableId, rows: pa.Table, keys: list[str]) -> MergeResult:
         """Upsert `rows` into `table` by `keys`: insert new keys, update rows whose values
         differ, leave equal rows untouched (a no-change merge writes nothing). Creates the
-        table from `rows.schema` when missing."""
+        table from `rows.schema` when missing, and adds the nullable columns of `rows` that it
+        lacks at its end (its older rows read NULL there): mlsys' own tables grow in place.
+
+        Raises:
+            SchemaMismatch: `rows` has a column the table lacks that is not nullable."""
 
     def session(self, write: bool = True) -> contextlib.AbstractContextManager[None]:
         """Group several short calls (e.g. the checks of one request) on one connection where

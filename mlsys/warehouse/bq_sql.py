@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlsys.errors import SchemaMismatch
 from mlsys.ids import TableId, check_column
 from mlsys.warehouse.base import JOB_ID_COLUMN, KeyExclusion
 
@@ -165,6 +166,19 @@ def count_new_keys(target: TableId, source: TableId, keys: list[str]) -> str:
         f"SELECT COUNT(*) AS n FROM {table_ref(source)} AS S\n"
         f"WHERE NOT EXISTS (SELECT 1 FROM {table_ref(target)} AS T WHERE {_on(keys)})"
     )
+
+
+def add_column(table: TableId, field: dict) -> str:
+    """Add one nullable column (REST form, a scalar or an array of one) at the end of `table`,
+    unless it is there already. One per statement: the emulator runs no more."""
+    kind = field["type"]
+    if kind == "RECORD":
+        raise SchemaMismatch(
+            f"Column {field['name']!r} is a STRUCT: add it to {table} with its Terraform schema."
+        )
+    if field.get("mode") == "REPEATED":
+        kind = f"ARRAY<{kind}>"
+    return f"ALTER TABLE {table_ref(table)} ADD COLUMN IF NOT EXISTS {col(field['name'])} {kind}"
 
 
 def merge(target: TableId, source: TableId, columns: list[str], keys: list[str]) -> str:

@@ -196,3 +196,31 @@ def test_merge_upserts_and_a_no_change_merge_writes_nothing(warehouse, table):
     assert (result.inserted, result.updated) == (1, 1)
     got = warehouse.read_table(table).to_pandas().set_index("name")["status"].to_dict()
     assert got == {"a": "ok", "b": "gone", "c": "ok"}
+
+
+def test_a_merge_adds_a_new_nullable_column_at_the_end_and_older_rows_read_null(warehouse, table):
+    """An owned table made by an older release gains a column its rows now carry (as
+    `prediction_stats.principal` did) at the first merge that writes it."""
+    old = pa.table({"name": ["a"], "version": [1], "status": ["ok"]})
+    warehouse.merge(table, old, ["name", "version"])
+    new = pa.table({"name": ["b"], "version": [1], "status": ["ok"], "owner": ["alice"]})
+
+    assert warehouse.merge(table, new, ["name", "version"]).inserted == 1
+    assert warehouse.column_names(table) == ["name", "version", "status", "owner"]
+    got = {row["name"]: row["owner"] for row in warehouse.read_table(table).to_pylist()}
+    assert got == {"a": None, "b": "alice"}
+    # Once added, the column is an ordinary one: a merge of the old rows changes nothing.
+    assert warehouse.merge(table, new, ["name", "version"]).changed == 0
+
+
+def test_a_merge_refuses_a_new_column_that_may_not_be_null(warehouse, table):
+    warehouse.merge(table, pa.table({"name": ["a"], "version": [1]}), ["name", "version"])
+    schema = pa.schema(
+        [pa.field("name", pa.string()), pa.field("version", pa.int64()),
+         pa.field("owner", pa.string(), nullable=False)]
+    )  # fmt: skip
+    rows = pa.table({"name": ["b"], "version": [1], "owner": ["alice"]}, schema=schema)
+
+    with pytest.raises(SchemaMismatch, match="must be nullable"):
+        warehouse.merge(table, rows, ["name", "version"])
+    assert warehouse.column_names(table) == ["name", "version"]

@@ -328,11 +328,34 @@ class StagedOutput:
                 self.tables.drop(table)
         self.tables.drop(self.snapshot_table(scope))
 
+    def _add_columns(
+        self, table: TableId, existing: Any, fields: list[dict], schema: pa.Schema
+    ) -> list[dict]:
+        """Add `fields` at the end of `table` (as read: `existing`), one DDL statement each
+        (IF NOT EXISTS: two first merges at once both succeed); the table's fields after.
+        A column new to one of mlsys' own tables (`mlsys.tables`) reaches a table made before
+        it here, where Terraform has not added it yet."""
+        required = [f["name"] for f in fields if not schema.field(f["name"]).nullable]
+        if required:
+            raise SchemaMismatch(
+                f"Table {table} lacks the required column(s) {required}: a column added to an "
+                "existing table must be nullable."
+            )
+        for field in fields:
+            self.tables.run(
+                bq_sql.add_column(table, field),
+                what=f"Adding the column {field['name']!r} to {table}",
+            )
+        # What the statements made, not a re-read: a table's metadata may lag its DDL.
+        return [*api_fields(existing), *fields]
+
     def merge(self, table: TableId, rows: pa.Table, keys: list[str]) -> MergeResult:
-        """Upsert `rows` by `keys` with one MERGE from a temporary table next to `table`.
+        """Upsert `rows` by `keys` with one MERGE from a temporary table next to `table`, after
+        adding the nullable columns of `rows` that `table` lacks.
 
         Raises:
-            SchemaMismatch: a key is not a column, or `rows` has columns `table` lacks.
+            SchemaMismatch: a key is not a column, or `rows` has a REQUIRED column `table`
+                lacks.
         """
         fields = bq_fields(rows.schema)
         columns = [f["name"] for f in fields]
@@ -344,7 +367,11 @@ class StagedOutput:
         if existing is None:
             self.tables.create(table, fields, exists_ok=True)
         else:
-            fields = check_append(api_fields(existing), rows.schema, table, null_counts(rows))
+            have = api_fields(existing)
+            names = {f["name"] for f in have}
+            if new := [f for f in fields if f["name"] not in names]:
+                have = self._add_columns(table, existing, new, rows.schema)
+            fields = check_append(have, rows.schema, table, null_counts(rows))
             # The temporary source holds NULLABLE columns; the MERGE into `table` is where
             # BigQuery enforces its REQUIRED ones.
             fields = relaxed([f for f in fields if f["name"] in columns])

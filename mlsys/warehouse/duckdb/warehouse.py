@@ -42,6 +42,7 @@ from mlsys.errors import (
     BackendUnavailable,
     InvalidRequest,
     PermissionDenied,
+    SchemaMismatch,
     TableNotEmpty,
     TableNotFound,
 )
@@ -566,6 +567,7 @@ class DuckDBWarehouse(Warehouse):
                 created = not table_exists(con, table)
                 if created:
                     execute(con, f"CREATE TABLE {name} AS SELECT * FROM _mlsys_source LIMIT 0")
+                added = _add_missing_columns(con, table, rows.schema)
                 updated = 0
                 if others:
                     updated = execute(
@@ -579,7 +581,7 @@ class DuckDBWarehouse(Warehouse):
                     f"ANTI JOIN {name} AS t USING ({key_list})",
                 )[0][0]
                 execute(con, "COMMIT")
-                self._changed(table, schema=created)
+                self._changed(table, schema=created or added)
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
                     execute(con, "ROLLBACK")
@@ -587,6 +589,28 @@ class DuckDBWarehouse(Warehouse):
             return MergeResult(inserted=inserted, updated=updated)
 
         return self._run(fn, table, write=True)
+
+
+def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: TableId, schema: pa.Schema) -> bool:
+    """Add the columns of `schema` that `table` lacks, at its end, typed as the source rows'
+    (`_mlsys_source`); whether any was added. Only nullable ones: older rows have no value."""
+    present = set(table_columns(con, table))
+    missing = [f for f in schema if f.name not in present]
+    if not missing:
+        return False
+    required = [f.name for f in missing if not f.nullable]
+    if required:
+        raise SchemaMismatch(
+            f"Table {table} lacks the required column(s) {required}: a column added to an "
+            "existing table must be nullable."
+        )
+    types = dict(execute(con, "SELECT column_name, column_type FROM (DESCRIBE _mlsys_source)"))
+    for f in missing:
+        execute(
+            con,
+            f"ALTER TABLE {duckdb_table(table)} ADD COLUMN {quote_ident(f.name)} {types[f.name]}",
+        )
+    return True
 
 
 _VECTOR_ROWS = 2_048  # DuckDB writes row groups in whole vectors

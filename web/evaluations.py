@@ -36,16 +36,14 @@ def readable_evaluations(
 ) -> list[dict[str, Any]]:
     """Only evaluations the caller's own jobs made, of tables it may read (an admin: all)."""
     principal = principal or current_principal()
-    if principal.is_admin:
-        return rows
-    # Like every job-derived read: another principal's evaluations (and job ids) stay private.
-    return readable(
-        [
+    if not principal.is_admin:
+        rows = [
             r
             for r in rows
             if may_read(r["output_table"], principal) and may_read(r["labels_table"], principal)
         ]
-    )
+    # Like every job-derived read: another principal's evaluations (and job ids) stay private.
+    return readable(rows)
 
 
 def authorize_evaluation(spec: EvaluateSpec, principal: Principal | None = None) -> None:

@@ -53,14 +53,25 @@ def owner() -> str | None:
 
 
 def readable(rows: list[dict], key: str = "job_id") -> list[dict]:
-    """Only the rows derived from jobs the caller may read (an admin: all of them). Every read
-    of job-derived data (monitoring history, statistics, charts) goes through this."""
+    """Only the rows derived from jobs the caller may read (an admin: all of them), without
+    their `principal`. Every read of job-derived data (monitoring history, statistics, charts)
+    goes through this.
+
+    A row names the principal that submitted its job, so it stays its owner's after the job's
+    record expires; a row written before rows named one is decided by the job's record (gone:
+    no one's but an admin's)."""
     principal = owner()
-    if principal is None:
-        return rows
-    ids = sorted({row[key] for row in rows})
-    mine = backends().jobs.owned_by(ids, principal) if ids else set()
-    return [row for row in rows if row[key] in mine]
+    if principal is not None:
+        unnamed = sorted({row[key] for row in rows if row.get("principal") is None})
+        theirs = backends().jobs.owned_by(unnamed, principal) if unnamed else set()
+        rows = [
+            row
+            for row in rows
+            if row.get("principal") == principal
+            or (row.get("principal") is None and row[key] in theirs)
+        ]
+    # Who owns a row decides who reads it; it is not part of what is read.
+    return [{k: v for k, v in row.items() if k != "principal"} for row in rows]
 
 
 @bp.get("/jobs")

@@ -183,6 +183,7 @@ def commit(job_id: str, attempt: int = 1) -> None:
                 prepared,
                 job_id,
                 [Profile.from_json(p) for p in profiles.load(job_id)],
+                principal=record.principal,
             )
             if settings.monitoring
             else None
@@ -271,6 +272,7 @@ def evaluate(job_id: str, attempt: int = 1) -> None:
                 # Progress counts the metric queries (record.rows_total of them).
                 progress=lambda done, total: jobs.set_progress(job_id, 0, done),
                 cancelled=run.should_stop,
+                principal=record.principal,
             )
         finally:
             warehouse.close()

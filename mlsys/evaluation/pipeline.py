@@ -108,9 +108,11 @@ def run_evaluation(
     cancelled: Callable[[], bool] = lambda: False,
     now: datetime | None = None,
     store: bool = True,
+    principal: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate, judge each day against the version's promise, compare versions, store the
-    days in `mlsys_{env}.evaluations` and return the job's result.
+    days in `mlsys_{env}.evaluations` (owned by `principal`, who submitted the job) and return
+    the job's result.
 
     Raises:
         TableNotFound / SchemaMismatch / InvalidRequest: bad input (see `checks`).
@@ -137,7 +139,7 @@ def run_evaluation(
     stored = 0
     if store:
         rows = evaluation_rows(
-            job_id, str(spec.output_table), str(spec.labels_table), window, judged
+            job_id, str(spec.output_table), str(spec.labels_table), window, judged, principal
         )
         stored = save_evaluation(warehouse, settings, spec.env, rows)
     return summarize(prepared, judged, comparisons, stored)

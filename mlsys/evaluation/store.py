@@ -18,7 +18,7 @@ from mlsys.ids import TableId, check_model_name
 from mlsys.settings import Settings
 from mlsys.tables import EVALUATIONS, arrow_fields
 from mlsys.warehouse.base import Warehouse
-from mlsys.warehouse.bq_sql import string_literal
+from mlsys.warehouse.bq_sql import col, string_literal
 
 KEYS = ["job_id", "model_name", "model_version", "day"]
 SCHEMA = arrow_fields(EVALUATIONS)
@@ -48,8 +48,10 @@ def evaluation_rows(
     labels_table: str,
     window: tuple[datetime, datetime],
     days: Iterable[tuple[GroupMetrics, dict[str, Any]]],
+    principal: str | None = None,
 ) -> pa.Table:
-    """The table's rows for the per-day groups of one job (and their judgements)."""
+    """The table's rows for the per-day groups of one job (and their judgements); `principal`
+    is who submitted the job (None: a run of the command line, which no principal owns)."""
     now = datetime.now(UTC)
     rows = []
     for group, judgement in days:
@@ -82,6 +84,7 @@ def evaluation_rows(
                 "window_start": window[0],
                 "window_end": window[1],
                 "evaluated_at": now,
+                "principal": principal,
             }
         )
     return pa.Table.from_pylist(rows, schema=SCHEMA)
@@ -102,15 +105,20 @@ def read_evaluations(
     model_version: int,
     details: bool = False,
 ) -> list[dict[str, Any]]:
-    """Every stored row of one model version, by day then evaluation time."""
+    """Every stored row of one model version, by day then evaluation time, with the
+    `principal` that owns it (readers filter on it and drop it: `web.jobs.readable`)."""
     table = evaluations_table(settings, env)
-    if not warehouse.exists(table):
+    present = warehouse.column_names(table)
+    if present is None:
         return []
-    columns = [n for n in SCHEMA.names if details or n != "details"]
+    # Only columns the table has: one made before a column gains it at the next job's write.
+    # Every name quoted: `rows` is a reserved word in BigQuery's SQL.
+    columns = [col(n) for n in SCHEMA.names if (details or n != "details") and n in present]
     sql = (
         f"SELECT {', '.join(columns)} FROM `{table}` "
-        f"WHERE model_name = {string_literal(check_model_name(model_name))} "
-        f"AND model_version = {int(model_version)} ORDER BY day, evaluated_at, job_id"
+        f"WHERE {col('model_name')} = {string_literal(check_model_name(model_name))} "
+        f"AND {col('model_version')} = {int(model_version)} "
+        f"ORDER BY {col('day')}, {col('evaluated_at')}, {col('job_id')}"
     )
     records = []
     for row in warehouse.query_arrow(sql).to_pylist():

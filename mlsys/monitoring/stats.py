@@ -108,8 +108,15 @@ def summarize(
 
 
 def stats_rows(
-    job_id: str, model_name: str, model_version: int, profile: Profile, report: DriftReport
+    job_id: str,
+    model_name: str,
+    model_version: int,
+    profile: Profile,
+    report: DriftReport,
+    principal: str | None = None,
 ) -> pa.Table:
+    """One row per feature; `principal` is who submitted the job (None: a run of the
+    command line, which no principal owns)."""
     now = datetime.now(UTC)
     rows = []
     for drift in report.features:
@@ -131,6 +138,7 @@ def stats_rows(
                 "mean": drift.mean,
                 "profile": json.dumps(profile.features[drift.feature].to_json()),
                 "computed_at": now,
+                "principal": principal,
             }
         )
     return pa.Table.from_pylist(rows, schema=SCHEMA)
@@ -145,13 +153,14 @@ def record_stats(
     model_version: int,
     reference_profile: dict[str, Any] | None,
     profiles: Iterable[Profile],
+    principal: str | None = None,
 ) -> dict[str, Any]:
     """Store a job's per-feature drift (a re-run of the same commit writes nothing new) and
     return the summary its job record shows. Monitoring never fails a job that committed: an
     error here is logged and reported as status `unavailable`."""
     try:
         profile, report = summarize(reference_profile, profiles, settings)
-        rows = stats_rows(job_id, model_name, model_version, profile, report)
+        rows = stats_rows(job_id, model_name, model_version, profile, report, principal)
         if rows.num_rows:
             warehouse.merge(stats_table(settings, env), rows, KEYS)
     except Exception as error:
@@ -163,12 +172,15 @@ def record_stats(
 def read_stats(
     warehouse: Warehouse, settings: Settings, env: str, model_name: str, model_version: int
 ) -> list[dict[str, Any]]:
-    """Every stored row of one model version, oldest job first."""
+    """Every stored row of one model version, oldest job first, with the `principal` that
+    owns it (readers filter on it and drop it: `web.jobs.readable`)."""
     table = stats_table(settings, env)
-    if not warehouse.exists(table):
+    present = warehouse.column_names(table)
+    if present is None:
         return []
+    # Only columns the table has: one made before a column gains it at the next job's write.
     # Every name quoted: `rows` is a reserved word in BigQuery's SQL.
-    columns = [col(n) for n in SCHEMA.names if n != "profile"]
+    columns = [col(n) for n in SCHEMA.names if n != "profile" and n in present]
     sql = (
         f"SELECT {', '.join(columns)} FROM `{table}` "
         f"WHERE {col('model_name')} = {string_literal(check_model_name(model_name))} "

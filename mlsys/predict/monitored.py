@@ -63,9 +63,10 @@ def record_job_stats(
     prepared: PreparedPredict,
     job_id: str,
     profiles: Iterable[Profile],
+    principal: str | None = None,
 ) -> dict[str, Any]:
-    """Store a job's per-feature drift and return the summary its job record shows (never
-    raises: see `mlsys.monitoring.stats.record_stats`)."""
+    """Store a job's per-feature drift, owned by `principal` (who submitted it), and return the
+    summary its job record shows (never raises: see `mlsys.monitoring.stats.record_stats`)."""
     model = prepared.model
     return record_stats(
         warehouse,
@@ -76,4 +77,5 @@ def record_job_stats(
         model.model_version,
         prepared.reference_profile,
         profiles,
+        principal,
     )

@@ -15,8 +15,10 @@ from jsonschema import Draft202012Validator
 from mlsys import datasets
 from mlsys.client import ApiError, MlsysClient
 from mlsys.ids import TableId
+from mlsys.jobs import JobStore, keys
 from mlsys.jobs.schedules import ScheduleStore
 from mlsys.models.artifacts import save_model
+from mlsys.monitoring.stats import stats_table
 from mlsys.registry import sync_registry
 from tests.integration.jobs_support import INPUT, OUTPUT, make_stack
 from tests.models import ScriptedClassifier
@@ -123,6 +125,10 @@ def test_an_evaluation_runs_on_a_worker_and_its_history_is_served(stack):
         spec = requests.get(
             f"{url}/openapi.json", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30
         ).json()
+        # The job records expire (MLSYS_JOB_TTL); the rows the worker wrote name their owner.
+        expired = [job.job_id, predicted.job_id]
+        JobStore.from_settings(stack.settings).client.delete(*map(keys.job, expired))
+        after_expiry = _history(url, READER)
 
     assert job.state == "succeeded", job.error
     assert retried.status_code == 200 and retried.json()["job_id"] == job.job_id, retried.text
@@ -158,6 +164,10 @@ def test_an_evaluation_runs_on_a_worker_and_its_history_is_served(stack):
     assert result["versions"][0]["window"]["matched"] == 3_000
     assert theirs.status_code == 200 and theirs.json()["evaluations"] == []
     assert [d["job_id"] for d in admins.json()["evaluations"]] == [job.job_id]
+    assert [d["job_id"] for d in after_expiry.json()["evaluations"]] == [job.job_id]
+    assert all("principal" not in d for d in after_expiry.json()["evaluations"])
+    stats = stack.warehouse.read_table(stats_table(stack.settings, "dev")).to_pylist()
+    assert {(r["job_id"], r["principal"]) for r in stats} == {(predicted.job_id, "local")}
 
 
 def test_a_cancelled_evaluation_stores_nothing(stack):

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from mlsys.jobs import JobKind, JobStore, NewJob
+from mlsys.jobs import JobKind, JobStore, NewJob, keys
 from mlsys.monitoring.stats import KEYS, SCHEMA, stats_table
 from mlsys.warehouse import open_warehouse
 from tests.integration.trust_support import bearer, serve_api
@@ -33,8 +33,9 @@ PRINCIPALS = [
 PATH = "/models/titanic-survival/versions/v1/monitoring"
 
 
-def _stats(job_id: str, secret: str) -> dict:
+def _stats(job_id: str, secret: str, principal: str | None = None) -> dict:
     return {
+        "principal": principal,
         "job_id": job_id,
         "model_name": "titanic-survival",
         "model_version": 1,
@@ -97,6 +98,37 @@ def test_a_registry_only_principal_reads_no_job_statistics(api):
 def test_an_admin_reads_every_jobs_monitoring(api):
     # The demo's own run is there too: it has statistics and no job record.
     assert set(api.job_ids.values()) < set(_seen(api, ADMIN))
+
+
+def _expire(api, *job_ids: str) -> None:
+    """What Redis does to a job record after its retention (MLSYS_JOB_TTL)."""
+    JobStore.from_settings(api.settings).client.delete(*(keys.job(j) for j in job_ids))
+
+
+def test_statistics_that_name_their_owner_stay_theirs_after_the_job_record_expires(api):
+    warehouse = open_warehouse(settings=api.settings)
+    rows = [
+        _stats(api.job_ids[name], f"owned-by-{name}", principal=name) for name in ("alice", "bob")
+    ]
+    warehouse.merge(stats_table(api.settings, "dev"), pa.Table.from_pylist(rows, SCHEMA), KEYS)
+    warehouse.close()
+    _expire(api, *api.job_ids.values())
+
+    assert _seen(api, TOKENS["alice"]) == [api.job_ids["alice"]]
+    assert _seen(api, TOKENS["bob"]) == [api.job_ids["bob"]]
+    bobs = api.call("GET", PATH, params={"env": "dev"}, headers=bearer(TOKENS["bob"]))
+    assert "owned-by-alice" not in bobs.text
+    # Who owns a row decides who reads it; it is not part of the answer, an admin's included.
+    admins = api.call("GET", PATH, params={"env": "dev"}, headers=bearer(ADMIN)).json()
+    assert all("principal" not in f for job in admins["jobs"] for f in job["features"])
+
+
+def test_statistics_written_before_they_named_an_owner_follow_the_job_record(api):
+    _expire(api, api.job_ids["alice"])
+
+    assert _seen(api, TOKENS["alice"]) == []  # the record is gone: no one's but an admin's
+    assert _seen(api, TOKENS["bob"]) == [api.job_ids["bob"]]
+    assert api.job_ids["alice"] in _seen(api, ADMIN)
 
 
 def _version_page(api, token: str) -> str:

@@ -178,6 +178,35 @@ def test_merge_on_the_emulator_counts_new_keys_first(client, read_client):
     assert "COUNT" in first.upper() and second.startswith("MERGE")
 
 
+def _concurrent_update() -> gexc.BadRequest:
+    """How BigQuery aborts one of two changes of a table at once (its job's error)."""
+    message = f"Could not serialize access to table {PROJECT}:d.t due to concurrent update"
+    return gexc.BadRequest(message, errors=[{"reason": "invalidQuery", "message": message}])
+
+
+@pytest.mark.parametrize("added_meanwhile", [True, False], ids=["by-another-job", "by-no-one"])
+def test_a_column_two_first_merges_add_at_once_is_added_once(wh, client, added_meanwhile):
+    """Two jobs' first writes after an upgrade both find the column missing; BigQuery aborts
+    one ALTER TABLE. The loser goes on when the winner added the column, and fails otherwise."""
+    older = _table(TABLE, {"k": "STRING", "v": "INT64"})
+    newer = _table(TABLE, {"k": "STRING", "v": "INT64", "w": "STRING"})
+    reads = [older, newer if added_meanwhile else older]
+    altered = _query_job()
+    answer(altered, "result", _concurrent_update())
+    _script_merge(client, altered, _query_job(dml={"insertedRowCount": "3"}))
+    answer(client, "get_table", lambda ref, **_: reads.pop(0))
+    rows = ROWS.append_column("w", pa.array(["x", "y", "z"]))
+
+    if added_meanwhile:
+        assert wh.merge(TABLE, rows, ["k"]).inserted == 3
+    else:
+        with pytest.raises(InvalidRequest, match="concurrent update"):
+            wh.merge(TABLE, rows, ["k"])
+    first = client.query.call_args_list[0].args[0]
+    assert first == f"ALTER TABLE `{PROJECT}.d.t` ADD COLUMN IF NOT EXISTS `w` STRING"
+    assert client.query.call_count == (2 if added_meanwhile else 1)
+
+
 @pytest.mark.parametrize("emulated", [False, True], ids=["bigquery", "bqemulator"])
 def test_query_results_come_through_the_storage_read_api(client, read_client, emulated):
     # bqemulator serves the Storage Read API for tables only, not for query results: there

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlsys.errors import SchemaMismatch
+from mlsys.errors import MlsysError, SchemaMismatch
 from mlsys.ids import TableId, check_column
 from mlsys.settings import Settings
 from mlsys.warehouse import bq_sql
@@ -342,11 +342,16 @@ class StagedOutput:
                 "existing table must be nullable."
             )
         for field in fields:
-            self.tables.run(
-                bq_sql.add_column(table, field),
-                what=f"Adding the column {field['name']!r} to {table}",
-            )
-        # What the statements made, not a re-read: a table's metadata may lag its DDL.
+            try:
+                self.tables.run(
+                    bq_sql.add_column(table, field),
+                    what=f"Adding the column {field['name']!r} to {table}",
+                )
+            except MlsysError:
+                # Two jobs' first writes at once: BigQuery may abort one of two changes of a
+                # table's schema. Fine if the other one added the column.
+                if field["name"] not in {f["name"] for f in api_fields(self.tables.get(table))}:
+                    raise
         return [*api_fields(existing), *fields]
 
     def merge(self, table: TableId, rows: pa.Table, keys: list[str]) -> MergeResult:

@@ -37,6 +37,15 @@ class OwnedTable:
         return json.dumps(list(self.fields), indent=2) + "\n"
 
 
+#: The last column of every job-derived table. Last: BigQuery adds columns only at the end of a
+#: schema, so a table made before it gains it in place (Terraform, or the first merge that
+#: writes it).
+OWNER = _f(
+    "principal",
+    "STRING",
+    "Who submitted the job: its owner reads the row after the job's record expires.",
+)
+
 MODEL_REGISTRY = OwnedTable(
     name="model_registry",
     clustering=("model_name",),
@@ -87,13 +96,7 @@ PREDICTION_STATS = OwnedTable(
         _f("mean", "FLOAT64", "Mean of a numeric feature."),
         _f("profile", "STRING", "The merged profile of the feature, as JSON."),
         _f("computed_at", "TIMESTAMP", "When the job's statistics were computed."),
-        # Last: BigQuery adds columns only at the end of a schema, so a table made before it
-        # gains it in place (Terraform, or the first merge that writes it).
-        _f(
-            "principal",
-            "STRING",
-            "Who submitted the job: its owner reads the row after the job's record expires.",
-        ),
+        OWNER,
     ),
 )
 
@@ -138,13 +141,7 @@ EVALUATIONS = OwnedTable(
         _f("window_start", "TIMESTAMP", "Start of the window of prediction times."),
         _f("window_end", "TIMESTAMP", "End of the window (after the label delay)."),
         _f("evaluated_at", "TIMESTAMP", "When the job computed the row."),
-        # Last: BigQuery adds columns only at the end of a schema, so a table made before it
-        # gains it in place (Terraform, or the first merge that writes it).
-        _f(
-            "principal",
-            "STRING",
-            "Who submitted the job: its owner reads the row after the job's record expires.",
-        ),
+        OWNER,
     ),
 )
 

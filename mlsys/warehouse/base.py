@@ -21,7 +21,7 @@ import pyarrow as pa
 from mlsys.dispositions import WRITE_DISPOSITIONS as WRITE_DISPOSITIONS
 from mlsys.dispositions import WriteDisposition as WriteDisposition
 from mlsys.dispositions import check_disposition as check_disposition
-from mlsys.errors import InvalidRequest, TableNotFound
+from mlsys.errors import InvalidRequest, SchemaMismatch, TableNotFound
 from mlsys.ids import TableId
 
 #: Column every committed prediction row carries; commit checks it to land a job only once.
@@ -142,6 +142,24 @@ class MergeResult:
     @property
     def changed(self) -> int:
         return self.inserted + self.updated
+
+
+def columns_to_add(table: TableId, rows: pa.Schema, present: Iterable[str]) -> list[pa.Field]:
+    """The columns of `rows` that `table` (with columns `present`) lacks, which a merge adds
+    at its end: only nullable ones, since the table's older rows have no value for them.
+
+    Raises:
+        SchemaMismatch: one of them is not nullable.
+    """
+    have = set(present)
+    missing = [f for f in rows if f.name not in have]
+    required = [f.name for f in missing if not f.nullable]
+    if required:
+        raise SchemaMismatch(
+            f"Table {table} lacks the required column(s) {required}: a column added to an "
+            "existing table must be nullable."
+        )
+    return missing
 
 
 class Warehouse(ABC):

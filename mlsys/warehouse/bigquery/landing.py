@@ -26,6 +26,7 @@ from mlsys.warehouse.base import (
     MergeResult,
     OutputLanding,
     StagedRows,
+    columns_to_add,
 )
 from mlsys.warehouse.bigquery.client import BigQueryTables, TableExists
 from mlsys.warehouse.bq_schema import (
@@ -328,19 +329,11 @@ class StagedOutput:
                 self.tables.drop(table)
         self.tables.drop(self.snapshot_table(scope))
 
-    def _add_columns(
-        self, table: TableId, existing: Any, fields: list[dict], schema: pa.Schema
-    ) -> list[dict]:
+    def _add_columns(self, table: TableId, existing: Any, fields: list[dict]) -> list[dict]:
         """Add `fields` at the end of `table` (as read: `existing`), one DDL statement each
         (IF NOT EXISTS: two first merges at once both succeed); the table's fields after.
         A column new to one of mlsys' own tables (`mlsys.tables`) reaches a table made before
         it here, where Terraform has not added it yet."""
-        required = [f["name"] for f in fields if not schema.field(f["name"]).nullable]
-        if required:
-            raise SchemaMismatch(
-                f"Table {table} lacks the required column(s) {required}: a column added to an "
-                "existing table must be nullable."
-            )
         for field in fields:
             try:
                 self.tables.run(
@@ -373,9 +366,9 @@ class StagedOutput:
             self.tables.create(table, fields, exists_ok=True)
         else:
             have = api_fields(existing)
-            names = {f["name"] for f in have}
-            if new := [f for f in fields if f["name"] not in names]:
-                have = self._add_columns(table, existing, new, rows.schema)
+            added = {f.name for f in columns_to_add(table, rows.schema, (f["name"] for f in have))}
+            if added:
+                have = self._add_columns(table, existing, [f for f in fields if f["name"] in added])
             fields = check_append(have, rows.schema, table, null_counts(rows))
             # The temporary source holds NULLABLE columns; the MERGE into `table` is where
             # BigQuery enforces its REQUIRED ones.

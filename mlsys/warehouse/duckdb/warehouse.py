@@ -42,7 +42,6 @@ from mlsys.errors import (
     BackendUnavailable,
     InvalidRequest,
     PermissionDenied,
-    SchemaMismatch,
     TableNotEmpty,
     TableNotFound,
 )
@@ -57,6 +56,7 @@ from mlsys.warehouse.base import (
     Warehouse,
     WriteDisposition,
     check_disposition,
+    columns_to_add,
 )
 from mlsys.warehouse.batches import rebatch
 from mlsys.warehouse.duckdb.connection import (
@@ -592,18 +592,11 @@ class DuckDBWarehouse(Warehouse):
 
 
 def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: TableId, schema: pa.Schema) -> bool:
-    """Add the columns of `schema` that `table` lacks, at its end, typed as the source rows'
-    (`_mlsys_source`); whether any was added. Only nullable ones: older rows have no value."""
-    present = set(table_columns(con, table))
-    missing = [f for f in schema if f.name not in present]
+    """Add the columns of `schema` that `table` lacks (`columns_to_add`), typed as the source
+    rows' (`_mlsys_source`); whether any was added."""
+    missing = columns_to_add(table, schema, table_columns(con, table))
     if not missing:
         return False
-    required = [f.name for f in missing if not f.nullable]
-    if required:
-        raise SchemaMismatch(
-            f"Table {table} lacks the required column(s) {required}: a column added to an "
-            "existing table must be nullable."
-        )
     types = dict(execute(con, "SELECT column_name, column_type FROM (DESCRIBE _mlsys_source)"))
     for f in missing:
         execute(

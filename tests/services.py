@@ -12,10 +12,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import redis
+
+T = TypeVar("T")
 
 #: Variables that configure mlsys or the processes of its stack. The tests' servers never
 #: inherit the developer's, and never read a `.env` (MLSYS_ENV_FILE empty): `bash
@@ -84,6 +88,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: Starts on fresh ports after a bind failure; a second one in a row is already rare.
+START_ATTEMPTS = 3
+
+
+class PortTaken(RuntimeError):
+    """A server exited at start because another process took its port first."""
+
+
+def on_free_ports(start: Callable[[], T]) -> T:
+    """`start()` again, on the fresh ports it picks, while another process takes them first."""
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            return start()
+        except PortTaken:
+            if attempt == START_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
     """Poll until `predicate()` is truthy; returns its value or raises TimeoutError."""
     deadline = time.monotonic() + timeout
@@ -107,7 +130,7 @@ def redis_server(workdir: Path) -> Iterator[str]:
         yield base
         return
     workdir.mkdir(parents=True, exist_ok=True)
-    proc, url = _start_redis(binary, workdir)
+    proc, url = on_free_ports(partial(_start_redis, binary, workdir))
     try:
         yield url
     finally:
@@ -115,27 +138,25 @@ def redis_server(workdir: Path) -> Iterator[str]:
         proc.wait(10)
 
 
-def _start_redis(binary: str, workdir: Path, attempts: int = 3) -> tuple[subprocess.Popen, str]:
-    """redis-server on a free port, on another one if a listener took it first: the server then
-    exits at once, and the port answers for someone else, so the answer must name our pid."""
-    for _ in range(attempts):
-        port = free_port()
-        args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(workdir)]  # fmt: skip
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=port, socket_timeout=2)
+def _start_redis(binary: str, workdir: Path) -> tuple[subprocess.Popen, str]:
+    """redis-server on a free port. If a listener took the port first, the server exits at
+    once and the port answers for someone else, so only an answer naming our pid counts."""
+    port = free_port()
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(workdir)]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port, socket_timeout=2)
 
-        def up(proc=proc, client=client):
-            if proc.poll() is not None:
-                return "exited"
-            try:
-                return client.info("server")["process_id"] == proc.pid
-            except redis.ConnectionError:
-                return False
+    def up():
+        if proc.poll() is not None:
+            raise PortTaken(f"redis-server exited at start on port {port}")
+        try:
+            return client.info("server")["process_id"] == proc.pid
+        except redis.ConnectionError:
+            return False
 
-        if wait_for(up, what="redis-server") is True:
-            return proc, f"redis://127.0.0.1:{port}/0"
-    raise RuntimeError(f"redis-server exited at start {attempts} times: ports taken?")
+    wait_for(up, what="redis-server")
+    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 class CrashableRedis:

